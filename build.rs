@@ -1,0 +1,4 @@
+//! Generates Rust from the `.tidl` files (see `src/lib.rs` and `tests/`).
+fn main() {
+    tidl_compiler::compile(&["services.tidl", "tests/support.tidl"]);
+}

@@ -1,0 +1,316 @@
+//! Errors in `.tidl` files, located by byte spans and rendered the way rustc renders its own:
+//!
+//! ```text
+//! error: unknown type `strng`
+//!  --> services.tidl:5:14
+//!   |
+//! 5 |     rpc echo(strng) -> string;
+//!   |              ^^^^^ did you mean `string`?
+//! ```
+
+use std::fmt::{self, Write as _};
+
+/// Identifies a source file in a [`SourceMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId(pub(crate) usize);
+
+/// A byte range in one source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span {
+    /// The file.
+    pub file: FileId,
+    /// Byte offset of the first byte.
+    pub start: usize,
+    /// Byte offset just past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    pub(crate) fn new(file: FileId, start: usize, end: usize) -> Span {
+        Span { file, start, end }
+    }
+}
+
+/// The source files of one compilation, for locating spans.
+#[derive(Debug, Default, Clone)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+#[derive(Debug, Clone)]
+struct SourceFile {
+    path: String,
+    text: String,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
+}
+
+impl SourceMap {
+    /// Adds a file and returns its id.
+    pub fn add(&mut self, path: impl Into<String>, text: impl Into<String>) -> FileId {
+        let text = text.into();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        self.files.push(SourceFile { path: path.into(), text, line_starts });
+        FileId(self.files.len() - 1)
+    }
+
+    /// The path a file was added with.
+    pub fn path(&self, file: FileId) -> &str {
+        &self.files[file.0].path
+    }
+
+    /// The text of a file.
+    pub fn text(&self, file: FileId) -> &str {
+        &self.files[file.0].text
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
+        let f = &self.files[file.0];
+        let offset = floor_char_boundary(&f.text, offset.min(f.text.len()));
+        let line = f.line_starts.partition_point(|&start| start <= offset) - 1;
+        let col = f.text[f.line_starts[line]..offset].chars().count() + 1;
+        (line + 1, col)
+    }
+
+    /// The text of 1-based line `line`, without its line break.
+    fn line_text(&self, file: FileId, line: usize) -> &str {
+        let f = &self.files[file.0];
+        let start = f.line_starts[line - 1];
+        let end = f.line_starts.get(line).copied().unwrap_or(f.text.len());
+        f.text[start..end].trim_end_matches(['\n', '\r'])
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// A labelled span: the primary label is underlined with `^`, secondary ones with `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// Where.
+    pub span: Span,
+    /// What to say there (may be empty).
+    pub message: String,
+    /// Whether this is the error's own location.
+    pub primary: bool,
+}
+
+/// One error in a `.tidl` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The headline, without a trailing dot.
+    pub message: String,
+    /// The error's location first, then related locations.
+    pub labels: Vec<Label>,
+    /// `= help: ...` lines.
+    pub help: Vec<String>,
+}
+
+impl Diagnostic {
+    /// An error at `span` with headline `message`.
+    pub(crate) fn error(span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            message: message.into(),
+            labels: vec![Label { span, message: String::new(), primary: true }],
+            help: Vec::new(),
+        }
+    }
+
+    /// Sets the text under the primary span.
+    pub(crate) fn label(mut self, message: impl Into<String>) -> Diagnostic {
+        self.labels[0].message = message.into();
+        self
+    }
+
+    /// Adds a related location.
+    pub(crate) fn secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label { span, message: message.into(), primary: false });
+        self
+    }
+
+    /// Adds a `= help:` line.
+    pub(crate) fn help(mut self, message: impl Into<String>) -> Diagnostic {
+        self.help.push(message.into());
+        self
+    }
+
+    /// The primary span.
+    pub fn span(&self) -> Span {
+        self.labels[0].span
+    }
+
+    /// Renders the diagnostic as rustc does, with source lines from `sources`.
+    pub fn render(&self, sources: &SourceMap) -> String {
+        let mut out = String::new();
+        let _ = self.render_into(sources, &mut out);
+        out
+    }
+
+    fn render_into(&self, sources: &SourceMap, out: &mut String) -> fmt::Result {
+        let primary = self.span();
+        // The gutter is as wide as the largest line number shown.
+        let width = self
+            .labels
+            .iter()
+            .map(|l| sources.line_col(l.span.file, l.span.start).0.to_string().len())
+            .max()
+            .unwrap_or(1);
+        let pad = " ".repeat(width);
+        writeln!(out, "error: {}", self.message)?;
+        // Labels grouped by file, the primary's file first; within a file, by position.
+        let mut files: Vec<FileId> = vec![primary.file];
+        for label in &self.labels {
+            if !files.contains(&label.span.file) {
+                files.push(label.span.file);
+            }
+        }
+        for (i, file) in files.iter().enumerate() {
+            let mut labels: Vec<&Label> = self.labels.iter().filter(|l| l.span.file == *file).collect();
+            labels.sort_by_key(|l| (l.span.start, !l.primary));
+            let anchor = if i == 0 { primary } else { labels[0].span };
+            let (line, col) = sources.line_col(anchor.file, anchor.start);
+            let arrow = if i == 0 { "-->" } else { ":::" };
+            writeln!(out, "{pad}{arrow} {}:{line}:{col}", sources.path(anchor.file))?;
+            writeln!(out, "{pad} |")?;
+            let mut previous_line: Option<usize> = None;
+            for label in labels {
+                let (line, col) = sources.line_col(label.span.file, label.span.start);
+                if previous_line != Some(line) {
+                    if previous_line.is_some_and(|p| line > p + 1) {
+                        writeln!(out, "...")?;
+                    }
+                    let text = sources.line_text(label.span.file, line);
+                    writeln!(out, "{line:>width$} | {}", expand_tabs(text).trim_end())?;
+                }
+                previous_line = Some(line);
+                let text = sources.line_text(label.span.file, line);
+                let (indent, len) = underline(text, col, label, sources);
+                let mark = if label.primary { "^" } else { "-" };
+                let mut underline = format!("{pad} | {}{}", " ".repeat(indent), mark.repeat(len));
+                if !label.message.is_empty() {
+                    underline.push(' ');
+                    underline.push_str(&label.message);
+                }
+                writeln!(out, "{underline}")?;
+            }
+        }
+        for help in &self.help {
+            writeln!(out, "{pad} |")?;
+            writeln!(out, "{pad} = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the underline of `label` starts (in display columns) and how long it is, on a line
+/// whose text is `text` and where the span starts at 1-based character column `col`.
+fn underline(text: &str, col: usize, label: &Label, sources: &SourceMap) -> (usize, usize) {
+    let before: String = text.chars().take(col - 1).collect();
+    let indent = expand_tabs(&before).chars().count();
+    let span_text = &sources.text(label.span.file)[label.span.start.min(label.span.end)..label.span.end];
+    // Underline to the end of the span or of its first line, at least one column.
+    let first_line = span_text.split('\n').next().unwrap_or("");
+    let len = expand_tabs(first_line).chars().count().max(1);
+    (indent, len)
+}
+
+fn expand_tabs(text: &str) -> String {
+    text.replace('\t', "    ")
+}
+
+/// Renders several diagnostics, separated by blank lines, then a summary line.
+pub(crate) fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.render(sources));
+        out.push('\n');
+    }
+    let n = diagnostics.len();
+    let _ = writeln!(out, "error: could not compile the .tidl input due to {n} previous error{}", if n == 1 { "" } else { "s" });
+    out
+}
+
+/// Edit distance between two names, for "did you mean" suggestions.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate closest to `name`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primary_and_secondary_labels_render_like_rustc() {
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.tidl", "struct Point {}\n\n\nstruct Point {}\n");
+        let d = Diagnostic::error(Span::new(file, 24, 29), "the name `Point` is defined twice")
+            .label("redefined here")
+            .secondary(Span::new(file, 7, 12), "first defined here")
+            .help("rename one of them");
+        assert_eq!(
+            d.render(&sources),
+            "error: the name `Point` is defined twice
+ --> a.tidl:4:8
+  |
+1 | struct Point {}
+  |        ----- first defined here
+...
+4 | struct Point {}
+  |        ^^^^^ redefined here
+  |
+  = help: rename one of them
+"
+        );
+    }
+
+    #[test]
+    fn tabs_and_multibyte_characters_keep_the_caret_aligned() {
+        let mut sources = SourceMap::default();
+        let file = sources.add("t.tidl", "\t/* é */ strng");
+        let start = "\t/* é */ ".len();
+        let d = Diagnostic::error(Span::new(file, start, start + 5), "unknown type `strng`");
+        assert_eq!(
+            d.render(&sources),
+            "error: unknown type `strng`
+ --> t.tidl:1:10
+  |
+1 |     /* é */ strng
+  |             ^^^^^
+"
+        );
+    }
+
+    #[test]
+    fn suggestions_find_close_names_only() {
+        assert_eq!(suggest("strng", ["string", "bytes", "bool"]), Some("string"));
+        assert_eq!(suggest("u33", ["u32", "u64", "i32"]), Some("u32"));
+        assert_eq!(suggest("Widget", ["string", "Point"]), None);
+    }
+}

@@ -1,0 +1,527 @@
+//! The client: one connection, many concurrent calls.
+//!
+//! A [`Client`] is a cheap handle (an `Arc`) on one connection. Making a call encodes the request
+//! straight into the connection's outbox (see `outbox.rs`) and registers a one-shot reply slot
+//! under a fresh request id; a reader task routes each response to its slot. There is no
+//! dispatch task between the caller and the socket, so a call costs no task switch before it is
+//! written.
+//!
+//! The connection closes when the last `Client` handle and the last pending [`Call`] are
+//! dropped: the writer first flushes everything queued (cancels included), then shuts the socket
+//! down, and the server cancels whatever the client left running.
+
+use crate::call::Call;
+use crate::codec;
+use crate::context::Context;
+use crate::error::{Code, Status};
+use crate::frame::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder, Header, Outcome};
+use crate::handshake::{self, HELLO_LEN};
+use crate::outbox::{Outbox, PushError};
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+/// Bytes the reader asks the socket for at least, per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Settings of a client connection. Build one with `ClientConfig::default()` and set fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The longest frame this client sends or accepts, in bytes. A call whose request would be
+    /// longer fails locally with `ResourceExhausted` before anything is sent; a longer reply
+    /// closes the connection. Default: 8 MiB.
+    pub max_frame_len: usize,
+    /// The timeout of calls that set none of their own. Default: none.
+    pub default_timeout: Option<Duration>,
+    /// How long [`Client::dial`] may take to connect and complete the handshake. Default: 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            default_timeout: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Identifies a method: its service's name and its own name, as declared in the `.tidl` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Method {
+    service: &'static str,
+    name: &'static str,
+}
+
+impl Method {
+    /// The method `name` of `service`.
+    pub const fn new(service: &'static str, name: &'static str) -> Method {
+        Method { service, name }
+    }
+
+    /// The service's name.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// The method's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.service, self.name)
+    }
+}
+
+/// Per-call settings: a timeout, and the context of the handler a call is made from.
+///
+/// Generated clients carry a `CallOptions` and expose it as builder steps
+/// (`client.example().timeout(d).echo(..)`).
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    timeout: Option<Duration>,
+    parent: Option<Context>,
+}
+
+impl CallOptions {
+    /// Fails the call with `DeadlineExceeded` if it has not completed after `timeout`; the
+    /// server is told the deadline and stops the handler when it passes.
+    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Makes the call part of the handler call `parent`: the call's deadline is never later
+    /// than the parent's, and the call is cancelled when the parent is.
+    pub fn context(mut self, parent: &Context) -> CallOptions {
+        self.parent = Some(parent.clone());
+        self
+    }
+}
+
+/// A connection to a tidl server; clone it freely, every clone shares the connection.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tidl_runtime::Status> {
+/// let client = tidl_runtime::Client::dial("127.0.0.1:23333").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    handle: Arc<Handle>,
+}
+
+/// Closes the connection when the last `Client` (and the last `Call`, which holds a `Client`)
+/// is dropped.
+struct Handle {
+    conn: Arc<Conn>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.conn.close();
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("peer", &self.handle.conn.peer).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to a tidl server over TCP (with `TCP_NODELAY`) and completes the handshake.
+    pub async fn dial(addr: impl ToSocketAddrs) -> Result<Client, Status> {
+        Client::dial_with(addr, ClientConfig::default()).await
+    }
+
+    /// [`dial`](Client::dial) with settings.
+    pub async fn dial_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, Status> {
+        let deadline = Instant::now() + config.connect_timeout;
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "could not connect within {:?} (ClientConfig::connect_timeout)",
+                    config.connect_timeout
+                ))
+            })?
+            .map_err(|e| Status::unavailable(format!("could not connect: {e}")).with_source(e))?;
+        // Cancels and small requests must never wait for a delayed ACK.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Status::unavailable(format!("could not set TCP_NODELAY: {e}")).with_source(e))?;
+        let peer = stream.peer_addr().map_or_else(|_| "the server".to_owned(), |a| a.to_string());
+        let (read, write) = stream.into_split();
+        let timeout = config.connect_timeout;
+        let client = Client::spawn(read, write, config, peer);
+        match tokio::time::timeout_at(deadline, client.ready()).await {
+            Ok(result) => result.map(|()| client),
+            Err(_) => Err(Status::unavailable(format!(
+                "{} did not complete the tidl handshake within {timeout:?} \
+                 (ClientConfig::connect_timeout)",
+                client.handle.conn.peer
+            ))),
+        }
+    }
+
+    /// A client over any byte stream (a Unix socket, a TLS stream, an in-memory pipe).
+    ///
+    /// Returns at once: the handshake is sent ahead of the first calls and checked by the
+    /// connection's reader; if it fails, every call fails with `Unavailable` saying why. Await
+    /// [`ready`](Client::ready) to check it up front. Must be called inside a tokio runtime.
+    pub fn new<IO>(io: IO) -> Client
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        Client::with_config(io, ClientConfig::default())
+    }
+
+    /// [`new`](Client::new) with settings.
+    pub fn with_config<IO>(io: IO, config: ClientConfig) -> Client
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        Client::spawn(read, write, config, "the server".to_owned())
+    }
+
+    /// Completes once the server has accepted the handshake, or fails saying why it did not.
+    pub async fn ready(&self) -> Result<(), Status> {
+        let mut ready = self.handle.conn.ready.subscribe();
+        let state = ready.wait_for(|state| !matches!(state, Readiness::Connecting)).await;
+        match state.as_deref() {
+            Ok(Readiness::Ready) => Ok(()),
+            Ok(Readiness::Failed(status)) => Err(status.clone()),
+            Ok(Readiness::Connecting) | Err(_) => {
+                Err(Status::unavailable("the connection closed during the handshake"))
+            }
+        }
+    }
+
+    /// Starts a call of `method` with argument `arg`; generated clients call this.
+    ///
+    /// The request is queued for the connection's writer before this returns, whether or not
+    /// the returned [`Call`] is ever awaited.
+    pub fn call<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Call<T, E>
+    where
+        A: Serialize + ?Sized,
+    {
+        let conn = &self.handle.conn;
+        let now = Instant::now();
+        let timeout = options.timeout.or(conn.config.default_timeout);
+        let mut deadline = timeout.map(|t| now + t);
+        let mut parent_token = None;
+        if let Some(parent) = &options.parent {
+            if parent.token().is_cancelled() {
+                return Call::failed(Status::cancelled(format!(
+                    "`{method}` was not started: the call it belongs to was cancelled"
+                )));
+            }
+            if let Some(parent_deadline) = parent.deadline() {
+                deadline = Some(deadline.map_or(parent_deadline, |d| d.min(parent_deadline)));
+            }
+            parent_token = Some(parent.token().clone());
+        }
+        let timeout_micros = match deadline {
+            Some(deadline) if deadline <= now => {
+                return Call::failed(Status::new(
+                    Code::DeadlineExceeded,
+                    format!("`{method}` was not started: its deadline had already passed"),
+                ));
+            }
+            Some(deadline) => {
+                let micros = deadline.duration_since(now).as_micros();
+                Some(u64::try_from(micros).unwrap_or(u64::MAX))
+            }
+            None => None,
+        };
+
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let id = {
+            let mut calls = conn.calls();
+            if let Some(status) = &calls.refusal {
+                return Call::failed(status.clone());
+            }
+            let id = calls.next_id;
+            calls.next_id += 1;
+            calls.pending.insert(id, reply_tx);
+            id
+        };
+        let header = Header::Request {
+            id,
+            service: method.service().into(),
+            method: method.name().into(),
+            timeout_micros,
+        };
+        let pushed = conn.outbox.push(|buf, max| {
+            frame::write_frame(buf, max, &header, |buf, limit| codec::encode_into(arg, buf, limit))
+        });
+        if let Err(e) = pushed {
+            let mut calls = conn.calls();
+            calls.pending.remove(&id);
+            let status = match e {
+                PushError::Closed => calls.refusal.clone().unwrap_or_else(|| {
+                    Status::unavailable("the connection is closed")
+                }),
+                PushError::Frame(e) => e.into_status(
+                    &format!("the request to `{method}`"),
+                    "ClientConfig::max_frame_len",
+                ),
+            };
+            return Call::failed(status);
+        }
+        Call::pending(self.clone(), id, reply_rx, method, deadline, timeout, parent_token)
+    }
+
+    /// Cancels call `id`: resolves it with `status` and tells the server, unless it has already
+    /// completed. Returns whether the call was still pending.
+    pub(crate) fn cancel(&self, id: u64, status: Option<Status>) -> bool {
+        let conn = &self.handle.conn;
+        let Some(reply) = conn.calls().pending.remove(&id) else {
+            return false;
+        };
+        if let Some(status) = status {
+            // The receiver is gone only if the `Call` is being dropped; nothing to tell then.
+            let _ = reply.send(Reply::Status(status));
+        }
+        // If the connection is already closing the server cancels everything anyway.
+        let _ = conn.outbox.push_header(&Header::Cancel { id });
+        true
+    }
+
+    /// Forgets call `id` without cancelling it: its reply, when it comes, is dropped.
+    pub(crate) fn forget(&self, id: u64) {
+        self.handle.conn.calls().pending.remove(&id);
+    }
+
+    fn spawn<R, W>(read: R, write: W, config: ClientConfig, peer: String) -> Client
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = Arc::new(Conn {
+            outbox: Outbox::new(config.max_frame_len, usize::MAX),
+            calls: Mutex::new(Calls { next_id: 1, pending: HashMap::new(), refusal: None }),
+            closing: CancellationToken::new(),
+            failed: CancellationToken::new(),
+            ready: watch::Sender::new(Readiness::Connecting),
+            config,
+            peer,
+        });
+        // The hello goes first; calls made before the server answers queue up behind it.
+        let hello = handshake::encode(true);
+        let _ = conn.outbox.push(|buf, _| {
+            buf.extend_from_slice(&hello);
+            Ok(())
+        });
+        tokio::spawn({
+            let conn = conn.clone();
+            async move {
+                if let Err(e) = conn.outbox.run_writer(write, conn.failed.clone()).await {
+                    conn.fail_all(
+                        Status::unavailable(format!("writing to {} failed: {e}", conn.peer))
+                            .with_source(e),
+                    );
+                }
+            }
+        });
+        tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.run_reader(read).await }
+        });
+        Client { handle: Arc::new(Handle { conn }) }
+    }
+}
+
+/// What the reader hands a pending call.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The encoded reply value.
+    Ok(Bytes),
+    /// The encoded application error.
+    App(Bytes),
+    /// An RPC-layer failure.
+    Status(Status),
+}
+
+#[derive(Debug)]
+enum Readiness {
+    Connecting,
+    Ready,
+    Failed(Status),
+}
+
+/// The state of one client connection, shared by handles, calls and the connection's tasks.
+struct Conn {
+    outbox: Outbox,
+    calls: Mutex<Calls>,
+    /// Fires when the last handle is dropped: the reader stops.
+    closing: CancellationToken,
+    /// Fires when the connection failed: the writer stops without flushing.
+    failed: CancellationToken,
+    ready: watch::Sender<Readiness>,
+    config: ClientConfig,
+    peer: String,
+}
+
+struct Calls {
+    next_id: u64,
+    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    /// Set once new calls must fail (the server said go away, or the connection is gone).
+    refusal: Option<Status>,
+}
+
+impl Conn {
+    fn calls(&self) -> MutexGuard<'_, Calls> {
+        self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn close(&self) {
+        self.outbox.close();
+        self.closing.cancel();
+    }
+
+    /// Fails every pending call and every future one with `status`.
+    fn fail_all(&self, status: Status) {
+        let pending = {
+            let mut calls = self.calls();
+            calls.refusal.get_or_insert_with(|| status.clone());
+            std::mem::take(&mut calls.pending)
+        };
+        for (_, reply) in pending {
+            let _ = reply.send(Reply::Status(status.clone()));
+        }
+        self.ready.send_if_modified(|state| match state {
+            Readiness::Connecting => {
+                *state = Readiness::Failed(status.clone());
+                true
+            }
+            _ => false,
+        });
+    }
+
+    async fn run_reader<R: AsyncRead + Unpin>(&self, mut read: R) {
+        let status = tokio::select! {
+            biased;
+            () = self.closing.cancelled() => Status::unavailable("the client was closed"),
+            status = self.read_loop(&mut read) => status,
+        };
+        if !self.closing.is_cancelled() {
+            // A failure, not a close: the writer stops at once instead of flushing.
+            tracing::debug!(peer = %self.peer, %status, "tidl client connection ended");
+            self.failed.cancel();
+        }
+        self.fail_all(status);
+    }
+
+    /// Reads until the connection fails; returns the status pending calls fail with.
+    async fn read_loop<R: AsyncRead + Unpin>(&self, read: &mut R) -> Status {
+        let mut hello = [0u8; HELLO_LEN];
+        if let Err(e) = read.read_exact(&mut hello).await {
+            return Status::unavailable(format!(
+                "{} closed the connection during the tidl handshake: {e}",
+                self.peer
+            ))
+            .with_source(e);
+        }
+        if let Err(e) = handshake::decode_server_hello(hello) {
+            return Status::unavailable(format!("handshake with {} failed: {e}", self.peer));
+        }
+        self.ready.send_replace(Readiness::Ready);
+
+        let mut decoder = FrameDecoder::new(self.config.max_frame_len);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(frame)) => {
+                        if let Err(status) = self.on_frame(&frame.freeze()) {
+                            return status;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Status::unavailable(format!(
+                            "closed the connection to {}: {e} (ClientConfig::max_frame_len)",
+                            self.peer
+                        ));
+                    }
+                }
+            }
+            buf.reserve(READ_CHUNK);
+            match read.read_buf(&mut buf).await {
+                Ok(0) => return self.closed_by_server(),
+                Ok(_) => {}
+                Err(e) => {
+                    return Status::unavailable(format!("the connection to {} failed: {e}", self.peer))
+                        .with_source(e);
+                }
+            }
+        }
+    }
+
+    fn closed_by_server(&self) -> Status {
+        match &self.calls().refusal {
+            Some(goaway) => Status::new(
+                goaway.code(),
+                format!("{} closed the connection: {}", self.peer, goaway.message()),
+            ),
+            None => Status::unavailable(format!("{} closed the connection", self.peer)),
+        }
+    }
+
+    fn on_frame(&self, frame: &Bytes) -> Result<(), Status> {
+        let (header, payload) = frame::parse(frame).map_err(|e| {
+            Status::unavailable(format!(
+                "{} sent a frame that is not a tidl frame ({e}); closed the connection",
+                self.peer
+            ))
+        })?;
+        match header {
+            Header::Response { id, outcome } => {
+                let reply = match outcome {
+                    Outcome::Ok => Reply::Ok(payload),
+                    Outcome::AppError => Reply::App(payload),
+                    Outcome::Status { code, message } => {
+                        Reply::Status(Status::new(Code::from_u16(code), message.into_owned()))
+                    }
+                };
+                // A reply to a call that was cancelled or forgotten is dropped silently.
+                if let Some(slot) = self.calls().pending.remove(&id) {
+                    let _ = slot.send(reply);
+                }
+            }
+            Header::Ping { nonce } => {
+                let _ = self.outbox.push_header(&Header::Pong { nonce });
+            }
+            Header::Pong { .. } => {}
+            Header::GoAway { code, message } => {
+                self.calls().refusal.get_or_insert_with(|| {
+                    Status::new(Code::from_u16(code), message.into_owned())
+                });
+            }
+            Header::Request { .. } | Header::Cancel { .. } => {
+                return Err(Status::unavailable(format!(
+                    "{} sent a client-to-server frame; closed the connection",
+                    self.peer
+                )));
+            }
+        }
+        Ok(())
+    }
+}

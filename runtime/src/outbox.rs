@@ -1,0 +1,168 @@
+//! The write side of a connection, shared by client and server.
+//!
+//! Frames are encoded straight into one shared buffer by whoever produces them (the task making a
+//! call, a handler task finishing one, the reader answering a ping), and a single writer task
+//! swaps the buffer out and writes everything queued with one `write_all`. Producers never wait
+//! for a task switch, many frames share one system call under load, and no frame is copied into a
+//! per-frame allocation on its way to the socket.
+
+use crate::frame::{self, Header, WriteFailure};
+use bytes::BytesMut;
+use std::sync::{Mutex, MutexGuard};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Buffer capacity above which an idle writer gives memory back instead of keeping it for reuse.
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
+/// The shared write buffer of one connection.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the writer when the buffer goes from empty to non-empty, or on close.
+    wake_writer: Notify,
+    /// Wakes producers waiting for the buffer to drain below the high-water mark.
+    drained: Notify,
+    max_frame_len: usize,
+    high_water: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    buf: BytesMut,
+    /// Set by `close`: no new frames; the writer flushes what is queued, then shuts down.
+    closing: bool,
+    /// Set when the writer has stopped: frames can no longer be sent at all.
+    dead: bool,
+}
+
+/// A frame could not be queued.
+#[derive(Debug)]
+pub(crate) enum PushError {
+    /// The connection is closing or closed.
+    Closed,
+    /// The frame could not be built.
+    Frame(WriteFailure),
+}
+
+impl Outbox {
+    pub(crate) fn new(max_frame_len: usize, high_water: usize) -> Outbox {
+        Outbox {
+            state: Mutex::new(State { buf: BytesMut::with_capacity(8 * 1024), closing: false, dead: false }),
+            wake_writer: Notify::new(),
+            drained: Notify::new(),
+            max_frame_len,
+            high_water,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a partial frame: `write_frame` truncates
+        // on failure and encodes only generated (derived, non-panicking) types.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a frame built by `write` (which gets the buffer and the frame length limit).
+    pub(crate) fn push(
+        &self,
+        write: impl FnOnce(&mut BytesMut, usize) -> Result<(), WriteFailure>,
+    ) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.closing || state.dead {
+            return Err(PushError::Closed);
+        }
+        let was_empty = state.buf.is_empty();
+        write(&mut state.buf, self.max_frame_len).map_err(PushError::Frame)?;
+        drop(state);
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues a payload-less frame.
+    pub(crate) fn push_header(&self, header: &Header<'_>) -> Result<(), PushError> {
+        self.push(|buf, max| frame::write_header(buf, max, header))
+    }
+
+    /// Waits until the queued bytes are below the high-water mark (or the connection is gone), so
+    /// a peer that stops reading cannot make the server buffer without bound.
+    pub(crate) async fn wait_for_space(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.buf.len() < self.high_water || state.dead || state.closing {
+                    return;
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// Stops accepting frames; the writer flushes what is queued and then shuts the stream down.
+    pub(crate) fn close(&self) {
+        self.lock().closing = true;
+        self.wake_writer.notify_one();
+    }
+
+    fn mark_dead(&self) {
+        self.lock().dead = true;
+        self.drained.notify_waiters();
+    }
+
+    /// Writes queued frames to `io` until the outbox is closed and flushed, `abort` fires, or a
+    /// write fails. Always marks the outbox dead on return.
+    pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
+        &self,
+        mut io: W,
+        abort: CancellationToken,
+    ) -> std::io::Result<()> {
+        let result = tokio::select! {
+            biased;
+            () = abort.cancelled() => Ok(()),
+            result = self.write_loop(&mut io) => result,
+        };
+        self.mark_dead();
+        if result.is_ok() {
+            // Best effort: the peer may already be gone.
+            let _ = io.shutdown().await;
+        }
+        result
+    }
+
+    async fn write_loop<W: AsyncWrite + Unpin>(&self, io: &mut W) -> std::io::Result<()> {
+        let mut out = BytesMut::with_capacity(8 * 1024);
+        loop {
+            let has_data = {
+                let mut state = self.lock();
+                if state.buf.is_empty() {
+                    if state.closing {
+                        return Ok(());
+                    }
+                    if state.buf.capacity() > KEEP_CAPACITY {
+                        state.buf = BytesMut::with_capacity(8 * 1024);
+                    }
+                    false
+                } else {
+                    std::mem::swap(&mut state.buf, &mut out);
+                    true
+                }
+            };
+            if !has_data {
+                self.wake_writer.notified().await;
+                continue;
+            }
+            io.write_all(&out).await?;
+            io.flush().await?;
+            out.clear();
+            if out.capacity() > KEEP_CAPACITY {
+                out = BytesMut::with_capacity(8 * 1024);
+            }
+            self.drained.notify_waiters();
+        }
+    }
+}
