@@ -31,7 +31,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Print the server side of the story as it happens.
     let mut stats = example.subscribe();
     let watcher = tokio::spawn({
-        let at = at.clone();
         async move {
             let mut seen = stats.borrow_and_update().clone();
             while stats.changed().await.is_ok() {
@@ -64,7 +63,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let micros = stop.saturating_duration_since(cancelled_at).as_micros();
         println!("{} server stopped the handler {:.3} ms after cancel()", at(), micros as f64 / 1000.0);
     }
-    println!("{} client: the cancelled call resolved to: {}", at(), call.await.map_or_else(|e| e.to_string(), |()| "ok".into()));
+    println!(
+        "{} client: the cancelled call resolved to: {}",
+        at(),
+        call.await.map_or_else(|e| e.to_string(), |()| "ok".into())
+    );
 
     let reply = client.example().echo("hello world".to_string()).await;
     assert_eq!(reply, Ok("hello world".to_string()));

@@ -231,7 +231,11 @@ pub(crate) fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap) -> Str
         out.push('\n');
     }
     let n = diagnostics.len();
-    let _ = writeln!(out, "error: could not compile the .tidl input due to {n} previous error{}", if n == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "error: could not compile the .tidl input due to {n} previous error{}",
+        if n == 1 { "" } else { "s" }
+    );
     out
 }
 
@@ -270,7 +274,7 @@ mod tests {
     fn primary_and_secondary_labels_render_like_rustc() {
         let mut sources = SourceMap::default();
         let file = sources.add("a.tidl", "struct Point {}\n\n\nstruct Point {}\n");
-        let d = Diagnostic::error(Span::new(file, 24, 29), "the name `Point` is defined twice")
+        let d = Diagnostic::error(Span::new(file, 25, 30), "the name `Point` is defined twice")
             .label("redefined here")
             .secondary(Span::new(file, 7, 12), "first defined here")
             .help("rename one of them");

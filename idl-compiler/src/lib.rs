@@ -16,6 +16,8 @@
 //! Compile the `.tidl` files in `build.rs`:
 //!
 //! ```no_run
+//! // build.rs
+//! # #[allow(clippy::needless_doctest_main)]
 //! fn main() {
 //!     tidl_compiler::compile(&["services.tidl"]);
 //! }

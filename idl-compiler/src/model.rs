@@ -38,7 +38,10 @@ pub(crate) enum Ty {
     Option(Box<Ty>),
     /// A declared struct or enum, by its Rust name; `boxed` when it must sit behind a `Box`
     /// because it (indirectly) contains the type this reference is in.
-    Named { name: String, boxed: bool },
+    Named {
+        name: String,
+        boxed: bool,
+    },
 }
 
 /// A struct.

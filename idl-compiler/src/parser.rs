@@ -5,7 +5,7 @@
 //! errors of every declaration, not just the first.
 
 use crate::ast::{Enum, Field, File, Ident, Item, Method, Service, Struct, TypeRef, Variant, VariantShape};
-use crate::diagnostic::{Diagnostic, FileId, Span};
+use crate::diagnostic::{Diagnostic, FileId, Span, suggest};
 use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
@@ -76,10 +76,20 @@ fn syntax_error(file: FileId, text: &str, base: usize, at: usize, error: &pest::
     if let Some(attempts) = error.parse_attempts() {
         for token in attempts.expected_tokens() {
             let token = token.to_string();
-            if !token.is_empty() && !token.starts_with("//") && token != "////" && !token.contains('\n') {
+            // Character ranges (`a..z`) and `_` only spell out what "a name" means.
+            if token == "_" || (token.chars().count() == 4 && token.contains("..")) {
+                continue;
+            }
+            // Whitespace and comments may appear anywhere; listing them helps nobody.
+            let trivia = token.trim().is_empty() || token.starts_with("//") || token.starts_with("/*");
+            if !trivia {
                 expected.push(format!("`{token}`"));
             }
         }
+    }
+    if expected.iter().any(|e| e == "a type") {
+        // `(` only starts the type `()`.
+        expected.retain(|e| e != "`(`");
     }
     expected.sort();
     expected.dedup();
@@ -90,7 +100,14 @@ fn syntax_error(file: FileId, text: &str, base: usize, at: usize, error: &pest::
         [only] => format!("expected {only}, found {found}"),
         [init @ .., last] => format!("expected {} or {last}, found {found}", init.join(", ")),
     };
-    Diagnostic::error(Span::new(file, offset, offset + len), message)
+    let diagnostic = Diagnostic::error(Span::new(file, offset, offset + len), message);
+    // A misspelt keyword: say which one.
+    let word = &text[offset..offset + len];
+    let keywords = expected.iter().filter_map(|e| e.strip_prefix('`')?.strip_suffix('`')).filter(|k| is_keyword(k));
+    match suggest(word, keywords) {
+        Some(keyword) if !word.is_empty() && word != keyword => diagnostic.label(format!("did you mean `{keyword}`?")),
+        _ => diagnostic,
+    }
 }
 
 /// What the parser was looking for, in words; `None` for rules that only add noise.
@@ -105,10 +122,6 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::kw_throws => "`throws`",
         Rule::kw_struct => "`struct`",
         Rule::kw_enum => "`enum`",
-        Rule::field => "a field",
-        Rule::variant => "a variant",
-        Rule::method => "a method",
-        Rule::doc_comment => "a doc comment",
         _ => return None,
     })
 }
@@ -120,7 +133,13 @@ fn found_at(rest: &str) -> (String, usize) {
     };
     if first.is_alphanumeric() || first == '_' {
         let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-        let kind = if word.chars().all(|c| c.is_ascii_digit()) { "number" } else if is_keyword(&word) { "keyword" } else { "name" };
+        let kind = if word.chars().all(|c| c.is_ascii_digit()) {
+            "number"
+        } else if is_keyword(&word) {
+            "keyword"
+        } else {
+            "name"
+        };
         let len = word.len();
         return (format!("{kind} `{word}`"), len);
     }
@@ -279,10 +298,8 @@ impl Builder {
             Rule::named_type => {
                 let mut parts = inner.into_inner();
                 let name = parts.next().map(|p| self.ident(&p));
-                let args = parts
-                    .next()
-                    .map(|args| args.into_inner().map(|t| self.type_ref(t)).collect())
-                    .unwrap_or_default();
+                let args =
+                    parts.next().map(|args| args.into_inner().map(|t| self.type_ref(t)).collect()).unwrap_or_default();
                 TypeRef::Named { name: self.expect_name(name), args, span }
             }
             _ => TypeRef::Unit(span),

@@ -4,7 +4,7 @@
 //! model is only used when there were none.
 
 use crate::ast::{self, Item, TypeRef, VariantShape};
-use crate::diagnostic::{Diagnostic, Span, SourceMap, suggest};
+use crate::diagnostic::{Diagnostic, SourceMap, Span, suggest};
 use crate::model::{Decl, EnumDef, FieldDef, MethodDef, Model, ServiceDef, Shape, StructDef, Ty, VariantDef};
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use std::collections::{HashMap, HashSet};
@@ -92,6 +92,15 @@ enum Kind {
     Service,
 }
 
+/// What a Rust name in the generated module comes from.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// A type or service declared under this `.tidl` name.
+    Declared(String),
+    /// A type generated for a service.
+    Generated { service: String, what: &'static str },
+}
+
 /// A declared name.
 #[derive(Debug, Clone)]
 struct Declared {
@@ -115,7 +124,7 @@ impl Checker<'_> {
     /// Registers every type and service name, reporting redefinitions and collisions.
     fn declare(&mut self, file: &ast::File) {
         // Rust names in the generated module: what produced each, and where.
-        let mut rust_names: HashMap<String, (String, Span)> = HashMap::new();
+        let mut rust_names: HashMap<String, (Origin, Span)> = HashMap::new();
         for item in &file.items {
             let (name, kind) = match item {
                 Item::Struct(s) => (&s.name, Kind::Struct),
@@ -139,34 +148,55 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let mut generated = vec![(rust_name.clone(), format!("`{}`", name.name))];
+            // This declaration's Rust names: its own, and for a service the generated types.
+            let mut generated: Vec<(String, Origin)> = vec![(rust_name.clone(), Origin::Declared(name.name.clone()))];
             if kind == Kind::Service {
-                for suffix in ["Client", "Server", "ClientExt"] {
-                    generated.push((
-                        format!("{rust_name}{suffix}"),
-                        format!("the `{rust_name}{suffix}` generated for service `{}`", name.name),
-                    ));
+                for (suffix, what) in
+                    [("Client", "client"), ("Server", "server"), ("ClientExt", "client extension trait")]
+                {
+                    generated
+                        .push((format!("{rust_name}{suffix}"), Origin::Generated { service: name.name.clone(), what }));
                 }
             }
             let mut clash = false;
-            for (generated_name, what) in &generated {
-                if let Some((other, other_span)) = rust_names.get(generated_name) {
-                    self.error(
-                        Diagnostic::error(
-                            name.span,
-                            format!("{what} and {other} would both be named `{generated_name}` in Rust"),
-                        )
-                        .secondary(*other_span, "the other one")
-                        .help("rename one of them"),
-                    );
-                    clash = true;
-                }
+            for (generated_name, origin) in &generated {
+                let Some((other, other_span)) = rust_names.get(generated_name) else { continue };
+                let d = match (origin, other) {
+                    (Origin::Declared(this), Origin::Declared(other)) => Diagnostic::error(
+                        name.span,
+                        format!("`{other}` and `{this}` would both be named `{generated_name}` in Rust"),
+                    )
+                    .label(format!("also `{generated_name}` in Rust"))
+                    .secondary(*other_span, format!("`{other}` is declared here"))
+                    .help("rename one of them"),
+                    (Origin::Declared(this), Origin::Generated { service, what }) => Diagnostic::error(
+                        name.span,
+                        format!("the name `{this}` is taken by the {what} generated for service `{service}`"),
+                    )
+                    .secondary(*other_span, format!("service `{service}` generates `{generated_name}`"))
+                    .help("rename the type or the service"),
+                    (Origin::Generated { service, what }, Origin::Declared(other)) => Diagnostic::error(
+                        name.span,
+                        format!("service `{service}` needs the name `{generated_name}` for its {what}, but `{other}` already has it"),
+                    )
+                    .secondary(*other_span, format!("`{other}` is declared here"))
+                    .help("rename the type or the service"),
+                    (Origin::Generated { service, what }, Origin::Generated { service: other, .. }) => Diagnostic::error(
+                        name.span,
+                        format!("services `{other}` and `{service}` would both generate `{generated_name}` (the {what})"),
+                    )
+                    .secondary(*other_span, format!("service `{other}` is declared here"))
+                    .help("rename one of the services"),
+                };
+                self.error(d);
+                clash = true;
+                break;
             }
             if clash {
                 continue;
             }
-            for (generated_name, what) in generated {
-                rust_names.insert(generated_name, (what, name.span));
+            for (generated_name, origin) in generated {
+                rust_names.insert(generated_name, (origin, name.span));
             }
             self.types.insert(name.name.clone(), Declared { rust_name, span: name.span, kind });
         }
@@ -224,7 +254,11 @@ impl Checker<'_> {
                 } else {
                     format!("the fields `{first}` and `{}` would both be named `{name}` in Rust", field.name.name)
                 };
-                self.error(Diagnostic::error(field.name.span, message).secondary(*first_span, "first defined here"));
+                self.error(
+                    Diagnostic::error(field.name.span, message)
+                        .label("defined again here")
+                        .secondary(*first_span, "first defined here"),
+                );
                 continue;
             }
             seen.insert(name.clone(), (field.name.name.clone(), field.name.span));
@@ -262,7 +296,11 @@ impl Checker<'_> {
                 } else {
                     format!("the variants `{first}` and `{}` would both be named `{vname}` in Rust", v.name.name)
                 };
-                self.error(Diagnostic::error(v.name.span, message).secondary(*first_span, "first defined here"));
+                self.error(
+                    Diagnostic::error(v.name.span, message)
+                        .label("defined again here")
+                        .secondary(*first_span, "first defined here"),
+                );
                 continue;
             }
             seen.insert(vname.clone(), (v.name.name.clone(), v.name.span));
@@ -276,9 +314,12 @@ impl Checker<'_> {
         let accessor = name.to_snake_case();
         if RUNTIME_CLIENT_METHODS.contains(&accessor.as_str()) {
             self.error(
-                Diagnostic::error(s.name.span, format!("a service named `{}` cannot have a client accessor", s.name.name))
-                    .label(format!("would add `{accessor}()` to `Client`, which already has a method of that name"))
-                    .help("rename the service"),
+                Diagnostic::error(
+                    s.name.span,
+                    format!("a service named `{}` cannot have a client accessor", s.name.name),
+                )
+                .label(format!("would add `{accessor}()` to `Client`, which already has a method of that name"))
+                .help("rename the service"),
             );
         }
         let accessor = if RUST_KEYWORDS.contains(&accessor.as_str()) { format!("r#{accessor}") } else { accessor };
@@ -303,7 +344,11 @@ impl Checker<'_> {
                 } else {
                     format!("the methods `{first}` and `{}` would both be named `{mname}` in Rust", m.name.name)
                 };
-                self.error(Diagnostic::error(m.name.span, message).secondary(*first_span, "first defined here"));
+                self.error(
+                    Diagnostic::error(m.name.span, message)
+                        .label("defined again here")
+                        .secondary(*first_span, "first defined here"),
+                );
                 continue;
             }
             seen.insert(mname.clone(), (m.name.name.clone(), m.name.span));
@@ -411,7 +456,17 @@ impl Checker<'_> {
                 let key = resolved.remove(0);
                 let hashable = matches!(
                     key,
-                    Ty::Bool | Ty::I8 | Ty::I16 | Ty::I32 | Ty::I64 | Ty::U8 | Ty::U16 | Ty::U32 | Ty::U64 | Ty::String | Ty::Bytes
+                    Ty::Bool
+                        | Ty::I8
+                        | Ty::I16
+                        | Ty::I32
+                        | Ty::I64
+                        | Ty::U8
+                        | Ty::U16
+                        | Ty::U32
+                        | Ty::U64
+                        | Ty::String
+                        | Ty::Bytes
                 );
                 if !hashable {
                     self.error(
@@ -529,10 +584,8 @@ impl Checker<'_> {
                     }
                     Decl::Service(_) => continue,
                 };
-                if ok {
-                    if let Decl::Struct(StructDef { name, .. }) | Decl::Enum(EnumDef { name, .. }) = decl {
-                        inhabited.insert(name.clone());
-                    }
+                if ok && let Decl::Struct(StructDef { name, .. }) | Decl::Enum(EnumDef { name, .. }) = decl {
+                    inhabited.insert(name.clone());
                 }
             }
             if inhabited.len() == before {

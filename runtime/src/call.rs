@@ -126,8 +126,10 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Future for Call<T, E> {
             }
             State::Done => panic!("a tidl Call was polled after it completed"),
         };
-        if let Some(parent) = &mut pending.parent {
-            if parent.as_mut().poll(cx).is_ready() {
+        if let Some(parent) = &mut pending.parent
+            && parent.as_mut().poll(cx).is_ready()
+        {
+            {
                 pending.parent = None;
                 let status = Status::cancelled(format!(
                     "`{}` was cancelled because the call it was made for was cancelled",
@@ -136,11 +138,15 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Future for Call<T, E> {
                 pending.client.cancel(pending.id, Some(status));
             }
         }
-        if let Some((sleep, timeout)) = &mut pending.deadline {
-            if sleep.as_mut().poll(cx).is_ready() {
+        if let Some((sleep, timeout)) = &mut pending.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            {
                 let message = match timeout {
                     Some(t) => format!("`{}` did not complete within its timeout of {t:?}", pending.method),
-                    None => format!("`{}` did not complete before the deadline of the call it was made for", pending.method),
+                    None => {
+                        format!("`{}` did not complete before the deadline of the call it was made for", pending.method)
+                    }
                 };
                 pending.deadline = None;
                 pending.client.cancel(pending.id, Some(Status::new(Code::DeadlineExceeded, message)));
@@ -156,9 +162,9 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Future for Call<T, E> {
                 Err(e) => Err(undecodable(method, "error", &e)),
             },
             Ok(Reply::Status(status)) => Err(Error::Status(status)),
-            Err(_) => Err(Error::Status(Status::unavailable(format!(
-                "the connection closed before `{method}` completed"
-            )))),
+            Err(_) => {
+                Err(Error::Status(Status::unavailable(format!("the connection closed before `{method}` completed"))))
+            }
         })
     }
 }

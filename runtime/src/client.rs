@@ -262,26 +262,21 @@ impl Client {
             calls.pending.insert(id, reply_tx);
             id
         };
-        let header = Header::Request {
-            id,
-            service: method.service().into(),
-            method: method.name().into(),
-            timeout_micros,
-        };
-        let pushed = conn.outbox.push(|buf, max| {
-            frame::write_frame(buf, max, &header, |buf, limit| codec::encode_into(arg, buf, limit))
-        });
+        let header =
+            Header::Request { id, service: method.service().into(), method: method.name().into(), timeout_micros };
+        let pushed = conn
+            .outbox
+            .push(|buf, max| frame::write_frame(buf, max, &header, |buf, limit| codec::encode_into(arg, buf, limit)));
         if let Err(e) = pushed {
             let mut calls = conn.calls();
             calls.pending.remove(&id);
             let status = match e {
-                PushError::Closed => calls.refusal.clone().unwrap_or_else(|| {
-                    Status::unavailable("the connection is closed")
-                }),
-                PushError::Frame(e) => e.into_status(
-                    &format!("the request to `{method}`"),
-                    "ClientConfig::max_frame_len",
-                ),
+                PushError::Closed => {
+                    calls.refusal.clone().unwrap_or_else(|| Status::unavailable("the connection is closed"))
+                }
+                PushError::Frame(e) => {
+                    e.into_status(&format!("the request to `{method}`"), "ClientConfig::max_frame_len")
+                }
             };
             return Call::failed(status);
         }
@@ -333,10 +328,7 @@ impl Client {
             let conn = conn.clone();
             async move {
                 if let Err(e) = conn.outbox.run_writer(write, conn.failed.clone()).await {
-                    conn.fail_all(
-                        Status::unavailable(format!("writing to {} failed: {e}", conn.peer))
-                            .with_source(e),
-                    );
+                    conn.fail_all(&Status::unavailable(format!("writing to {} failed: {e}", conn.peer)).with_source(e));
                 }
             }
         });
@@ -397,7 +389,7 @@ impl Conn {
     }
 
     /// Fails every pending call and every future one with `status`.
-    fn fail_all(&self, status: Status) {
+    fn fail_all(&self, status: &Status) {
         let pending = {
             let mut calls = self.calls();
             calls.refusal.get_or_insert_with(|| status.clone());
@@ -426,18 +418,15 @@ impl Conn {
             tracing::debug!(peer = %self.peer, %status, "tidl client connection ended");
             self.failed.cancel();
         }
-        self.fail_all(status);
+        self.fail_all(&status);
     }
 
     /// Reads until the connection fails; returns the status pending calls fail with.
     async fn read_loop<R: AsyncRead + Unpin>(&self, read: &mut R) -> Status {
         let mut hello = [0u8; HELLO_LEN];
         if let Err(e) = read.read_exact(&mut hello).await {
-            return Status::unavailable(format!(
-                "{} closed the connection during the tidl handshake: {e}",
-                self.peer
-            ))
-            .with_source(e);
+            return Status::unavailable(format!("{} closed the connection during the tidl handshake: {e}", self.peer))
+                .with_source(e);
         }
         if let Err(e) = handshake::decode_server_hello(hello) {
             return Status::unavailable(format!("handshake with {} failed: {e}", self.peer));
@@ -468,8 +457,7 @@ impl Conn {
                 Ok(0) => return self.closed_by_server(),
                 Ok(_) => {}
                 Err(e) => {
-                    return Status::unavailable(format!("the connection to {} failed: {e}", self.peer))
-                        .with_source(e);
+                    return Status::unavailable(format!("the connection to {} failed: {e}", self.peer)).with_source(e);
                 }
             }
         }
@@ -477,10 +465,9 @@ impl Conn {
 
     fn closed_by_server(&self) -> Status {
         match &self.calls().refusal {
-            Some(goaway) => Status::new(
-                goaway.code(),
-                format!("{} closed the connection: {}", self.peer, goaway.message()),
-            ),
+            Some(goaway) => {
+                Status::new(goaway.code(), format!("{} closed the connection: {}", self.peer, goaway.message()))
+            }
             None => Status::unavailable(format!("{} closed the connection", self.peer)),
         }
     }
@@ -511,9 +498,7 @@ impl Conn {
             }
             Header::Pong { .. } => {}
             Header::GoAway { code, message } => {
-                self.calls().refusal.get_or_insert_with(|| {
-                    Status::new(Code::from_u16(code), message.into_owned())
-                });
+                self.calls().refusal.get_or_insert_with(|| Status::new(Code::from_u16(code), message.into_owned()));
             }
             Header::Request { .. } | Header::Cancel { .. } => {
                 return Err(Status::unavailable(format!(

@@ -48,21 +48,14 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 /// Decodes exactly one `T` occupying all of `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     decode_borrowed::<T>(bytes).and_then(|(value, used)| {
-        if used == bytes.len() {
-            Ok(value)
-        } else {
-            Err(format!("{} unexpected trailing bytes", bytes.len() - used))
-        }
+        if used == bytes.len() { Ok(value) } else { Err(format!("{} unexpected trailing bytes", bytes.len() - used)) }
     })
 }
 
 /// Decodes one `T` from the front of `bytes`, borrowing from it where `T` allows, and returns how
 /// many bytes it used.
-pub(crate) fn decode_borrowed<'de, T: Deserialize<'de>>(
-    bytes: &'de [u8],
-) -> Result<(T, usize), String> {
-    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>), bytes, CONFIG)
-        .map_err(|e| e.to_string())
+pub(crate) fn decode_borrowed<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize), String> {
+    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>), bytes, CONFIG).map_err(|e| e.to_string())
 }
 
 /// A bincode `Writer` that appends to a `BytesMut` up to a total length.
@@ -234,10 +227,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for StrictSeed<S> {
 impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for StrictAccess<A> {
     type Error = A::Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Self::Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
         self.0.next_element_seed(StrictSeed(seed))
     }
 
@@ -249,17 +239,11 @@ impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for StrictAccess<A> {
 impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for StrictAccess<A> {
     type Error = A::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Self::Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
         self.0.next_key_seed(StrictSeed(seed))
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, Self::Error> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
         self.0.next_value_seed(StrictSeed(seed))
     }
 
@@ -272,10 +256,7 @@ impl<'de, A: de::EnumAccess<'de>> de::EnumAccess<'de> for StrictAccess<A> {
     type Error = A::Error;
     type Variant = StrictAccess<A::Variant>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self::Variant), Self::Error> {
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), Self::Error> {
         let (value, variant) = self.0.variant_seed(StrictSeed(seed))?;
         Ok((value, StrictAccess(variant)))
     }
@@ -288,10 +269,7 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for StrictAccess<A> 
         self.0.unit_variant()
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, Self::Error> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Self::Error> {
         self.0.newtype_variant_seed(StrictSeed(seed))
     }
 
@@ -305,5 +283,65 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for StrictAccess<A> 
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
         self.0.struct_variant(fields, StrictVisitor(visitor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// bincode's varint for a u64 that needs all eight bytes.
+    fn huge_len() -> Vec<u8> {
+        let mut bytes = vec![253];
+        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn round_trips_nested_values() {
+        let value: (String, Vec<Option<u64>>, HashMap<String, bytes::Bytes>) = (
+            "ünïcödé".to_owned(),
+            vec![Some(1), None, Some(u64::MAX)],
+            HashMap::from([("k".to_owned(), bytes::Bytes::from_static(b"\x00\xff"))]),
+        );
+        let mut buf = BytesMut::new();
+        encode_into(&value, &mut buf, usize::MAX).unwrap();
+        assert_eq!(decode::<(String, Vec<Option<u64>>, HashMap<String, bytes::Bytes>)>(&buf).unwrap(), value);
+    }
+
+    // Without the `Strict` adapter each of these would try to allocate 4 EiB and abort.
+    #[test]
+    fn a_claimed_string_length_is_not_allocated() {
+        let err = decode::<String>(&huge_len()).unwrap_err();
+        assert!(err.contains("UnexpectedEnd"), "{err}");
+    }
+
+    #[test]
+    fn a_claimed_byte_buffer_length_is_not_allocated() {
+        assert!(decode::<bytes::Bytes>(&huge_len()).is_err());
+        assert!(decode::<Vec<u8>>(&huge_len()).is_err());
+    }
+
+    #[test]
+    fn nested_claimed_lengths_are_not_allocated() {
+        // A one-element list whose string claims 4 EiB.
+        let mut bytes = vec![1];
+        bytes.extend(huge_len());
+        assert!(decode::<Vec<String>>(&bytes).is_err());
+        // An enum variant carrying such a string.
+        let mut bytes = vec![0];
+        bytes.extend(huge_len());
+        assert!(decode::<Result<String, ()>>(&bytes).is_err());
+        // A map value.
+        let mut bytes = vec![1, 1, b'k'];
+        bytes.extend(huge_len());
+        assert!(decode::<HashMap<String, String>>(&bytes).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let err = decode::<u8>(&[1, 2]).unwrap_err();
+        assert_eq!(err, "1 unexpected trailing bytes");
     }
 }

@@ -90,9 +90,7 @@ pub(crate) fn decode(bytes: [u8; HELLO_LEN]) -> Result<Hello, HelloError> {
 /// Decodes the server's answer, as seen by the client.
 pub(crate) fn decode_server_hello(bytes: [u8; HELLO_LEN]) -> Result<Hello, HelloError> {
     match decode(bytes) {
-        Ok(hello) if !hello.accepted => {
-            Err(HelloError::Refused { major: hello.major, minor: hello.minor })
-        }
+        Ok(hello) if !hello.accepted => Err(HelloError::Refused { major: hello.major, minor: hello.minor }),
         other => other,
     }
 }

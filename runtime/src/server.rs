@@ -363,10 +363,7 @@ impl Conn {
             Ended::Status(status) => status,
             Ended::DeadlineExceeded => {
                 token.cancel();
-                Status::new(
-                    Code::DeadlineExceeded,
-                    format!("`{method}` passed its deadline; the server stopped it"),
-                )
+                Status::new(Code::DeadlineExceeded, format!("`{method}` passed its deadline; the server stopped it"))
             }
             Ended::Cancelled if self.server.stopping.is_cancelled() => Status::unavailable(format!(
                 "the server shut down and stopped `{method}` at the end of its grace period"
@@ -425,10 +422,9 @@ impl Conn {
                 Ok(())
             }
             Header::Pong { .. } => Ok(()),
-            Header::Response { .. } | Header::GoAway { .. } => Err(Status::new(
-                Code::InvalidArgument,
-                "received a server-to-client frame from a client",
-            )),
+            Header::Response { .. } | Header::GoAway { .. } => {
+                Err(Status::new(Code::InvalidArgument, "received a server-to-client frame from a client"))
+            }
         }
     }
 
@@ -445,10 +441,7 @@ impl Conn {
             return Ok(());
         }
         let Some(svc) = self.server.services.get(service) else {
-            let message = format!(
-                "the server has no service `{service}` (it serves: {})",
-                self.server.service_names
-            );
+            let message = format!("the server has no service `{service}` (it serves: {})", self.server.service_names);
             self.send_status(id, &Status::new(Code::Unimplemented, message));
             return Ok(());
         };
@@ -542,13 +535,12 @@ where
             }
         }
     });
-    if accepted {
-        if let Some(status) = read_frames(&conn, &mut read).await {
+    if accepted && let Some(status) = read_frames(&conn, &mut read).await {
+        {
             tracing::warn!(peer = %conn.peer, "closed a tidl connection: {}", status.message());
-            let _ = conn.outbox.push_header(&Header::GoAway {
-                code: status.code().as_u16(),
-                message: status.message().into(),
-            });
+            let _ = conn
+                .outbox
+                .push_header(&Header::GoAway { code: status.code().as_u16(), message: status.message().into() });
         }
     }
     // Stop every call still running for this connection; their replies have nowhere to go.
@@ -575,10 +567,7 @@ async fn read_frames<R: AsyncRead + Unpin>(conn: &Arc<Conn>, read: &mut R) -> Op
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return Some(Status::new(
-                        Code::ResourceExhausted,
-                        format!("{e} (ServerConfig::max_frame_len)"),
-                    ));
+                    return Some(Status::new(Code::ResourceExhausted, format!("{e} (ServerConfig::max_frame_len)")));
                 }
             }
         }

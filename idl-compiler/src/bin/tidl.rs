@@ -9,7 +9,12 @@ use tidl_compiler::{Config, Source};
 
 /// Checks .tidl service definitions and generates Rust code from them.
 #[derive(Debug, Parser)]
-#[command(name = "tidl", version, about, after_help = "Exit status: 0 on success, 1 if a file has errors, 2 for bad usage.")]
+#[command(
+    name = "tidl",
+    version,
+    about,
+    after_help = "Exit status: 0 on success, 1 if a file has errors, 2 for bad usage."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +57,8 @@ fn main() -> ExitCode {
 fn generate(paths: &[PathBuf]) -> Result<Vec<tidl_compiler::GeneratedFile>, String> {
     let mut texts = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("error: could not read `{}`: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("error: could not read `{}`: {e}", path.display()))?;
         texts.push((path.display().to_string(), text));
     }
     let sources: Vec<Source<'_>> = texts.iter().map(|(path, text)| Source { path, text }).collect();
