@@ -73,4 +73,11 @@ error: could not compile the .tidl input due to 1 previous error
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success());
     assert!(stderr.contains("Fresh fixture"), "the crate is fresh:\n{stderr}");
+
+    // Editing the .tidl file (and nothing else) reruns the build script.
+    std::fs::write(dir.join("store.tidl"), GOOD.replace("get(", "fetch(")).expect("write .tidl");
+    let out = cargo_build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success());
+    assert!(stderr.contains("store.tidl` has changed"), "rerun because of the .tidl file:\n{stderr}");
 }

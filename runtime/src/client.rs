@@ -161,9 +161,7 @@ impl Client {
                 ))
             })?
             .map_err(|e| Status::unavailable(format!("could not connect: {e}")).with_source(e))?;
-        // Cancels and small requests must never wait for a delayed ACK.
-        stream
-            .set_nodelay(true)
+        crate::server::tune(&stream)
             .map_err(|e| Status::unavailable(format!("could not set TCP_NODELAY: {e}")).with_source(e))?;
         let peer = stream.peer_addr().map_or_else(|_| "the server".to_owned(), |a| a.to_string());
         let (read, write) = stream.into_split();

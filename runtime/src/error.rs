@@ -219,3 +219,44 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_error<E: std::error::Error + PartialEq + Send + Sync + 'static>() {}
+
+    #[test]
+    fn errors_are_std_errors_and_comparable() {
+        assert_error::<Status>();
+        assert_error::<Error>();
+        assert_error::<Error<std::io::ErrorKind>>();
+    }
+
+    #[test]
+    fn codes_round_trip_their_numbers_and_unknown_numbers_are_unknown() {
+        for code in [
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::ResourceExhausted,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+        ] {
+            assert_eq!(Code::from_u16(code.as_u16()), code);
+        }
+        assert_eq!(Code::from_u16(999), Code::Unknown);
+    }
+
+    #[test]
+    fn display_says_what_happened() {
+        let status = Status::new(Code::DeadlineExceeded, "`A.b` passed its deadline");
+        assert_eq!(status.to_string(), "deadline exceeded: `A.b` passed its deadline");
+        assert_eq!(Error::<String>::App("nope".into()).to_string(), "application error: nope");
+        let io = Status::unavailable("could not connect").with_source(std::io::Error::other("refused"));
+        assert_eq!(std::error::Error::source(&io).map(ToString::to_string), Some("refused".to_owned()));
+        assert_eq!(io, Status::unavailable("could not connect"), "equality ignores the source");
+    }
+}

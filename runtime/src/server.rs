@@ -273,8 +273,7 @@ impl Server {
                 }
                 Err(e) => return Err(e),
             };
-            // Cancels and small replies must never wait for a delayed ACK.
-            if let Err(e) = stream.set_nodelay(true) {
+            if let Err(e) = tune(&stream) {
                 tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
             }
             let (read, write) = stream.into_split();
@@ -305,6 +304,13 @@ impl Server {
             self.inner.tracker.wait().await;
         }
     }
+}
+
+/// Sets the socket options of every tidl TCP connection, on both sides: `TCP_NODELAY`, so a
+/// cancel or a small reply is never held back waiting for a delayed ACK (Nagle's algorithm
+/// would hold a small frame for up to ~40 ms while an earlier one is unacknowledged).
+pub(crate) fn tune(stream: &tokio::net::TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)
 }
 
 fn is_per_connection_error(e: &io::Error) -> bool {
@@ -598,5 +604,28 @@ async fn read_frames<R: AsyncRead + Unpin>(conn: &Arc<Conn>, read: &mut R) -> Op
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tuned_sockets_have_nagle_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!stream.nodelay().unwrap() && !accepted.nodelay().unwrap(), "Nagle is on by default");
+        tune(&stream).unwrap();
+        tune(&accepted).unwrap();
+        assert!(stream.nodelay().unwrap() && accepted.nodelay().unwrap());
+    }
+
+    #[test]
+    fn resource_errors_are_retried_and_others_are_not() {
+        assert!(is_resource_error(&io::Error::from_raw_os_error(24)));
+        assert!(is_per_connection_error(&io::Error::from(io::ErrorKind::ConnectionAborted)));
+        assert!(!is_resource_error(&io::Error::from(io::ErrorKind::InvalidInput)));
     }
 }

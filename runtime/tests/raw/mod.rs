@@ -1,0 +1,220 @@
+//! A peer that speaks the tidl wire protocol byte by byte, as docs/PROTOCOL.md describes it,
+//! to test the real client and server against scripted, and misbehaving, peers.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+use tidl_runtime::{Incoming, Method, Server, Service};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// bincode's variable-length integer.
+pub fn varint(n: u64) -> Vec<u8> {
+    match n {
+        0..=250 => vec![n as u8],
+        251..=0xffff => [vec![251], (n as u16).to_le_bytes().to_vec()].concat(),
+        0x1_0000..=0xffff_ffff => [vec![252], (n as u32).to_le_bytes().to_vec()].concat(),
+        _ => [vec![253], n.to_le_bytes().to_vec()].concat(),
+    }
+}
+
+/// A string: its length as a varint, then its bytes.
+pub fn string(s: &str) -> Vec<u8> {
+    [varint(s.len() as u64), s.as_bytes().to_vec()].concat()
+}
+
+/// A frame: the 4-byte big-endian length, then the body.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    [(body.len() as u32).to_be_bytes().to_vec(), body.to_vec()].concat()
+}
+
+/// This version's hello.
+pub fn hello() -> Vec<u8> {
+    b"TIDL\x01\x00\x00\x00".to_vec()
+}
+
+/// A request frame with an encoded `payload`.
+pub fn request(id: u64, service: &str, method: &str, timeout_micros: Option<u64>, payload: &[u8]) -> Vec<u8> {
+    let timeout = match timeout_micros {
+        None => vec![0],
+        Some(t) => [vec![1], varint(t)].concat(),
+    };
+    frame(&[vec![0], varint(id), string(service), string(method), timeout, payload.to_vec()].concat())
+}
+
+/// A cancel frame.
+pub fn cancel(id: u64) -> Vec<u8> {
+    frame(&[vec![1], varint(id)].concat())
+}
+
+/// A successful response frame with an encoded `payload`.
+pub fn response_ok(id: u64, payload: &[u8]) -> Vec<u8> {
+    frame(&[vec![2], varint(id), vec![0], payload.to_vec()].concat())
+}
+
+/// A ping frame.
+pub fn ping(nonce: u64) -> Vec<u8> {
+    frame(&[vec![3], varint(nonce)].concat())
+}
+
+/// A decoded frame, as far as the tests need.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    Request { id: u64, service: String, method: String, timeout_micros: Option<u64>, payload: Vec<u8> },
+    Cancel { id: u64 },
+    ResponseOk { id: u64, payload: Vec<u8> },
+    ResponseAppError { id: u64, payload: Vec<u8> },
+    ResponseStatus { id: u64, code: u16, message: String },
+    Ping { nonce: u64 },
+    Pong { nonce: u64 },
+    GoAway { code: u16, message: String },
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.0[0];
+        self.0 = &self.0[1..];
+        b
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let out = self.0[..n].to_vec();
+        self.0 = &self.0[n..];
+        out
+    }
+
+    fn varint(&mut self) -> u64 {
+        match self.byte() {
+            251 => u64::from(u16::from_le_bytes(self.bytes(2).try_into().unwrap())),
+            252 => u64::from(u32::from_le_bytes(self.bytes(4).try_into().unwrap())),
+            253 => u64::from_le_bytes(self.bytes(8).try_into().unwrap()),
+            b => u64::from(b),
+        }
+    }
+
+    fn string(&mut self) -> String {
+        let n = self.varint() as usize;
+        String::from_utf8(self.bytes(n)).unwrap()
+    }
+
+    fn rest(&mut self) -> Vec<u8> {
+        let n = self.0.len();
+        self.bytes(n)
+    }
+}
+
+/// Decodes a frame body.
+pub fn parse(body: &[u8]) -> Frame {
+    let mut r = Reader(body);
+    match r.byte() {
+        0 => {
+            let id = r.varint();
+            let service = r.string();
+            let method = r.string();
+            let timeout_micros = if r.byte() == 1 { Some(r.varint()) } else { None };
+            Frame::Request { id, service, method, timeout_micros, payload: r.rest() }
+        }
+        1 => Frame::Cancel { id: r.varint() },
+        2 => {
+            let id = r.varint();
+            match r.byte() {
+                0 => Frame::ResponseOk { id, payload: r.rest() },
+                1 => Frame::ResponseAppError { id, payload: r.rest() },
+                _ => {
+                    let code = r.varint() as u16;
+                    Frame::ResponseStatus { id, code, message: r.string() }
+                }
+            }
+        }
+        3 => Frame::Ping { nonce: r.varint() },
+        4 => Frame::Pong { nonce: r.varint() },
+        5 => {
+            let code = r.varint() as u16;
+            Frame::GoAway { code, message: r.string() }
+        }
+        other => panic!("unknown frame variant {other}"),
+    }
+}
+
+/// One end of a raw connection.
+pub struct Raw {
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    /// Connects to `addr` and exchanges hellos.
+    pub async fn connect(addr: std::net::SocketAddr) -> Raw {
+        let mut raw = Raw { stream: TcpStream::connect(addr).await.expect("connect") };
+        raw.stream.set_nodelay(true).expect("nodelay");
+        raw.send(&hello()).await;
+        let mut theirs = [0u8; 8];
+        raw.read_exact(&mut theirs).await;
+        assert_eq!(&theirs[..], &hello()[..], "the server's hello");
+        raw
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    pub async fn read_exact(&mut self, buf: &mut [u8]) {
+        tokio::time::timeout(TIMEOUT, self.stream.read_exact(buf)).await.expect("read in time").expect("read");
+    }
+
+    /// Reads the next frame.
+    pub async fn recv(&mut self) -> Frame {
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len).await;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.read_exact(&mut body).await;
+        parse(&body)
+    }
+
+    /// Waits until the peer closes the connection; fails if it sends anything but `allowed`.
+    pub async fn expect_closed(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        tokio::time::timeout(TIMEOUT, self.stream.read_to_end(&mut rest))
+            .await
+            .expect("the peer closes the connection in time")
+            .ok();
+        rest
+    }
+}
+
+/// A hand-written service (what generated code does): `Echo.echo(string) -> string` and
+/// `Echo.sleep(u64 ms)`.
+pub struct Echo;
+
+impl Service for Echo {
+    fn name(&self) -> &'static str {
+        "Echo"
+    }
+
+    fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
+        match method {
+            "echo" => request.spawn(Method::new("Echo", "echo"), |_ctx, s: String| async move { Ok::<_, String>(s) }),
+            "sleep" => request.spawn(Method::new("Echo", "sleep"), |_ctx, ms: u64| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, String>(())
+            }),
+            _ => return Err(request),
+        }
+        Ok(())
+    }
+}
+
+/// A server with the `Echo` service on a loopback port.
+pub async fn echo_server() -> (std::net::SocketAddr, Server) {
+    let server = Server::builder().register(Echo).build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn({
+        let server = server.clone();
+        async move { server.accept(listener).await }
+    });
+    (addr, server)
+}
