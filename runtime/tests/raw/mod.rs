@@ -89,16 +89,16 @@ impl Reader<'_> {
 
     fn varint(&mut self) -> u64 {
         match self.byte() {
-            251 => u64::from(u16::from_le_bytes(self.bytes(2).try_into().unwrap())),
-            252 => u64::from(u32::from_le_bytes(self.bytes(4).try_into().unwrap())),
-            253 => u64::from_le_bytes(self.bytes(8).try_into().unwrap()),
+            251 => u64::from(u16::from_le_bytes(self.bytes(2).try_into().expect("n bytes"))),
+            252 => u64::from(u32::from_le_bytes(self.bytes(4).try_into().expect("n bytes"))),
+            253 => u64::from_le_bytes(self.bytes(8).try_into().expect("n bytes")),
             b => u64::from(b),
         }
     }
 
     fn string(&mut self) -> String {
         let n = self.varint() as usize;
-        String::from_utf8(self.bytes(n)).unwrap()
+        String::from_utf8(self.bytes(n)).expect("utf-8")
     }
 
     fn rest(&mut self) -> Vec<u8> {
