@@ -190,6 +190,8 @@ fn service_def(s: &ServiceDef) -> TokenStream {
     let client = format_ident!("{}Client", s.name);
     let server = format_ident!("{}Server", s.name);
     let ext = format_ident!("{}ClientExt", s.name);
+    // The server's type parameter; only the service trait's own name can collide with it.
+    let param = if s.name == "T" { format_ident!("S") } else { format_ident!("T") };
     let accessor = ident(&s.accessor);
     let wire_service = &s.wire_name;
     let service_doc = docs(&s.docs, || format!("The `{}` service.", s.wire_name));
@@ -276,35 +278,35 @@ fn service_def(s: &ServiceDef) -> TokenStream {
         }
 
         #[doc = #server_doc]
-        pub struct #server<T> {
-            inner: ::std::sync::Arc<T>,
+        pub struct #server<#param> {
+            inner: ::std::sync::Arc<#param>,
         }
 
-        impl<T: #service> #server<T> {
+        impl<#param: #service> #server<#param> {
             /// Serves `inner`.
-            pub fn new(inner: T) -> Self {
+            pub fn new(inner: #param) -> Self {
                 Self { inner: ::std::sync::Arc::new(inner) }
             }
 
             /// Serves an implementation that is shared with other code.
-            pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
+            pub fn from_arc(inner: ::std::sync::Arc<#param>) -> Self {
                 Self { inner }
             }
         }
 
-        impl<T> ::core::clone::Clone for #server<T> {
+        impl<#param> ::core::clone::Clone for #server<#param> {
             fn clone(&self) -> Self {
                 Self { inner: ::std::sync::Arc::clone(&self.inner) }
             }
         }
 
-        impl<T> ::core::fmt::Debug for #server<T> {
+        impl<#param> ::core::fmt::Debug for #server<#param> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!(#server)).finish_non_exhaustive()
             }
         }
 
-        impl<T: #service> ::tidl_runtime::Service for #server<T> {
+        impl<#param: #service> ::tidl_runtime::Service for #server<#param> {
             fn name(&self) -> &'static str {
                 #wire_service
             }

@@ -15,9 +15,6 @@ use pest_derive::Parser;
 #[grammar = "grammar.pest"]
 struct Grammar;
 
-/// Words that start a top-level declaration: where the parser resumes after an error.
-const DECLARATION_STARTS: &[&str] = &["///", "service", "struct", "enum"];
-
 /// Parses `text` (the contents of `file`), returning what could be parsed and every syntax error.
 pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     pest::set_error_detail(true);
@@ -54,14 +51,14 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     (File { items }, diagnostics)
 }
 
-/// The start of the first line after `after` whose first word starts a declaration.
+/// The start of the first line after `after` that looks like the start of a declaration: a
+/// doc comment, or a word, at the very start of the line (declarations are not indented; what
+/// is inside them is). A misspelt keyword counts, so its declaration gets its own error.
 fn resume_point(text: &str, after: usize) -> Option<usize> {
     let mut line_start = text[after..].find('\n')? + after + 1;
     loop {
         let line = &text[line_start..];
-        if DECLARATION_STARTS.iter().any(|kw| {
-            line.strip_prefix(kw).is_some_and(|rest| kw.starts_with('/') || rest.starts_with([' ', '\t', '{']))
-        }) {
+        if line.starts_with("///") || line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
             return Some(line_start);
         }
         line_start += line.find('\n')? + 1;
@@ -115,7 +112,6 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         Rule::ident => "a name",
         Rule::type_ref | Rule::named_type => "a type",
-        Rule::item => "a declaration (`service`, `struct` or `enum`)",
         Rule::end_of_input => "the end of the file",
         Rule::kw_service => "`service`",
         Rule::kw_rpc => "`rpc`",

@@ -60,8 +60,25 @@ const RUST_RESERVED: &[&str] = &["self", "Self", "super", "crate", "_"];
 /// Methods of generated `<Service>Client` types; a `.tidl` method may not take these names.
 const CLIENT_METHODS: &[&str] = &["new", "timeout", "context", "with_options"];
 
+/// Methods every generated client already has through the standard traits it implements (or
+/// that are in the prelude); a method or accessor of the same name would shadow or clash.
+const TRAIT_METHODS: &[&str] = &[
+    "borrow",
+    "borrow_mut",
+    "clone",
+    "clone_from",
+    "clone_into",
+    "fmt",
+    "from",
+    "into",
+    "to_owned",
+    "try_from",
+    "try_into",
+    "type_id",
+];
+
 /// Methods of `tidl_runtime::Client`; a service's accessor (`client.example()`) may not take these.
-const RUNTIME_CLIENT_METHODS: &[&str] = &["call", "clone", "dial", "dial_with", "new", "ready", "with_config"];
+const RUNTIME_CLIENT_METHODS: &[&str] = &["call", "dial", "dial_with", "new", "ready", "with_config"];
 
 /// Checks a parsed file and builds its model.
 pub(crate) fn validate(file: &ast::File, sources: &SourceMap) -> (Model, Vec<Diagnostic>) {
@@ -213,6 +230,10 @@ impl Checker<'_> {
             self.reserved(name);
             return None;
         }
+        if rust.starts_with(|c: char| c.is_ascii_digit()) {
+            self.starts_with_digit(name, &rust);
+            return None;
+        }
         Some(rust)
     }
 
@@ -227,7 +248,19 @@ impl Checker<'_> {
             self.reserved(name);
             return None;
         }
+        if rust.starts_with(|c: char| c.is_ascii_digit()) {
+            self.starts_with_digit(name, &rust);
+            return None;
+        }
         Some(if RUST_KEYWORDS.contains(&rust.as_str()) { format!("r#{rust}") } else { rust })
+    }
+
+    fn starts_with_digit(&mut self, name: &ast::Ident, rust: &str) {
+        self.error(
+            Diagnostic::error(name.span, format!("`{}` cannot be used as a name", name.name))
+                .label(format!("would be `{rust}` in Rust, which starts with a digit"))
+                .help("names must start with a letter once leading underscores are dropped"),
+        );
     }
 
     fn reserved(&mut self, name: &ast::Ident) {
@@ -312,7 +345,7 @@ impl Checker<'_> {
     fn service_def(&mut self, s: &ast::Service, lists: &mut Vec<(Span, Ty)>) -> ServiceDef {
         let name = self.rust_type_name(&s.name);
         let accessor = name.to_snake_case();
-        if RUNTIME_CLIENT_METHODS.contains(&accessor.as_str()) {
+        if RUNTIME_CLIENT_METHODS.contains(&accessor.as_str()) || TRAIT_METHODS.contains(&accessor.as_str()) {
             self.error(
                 Diagnostic::error(
                     s.name.span,
@@ -330,11 +363,12 @@ impl Checker<'_> {
             let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.resolve(t, lists));
             let error = m.error.as_ref().map_or(Ty::String, |t| self.resolve(t, lists));
             let Some(mname) = self.value_name(&m.name) else { continue };
-            if CLIENT_METHODS.contains(&mname.as_str()) {
+            if CLIENT_METHODS.contains(&mname.as_str()) || TRAIT_METHODS.contains(&mname.as_str()) {
+                let reserved = CLIENT_METHODS.iter().chain(TRAIT_METHODS).copied().collect::<Vec<_>>().join(", ");
                 self.error(
                     Diagnostic::error(m.name.span, format!("a method cannot be named `{}`", m.name.name))
                         .label(format!("`{mname}` is a method of every generated client"))
-                        .help(format!("the reserved method names are: {}", CLIENT_METHODS.join(", "))),
+                        .help(format!("the reserved method names are: {reserved}")),
                 );
                 continue;
             }

@@ -311,7 +311,7 @@ fn reserved_client_method() {
 2 |     rpc timeout();
   |         ^^^^^^^ `timeout` is a method of every generated client
   |
-  = help: the reserved method names are: new, timeout, context, with_options
+  = help: the reserved method names are: new, timeout, context, with_options, borrow, borrow_mut, clone, clone_from, clone_into, fmt, from, into, to_owned, try_from, try_into, type_id
 
 error: could not compile the .tidl input due to 1 previous error
 "#
@@ -493,6 +493,84 @@ error: list elements must take up space on the wire
   |                                               ^^^^^^^ this type encodes to zero bytes
   |
   = help: a peer could claim billions of such elements in a tiny message; send a count (`u64`) instead
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn names_that_start_with_a_digit_in_rust() {
+    let text = r#"struct _1 {}
+struct A { _9lives: u8 }"#;
+    assert_eq!(
+        check(text),
+        r#"error: `_1` cannot be used as a name
+ --> test.tidl:1:8
+  |
+1 | struct _1 {}
+  |        ^^ would be `1` in Rust, which starts with a digit
+  |
+  = help: names must start with a letter once leading underscores are dropped
+
+error: `_9lives` cannot be used as a name
+ --> test.tidl:2:12
+  |
+2 | struct A { _9lives: u8 }
+  |            ^^^^^^^ would be `9lives` in Rust, which starts with a digit
+  |
+  = help: names must start with a letter once leading underscores are dropped
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn names_that_clash_with_methods_every_client_has() {
+    let text = r#"service ToOwned {}
+service Store { rpc clone(); }"#;
+    assert_eq!(
+        check(text),
+        r#"error: a service named `ToOwned` cannot have a client accessor
+ --> test.tidl:1:9
+  |
+1 | service ToOwned {}
+  |         ^^^^^^^ would add `to_owned()` to `Client`, which already has a method of that name
+  |
+  = help: rename the service
+
+error: a method cannot be named `clone`
+ --> test.tidl:2:21
+  |
+2 | service Store { rpc clone(); }
+  |                     ^^^^^ `clone` is a method of every generated client
+  |
+  = help: the reserved method names are: new, timeout, context, with_options, borrow, borrow_mut, clone, clone_from, clone_into, fmt, from, into, to_owned, try_from, try_into, type_id
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn a_stray_brace_and_a_misspelt_keyword_after_another_error_are_both_reported() {
+    let text = r#"struct A { x: i32 y: i32 }
+}
+servce Store {}"#;
+    assert_eq!(
+        check(text),
+        r#"error: expected `,`, `<` or `}`, found name `y`
+ --> test.tidl:1:19
+  |
+1 | struct A { x: i32 y: i32 }
+  |                   ^
+
+error: expected `enum`, `service` or `struct`, found name `servce`
+ --> test.tidl:3:1
+  |
+3 | servce Store {}
+  | ^^^^^^ did you mean `service`?
 
 error: could not compile the .tidl input due to 2 previous errors
 "#

@@ -7,7 +7,9 @@ mod kitchen_sink {
     include!("golden/kitchen_sink.rs");
 }
 
-use kitchen_sink::{Everything, Expr, Geometry, GeometryClientExt, GeometryServer, LookupError, Point, Shape, Tree};
+use kitchen_sink::{
+    Everything, Expr, Geometry, GeometryClientExt, GeometryServer, LookupError, Point, Shape, TClientExt, TServer, Tree,
+};
 use std::collections::HashMap;
 use tidl_runtime::{Client, Context, Error, Server};
 
@@ -62,8 +64,14 @@ fn eval(expr: &Expr) -> Result<i64, String> {
     })
 }
 
+impl kitchen_sink::T for Impl {
+    async fn a(&self, _ctx: Context, (): ()) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 async fn client() -> Client {
-    let server = Server::builder().register(GeometryServer::new(Impl)).build();
+    let server = Server::builder().register(GeometryServer::new(Impl)).register(TServer::new(Impl)).build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { server.accept(listener).await });
@@ -96,6 +104,7 @@ async fn every_type_round_trips() {
     };
     assert_eq!(client.geometry().everything(value.clone()).await, Ok(value));
     assert_eq!(client.geometry().ping(()).await, Ok(()));
+    assert_eq!(client.t().a(()).await, Ok(()));
 }
 
 #[tokio::test]

@@ -15,7 +15,8 @@ use crate::codec;
 use crate::context::Context;
 use crate::error::{Code, Status};
 use crate::frame::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder, Header, Outcome};
-use crate::handshake::{self, HELLO_LEN};
+use crate::handshake::{self, HELLO_LEN, HelloError};
+use crate::keepalive::{Due, Keepalive};
 use crate::outbox::{Outbox, PushError};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -45,6 +46,12 @@ pub struct ClientConfig {
     pub default_timeout: Option<Duration>,
     /// How long [`Client::dial`] may take to connect and complete the handshake. Default: 10 s.
     pub connect_timeout: Duration,
+    /// After this long without hearing from the server, send it a ping; `None` turns keepalive
+    /// off. Default: 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// If nothing arrives within this long of a ping, the server is considered dead: the
+    /// connection closes and every pending call fails with `Unavailable`. Default: 20 s.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +60,8 @@ impl Default for ClientConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             default_timeout: None,
             connect_timeout: Duration::from_secs(10),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -317,7 +326,7 @@ impl Client {
             peer,
         });
         // The hello goes first; calls made before the server answers queue up behind it.
-        let hello = handshake::encode(true);
+        let hello = handshake::encode(handshake::Answer::Accepted);
         let _ = conn.outbox.push(|buf, _| {
             buf.extend_from_slice(&hello);
             Ok(())
@@ -427,12 +436,14 @@ impl Conn {
                 .with_source(e);
         }
         if let Err(e) = handshake::decode_server_hello(hello) {
-            return Status::unavailable(format!("handshake with {} failed: {e}", self.peer));
+            let code = if e == HelloError::Busy { Code::ResourceExhausted } else { Code::Unavailable };
+            return Status::new(code, format!("handshake with {} failed: {e}", self.peer));
         }
         self.ready.send_replace(Readiness::Ready);
 
         let mut decoder = FrameDecoder::new(self.config.max_frame_len);
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut keepalive = Keepalive::new(self.config.keepalive_interval, self.config.keepalive_timeout);
         loop {
             loop {
                 match decoder.decode(&mut buf) {
@@ -451,9 +462,26 @@ impl Conn {
                 }
             }
             buf.reserve(READ_CHUNK);
-            match read.read_buf(&mut buf).await {
+            let read_result = tokio::select! {
+                biased;
+                due = keepalive.due() => match due {
+                    Due::Ping(nonce) => {
+                        let _ = self.outbox.push_header(&Header::Ping { nonce });
+                        continue;
+                    }
+                    Due::Dead(quiet) => {
+                        return Status::unavailable(format!(
+                            "{} sent nothing for {quiet:?}, not even an answer to a keepalive ping; \
+                             the connection is considered dead (ClientConfig::keepalive_timeout)",
+                            self.peer
+                        ));
+                    }
+                },
+                read_result = read.read_buf(&mut buf) => read_result,
+            };
+            match read_result {
                 Ok(0) => return self.closed_by_server(),
-                Ok(_) => {}
+                Ok(_) => keepalive.heard(),
                 Err(e) => {
                     return Status::unavailable(format!("the connection to {} failed: {e}", self.peer)).with_source(e);
                 }

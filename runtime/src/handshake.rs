@@ -16,17 +16,23 @@ pub const VERSION_MINOR: u8 = 0;
 /// Length of a hello.
 pub(crate) const HELLO_LEN: usize = 8;
 
-/// Status byte: the hello is accepted.
-const ACCEPTED: u8 = 0;
-/// Status byte (server to client): the server does not speak the client's major version.
-const UNSUPPORTED_VERSION: u8 = 1;
+/// What a hello's status byte says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// 0: go ahead (every client hello says this).
+    Accepted,
+    /// 1 (server to client): the server does not speak the client's major version.
+    UnsupportedVersion,
+    /// 2 (server to client): the server is at its maximum number of connections.
+    Busy,
+}
 
 /// A decoded hello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Hello {
     pub(crate) major: u8,
     pub(crate) minor: u8,
-    pub(crate) accepted: bool,
+    pub(crate) status: u8,
 }
 
 /// Why a hello was refused.
@@ -38,6 +44,8 @@ pub(crate) enum HelloError {
     Version { major: u8, minor: u8 },
     /// The server refused this client's version.
     Refused { major: u8, minor: u8 },
+    /// The server is at its connection limit.
+    Busy,
 }
 
 impl fmt::Display for HelloError {
@@ -60,6 +68,10 @@ impl fmt::Display for HelloError {
                 "the server speaks tidl protocol {major}.{minor} and refused this client's \
                  protocol {VERSION_MAJOR}.{VERSION_MINOR}; major versions must match"
             ),
+            HelloError::Busy => f.write_str(
+                "the server refused the connection because it is at its maximum number of \
+                 connections (ServerConfig::max_connections); retry later or raise the limit",
+            ),
         }
     }
 }
@@ -68,10 +80,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
-/// This side's hello; `accepted` is false only for a server refusing a client's version.
-pub(crate) fn encode(accepted: bool) -> [u8; HELLO_LEN] {
+/// This side's hello, with `answer` in its status byte.
+pub(crate) fn encode(answer: Answer) -> [u8; HELLO_LEN] {
     let [m0, m1, m2, m3] = MAGIC;
-    let status = if accepted { ACCEPTED } else { UNSUPPORTED_VERSION };
+    let status = match answer {
+        Answer::Accepted => 0,
+        Answer::UnsupportedVersion => 1,
+        Answer::Busy => 2,
+    };
     [m0, m1, m2, m3, VERSION_MAJOR, VERSION_MINOR, status, 0]
 }
 
@@ -80,18 +96,23 @@ pub(crate) fn decode(bytes: [u8; HELLO_LEN]) -> Result<Hello, HelloError> {
     if bytes[..4] != MAGIC {
         return Err(HelloError::NotTidl(bytes));
     }
-    let hello = Hello { major: bytes[4], minor: bytes[5], accepted: bytes[6] == ACCEPTED };
+    let hello = Hello { major: bytes[4], minor: bytes[5], status: bytes[6] };
     if hello.major != VERSION_MAJOR {
         return Err(HelloError::Version { major: hello.major, minor: hello.minor });
     }
     Ok(hello)
 }
 
-/// Decodes the server's answer, as seen by the client.
+/// Decodes the server's answer, as seen by the client: a refusal is reported as such, whatever
+/// version the server speaks.
 pub(crate) fn decode_server_hello(bytes: [u8; HELLO_LEN]) -> Result<Hello, HelloError> {
-    match decode(bytes) {
-        Ok(hello) if !hello.accepted => Err(HelloError::Refused { major: hello.major, minor: hello.minor }),
-        other => other,
+    if bytes[..4] != MAGIC {
+        return Err(HelloError::NotTidl(bytes));
+    }
+    match bytes[6] {
+        2 => Err(HelloError::Busy),
+        0 => decode(bytes),
+        _ => Err(HelloError::Refused { major: bytes[4], minor: bytes[5] }),
     }
 }
 
@@ -101,8 +122,8 @@ mod tests {
 
     #[test]
     fn own_hello_is_accepted() {
-        let hello = decode(encode(true)).unwrap();
-        assert_eq!(hello, Hello { major: VERSION_MAJOR, minor: VERSION_MINOR, accepted: true });
+        let hello = decode(encode(Answer::Accepted)).unwrap();
+        assert_eq!(hello, Hello { major: VERSION_MAJOR, minor: VERSION_MINOR, status: 0 });
     }
 
     #[test]
@@ -126,9 +147,10 @@ mod tests {
 
     #[test]
     fn refusal_from_server_is_reported() {
-        let mut bytes = encode(false);
-        bytes[5] = 4;
+        let mut bytes = encode(Answer::UnsupportedVersion);
+        bytes[4] = 2;
         let err = decode_server_hello(bytes).unwrap_err();
-        assert_eq!(err, HelloError::Refused { major: 1, minor: 4 });
+        assert_eq!(err, HelloError::Refused { major: 2, minor: 0 });
+        assert_eq!(decode_server_hello(encode(Answer::Busy)), Err(HelloError::Busy));
     }
 }

@@ -25,6 +25,7 @@ mod context;
 mod error;
 mod frame;
 mod handshake;
+mod keepalive;
 mod outbox;
 mod server;
 

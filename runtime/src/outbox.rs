@@ -9,6 +9,7 @@
 use crate::frame::{self, Header, WriteFailure};
 use bytes::BytesMut;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,13 @@ pub(crate) struct Outbox {
     drained: Notify,
     max_frame_len: usize,
     high_water: usize,
+    /// Fires on `close`.
+    closing: CancellationToken,
 }
+
+/// How long a closed connection may take to flush its last frames before the writer gives up
+/// (a peer that stopped reading must not keep a task and a socket alive for ever).
+pub(crate) const FLUSH_LINGER: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 struct State {
@@ -54,6 +61,7 @@ impl Outbox {
             drained: Notify::new(),
             max_frame_len,
             high_water,
+            closing: CancellationToken::new(),
         }
     }
 
@@ -106,6 +114,7 @@ impl Outbox {
     /// Stops accepting frames; the writer flushes what is queued and then shuts the stream down.
     pub(crate) fn close(&self) {
         self.lock().closing = true;
+        self.closing.cancel();
         self.wake_writer.notify_one();
     }
 
@@ -114,16 +123,25 @@ impl Outbox {
         self.drained.notify_waiters();
     }
 
-    /// Writes queued frames to `io` until the outbox is closed and flushed, `abort` fires, or a
-    /// write fails. Always marks the outbox dead on return.
+    /// Writes queued frames to `io` until the outbox is closed and flushed, `abort` fires, a
+    /// write fails, or the flush after `close` takes longer than [`FLUSH_LINGER`]. Always marks
+    /// the outbox dead on return.
     pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
         &self,
         mut io: W,
         abort: CancellationToken,
     ) -> std::io::Result<()> {
+        let linger = async {
+            self.closing.cancelled().await;
+            tokio::time::sleep(FLUSH_LINGER).await;
+        };
         let result = tokio::select! {
             biased;
             () = abort.cancelled() => Ok(()),
+            () = linger => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer read nothing for {FLUSH_LINGER:?} after the connection was closed"),
+            )),
             result = self.write_loop(&mut io) => result,
         };
         self.mark_dead();

@@ -12,7 +12,8 @@ use crate::codec;
 use crate::context::Context;
 use crate::error::{Code, Status};
 use crate::frame::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder, Header, Outcome};
-use crate::handshake::{self, HELLO_LEN, HelloError};
+use crate::handshake::{self, Answer, HELLO_LEN, HelloError};
+use crate::keepalive::{Due, Keepalive};
 use crate::outbox::{Outbox, PushError};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -23,12 +24,13 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -36,9 +38,6 @@ use tokio_util::task::TaskTracker;
 
 /// Bytes the reader asks the socket for at least, per read.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// How long a closing connection may take to flush its last frames to a client that reads slowly.
-const FLUSH_LINGER: Duration = Duration::from_secs(5);
 
 /// Settings of a server. Build one with `ServerConfig::default()` and set fields.
 #[derive(Clone, Debug)]
@@ -56,6 +55,15 @@ pub struct ServerConfig {
     /// Bytes of replies queued for one connection above which handlers wait before queueing
     /// more, so a client that stops reading cannot grow the server's memory. Default: 4 MiB.
     pub max_queued_reply_bytes: usize,
+    /// Connections served at once; further ones are refused at the handshake, and the client
+    /// sees `ResourceExhausted`. Default: 10,000.
+    pub max_connections: usize,
+    /// After this long without hearing from a client, send it a ping; `None` turns keepalive
+    /// off. Default: 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// If nothing arrives within this long of a ping, the client is considered gone: the
+    /// connection closes and its calls are cancelled. Default: 20 s.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +73,9 @@ impl Default for ServerConfig {
             max_concurrent_calls: 4096,
             handshake_timeout: Duration::from_secs(10),
             max_queued_reply_bytes: 4 * 1024 * 1024,
+            max_connections: 10_000,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -204,6 +215,7 @@ impl ServerBuilder {
         names.sort_unstable();
         Server {
             inner: Arc::new(Inner {
+                connections: Arc::new(Semaphore::new(self.config.max_connections.min(Semaphore::MAX_PERMITS))),
                 services: self.services,
                 service_names: names.join(", "),
                 config: self.config,
@@ -223,6 +235,8 @@ pub struct Server {
 }
 
 struct Inner {
+    /// One permit per connection being served.
+    connections: Arc<Semaphore>,
     services: HashMap<&'static str, Arc<dyn Service>>,
     /// For error messages: the registered services, sorted.
     service_names: String,
@@ -277,8 +291,20 @@ impl Server {
                 tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
             }
             let (read, write) = stream.into_split();
-            let server = self.inner.clone();
-            self.inner.tracker.spawn(serve(server, read, write, peer.to_string()));
+            self.spawn_connection(read, write, peer.to_string());
+        }
+    }
+
+    /// Serves a connection in a task of its own, or refuses it if the server is full.
+    fn spawn_connection<R, W>(&self, read: R, write: W, peer: String) -> tokio::task::JoinHandle<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let inner = &self.inner;
+        match inner.connections.clone().try_acquire_owned() {
+            Ok(permit) => inner.tracker.spawn(serve(inner.clone(), read, write, peer, permit)),
+            Err(_) => inner.tracker.spawn(refuse_busy(read, write, peer, inner.config.max_connections)),
         }
     }
 
@@ -288,7 +314,7 @@ impl Server {
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(io);
-        let task = self.inner.tracker.spawn(serve(self.inner.clone(), read, write, "a client".to_owned()));
+        let task = self.spawn_connection(read, write, "a client".to_owned());
         // The connection task logs its own failures; a panic in it is a bug in tidl.
         let _ = task.await;
     }
@@ -340,6 +366,8 @@ struct Conn {
     /// Signalled when the last running call of the connection ends.
     idle: Notify,
     peer: String,
+    /// Cancels received for calls that were not running (they had usually just finished).
+    unknown_cancels: AtomicU64,
 }
 
 impl Conn {
@@ -347,7 +375,9 @@ impl Conn {
         self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends the reply of a call that ended (if anyone is still waiting for it).
+    /// Sends the reply of a call that ended (if anyone is still waiting for it), then forgets
+    /// the call. In that order: a draining connection closes once no call is left, and must not
+    /// close before the last reply is queued.
     async fn finish<T: Serialize + Send, E: Serialize + Send>(
         &self,
         id: u64,
@@ -355,6 +385,44 @@ impl Conn {
         ended: Ended<T, E>,
         token: &CancellationToken,
     ) {
+        let status = match ended {
+            Ended::Ok(reply) => {
+                self.reply(id, method, Outcome::Ok, reply).await;
+                None
+            }
+            Ended::App(error) => {
+                self.reply(id, method, Outcome::AppError, error).await;
+                None
+            }
+            Ended::Status(status) => {
+                tracing::debug!(peer = %self.peer, %method, "call refused: {}", status.message());
+                Some(status)
+            }
+            Ended::DeadlineExceeded => {
+                token.cancel();
+                Some(Status::new(
+                    Code::DeadlineExceeded,
+                    format!("`{method}` passed its deadline; the server stopped it"),
+                ))
+            }
+            Ended::Cancelled if self.server.stopping.is_cancelled() => Some(Status::unavailable(format!(
+                "the server shut down and stopped `{method}` at the end of its grace period"
+            ))),
+            // Cancelled by the client, or its connection is gone: nobody is waiting.
+            Ended::Cancelled => None,
+            Ended::Panicked(panic) => {
+                let detail = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("no message");
+                tracing::error!(peer = %self.peer, %method, panic = detail, "a tidl handler panicked");
+                Some(Status::new(Code::Internal, format!("the handler of `{method}` panicked: {detail}")))
+            }
+        };
+        if let Some(status) = status {
+            self.send_status(id, &status);
+        }
         let now_idle = {
             let mut in_flight = self.in_flight();
             in_flight.remove(&id);
@@ -363,30 +431,19 @@ impl Conn {
         if now_idle {
             self.idle.notify_one();
         }
-        let status = match ended {
-            Ended::Ok(reply) => return self.reply(id, method, Outcome::Ok, reply).await,
-            Ended::App(error) => return self.reply(id, method, Outcome::AppError, error).await,
-            Ended::Status(status) => status,
-            Ended::DeadlineExceeded => {
-                token.cancel();
-                Status::new(Code::DeadlineExceeded, format!("`{method}` passed its deadline; the server stopped it"))
+    }
+
+    /// Completes when no call of this connection is running.
+    async fn wait_until_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.in_flight().is_empty() {
+                return;
             }
-            Ended::Cancelled if self.server.stopping.is_cancelled() => Status::unavailable(format!(
-                "the server shut down and stopped `{method}` at the end of its grace period"
-            )),
-            // Cancelled by the client, or its connection is gone: nobody is waiting.
-            Ended::Cancelled => return,
-            Ended::Panicked(panic) => {
-                let detail = panic
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("no message");
-                tracing::error!(peer = %self.peer, %method, panic = detail, "a tidl handler panicked");
-                Status::new(Code::Internal, format!("the handler of `{method}` panicked: {detail}"))
-            }
-        };
-        self.send_status(id, &status);
+            idle.await;
+        }
     }
 
     async fn reply<V: Serialize>(&self, id: u64, method: Method, outcome: Outcome<'_>, value: V) {
@@ -417,9 +474,16 @@ impl Conn {
                 self.on_request(id, &service, &method, timeout_micros, payload)
             }
             Header::Cancel { id } => {
-                // Unknown ids are calls that already finished: nothing to do.
-                if let Some(token) = self.in_flight().remove(&id) {
-                    token.cancel();
+                // The handler task forgets the call once it has stopped.
+                let token = self.in_flight().get(&id).cloned();
+                match token {
+                    Some(token) => token.cancel(),
+                    // Usually a call that finished as the cancel was sent: nothing to do.
+                    None => {
+                        if self.unknown_cancels.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::debug!(peer = %self.peer, "ignored a cancel for call {id}, which is not running");
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -467,6 +531,7 @@ impl Conn {
                     "`{service}.{method}` was refused: this connection already has {limit} calls \
                      running, the limit (ServerConfig::max_concurrent_calls)"
                 );
+                tracing::debug!(peer = %self.peer, "call refused: {message}");
                 self.send_status(id, &Status::new(Code::ResourceExhausted, message));
                 return Ok(());
             }
@@ -477,14 +542,18 @@ impl Conn {
         if svc.call(method, request).is_err() {
             self.in_flight().remove(&id);
             let message = format!("the service `{service}` has no method `{method}`");
+            tracing::debug!(peer = %self.peer, "call refused: {message}");
             self.send_status(id, &Status::new(Code::Unimplemented, message));
         }
         Ok(())
     }
 }
 
+/// How long a closing connection waits for its cancelled handlers to queue their last statuses.
+const HANDLER_STOP_WAIT: Duration = Duration::from_secs(1);
+
 /// Serves one connection: the handshake, then frames until it closes.
-async fn serve<R, W>(server: Arc<Inner>, mut read: R, write: W, peer: String)
+async fn serve<R, W>(server: Arc<Inner>, mut read: R, write: W, peer: String, _permit: OwnedSemaphorePermit)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -493,24 +562,28 @@ where
     let mut hello = [0u8; HELLO_LEN];
     match tokio::time::timeout(config.handshake_timeout, read.read_exact(&mut hello)).await {
         Err(_) => {
-            tracing::info!(%peer, "closed a connection that sent no tidl handshake within {:?} (ServerConfig::handshake_timeout)", config.handshake_timeout);
+            tracing::info!(
+                %peer,
+                "closed a connection that sent no tidl handshake within {:?} (ServerConfig::handshake_timeout)",
+                config.handshake_timeout
+            );
             return;
         }
         Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "a connection closed before its tidl handshake");
+            tracing::info!(%peer, "a connection closed before completing the tidl handshake: {e}");
             return;
         }
         Ok(Ok(_)) => {}
     }
-    let accepted = match handshake::decode(hello) {
-        Ok(_) => true,
+    let answer = match handshake::decode(hello) {
+        Ok(_) => Answer::Accepted,
         Err(e @ HelloError::NotTidl(_)) => {
             tracing::info!(%peer, "closed a connection: {e}");
             return;
         }
         Err(e) => {
             tracing::info!(%peer, "refused a connection: {e}");
-            false
+            Answer::UnsupportedVersion
         }
     };
 
@@ -521,47 +594,65 @@ where
         idle: Notify::new(),
         server: server.clone(),
         peer,
+        unknown_cancels: AtomicU64::new(0),
     });
-    let reply_hello = handshake::encode(accepted);
+    let reply_hello = handshake::encode(answer);
     let _ = conn.outbox.push(|buf, _| {
         buf.extend_from_slice(&reply_hello);
         Ok(())
     });
-    // The writer stops without flushing when the server's grace period ends, or when a closed
-    // connection's last bytes cannot be flushed within `FLUSH_LINGER`.
-    let writer_abort = server.stopping.child_token();
-    let writer = server.tracker.spawn({
+    server.tracker.spawn({
         let conn = conn.clone();
-        let abort = writer_abort.clone();
         async move {
-            if let Err(e) = conn.outbox.run_writer(write, abort).await {
+            if let Err(e) = conn.outbox.run_writer(write, CancellationToken::new()).await {
                 tracing::debug!(peer = %conn.peer, error = %e, "writing to a tidl client failed");
                 // The reader notices too; cancel the calls now rather than at its next read.
                 conn.token.cancel();
             }
         }
     });
-    if accepted && let Some(status) = read_frames(&conn, &mut read).await {
-        {
-            tracing::warn!(peer = %conn.peer, "closed a tidl connection: {}", status.message());
-            let _ = conn
-                .outbox
-                .push_header(&Header::GoAway { code: status.code().as_u16(), message: status.message().into() });
-        }
+    if answer == Answer::Accepted
+        && let Some(status) = read_frames(&conn, &mut read).await
+    {
+        tracing::warn!(peer = %conn.peer, "closed a tidl connection: {}", status.message());
+        let goaway = Header::GoAway { code: status.code().as_u16(), message: status.message().into() };
+        let _ = conn.outbox.push_header(&goaway);
     }
-    // Stop every call still running for this connection; their replies have nowhere to go.
+    // Stop every call still running for this connection, give the handlers a moment to queue
+    // their last statuses (when the server is stopping, clients are told so), then close.
     conn.token.cancel();
-    conn.outbox.close();
-    if tokio::time::timeout(FLUSH_LINGER, writer).await.is_err() {
-        writer_abort.cancel();
+    let _ = tokio::time::timeout(HANDLER_STOP_WAIT, conn.wait_until_idle()).await;
+    let unknown = conn.unknown_cancels.load(Ordering::Relaxed);
+    if unknown > 1 {
+        tracing::debug!(peer = %conn.peer, "ignored {unknown} cancels for calls that were not running");
     }
+    conn.outbox.close();
+}
+
+/// Refuses a connection because the server is at `ServerConfig::max_connections`: reads the
+/// client's hello, answers with a "busy" hello, and closes.
+async fn refuse_busy<R, W>(mut read: R, mut write: W, peer: String, limit: usize)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    tracing::info!(%peer, "refused a connection: the server already has {limit} connections (ServerConfig::max_connections)");
+    let exchange = async {
+        let mut hello = [0u8; HELLO_LEN];
+        read.read_exact(&mut hello).await?;
+        write.write_all(&handshake::encode(Answer::Busy)).await?;
+        write.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), exchange).await;
 }
 
 /// Reads frames until the client closes the connection (`None`) or breaks the protocol (the
 /// status to tell it).
 async fn read_frames<R: AsyncRead + Unpin>(conn: &Arc<Conn>, read: &mut R) -> Option<Status> {
-    let mut decoder = FrameDecoder::new(conn.server.config.max_frame_len);
+    let config = &conn.server.config;
+    let mut decoder = FrameDecoder::new(config.max_frame_len);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut keepalive = Keepalive::new(config.keepalive_interval, config.keepalive_timeout);
     let mut goaway_sent = false;
     loop {
         loop {
@@ -573,13 +664,21 @@ async fn read_frames<R: AsyncRead + Unpin>(conn: &Arc<Conn>, read: &mut R) -> Op
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return Some(Status::new(Code::ResourceExhausted, format!("{e} (ServerConfig::max_frame_len)")));
+                    let message = format!("{e}; raise ServerConfig::max_frame_len (and the client's) to allow it");
+                    return Some(Status::new(Code::ResourceExhausted, message));
                 }
             }
         }
         if goaway_sent && conn.in_flight().is_empty() {
             // Draining and nothing left to answer: close now rather than wait for the client.
             return None;
+        }
+        // A client that does not read what it is sent is not read from either, so answers to
+        // its pings and bad requests cannot pile up without bound.
+        tokio::select! {
+            biased;
+            () = conn.token.cancelled() => return None,
+            () = conn.outbox.wait_for_space() => {}
         }
         buf.reserve(READ_CHUNK);
         let read_result = tokio::select! {
@@ -594,13 +693,33 @@ async fn read_frames<R: AsyncRead + Unpin>(conn: &Arc<Conn>, read: &mut R) -> Op
                 continue;
             }
             () = conn.idle.notified(), if goaway_sent => continue,
+            due = keepalive.due() => match due {
+                Due::Ping(nonce) => {
+                    let _ = conn.outbox.push_header(&Header::Ping { nonce });
+                    continue;
+                }
+                Due::Dead(quiet) => {
+                    return Some(Status::unavailable(format!(
+                        "the client sent nothing for {quiet:?}, not even an answer to a keepalive \
+                         ping (ServerConfig::keepalive_timeout)"
+                    )));
+                }
+            },
             read_result = read.read_buf(&mut buf) => read_result,
         };
         match read_result {
-            Ok(0) => return None,
-            Ok(_) => {}
+            Ok(0) if buf.is_empty() => return None,
+            Ok(0) => {
+                tracing::info!(
+                    peer = %conn.peer,
+                    "a client closed its connection in the middle of a frame ({} bytes unread)",
+                    buf.len()
+                );
+                return None;
+            }
+            Ok(_) => keepalive.heard(),
             Err(e) => {
-                tracing::debug!(peer = %conn.peer, error = %e, "reading from a tidl client failed");
+                tracing::info!(peer = %conn.peer, "reading from a tidl client failed: {e}");
                 return None;
             }
         }

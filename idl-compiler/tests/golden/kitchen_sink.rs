@@ -432,3 +432,127 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
         }
     }
 }
+
+/// A one-letter service name, the same as a server's usual type parameter.
+///
+/// Implement this trait to serve `T`, and register the implementation with `Server::builder().register(TServer::new(...))`.
+pub trait T: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `a()`
+    fn a(
+        &self,
+        ctx: ::tidl_runtime::Context,
+        arg: (),
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::std::string::String>,
+    > + ::core::marker::Send;
+}
+
+/// A client of the `T` service: get one with `client.t()` (import [`TClientExt`]). Cheap to clone; calls made through clones share the connection.
+#[derive(Clone, Debug)]
+pub struct TClient {
+    client: ::tidl_runtime::Client,
+    options: ::tidl_runtime::CallOptions,
+}
+
+impl TClient {
+    /// A client of the service on `client`'s connection.
+    pub fn new(client: ::tidl_runtime::Client) -> Self {
+        Self {
+            client,
+            options: ::tidl_runtime::CallOptions::default(),
+        }
+    }
+    /// Calls made through the returned client fail with `DeadlineExceeded` after
+    /// `timeout`; the server is told, and stops the handler then.
+    #[must_use]
+    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+    /// Calls made through the returned client belong to the handler call `ctx`: they are
+    /// cancelled when it is, and their deadline is never later than its deadline.
+    #[must_use]
+    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
+        self.options = self.options.context(ctx);
+        self
+    }
+    /// Calls made through the returned client use `options`.
+    #[must_use]
+    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+    /// `a()`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn a(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
+        self.client.call(::tidl_runtime::Method::new("T", "a"), &arg, &self.options)
+    }
+}
+
+/// Adds `t()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+pub trait TClientExt {
+    /// The `T` service on this connection.
+    fn t(&self) -> TClient;
+}
+
+impl TClientExt for ::tidl_runtime::Client {
+    fn t(&self) -> TClient {
+        TClient::new(::core::clone::Clone::clone(self))
+    }
+}
+
+/// Serves an implementation of [`T`]: pass it to [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).
+pub struct TServer<S> {
+    inner: ::std::sync::Arc<S>,
+}
+
+impl<S: T> TServer<S> {
+    /// Serves `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner: ::std::sync::Arc::new(inner),
+        }
+    }
+    /// Serves an implementation that is shared with other code.
+    pub fn from_arc(inner: ::std::sync::Arc<S>) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S> ::core::clone::Clone for TServer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: ::std::sync::Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> ::core::fmt::Debug for TServer<S> {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        f.debug_struct(::core::stringify!(TServer)).finish_non_exhaustive()
+    }
+}
+
+impl<S: T> ::tidl_runtime::Service for TServer<S> {
+    fn name(&self) -> &'static str {
+        "T"
+    }
+    fn call(
+        &self,
+        method: &str,
+        request: ::tidl_runtime::Incoming,
+    ) -> ::core::result::Result<(), ::tidl_runtime::Incoming> {
+        match method {
+            "a" => {
+                let inner = ::std::sync::Arc::clone(&self.inner);
+                request
+                    .spawn(
+                        ::tidl_runtime::Method::new("T", "a"),
+                        move |ctx, (): ()| async move { T::a(&*inner, ctx, ()).await },
+                    );
+                ::core::result::Result::Ok(())
+            }
+            _ => ::core::result::Result::Err(request),
+        }
+    }
+}
