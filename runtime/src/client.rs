@@ -455,7 +455,8 @@ impl Conn {
                     Ok(None) => break,
                     Err(e) => {
                         return Status::unavailable(format!(
-                            "closed the connection to {}: {e} (ClientConfig::max_frame_len)",
+                            "closed the connection to {}: {e}; raise ClientConfig::max_frame_len (and the \
+                             server's) to allow it",
                             self.peer
                         ));
                     }

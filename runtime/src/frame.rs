@@ -177,10 +177,7 @@ enum DecodeState {
 
 /// A peer announced a frame longer than the limit.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the peer sent a frame of {len} bytes, over the maximum frame length of {max} bytes \
-     (raise max_frame_len on both peers to allow it)"
-)]
+#[error("the peer sent a frame of {len} bytes, over the maximum frame length of {max} bytes")]
 pub struct FrameTooLarge {
     /// The length the peer announced.
     pub len: u64,
@@ -280,8 +277,7 @@ mod tests {
         let err = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN).decode(&mut src).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the peer sent a frame of 4294967295 bytes, over the maximum frame length of \
-             8388608 bytes (raise max_frame_len on both peers to allow it)"
+            "the peer sent a frame of 4294967295 bytes, over the maximum frame length of 8388608 bytes"
         );
         assert!(src.capacity() <= capacity_before, "nothing was reserved for the claimed length");
     }

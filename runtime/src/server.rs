@@ -366,7 +366,8 @@ struct Conn {
     /// Signalled when the last running call of the connection ends.
     idle: Notify,
     peer: String,
-    /// Cancels received for calls that were not running (they had usually just finished).
+    /// Cancels received for calls that were not running (they had usually just finished); only
+    /// the first is logged.
     unknown_cancels: AtomicU64,
 }
 
@@ -512,6 +513,7 @@ impl Conn {
         }
         let Some(svc) = self.server.services.get(service) else {
             let message = format!("the server has no service `{service}` (it serves: {})", self.server.service_names);
+            tracing::debug!(peer = %self.peer, "call refused: {message}");
             self.send_status(id, &Status::new(Code::Unimplemented, message));
             return Ok(());
         };
@@ -622,10 +624,6 @@ where
     // their last statuses (when the server is stopping, clients are told so), then close.
     conn.token.cancel();
     let _ = tokio::time::timeout(HANDLER_STOP_WAIT, conn.wait_until_idle()).await;
-    let unknown = conn.unknown_cancels.load(Ordering::Relaxed);
-    if unknown > 1 {
-        tracing::debug!(peer = %conn.peer, "ignored {unknown} cancels for calls that were not running");
-    }
     conn.outbox.close();
 }
 
@@ -710,11 +708,7 @@ async fn read_frames<R: AsyncRead + Unpin>(conn: &Arc<Conn>, read: &mut R) -> Op
         match read_result {
             Ok(0) if buf.is_empty() => return None,
             Ok(0) => {
-                tracing::info!(
-                    peer = %conn.peer,
-                    "a client closed its connection in the middle of a frame ({} bytes unread)",
-                    buf.len()
-                );
+                tracing::info!(peer = %conn.peer, "a client closed its connection in the middle of a frame");
                 return None;
             }
             Ok(_) => keepalive.heard(),

@@ -4,7 +4,8 @@
 mod raw;
 
 use raw::{Frame, Raw, cancel, echo_server, hello, request, response_ok, string};
-use tidl_runtime::{CallOptions, Client, Code, Method};
+use std::time::Duration;
+use tidl_runtime::{CallOptions, Client, ClientConfig, Code, Method};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -138,4 +139,102 @@ async fn the_server_refuses_a_newer_major_version_with_its_own_hello() {
     tokio::time::timeout(raw::TIMEOUT, stream.read_to_end(&mut reply)).await.expect("closed in time").expect("read");
     // Its own version, with the status byte saying "unsupported", then the connection closes.
     assert_eq!(reply, b"TIDL\x01\x00\x01\x00");
+}
+
+#[tokio::test]
+async fn the_client_declares_a_silent_server_dead_and_fails_its_calls() {
+    let (addr, accept) = scripted_server().await;
+    let mut config = ClientConfig::default();
+    config.keepalive_interval = Some(Duration::from_millis(30));
+    config.keepalive_timeout = Duration::from_millis(60);
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let call = client.call::<_, String, String>(Method::new("Echo", "echo"), "anyone?", &CallOptions::default());
+    assert!(matches!(server.recv().await, Frame::Request { .. }));
+    // The server reads on but never answers, not even the pings.
+    assert!(matches!(server.recv().await, Frame::Ping { .. }));
+    let status = tokio::time::timeout(raw::TIMEOUT, call).await.expect("no hang").expect_err("dead");
+    let status = status.status().cloned().expect("a status");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("not even an answer to a keepalive ping"), "{status}");
+}
+
+#[tokio::test]
+async fn the_client_answers_the_servers_pings() {
+    let (addr, accept) = scripted_server().await;
+    let _client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    server.send(&raw::ping(77)).await;
+    assert_eq!(server.recv().await, Frame::Pong { nonce: 77 });
+}
+
+#[tokio::test]
+async fn a_vanishing_server_fails_every_pending_call_at_once() {
+    let (addr, accept) = scripted_server().await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let options = CallOptions::default();
+    let calls: Vec<_> =
+        (0..3).map(|_| client.call::<_, String, String>(Method::new("Echo", "echo"), "hello?", &options)).collect();
+    for _ in 0..3 {
+        assert!(matches!(server.recv().await, Frame::Request { .. }));
+    }
+    drop(server);
+    for call in calls {
+        let status = tokio::time::timeout(raw::TIMEOUT, call).await.expect("no hang").expect_err("gone");
+        assert_eq!(status.code(), Some(Code::Unavailable));
+        assert!(status.to_string().ends_with("closed the connection"), "{status}");
+    }
+    let after = client.call::<_, String, String>(Method::new("Echo", "echo"), "anyone?", &options).await;
+    assert_eq!(after.expect_err("closed").code(), Some(Code::Unavailable));
+}
+
+#[tokio::test]
+async fn the_client_times_out_on_its_own_and_tells_the_server() {
+    let (addr, accept) = scripted_server().await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let options = CallOptions::default().timeout(Duration::from_millis(30));
+    let call = client.call::<_, String, String>(Method::new("Echo", "echo"), "quick?", &options);
+    let Frame::Request { id, timeout_micros, .. } = server.recv().await else { panic!("expected a request") };
+    let timeout = timeout_micros.expect("the deadline travels with the request");
+    assert!(timeout > 0 && timeout <= 30_000, "{timeout}");
+    // The server never answers; the client's own timer fires and it cancels the call.
+    let status = tokio::time::timeout(raw::TIMEOUT, call).await.expect("no hang").expect_err("timed out");
+    assert_eq!(status.code(), Some(Code::DeadlineExceeded));
+    assert_eq!(server.recv().await, Frame::Cancel { id });
+}
+
+#[tokio::test]
+async fn a_reply_over_the_clients_frame_limit_closes_the_connection_with_a_reason() {
+    let (addr, accept) = scripted_server().await;
+    let mut config = ClientConfig::default();
+    config.max_frame_len = 1024;
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let call = client.call::<_, String, String>(Method::new("Echo", "echo"), "big?", &CallOptions::default());
+    let Frame::Request { id, .. } = server.recv().await else { panic!("expected a request") };
+    server.send(&response_ok(id, &string(&"x".repeat(5000)))).await;
+    let status = tokio::time::timeout(raw::TIMEOUT, call).await.expect("no hang").expect_err("too big");
+    let message = status.to_string();
+    assert!(
+        message.contains("over the maximum frame length of 1024 bytes; raise ClientConfig::max_frame_len"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_server_declares_a_silent_client_dead_and_closes_its_connection() {
+    let mut config = tidl_runtime::ServerConfig::default();
+    config.keepalive_interval = Some(Duration::from_millis(30));
+    config.keepalive_timeout = Duration::from_millis(60);
+    let (addr, _server) = raw::echo_server_with(config).await;
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&request(1, "Echo", "sleep", None, &raw::varint(60_000))).await;
+    // It pings; the client says nothing; it gives up on the client.
+    assert!(matches!(raw.recv().await, Frame::Ping { .. }));
+    let Frame::GoAway { code, message } = raw.recv().await else { panic!("expected a GoAway") };
+    assert_eq!(code, Code::Unavailable.as_u16());
+    assert!(message.contains("not even an answer to a keepalive ping (ServerConfig::keepalive_timeout)"), "{message}");
+    raw.expect_closed().await;
 }

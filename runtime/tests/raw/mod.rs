@@ -209,7 +209,12 @@ impl Service for Echo {
 
 /// A server with the `Echo` service on a loopback port.
 pub async fn echo_server() -> (std::net::SocketAddr, Server) {
-    let server = Server::builder().register(Echo).build();
+    echo_server_with(tidl_runtime::ServerConfig::default()).await
+}
+
+/// [`echo_server`] with settings.
+pub async fn echo_server_with(config: tidl_runtime::ServerConfig) -> (std::net::SocketAddr, Server) {
+    let server = Server::builder().register(Echo).config(config).build();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn({
