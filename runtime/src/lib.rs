@@ -17,6 +17,35 @@
 //! Calls travel as length-delimited frames with bincode bodies, many calls multiplexed on one
 //! connection; docs/PROTOCOL.md describes the wire format. Cancelling a [`Call`] (or dropping
 //! it) sends a cancel frame, and the server drops the running handler's future at once.
+//!
+//! # What a call can end in
+//!
+//! A call resolves to its reply, to the method's declared application error
+//! ([`Error::App`]), or to a [`Status`] whose [`Code`] says what happened:
+//!
+//! - `Cancelled`: the caller cancelled it or dropped it, or the handler call it was made for
+//!   (see [`CallOptions::context`]) was cancelled. The server's handler is stopped.
+//! - `DeadlineExceeded`: its timeout passed ([`CallOptions::timeout`], or
+//!   [`ClientConfig::default_timeout`]). The client's own timer fires even if the server never
+//!   answers; the server, told the deadline with the request, stops the handler when it passes.
+//!   A call made with a handler's context never gets a later deadline than that handler.
+//! - `Unimplemented`: the server has no such service or method (the message names it).
+//! - `InvalidArgument`: the argument did not decode as the method's type.
+//! - `ResourceExhausted`: a limit was hit; the message names the limit, its value and the
+//!   setting that raises it ([`ServerConfig::max_concurrent_calls`],
+//!   [`ServerConfig::max_connections`], `max_frame_len`). A request over the frame limit fails
+//!   before anything is sent.
+//! - `Internal`: the handler panicked. The panic fails that call only.
+//! - `Unavailable`: the connection could not be made, was lost (every pending call fails at
+//!   once), stopped answering keepalive pings, or the server is shutting down.
+//!
+//! # Connections and the server's lifecycle
+//!
+//! Each side pings a silent peer ([`ClientConfig::keepalive_interval`]) and gives up on one that
+//! does not answer. When a connection closes, the server cancels every handler still running
+//! for it. [`Server::shutdown`] stops accepting, tells clients to start no new calls, lets
+//! running calls finish within a grace period, cancels the rest (telling their callers why), and
+//! returns once every task has ended.
 
 mod call;
 mod client;
