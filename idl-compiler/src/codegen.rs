@@ -1,22 +1,54 @@
 //! Code generation: the validated [`Model`] to Rust source, through `quote!` templates that read
 //! like the code they produce, formatted with prettyplease.
 //!
-//! Generated code names everything by absolute path (`::std::string::String`,
-//! `::tidl_runtime::Call`), so it compiles wherever it is included and whatever the user's own
-//! module declares, and it reaches serde only through `tidl_runtime`'s re-export.
+//! Each package becomes a nested module (`package shop.orders;` -> `pub mod shop { pub mod
+//! orders { .. } }`), and declarations refer to each other by relative paths (`super::geo::Point`),
+//! so the generated file works wherever it is included. Everything outside the generated module
+//! is named by absolute path (`::std::string::String`, `::tidl_runtime::Call`), and serde is
+//! reached only through `tidl_runtime`'s re-export.
 
-use crate::model::{Decl, EnumDef, FieldDef, MethodDef, Model, ServiceDef, Shape, StructDef, Ty};
+use crate::diagnostic::FileId;
+use crate::model::{Decl, DeclKind, Deprecated, FieldDef, MethodDef, Model, ServiceDef, Shape, Ty};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
+use std::collections::{BTreeMap, HashSet};
 
-/// Generates the Rust source for `model`, read from the file `source` (for the header).
-pub(crate) fn generate(model: &Model, source: &str) -> Result<String, String> {
-    let items = model.decls.iter().map(|decl| match decl {
-        Decl::Struct(s) => struct_def(s),
-        Decl::Enum(e) => enum_def(e),
-        Decl::Service(s) => service_def(s),
-    });
-    let tokens = quote! { #(#items)* };
+/// What to generate, besides the model itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) build_client: bool,
+    pub(crate) build_server: bool,
+    /// Extra attributes for types whose `.tidl` path matches, as (path, attributes).
+    pub(crate) type_attributes: Vec<(String, TokenStream)>,
+    /// Extra attributes for fields whose `.tidl` path (`pkg.Type.field`) matches.
+    pub(crate) field_attributes: Vec<(String, TokenStream)>,
+}
+
+/// Generates the Rust source for the declarations of `files`, for the root file `source`.
+pub(crate) fn generate(
+    model: &Model,
+    files: &HashSet<FileId>,
+    source: &str,
+    options: &Options,
+) -> Result<String, String> {
+    let mut root = Module::default();
+    // Generated code that uses deprecated items must not warn; without any, it says nothing.
+    let allow = if model.decls.iter().any(uses_deprecation) {
+        quote! { #[allow(deprecated)] }
+    } else {
+        quote! {}
+    };
+    for decl in model.decls.iter().filter(|d| files.contains(&d.file)) {
+        root.at(&decl.module).items.push(decl_tokens(decl, options, &allow));
+    }
+    for package in &model.packages {
+        if root.find(&package.module).is_some() {
+            let module = root.at(&package.module);
+            module.docs.clone_from(&package.docs);
+            module.tidl_name.clone_from(&package.tidl_name);
+        }
+    }
+    let tokens = root.tokens(&[]);
     let file: syn::File = syn::parse2(tokens).map_err(|e| {
         format!("internal error: tidl-compiler generated Rust that does not parse ({e}); please report this")
     })?;
@@ -27,13 +59,62 @@ pub(crate) fn generate(model: &Model, source: &str) -> Result<String, String> {
     ))
 }
 
+/// A module of the generated file: the declarations of one package, and nested packages.
+#[derive(Default)]
+struct Module {
+    items: Vec<TokenStream>,
+    children: BTreeMap<String, Module>,
+    docs: Vec<String>,
+    tidl_name: String,
+}
+
+impl Module {
+    fn at(&mut self, path: &[String]) -> &mut Module {
+        match path.split_first() {
+            None => self,
+            Some((first, rest)) => self.children.entry(first.clone()).or_default().at(rest),
+        }
+    }
+
+    fn find(&self, path: &[String]) -> Option<&Module> {
+        match path.split_first() {
+            None => Some(self),
+            Some((first, rest)) => self.children.get(first)?.find(rest),
+        }
+    }
+
+    fn tokens(&self, path: &[String]) -> TokenStream {
+        let items = &self.items;
+        let children = self.children.iter().map(|(name, child)| {
+            let mut child_path = path.to_vec();
+            child_path.push(name.clone());
+            let doc = docs(&child.docs, || {
+                if child.tidl_name.is_empty() {
+                    format!("Packages under `{}`.", child_path.join("."))
+                } else {
+                    format!("The `{}` package.", child.tidl_name)
+                }
+            });
+            let ident = ident(name);
+            let body = child.tokens(&child_path);
+            quote! {
+                #doc
+                pub mod #ident {
+                    #body
+                }
+            }
+        });
+        quote! { #(#items)* #(#children)* }
+    }
+}
+
 /// Puts a blank line between top-level items, which prettyplease leaves adjacent.
 fn separate_items(code: &str) -> String {
     let mut out = String::with_capacity(code.len() + code.len() / 16);
     let mut previous = "";
     for line in code.lines() {
-        let item_ended = previous.ends_with('}') && !previous.starts_with(char::is_whitespace);
-        if item_ended && !line.is_empty() {
+        let item_ended = previous.trim_start().starts_with('}') && previous.ends_with('}') && !previous.contains('{');
+        if item_ended && !line.trim().is_empty() && !line.trim_start().starts_with('}') {
             out.push('\n');
         }
         out.push_str(line);
@@ -61,9 +142,31 @@ fn docs(lines: &[String], fallback: impl FnOnce() -> String) -> TokenStream {
     quote! { #(#[doc = #lines])* }
 }
 
-fn ty(t: &Ty) -> TokenStream {
+fn deprecated(deprecated: Option<&Deprecated>) -> TokenStream {
+    match deprecated {
+        None => quote! {},
+        Some(Deprecated { note: None }) => quote! { #[deprecated] },
+        Some(Deprecated { note: Some(note) }) => quote! { #[deprecated(note = #note)] },
+    }
+}
+
+/// The path to `name` in `module`, written from inside `from`.
+fn path_to(from: &[String], module: &[String], name: &str) -> TokenStream {
+    let common = from.iter().zip(module).take_while(|(a, b)| a == b).count();
+    let ups = (common..from.len()).map(|_| quote! { super:: });
+    let downs = module[common..].iter().map(|m| {
+        let m = ident(m);
+        quote! { #m:: }
+    });
+    let name = ident(name);
+    quote! { #(#ups)* #(#downs)* #name }
+}
+
+/// The Rust type for `t`, written from inside module `from`.
+fn ty(t: &Ty, from: &[String]) -> TokenStream {
     match t {
-        Ty::Unit => quote! { () },
+        // Unresolved types stop compilation before codegen; `()` keeps this total.
+        Ty::Unit | Ty::Error => quote! { () },
         Ty::Bool => quote! { bool },
         Ty::I8 => quote! { i8 },
         Ty::I16 => quote! { i16 },
@@ -78,25 +181,132 @@ fn ty(t: &Ty) -> TokenStream {
         Ty::String => quote! { ::std::string::String },
         Ty::Bytes => quote! { ::tidl_runtime::bytes::Bytes },
         Ty::List(element) => {
-            let element = ty(element);
+            let element = ty(element, from);
             quote! { ::std::vec::Vec<#element> }
         }
         Ty::Map(key, value) => {
-            let (key, value) = (ty(key), ty(value));
+            let (key, value) = (ty(key, from), ty(value, from));
             quote! { ::std::collections::HashMap<#key, #value> }
         }
         Ty::Option(inner) => {
-            let inner = ty(inner);
+            let inner = ty(inner, from);
             quote! { ::core::option::Option<#inner> }
         }
-        Ty::Named { name, boxed } => {
-            let name = ident(name);
+        Ty::Array(element, len) => {
+            let element = ty(element, from);
+            let len = proc_macro2::Literal::usize_unsuffixed(usize::try_from(*len).unwrap_or(usize::MAX));
+            quote! { [#element; #len] }
+        }
+        Ty::Named { module, name, boxed } => {
+            let path = path_to(from, module, name);
             if *boxed {
-                quote! { ::std::boxed::Box<#name> }
+                quote! { ::std::boxed::Box<#path> }
             } else {
-                quote! { #name }
+                path
             }
         }
+        Ty::Alias { module, name, .. } => path_to(from, module, name),
+    }
+}
+
+/// Whether a configured attribute path matches a `.tidl` path: `.` matches everything, and a
+/// path matches itself and everything under it (`shop` matches `shop.Order` and
+/// `shop.Order.id`).
+fn matches(pattern: &str, path: &str) -> bool {
+    let pattern = pattern.trim_start_matches('.');
+    pattern.is_empty() || path == pattern || path.strip_prefix(pattern).is_some_and(|rest| rest.starts_with('.'))
+}
+
+fn extra_attributes(configured: &[(String, TokenStream)], path: &str) -> TokenStream {
+    let attributes = configured.iter().filter(|(pattern, _)| matches(pattern, path)).map(|(_, a)| a);
+    quote! { #(#attributes)* }
+}
+
+/// Whether a declaration, or anything in it, is deprecated.
+fn uses_deprecation(decl: &Decl) -> bool {
+    decl.deprecated.is_some()
+        || match &decl.kind {
+            DeclKind::Struct(s) => s.fields.iter().any(|f| f.deprecated.is_some()),
+            DeclKind::Enum(e) => e.variants.iter().any(|v| {
+                v.deprecated.is_some()
+                    || matches!(&v.shape, Shape::Struct(fields) if fields.iter().any(|f| f.deprecated.is_some()))
+            }),
+            DeclKind::Alias(_) => false,
+            DeclKind::Service(s) => s.methods.iter().any(|m| m.deprecated.is_some()),
+        }
+}
+
+fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStream {
+    let deprecated = deprecated(decl.deprecated.as_ref());
+    let from = decl.module.as_slice();
+    match &decl.kind {
+        DeclKind::Struct(s) => {
+            let doc = docs(&decl.docs, || format!("The `{}` type.", decl.tidl_path));
+            let attrs = data_attrs();
+            let extra = extra_attributes(&options.type_attributes, &decl.tidl_path);
+            let name = ident(&s.name);
+            let fields = fields(&s.fields, true, from, &decl.tidl_path, options);
+            let display = s.is_error.then(|| display_impl(&name));
+            quote! {
+                #doc
+                #deprecated
+                #attrs
+                #extra
+                #allow
+                pub struct #name {
+                    #(#fields,)*
+                }
+                #display
+            }
+        }
+        DeclKind::Enum(e) => {
+            let doc = docs(&decl.docs, || format!("The `{}` type.", decl.tidl_path));
+            let attrs = data_attrs();
+            let extra = extra_attributes(&options.type_attributes, &decl.tidl_path);
+            let name = ident(&e.name);
+            let variants = e.variants.iter().map(|v| {
+                let doc = docs(&v.docs, || format!("The `{}` variant.", v.name));
+                let deprecated = self::deprecated(v.deprecated.as_ref());
+                let vname = ident(&v.name);
+                match &v.shape {
+                    Shape::Unit => quote! { #doc #deprecated #vname },
+                    Shape::Tuple(types) => {
+                        let types = types.iter().map(|t| ty(t, from));
+                        quote! { #doc #deprecated #vname(#(#types),*) }
+                    }
+                    Shape::Struct(f) => {
+                        let path = format!("{}.{}", decl.tidl_path, v.name);
+                        let f = fields(f, false, from, &path, options);
+                        quote! { #doc #deprecated #vname { #(#f,)* } }
+                    }
+                }
+            });
+            let display = e.is_error.then(|| display_impl(&name));
+            quote! {
+                #doc
+                #deprecated
+                #attrs
+                #extra
+                // Variant sizes follow the schema; boxing them is the schema author's choice.
+                #[allow(clippy::large_enum_variant)]
+                #allow
+                pub enum #name {
+                    #(#variants,)*
+                }
+                #display
+            }
+        }
+        DeclKind::Alias(a) => {
+            let doc = docs(&decl.docs, || format!("The `{}` type.", decl.tidl_path));
+            let name = ident(&a.name);
+            let target = ty(&a.target, from);
+            quote! {
+                #doc
+                #deprecated
+                pub type #name = #target;
+            }
+        }
+        DeclKind::Service(s) => service_def(decl, s, options, allow),
     }
 }
 
@@ -120,72 +330,27 @@ fn display_impl(name: &Ident) -> TokenStream {
     }
 }
 
-fn fields(fields: &[FieldDef], with_pub: bool) -> Vec<TokenStream> {
+fn fields(fields: &[FieldDef], with_pub: bool, from: &[String], owner: &str, options: &Options) -> Vec<TokenStream> {
     fields
         .iter()
         .map(|f| {
             let doc = docs(&f.docs, || format!("The `{}` field.", f.tidl_name));
+            let deprecated = deprecated(f.deprecated.as_ref());
+            let extra = extra_attributes(&options.field_attributes, &format!("{owner}.{}", f.tidl_name));
             let name = ident(&f.name);
-            let t = ty(&f.ty);
+            let t = ty(&f.ty, from);
             let vis = if with_pub {
                 quote! { pub }
             } else {
                 quote! {}
             };
-            quote! { #doc #vis #name: #t }
+            quote! { #doc #deprecated #extra #vis #name: #t }
         })
         .collect()
 }
 
-fn struct_def(s: &StructDef) -> TokenStream {
-    let doc = docs(&s.docs, || format!("The `{}` type.", s.name));
-    let attrs = data_attrs();
-    let name = ident(&s.name);
-    let fields = fields(&s.fields, true);
-    let display = s.is_error.then(|| display_impl(&name));
-    quote! {
-        #doc
-        #attrs
-        pub struct #name {
-            #(#fields,)*
-        }
-        #display
-    }
-}
-
-fn enum_def(e: &EnumDef) -> TokenStream {
-    let doc = docs(&e.docs, || format!("The `{}` type.", e.name));
-    let attrs = data_attrs();
-    let name = ident(&e.name);
-    let variants = e.variants.iter().map(|v| {
-        let doc = docs(&v.docs, || format!("The `{}` variant.", v.name));
-        let vname = ident(&v.name);
-        match &v.shape {
-            Shape::Unit => quote! { #doc #vname },
-            Shape::Tuple(types) => {
-                let types = types.iter().map(ty);
-                quote! { #doc #vname(#(#types),*) }
-            }
-            Shape::Struct(f) => {
-                let f = fields(f, false);
-                quote! { #doc #vname { #(#f,)* } }
-            }
-        }
-    });
-    let display = e.is_error.then(|| display_impl(&name));
-    quote! {
-        #doc
-        #attrs
-        // Variant sizes follow the schema; boxing them is the schema author's choice.
-        #[allow(clippy::large_enum_variant)]
-        pub enum #name {
-            #(#variants,)*
-        }
-        #display
-    }
-}
-
-fn service_def(s: &ServiceDef) -> TokenStream {
+fn service_def(decl: &Decl, s: &ServiceDef, options: &Options, allow: &TokenStream) -> TokenStream {
+    let from = decl.module.as_slice();
     let service = ident(&s.name);
     let client = format_ident!("{}Client", s.name);
     let server = format_ident!("{}Server", s.name);
@@ -194,147 +359,165 @@ fn service_def(s: &ServiceDef) -> TokenStream {
     let param = if s.name == "T" { format_ident!("S") } else { format_ident!("T") };
     let accessor = ident(&s.accessor);
     let wire_service = &s.wire_name;
-    let service_doc = docs(&s.docs, || format!("The `{}` service.", s.wire_name));
-    let trait_note = format!(
-        " Implement this trait to serve `{}`, and register the implementation with \
-         `Server::builder().register({}::new(...))`.",
-        s.wire_name, server
-    );
+    let deprecated = deprecated(decl.deprecated.as_ref());
+    let mut out = TokenStream::new();
 
-    let trait_methods = s.methods.iter().map(trait_method);
-    let client_methods = s.methods.iter().map(|m| client_method(wire_service, m));
-    let dispatch_arms = s.methods.iter().map(|m| dispatch_arm(&service, wire_service, m));
-
-    let client_doc = format!(
-        " A client of the `{}` service: get one with `client.{}()` (import [`{}`]). \
-         Cheap to clone; calls made through clones share the connection.",
-        s.wire_name, s.accessor, ext
-    );
-    let ext_doc = format!(" Adds `{}()` to [`tidl_runtime::Client`](::tidl_runtime::Client).", s.accessor);
-    let accessor_doc = format!(" The `{}` service on this connection.", s.wire_name);
-    let server_doc = format!(
-        " Serves an implementation of [`{}`]: pass it to \
-         [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).",
-        s.name
-    );
-
-    quote! {
-        #service_doc
-        #[doc = ""]
-        #[doc = #trait_note]
-        pub trait #service: ::core::marker::Send + ::core::marker::Sync + 'static {
-            #(#trait_methods)*
-        }
-
-        #[doc = #client_doc]
-        #[derive(Clone, Debug)]
-        pub struct #client {
-            client: ::tidl_runtime::Client,
-            options: ::tidl_runtime::CallOptions,
-        }
-
-        impl #client {
-            /// A client of the service on `client`'s connection.
-            pub fn new(client: ::tidl_runtime::Client) -> Self {
-                Self { client, options: ::tidl_runtime::CallOptions::default() }
+    if options.build_server {
+        let service_doc = docs(&decl.docs, || format!("The `{}` service.", s.wire_name));
+        let trait_note = format!(
+            " Implement this trait to serve `{}`, and register the implementation with \
+             `Server::builder().register({}::new(...))`.",
+            s.wire_name, server
+        );
+        let trait_methods = s.methods.iter().map(|m| trait_method(m, from));
+        let dispatch_arms = s.methods.iter().map(|m| dispatch_arm(&service, wire_service, m));
+        let server_doc = format!(
+            " Serves an implementation of [`{}`]: pass it to \
+             [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).",
+            s.name
+        );
+        out.extend(quote! {
+            #service_doc
+            #[doc = ""]
+            #[doc = #trait_note]
+            #deprecated
+            #allow
+            pub trait #service: ::core::marker::Send + ::core::marker::Sync + 'static {
+                #(#trait_methods)*
             }
 
-            /// Calls made through the returned client fail with `DeadlineExceeded` after
-            /// `timeout`; the server is told, and stops the handler then.
-            #[must_use]
-            pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
-                self.options = self.options.timeout(timeout);
-                self
+            #[doc = #server_doc]
+            pub struct #server<#param> {
+                inner: ::std::sync::Arc<#param>,
             }
 
-            /// Calls made through the returned client belong to the handler call `ctx`: they are
-            /// cancelled when it is, and their deadline is never later than its deadline.
-            #[must_use]
-            pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
-                self.options = self.options.context(ctx);
-                self
-            }
+            #allow
+            impl<#param: #service> #server<#param> {
+                /// Serves `inner`.
+                pub fn new(inner: #param) -> Self {
+                    Self { inner: ::std::sync::Arc::new(inner) }
+                }
 
-            /// Calls made through the returned client use `options`.
-            #[must_use]
-            pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
-                self.options = options;
-                self
-            }
-
-            #(#client_methods)*
-        }
-
-        #[doc = #ext_doc]
-        pub trait #ext {
-            #[doc = #accessor_doc]
-            fn #accessor(&self) -> #client;
-        }
-
-        impl #ext for ::tidl_runtime::Client {
-            fn #accessor(&self) -> #client {
-                #client::new(::core::clone::Clone::clone(self))
-            }
-        }
-
-        #[doc = #server_doc]
-        pub struct #server<#param> {
-            inner: ::std::sync::Arc<#param>,
-        }
-
-        impl<#param: #service> #server<#param> {
-            /// Serves `inner`.
-            pub fn new(inner: #param) -> Self {
-                Self { inner: ::std::sync::Arc::new(inner) }
-            }
-
-            /// Serves an implementation that is shared with other code.
-            pub fn from_arc(inner: ::std::sync::Arc<#param>) -> Self {
-                Self { inner }
-            }
-        }
-
-        impl<#param> ::core::clone::Clone for #server<#param> {
-            fn clone(&self) -> Self {
-                Self { inner: ::std::sync::Arc::clone(&self.inner) }
-            }
-        }
-
-        impl<#param> ::core::fmt::Debug for #server<#param> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.debug_struct(::core::stringify!(#server)).finish_non_exhaustive()
-            }
-        }
-
-        impl<#param: #service> ::tidl_runtime::Service for #server<#param> {
-            fn name(&self) -> &'static str {
-                #wire_service
-            }
-
-            fn call(
-                &self,
-                method: &str,
-                request: ::tidl_runtime::Incoming,
-            ) -> ::core::result::Result<(), ::tidl_runtime::Incoming> {
-                match method {
-                    #(#dispatch_arms)*
-                    _ => ::core::result::Result::Err(request),
+                /// Serves an implementation that is shared with other code.
+                pub fn from_arc(inner: ::std::sync::Arc<#param>) -> Self {
+                    Self { inner }
                 }
             }
-        }
+
+            impl<#param> ::core::clone::Clone for #server<#param> {
+                fn clone(&self) -> Self {
+                    Self { inner: ::std::sync::Arc::clone(&self.inner) }
+                }
+            }
+
+            impl<#param> ::core::fmt::Debug for #server<#param> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.debug_struct(::core::stringify!(#server)).finish_non_exhaustive()
+                }
+            }
+
+            #allow
+            impl<#param: #service> ::tidl_runtime::Service for #server<#param> {
+                fn name(&self) -> &'static str {
+                    #wire_service
+                }
+
+                fn call(
+                    &self,
+                    method: &str,
+                    request: ::tidl_runtime::Incoming,
+                ) -> ::core::result::Result<(), ::tidl_runtime::Incoming> {
+                    match method {
+                        #(#dispatch_arms)*
+                        _ => ::core::result::Result::Err(request),
+                    }
+                }
+            }
+        });
     }
+
+    if options.build_client {
+        let client_methods = s.methods.iter().map(|m| client_method(wire_service, m, from));
+        let client_doc = format!(
+            " A client of the `{}` service: get one with `client.{}()` (import [`{}`]). \
+             Cheap to clone; calls made through clones share the connection.",
+            s.wire_name, s.accessor, ext
+        );
+        let ext_doc = format!(" Adds `{}()` to [`tidl_runtime::Client`](::tidl_runtime::Client).", s.accessor);
+        let accessor_doc = format!(" The `{}` service on this connection.", s.wire_name);
+        out.extend(quote! {
+            #[doc = #client_doc]
+            #deprecated
+            #[derive(Clone, Debug)]
+            pub struct #client {
+                client: ::tidl_runtime::Client,
+                options: ::tidl_runtime::CallOptions,
+            }
+
+            #allow
+            impl #client {
+                /// A client of the service on `client`'s connection.
+                pub fn new(client: ::tidl_runtime::Client) -> Self {
+                    Self { client, options: ::tidl_runtime::CallOptions::default() }
+                }
+
+                /// Calls made through the returned client fail with `DeadlineExceeded` after
+                /// `timeout`; the server is told, and stops the handler then.
+                #[must_use]
+                pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                    self.options = self.options.timeout(timeout);
+                    self
+                }
+
+                /// Calls made through the returned client belong to the handler call `ctx`: they are
+                /// cancelled when it is, and their deadline is never later than its deadline.
+                #[must_use]
+                pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
+                    self.options = self.options.context(ctx);
+                    self
+                }
+
+                /// Calls made through the returned client use `options`.
+                #[must_use]
+                pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
+                    self.options = options;
+                    self
+                }
+
+                #(#client_methods)*
+            }
+
+            #[doc = #ext_doc]
+            #deprecated
+            #allow
+            pub trait #ext {
+                #[doc = #accessor_doc]
+                fn #accessor(&self) -> #client;
+            }
+
+            #allow
+            impl #ext for ::tidl_runtime::Client {
+                fn #accessor(&self) -> #client {
+                    #client::new(::core::clone::Clone::clone(self))
+                }
+            }
+        });
+    }
+    out
 }
 
 fn method_doc(m: &MethodDef) -> TokenStream {
     docs(&m.docs, || format!("`{}`", m.signature))
 }
 
-fn trait_method(m: &MethodDef) -> TokenStream {
+fn trait_method(m: &MethodDef, from: &[String]) -> TokenStream {
     let doc = method_doc(m);
+    let deprecated = deprecated(m.deprecated.as_ref());
     let name = ident(&m.name);
-    let (arg, reply, error) = (ty(&m.arg), ty(&m.reply), ty(&m.error));
+    let (arg, reply, error) = (ty(&m.arg, from), ty(&m.reply, from), ty(&m.error, from));
     quote! {
         #doc
+        #deprecated
         fn #name(
             &self,
             ctx: ::tidl_runtime::Context,
@@ -343,13 +526,15 @@ fn trait_method(m: &MethodDef) -> TokenStream {
     }
 }
 
-fn client_method(wire_service: &str, m: &MethodDef) -> TokenStream {
+fn client_method(wire_service: &str, m: &MethodDef, from: &[String]) -> TokenStream {
     let doc = method_doc(m);
+    let deprecated = deprecated(m.deprecated.as_ref());
     let name = ident(&m.name);
     let wire_method = &m.wire_name;
-    let (arg, reply, error) = (ty(&m.arg), ty(&m.reply), ty(&m.error));
+    let (arg, reply, error) = (ty(&m.arg, from), ty(&m.reply, from), ty(&m.error, from));
     quote! {
         #doc
+        #deprecated
         // Like a function call, a call takes its argument by value (it is encoded at once).
         #[allow(clippy::needless_pass_by_value)]
         pub fn #name(&self, arg: #arg) -> ::tidl_runtime::Call<#reply, #error> {
@@ -377,5 +562,29 @@ fn dispatch_arm(service: &Ident, wire_service: &str, m: &MethodDef) -> TokenStre
             );
             ::core::result::Result::Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_between_packages_are_relative() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(path_to(&[], &[], "P").to_string(), "P");
+        assert_eq!(path_to(&[], &s(&["a", "b"]), "P").to_string(), "a :: b :: P");
+        assert_eq!(path_to(&s(&["a", "b"]), &[], "P").to_string(), "super :: super :: P");
+        assert_eq!(path_to(&s(&["a", "b"]), &s(&["a", "c"]), "P").to_string(), "super :: c :: P");
+        assert_eq!(path_to(&s(&["a"]), &s(&["a", "b"]), "P").to_string(), "b :: P");
+    }
+
+    #[test]
+    fn attribute_paths_match_themselves_and_what_is_under_them() {
+        assert!(matches(".", "shop.Order"));
+        assert!(matches("shop", "shop.Order.id"));
+        assert!(matches("shop.Order", "shop.Order"));
+        assert!(!matches("shop.Ord", "shop.Order"));
+        assert!(!matches("shop.Order.id", "shop.Order"));
     }
 }

@@ -47,12 +47,19 @@
 mod ast;
 mod codegen;
 mod diagnostic;
+mod format;
+mod loader;
 mod model;
 mod parser;
+#[cfg(test)]
+mod proptests;
 mod validate;
 
 pub use diagnostic::{Diagnostic, FileId, Label, SourceMap, Span};
 
+use loader::{FsLoader, Loader, MemoryLoader};
+use proc_macro2::TokenStream;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -75,9 +82,27 @@ pub fn try_compile(files: &[impl AsRef<Path>]) -> Result<(), Error> {
 
 /// Compiler settings, in the style of prost-build: `Config::new()`, setters, then
 /// [`compile`](Config::compile) or [`generate`](Config::generate).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     out_dir: Option<PathBuf>,
+    include_dirs: Vec<PathBuf>,
+    build_client: bool,
+    build_server: bool,
+    type_attributes: Vec<(String, String)>,
+    field_attributes: Vec<(String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            out_dir: None,
+            include_dirs: Vec::new(),
+            build_client: true,
+            build_server: true,
+            type_attributes: Vec::new(),
+            field_attributes: Vec::new(),
+        }
+    }
 }
 
 /// One generated Rust file.
@@ -89,8 +114,8 @@ pub struct GeneratedFile {
     pub code: String,
 }
 
-/// An input to [`Config::generate`]: a path (used in messages and for the output name) and the
-/// file's text.
+/// An input to [`Config::generate`]: a path (used in messages, to resolve imports, and for the
+/// output name) and the file's text.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
     /// The path, as it should appear in diagnostics.
@@ -100,7 +125,7 @@ pub struct Source<'a> {
 }
 
 impl Config {
-    /// The default settings.
+    /// The default settings: client and server code, no extra attributes, output to `$OUT_DIR`.
     pub fn new() -> Config {
         Config::default()
     }
@@ -116,17 +141,93 @@ impl Config {
         self
     }
 
-    /// Reads, checks and compiles `files`, and writes one `.rs` file per input to the output
-    /// directory (rewriting a file only if its contents change, so nothing rebuilds needlessly).
+    /// Also looks for imported files in `dir`, after the importing file's own directory.
+    /// Directories are searched in the order they were added.
     ///
-    /// In a build script it also tells Cargo to rerun the script when any input changes.
+    /// ```
+    /// let mut config = tidl_compiler::Config::new();
+    /// config.include_dir("schemas/common").include_dir("vendor/schemas");
+    /// ```
+    pub fn include_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Config {
+        self.include_dirs.push(dir.into());
+        self
+    }
+
+    /// Whether to generate clients (`<Service>Client` and `<Service>ClientExt`). Default: yes.
+    ///
+    /// ```
+    /// // A server crate that never calls its own services.
+    /// let mut config = tidl_compiler::Config::new();
+    /// config.build_client(false);
+    /// ```
+    pub fn build_client(&mut self, enable: bool) -> &mut Config {
+        self.build_client = enable;
+        self
+    }
+
+    /// Whether to generate servers (the service trait and `<Service>Server`). Default: yes.
+    ///
+    /// ```
+    /// // A client crate that only calls.
+    /// let mut config = tidl_compiler::Config::new();
+    /// config.build_server(false);
+    /// ```
+    pub fn build_server(&mut self, enable: bool) -> &mut Config {
+        self.build_server = enable;
+        self
+    }
+
+    /// Adds Rust attributes to the generated structs and enums whose `.tidl` path matches `path`:
+    /// `"."` matches every type, `"shop"` every type of package `shop` (and of packages under
+    /// it), `"shop.Order"` that one type. Types of files without a package are matched by their
+    /// bare name (`"Point"`).
+    ///
+    /// ```
+    /// let mut config = tidl_compiler::Config::new();
+    /// config
+    ///     .type_attribute(".", "#[derive(Eq, Hash)]")
+    ///     .type_attribute("shop.Order", "#[derive(Default)]");
+    /// ```
+    pub fn type_attribute(&mut self, path: impl Into<String>, attribute: impl Into<String>) -> &mut Config {
+        self.type_attributes.push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Adds Rust attributes to the generated fields whose `.tidl` path matches `path` (a field's
+    /// path is its type's path and its name: `"shop.Order.id"`; a field of a struct-like variant
+    /// adds the variant: `"shop.Shape.Rect.width"`). Matching works as in
+    /// [`type_attribute`](Config::type_attribute).
+    ///
+    /// ```
+    /// let mut config = tidl_compiler::Config::new();
+    /// config.field_attribute("shop.Order.notes", "#[doc(hidden)]");
+    /// ```
+    pub fn field_attribute(&mut self, path: impl Into<String>, attribute: impl Into<String>) -> &mut Config {
+        self.field_attributes.push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Reads, checks and compiles `files` (and the files they import), and writes one `.rs` file
+    /// per input to the output directory, rewriting a file only if its contents change (so
+    /// nothing rebuilds needlessly). Each output holds the input's declarations and those of
+    /// everything it imports, one module per package.
+    ///
+    /// In a build script it also tells Cargo to rerun the script when any file it read changes,
+    /// imports included.
     pub fn compile(&self, files: &[impl AsRef<Path>]) -> Result<(), Error> {
         let in_build_script = std::env::var_os("OUT_DIR").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some();
+        let roots: Vec<String> = files.iter().map(|f| f.as_ref().display().to_string()).collect();
+        let mut loader = FsLoader::new(&self.include_dirs);
+        let generated = self.run(&roots, &mut loader);
         if in_build_script {
-            for file in files {
-                println!("cargo:rerun-if-changed={}", file.as_ref().display());
+            let mut reported = HashSet::new();
+            for path in roots.iter().chain(loader.read()) {
+                if reported.insert(path.clone()) {
+                    println!("cargo:rerun-if-changed={path}");
+                }
             }
         }
+        let generated = generated?;
         let out_dir = match (&self.out_dir, std::env::var_os("OUT_DIR")) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => PathBuf::from(dir),
@@ -136,24 +237,23 @@ impl Config {
                 ));
             }
         };
-        let mut texts = Vec::new();
-        for file in files {
-            let path = file.as_ref();
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
-            texts.push((path.display().to_string(), text));
-        }
-        let sources: Vec<Source<'_>> = texts.iter().map(|(path, text)| Source { path, text }).collect();
-        let generated = self.generate(&sources)?;
         std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, "create", e))?;
         for file in generated {
-            let path = out_dir.join(&file.name);
-            write_if_changed(&path, &file.code)?;
+            write_if_changed(&out_dir.join(&file.name), &file.code)?;
         }
         Ok(())
     }
 
-    /// Checks and compiles in-memory sources, doing no IO. Returns one generated file per
-    /// source, or every diagnostic of every source.
+    /// Reads, checks and compiles `files` (and the files they import) like
+    /// [`compile`](Config::compile), but returns the generated files instead of writing them.
+    pub fn generate_files(&self, files: &[impl AsRef<Path>]) -> Result<Vec<GeneratedFile>, Error> {
+        let roots: Vec<String> = files.iter().map(|f| f.as_ref().display().to_string()).collect();
+        self.run(&roots, &mut FsLoader::new(&self.include_dirs))
+    }
+
+    /// Checks and compiles in-memory sources, doing no IO: imports are resolved among the
+    /// given sources. Returns one generated file per source, or every diagnostic of every
+    /// source.
     ///
     /// ```
     /// use tidl_compiler::{Config, Source};
@@ -164,38 +264,94 @@ impl Config {
     /// assert!(files[0].code.contains("pub trait Greeter"));
     /// ```
     pub fn generate(&self, sources: &[Source<'_>]) -> Result<Vec<GeneratedFile>, Error> {
-        let mut map = SourceMap::default();
-        let mut diagnostics = Vec::new();
-        let mut models = Vec::new();
+        let mut loader = MemoryLoader::new(sources, &self.include_dirs);
+        let roots: Vec<String> = sources.iter().map(|s| loader::normalize(Path::new(s.path))).collect();
+        self.run(&roots, &mut loader)
+    }
+
+    /// Loads, checks and generates every root.
+    fn run(&self, roots: &[String], loader: &mut dyn Loader) -> Result<Vec<GeneratedFile>, Error> {
+        let options = codegen::Options {
+            build_client: self.build_client,
+            build_server: self.build_server,
+            type_attributes: parse_attributes(&self.type_attributes, "type_attribute")?,
+            field_attributes: parse_attributes(&self.field_attributes, "field_attribute")?,
+        };
+        let mut loaded = loader::load(roots, loader)?;
+        let mut diagnostics = std::mem::take(&mut loaded.diagnostics);
+        let mut outputs = Vec::new();
         let mut names: Vec<(String, &str)> = Vec::new();
-        for source in sources {
-            let file = map.add(source.path, source.text);
-            let (ast, mut errors) = parser::parse(file, source.text);
-            let (model, mut invalid) = validate::validate(&ast, &map);
-            diagnostics.append(&mut errors);
+        for (root, root_path) in loaded.roots.iter().zip(roots) {
+            let closure = loaded.closure(*root);
+            let units: Vec<validate::Unit<'_>> = loaded
+                .files
+                .iter()
+                .filter(|f| closure.contains(&f.id))
+                .map(|f| validate::Unit { file: f.id, ast: &f.ast, imports: f.imports.clone() })
+                .collect();
+            let (model, mut invalid) = validate::validate(&units, &loaded.sources);
             diagnostics.append(&mut invalid);
-            let name = output_name(source.path);
+            let name = output_name(root_path);
             if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
                 return Err(Error::config(format!(
-                    "`{other}` and `{}` would both be generated as `{name}`; rename one of them",
-                    source.path
+                    "`{other}` and `{root_path}` would both be generated as `{name}`; rename one of them"
                 )));
             }
-            names.push((name.clone(), source.path));
-            models.push((name, source.path, model));
+            names.push((name.clone(), root_path));
+            outputs.push((name, root_path, closure, model));
         }
         if !diagnostics.is_empty() {
             diagnostics.sort_by_key(Diagnostic::span);
-            let rendered = diagnostic::render_all(&diagnostics, &map);
-            return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics } });
+            let mut unique: Vec<Diagnostic> = Vec::with_capacity(diagnostics.len());
+            for d in diagnostics {
+                if !unique.contains(&d) {
+                    unique.push(d);
+                }
+            }
+            let rendered = diagnostic::render_all(&unique, &loaded.sources);
+            return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics: unique } });
         }
-        models
+        outputs
             .into_iter()
-            .map(|(name, path, model)| {
-                codegen::generate(&model, path).map(|code| GeneratedFile { name, code }).map_err(Error::config)
+            .map(|(name, path, closure, model)| {
+                codegen::generate(&model, &closure, path, &options)
+                    .map(|code| GeneratedFile { name, code })
+                    .map_err(Error::config)
             })
             .collect()
     }
+}
+
+/// Parses configured attribute strings as Rust attributes.
+fn parse_attributes(configured: &[(String, String)], setter: &str) -> Result<Vec<(String, TokenStream)>, Error> {
+    configured
+        .iter()
+        .map(|(path, text)| {
+            let attributes = syn::parse::Parser::parse_str(syn::Attribute::parse_outer, text)
+                .map_err(|e| Error::config(format!("`{text}` is not a Rust attribute (Config::{setter}): {e}")))?;
+            Ok((path.clone(), quote::quote! { #(#attributes)* }))
+        })
+        .collect()
+}
+
+/// Formats a `.tidl` file in the canonical layout (what `tidl fmt` writes). Only whitespace
+/// changes, and comments stay where they are; a file with syntax errors is not formatted, and
+/// its diagnostics are the error.
+///
+/// ```
+/// let text = "struct Point{x:i32,y:i32}";
+/// let formatted = tidl_compiler::format("point.tidl", text).unwrap();
+/// assert_eq!(formatted, "struct Point {\n    x: i32,\n    y: i32,\n}\n");
+/// ```
+pub fn format(path: &str, text: &str) -> Result<String, Error> {
+    let mut sources = SourceMap::default();
+    let file = sources.add(path, text);
+    let (_, diagnostics) = parser::parse(file, text);
+    if !diagnostics.is_empty() {
+        let rendered = diagnostic::render_all(&diagnostics, &sources);
+        return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics } });
+    }
+    Ok(format::format(text))
 }
 
 /// `services.tidl` -> `services.rs`.
@@ -203,7 +359,6 @@ fn output_name(path: &str) -> String {
     let stem = Path::new(path).file_stem().map_or_else(|| path.to_owned(), |s| s.to_string_lossy().into_owned());
     format!("{stem}.rs")
 }
-
 fn write_if_changed(path: &Path, code: &str) -> Result<(), Error> {
     if std::fs::read_to_string(path).is_ok_and(|existing| existing == code) {
         return Ok(());
@@ -228,7 +383,7 @@ enum ErrorKind {
 }
 
 impl Error {
-    fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
+    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> Error {
         Error { kind: ErrorKind::Io { path: path.to_owned(), action, source } }
     }
 

@@ -1,18 +1,53 @@
 //! The validated model: what codegen sees. Every name here is already a valid Rust identifier
-//! (case-converted, keywords escaped), every type is resolved, and recursive fields are marked
-//! for boxing. Codegen never sees pest pairs or unresolved names.
+//! (case-converted, keywords escaped), every type is resolved to the module that declares it,
+//! aliases are expanded alongside their names, and recursive fields are marked for boxing.
+//! Codegen never sees pest pairs, the syntax tree or unresolved names.
 
-/// Everything declared in one `.tidl` file, in declaration order.
-#[derive(Debug, Clone, PartialEq)]
+use crate::diagnostic::FileId;
+
+/// Everything declared in one compilation (every file and its imports), in declaration order.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Model {
     pub(crate) decls: Vec<Decl>,
+    /// Documentation of packages, by Rust module path.
+    pub(crate) packages: Vec<PackageDef>,
 }
 
-/// A declaration.
+/// A package's Rust module and documentation.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Decl {
+pub(crate) struct PackageDef {
+    pub(crate) module: Vec<String>,
+    /// The package's name as written (`shop.orders`).
+    pub(crate) tidl_name: String,
+    pub(crate) docs: Vec<String>,
+}
+
+/// A declaration, where it lives, and what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Decl {
+    /// The file that declares it.
+    pub(crate) file: FileId,
+    /// The Rust module path of its package (empty for files without a package).
+    pub(crate) module: Vec<String>,
+    /// Its full `.tidl` name (`shop.orders.Order`), for `Config` attribute paths.
+    pub(crate) tidl_path: String,
+    pub(crate) docs: Vec<String>,
+    pub(crate) deprecated: Option<Deprecated>,
+    pub(crate) kind: DeclKind,
+}
+
+/// `@deprecated`, with its note if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Deprecated {
+    pub(crate) note: Option<String>,
+}
+
+/// What a declaration declares.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DeclKind {
     Struct(StructDef),
     Enum(EnumDef),
+    Alias(AliasDef),
     Service(ServiceDef),
 }
 
@@ -36,19 +71,29 @@ pub(crate) enum Ty {
     List(Box<Ty>),
     Map(Box<Ty>, Box<Ty>),
     Option(Box<Ty>),
-    /// A declared struct or enum, by its Rust name; `boxed` when it must sit behind a `Box`
-    /// because it (indirectly) contains the type this reference is in.
+    Array(Box<Ty>, u64),
+    /// A declared struct or enum; `boxed` when it must sit behind a `Box` because it
+    /// (indirectly) contains the declaration this reference is in.
     Named {
+        module: Vec<String>,
         name: String,
         boxed: bool,
     },
+    /// A type alias, and what it stands for.
+    Alias {
+        module: Vec<String>,
+        name: String,
+        target: Box<Ty>,
+    },
+    /// A type that could not be resolved (already reported); it satisfies every later check,
+    /// so one mistake gives one diagnostic. Never reaches codegen.
+    Error,
 }
 
 /// A struct.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StructDef {
     pub(crate) name: String,
-    pub(crate) docs: Vec<String>,
     pub(crate) fields: Vec<FieldDef>,
     /// Used as a method's error type: gets a `Display` impl.
     pub(crate) is_error: bool,
@@ -62,6 +107,7 @@ pub(crate) struct FieldDef {
     /// The name as written in the `.tidl` file.
     pub(crate) tidl_name: String,
     pub(crate) docs: Vec<String>,
+    pub(crate) deprecated: Option<Deprecated>,
     pub(crate) ty: Ty,
 }
 
@@ -69,7 +115,6 @@ pub(crate) struct FieldDef {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EnumDef {
     pub(crate) name: String,
-    pub(crate) docs: Vec<String>,
     pub(crate) variants: Vec<VariantDef>,
     /// Used as a method's error type: gets a `Display` impl.
     pub(crate) is_error: bool,
@@ -80,6 +125,7 @@ pub(crate) struct EnumDef {
 pub(crate) struct VariantDef {
     pub(crate) name: String,
     pub(crate) docs: Vec<String>,
+    pub(crate) deprecated: Option<Deprecated>,
     pub(crate) shape: Shape,
 }
 
@@ -91,16 +137,22 @@ pub(crate) enum Shape {
     Struct(Vec<FieldDef>),
 }
 
+/// `type Name = Type;`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AliasDef {
+    pub(crate) name: String,
+    pub(crate) target: Ty,
+}
+
 /// A service.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ServiceDef {
     /// The Rust name of the trait (upper camel case).
     pub(crate) name: String,
-    /// The name on the wire: as written in the `.tidl` file.
+    /// The name on the wire: the package and the name as written (`shop.Store`).
     pub(crate) wire_name: String,
     /// The name of the `Client` extension method (`example` for `Example`).
     pub(crate) accessor: String,
-    pub(crate) docs: Vec<String>,
     pub(crate) methods: Vec<MethodDef>,
 }
 
@@ -112,9 +164,20 @@ pub(crate) struct MethodDef {
     /// The name on the wire: as written in the `.tidl` file.
     pub(crate) wire_name: String,
     pub(crate) docs: Vec<String>,
+    pub(crate) deprecated: Option<Deprecated>,
     pub(crate) arg: Ty,
     pub(crate) reply: Ty,
     pub(crate) error: Ty,
     /// The method as declared, for generated docs: `echo(string) -> string`.
     pub(crate) signature: String,
+}
+
+impl Ty {
+    /// The type with aliases replaced by what they stand for (at the top level only).
+    pub(crate) fn expanded(&self) -> &Ty {
+        match self {
+            Ty::Alias { target, .. } => target.expanded(),
+            other => other,
+        }
+    }
 }

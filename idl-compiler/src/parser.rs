@@ -4,7 +4,10 @@
 //! skips to the next line that starts a declaration, and goes on, so one run reports the syntax
 //! errors of every declaration, not just the first.
 
-use crate::ast::{Enum, Field, File, Ident, Item, Method, Service, Struct, TypeRef, Variant, VariantShape};
+use crate::ast::{
+    Alias, Attribute, Enum, Field, File, Ident, Import, Item, Meta, Method, Package, Service, Struct, TypeRef, Variant,
+    VariantShape,
+};
 use crate::diagnostic::{Diagnostic, FileId, Span, suggest};
 use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
@@ -18,7 +21,7 @@ struct Grammar;
 /// Parses `text` (the contents of `file`), returning what could be parsed and every syntax error.
 pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     pest::set_error_detail(true);
-    let mut items = Vec::new();
+    let mut parsed = File::default();
     let mut diagnostics = Vec::new();
     let mut pos = 0;
     loop {
@@ -32,7 +35,7 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
                 let end = next.as_span().end();
                 let builder = Builder { file, offset: pos };
                 if let Some(item) = next.into_inner().next() {
-                    items.push(builder.item(item));
+                    builder.top_level(item, &mut parsed);
                 }
                 pos += end;
             }
@@ -48,7 +51,7 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
             }
         }
     }
-    (File { items }, diagnostics)
+    (parsed, diagnostics)
 }
 
 /// The start of the first line after `after` that looks like the start of a declaration: a
@@ -58,7 +61,7 @@ fn resume_point(text: &str, after: usize) -> Option<usize> {
     let mut line_start = text[after..].find('\n')? + after + 1;
     loop {
         let line = &text[line_start..];
-        if line.starts_with("///") || line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        if line.starts_with("///") || line.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '@') {
             return Some(line_start);
         }
         line_start += line.find('\n')? + 1;
@@ -74,7 +77,8 @@ fn syntax_error(file: FileId, text: &str, base: usize, at: usize, error: &pest::
         for token in attempts.expected_tokens() {
             let token = token.to_string();
             // Character ranges (`a..z`) and `_` only spell out what "a name" means.
-            if token == "_" || (token.chars().count() == 4 && token.contains("..")) {
+            // `@` only starts an optional attribute.
+            if token == "_" || token == "@" || (token.chars().count() == 4 && token.contains("..")) {
                 continue;
             }
             // Whitespace and comments may appear anywhere; listing them helps nobody.
@@ -85,8 +89,8 @@ fn syntax_error(file: FileId, text: &str, base: usize, at: usize, error: &pest::
         }
     }
     if expected.iter().any(|e| e == "a type") {
-        // `(` only starts the type `()`.
-        expected.retain(|e| e != "`(`");
+        // `(`, `[` and `stream` only start kinds of type.
+        expected.retain(|e| !matches!(e.as_str(), "`(`" | "`[`" | "`stream`"));
     }
     expected.sort();
     expected.dedup();
@@ -118,6 +122,11 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::kw_throws => "`throws`",
         Rule::kw_struct => "`struct`",
         Rule::kw_enum => "`enum`",
+        Rule::kw_type => "`type`",
+        Rule::kw_package => "`package`",
+        Rule::kw_import => "`import`",
+        Rule::string_literal => "a string in double quotes",
+        Rule::integer => "a number",
         _ => return None,
     })
 }
@@ -151,7 +160,7 @@ fn found_at(rest: &str) -> (String, usize) {
 }
 
 fn is_keyword(word: &str) -> bool {
-    matches!(word, "service" | "struct" | "enum" | "rpc" | "throws")
+    matches!(word, "service" | "struct" | "enum" | "rpc" | "throws" | "type" | "package" | "import")
 }
 
 /// Turns pairs into syntax tree nodes, shifting spans by the offset of the parsed slice.
@@ -163,50 +172,102 @@ struct Builder {
 impl Builder {
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, self.offset + s.start(), self.offset + s.end())
+        // A rule ending in an optional part that is absent keeps the whitespace skipped before
+        // it; a span never should.
+        let trimmed = pair.as_str().trim_end().len();
+        Span::new(self.file, self.offset + s.start(), self.offset + s.start() + trimmed)
     }
 
     fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
         Ident { name: pair.as_str().to_owned(), span: self.span(pair) }
     }
 
-    fn docs(pair: Pair<'_, Rule>) -> Vec<String> {
-        pair.into_inner()
-            .filter_map(|doc| doc.into_inner().next())
-            .map(|text| text.as_str().trim_end().to_owned())
-            .collect()
-    }
-
-    fn item(&self, pair: Pair<'_, Rule>) -> Item {
+    fn top_level(&self, pair: Pair<'_, Rule>, file: &mut File) {
+        let late = !file.items.is_empty() || !file.imports.is_empty() || !file.packages.is_empty();
         match pair.as_rule() {
-            Rule::service => Item::Service(self.service(pair)),
-            Rule::struct_decl => Item::Struct(self.struct_decl(pair)),
-            _ => Item::Enum(self.enum_decl(pair)),
+            Rule::package_decl => {
+                let span = self.span(&pair);
+                let mut meta = Meta::default();
+                let mut path = Vec::new();
+                for p in pair.into_inner() {
+                    match p.as_rule() {
+                        Rule::meta => meta = self.meta(p),
+                        Rule::qualified_name => path = self.qualified_name(p),
+                        _ => {}
+                    }
+                }
+                file.packages.push(Package { meta, path, span, late });
+            }
+            Rule::import_decl => {
+                let span = self.span(&pair);
+                let path = pair.into_inner().find(|p| p.as_rule() == Rule::string_literal).map(|p| unquote(p.as_str()));
+                file.imports.push(Import { path: path.unwrap_or_default(), span });
+            }
+            Rule::service => file.items.push(Item::Service(self.service(pair))),
+            Rule::struct_decl => file.items.push(Item::Struct(self.struct_decl(pair))),
+            Rule::enum_decl => file.items.push(Item::Enum(self.enum_decl(pair))),
+            _ => file.items.push(Item::Alias(self.alias(pair))),
         }
     }
 
+    fn qualified_name(&self, pair: Pair<'_, Rule>) -> Vec<Ident> {
+        pair.into_inner().filter(|p| p.as_rule() == Rule::ident).map(|p| self.ident(&p)).collect()
+    }
+
+    fn meta(&self, pair: Pair<'_, Rule>) -> Meta {
+        let mut meta = Meta::default();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::doc_comment => {
+                    if let Some(text) = p.into_inner().next() {
+                        meta.docs.push(text.as_str().trim_end().to_owned());
+                    }
+                }
+                Rule::attribute => meta.attributes.push(self.attribute(p)),
+                _ => {}
+            }
+        }
+        meta
+    }
+
+    fn attribute(&self, pair: Pair<'_, Rule>) -> Attribute {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut args = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(&p)),
+                Rule::attribute_args => {
+                    args = Some(p.into_inner().map(|s| unquote(s.as_str())).collect());
+                }
+                _ => {}
+            }
+        }
+        Attribute { name: self.expect_name(name), args, span }
+    }
+
     fn service(&self, pair: Pair<'_, Rule>) -> Service {
-        let mut docs = Vec::new();
+        let mut meta = Meta::default();
         let mut name = None;
         let mut methods = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::docs => docs = Self::docs(p),
+                Rule::meta => meta = self.meta(p),
                 Rule::ident => name = Some(self.ident(&p)),
                 Rule::method => methods.push(self.method(p)),
                 _ => {}
             }
         }
-        Service { docs, name: self.expect_name(name), methods }
+        Service { meta, name: self.expect_name(name), methods }
     }
 
     fn method(&self, pair: Pair<'_, Rule>) -> Method {
-        let mut docs = Vec::new();
+        let mut meta = Meta::default();
         let mut name = None;
         let (mut arg, mut reply, mut error) = (None, None, None);
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::docs => docs = Self::docs(p),
+                Rule::meta => meta = self.meta(p),
                 Rule::ident => name = Some(self.ident(&p)),
                 Rule::arg_type => arg = self.inner_type(p),
                 Rule::reply_type => reply = self.inner_type(p),
@@ -214,7 +275,7 @@ impl Builder {
                 _ => {}
             }
         }
-        Method { docs, name: self.expect_name(name), arg, reply, error }
+        Method { meta, name: self.expect_name(name), arg, reply, error }
     }
 
     /// The `type_ref` inside a wrapper rule (`arg_type`, `reply_type`, `throws`).
@@ -223,27 +284,27 @@ impl Builder {
     }
 
     fn struct_decl(&self, pair: Pair<'_, Rule>) -> Struct {
-        let mut docs = Vec::new();
+        let mut meta = Meta::default();
         let mut name = None;
         let mut fields = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::docs => docs = Self::docs(p),
+                Rule::meta => meta = self.meta(p),
                 Rule::ident => name = Some(self.ident(&p)),
                 Rule::field => fields.push(self.field(p)),
                 _ => {}
             }
         }
-        Struct { docs, name: self.expect_name(name), fields }
+        Struct { meta, name: self.expect_name(name), fields }
     }
 
     fn field(&self, pair: Pair<'_, Rule>) -> Field {
-        let mut docs = Vec::new();
+        let mut meta = Meta::default();
         let mut name = None;
         let mut ty = None;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::docs => docs = Self::docs(p),
+                Rule::meta => meta = self.meta(p),
                 Rule::ident => name = Some(self.ident(&p)),
                 Rule::type_ref => ty = Some(self.type_ref(p)),
                 _ => {}
@@ -251,38 +312,55 @@ impl Builder {
         }
         let name = self.expect_name(name);
         let ty = ty.unwrap_or(TypeRef::Unit(name.span));
-        Field { docs, name, ty }
+        Field { meta, name, ty }
     }
 
     fn enum_decl(&self, pair: Pair<'_, Rule>) -> Enum {
-        let mut docs = Vec::new();
+        let mut meta = Meta::default();
         let mut name = None;
         let mut variants = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::docs => docs = Self::docs(p),
+                Rule::meta => meta = self.meta(p),
                 Rule::ident => name = Some(self.ident(&p)),
                 Rule::variant => variants.push(self.variant(p)),
                 _ => {}
             }
         }
-        Enum { docs, name: self.expect_name(name), variants }
+        Enum { meta, name: self.expect_name(name), variants }
     }
 
     fn variant(&self, pair: Pair<'_, Rule>) -> Variant {
-        let mut docs = Vec::new();
+        let mut meta = Meta::default();
         let mut name = None;
         let mut shape = VariantShape::Unit;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::docs => docs = Self::docs(p),
+                Rule::meta => meta = self.meta(p),
                 Rule::ident => name = Some(self.ident(&p)),
                 Rule::tuple_fields => shape = VariantShape::Tuple(p.into_inner().map(|t| self.type_ref(t)).collect()),
                 Rule::struct_fields => shape = VariantShape::Struct(p.into_inner().map(|f| self.field(f)).collect()),
                 _ => {}
             }
         }
-        Variant { docs, name: self.expect_name(name), shape }
+        Variant { meta, name: self.expect_name(name), shape }
+    }
+
+    fn alias(&self, pair: Pair<'_, Rule>) -> Alias {
+        let mut meta = Meta::default();
+        let mut name = None;
+        let mut ty = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::meta => meta = self.meta(p),
+                Rule::ident => name = Some(self.ident(&p)),
+                Rule::type_ref => ty = Some(self.type_ref(p)),
+                _ => {}
+            }
+        }
+        let name = self.expect_name(name);
+        let ty = ty.unwrap_or(TypeRef::Unit(name.span));
+        Alias { meta, name, ty }
     }
 
     fn type_ref(&self, pair: Pair<'_, Rule>) -> TypeRef {
@@ -292,11 +370,40 @@ impl Builder {
         };
         match inner.as_rule() {
             Rule::named_type => {
-                let mut parts = inner.into_inner();
-                let name = parts.next().map(|p| self.ident(&p));
-                let args =
-                    parts.next().map(|args| args.into_inner().map(|t| self.type_ref(t)).collect()).unwrap_or_default();
-                TypeRef::Named { name: self.expect_name(name), args, span }
+                let mut path = Vec::new();
+                let mut args = Vec::new();
+                for p in inner.into_inner() {
+                    match p.as_rule() {
+                        Rule::qualified_name => path = self.qualified_name(p),
+                        Rule::type_args => args = p.into_inner().map(|t| self.type_ref(t)).collect(),
+                        _ => {}
+                    }
+                }
+                if path.is_empty() {
+                    path.push(self.expect_name(None));
+                }
+                TypeRef::Named { path, args, span }
+            }
+            Rule::array_type => {
+                let mut element = None;
+                let mut len = None;
+                let mut len_span = span;
+                for p in inner.into_inner() {
+                    match p.as_rule() {
+                        Rule::type_ref => element = Some(self.type_ref(p)),
+                        Rule::integer => {
+                            len_span = self.span(&p);
+                            len = p.as_str().parse::<u64>().ok();
+                        }
+                        _ => {}
+                    }
+                }
+                let element = Box::new(element.unwrap_or(TypeRef::Unit(span)));
+                TypeRef::Array { element, len, len_span, span }
+            }
+            Rule::stream_type => {
+                let inner = inner.into_inner().find(|p| p.as_rule() == Rule::type_ref).map(|p| self.type_ref(p));
+                TypeRef::Stream { inner: Box::new(inner.unwrap_or(TypeRef::Unit(span))), span }
             }
             _ => TypeRef::Unit(span),
         }
@@ -306,4 +413,21 @@ impl Builder {
         // The grammar requires a name wherever this is called.
         name.unwrap_or_else(|| Ident { name: String::new(), span: Span::new(self.file, self.offset, self.offset) })
     }
+}
+
+/// The contents of a string literal, its escapes (`\"`, `\\`) undone.
+pub(crate) fn unquote(literal: &str) -> String {
+    let inner = literal.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(literal);
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(escaped) = chars.next() {
+                out.push(escaped);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

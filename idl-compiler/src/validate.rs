@@ -1,11 +1,20 @@
-//! Validation: the syntax tree to the [`Model`], reporting every problem found.
+//! Validation: the syntax trees of a compilation (several files, linked by imports) to the
+//! [`Model`], reporting every problem found.
 //!
-//! Each check adds diagnostics and carries on, so one run reports all of a file's errors. The
-//! model is only used when there were none.
+//! Each check adds diagnostics and carries on, so one run reports all the errors of all the
+//! files. The model is only used when there were none.
+//!
+//! Names are resolved like this: a plain name (`Point`) is looked up in the file's own package,
+//! then in each enclosing package (`a.b`, then `a`, then the root); a dotted name (`geo.Point`)
+//! names its package exactly. Either way the declaring file must be the file itself or one it
+//! imports directly.
 
 use crate::ast::{self, Item, TypeRef, VariantShape};
-use crate::diagnostic::{Diagnostic, SourceMap, Span, suggest};
-use crate::model::{Decl, EnumDef, FieldDef, MethodDef, Model, ServiceDef, Shape, StructDef, Ty, VariantDef};
+use crate::diagnostic::{Diagnostic, FileId, SourceMap, Span, suggest};
+use crate::model::{
+    AliasDef, Decl, DeclKind, Deprecated, EnumDef, FieldDef, MethodDef, Model, PackageDef, ServiceDef, Shape,
+    StructDef, Ty, VariantDef,
+};
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use std::collections::{HashMap, HashSet};
 
@@ -80,25 +89,47 @@ const TRAIT_METHODS: &[&str] = &[
 /// Methods of `tidl_runtime::Client`; a service's accessor (`client.example()`) may not take these.
 const RUNTIME_CLIENT_METHODS: &[&str] = &["call", "dial", "dial_with", "new", "ready", "with_config"];
 
-/// Checks a parsed file and builds its model.
-pub(crate) fn validate(file: &ast::File, sources: &SourceMap) -> (Model, Vec<Diagnostic>) {
-    let mut checker = Checker { sources, diagnostics: Vec::new(), types: HashMap::new() };
-    checker.declare(file);
+/// The longest array the language accepts (serde's arrays stop at 32).
+const MAX_ARRAY_LEN: u64 = 32;
+
+/// One parsed file of a compilation, and the files it imports directly.
+#[derive(Debug)]
+pub(crate) struct Unit<'a> {
+    pub(crate) file: FileId,
+    pub(crate) ast: &'a ast::File,
+    pub(crate) imports: Vec<FileId>,
+}
+
+/// Checks every file of a compilation and builds its model.
+pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap) -> (Model, Vec<Diagnostic>) {
+    let mut checker = Checker {
+        sources,
+        diagnostics: Vec::new(),
+        symbols: HashMap::new(),
+        scopes: HashMap::new(),
+        alias_targets: HashMap::new(),
+        aliases: HashMap::new(),
+        resolving: Vec::new(),
+    };
+    let packages = checker.packages(units);
+    checker.declare(units);
     let mut decls = Vec::new();
     let mut lists = Vec::new();
-    for item in &file.items {
-        match item {
-            Item::Struct(s) => decls.push(Decl::Struct(checker.struct_def(s, &mut lists))),
-            Item::Enum(e) => decls.push(Decl::Enum(checker.enum_def(e, &mut lists))),
-            Item::Service(s) => decls.push(Decl::Service(checker.service_def(s, &mut lists))),
+    for unit in units {
+        let scope = checker.scopes[&unit.file].clone();
+        for item in &unit.ast.items {
+            if let Some(decl) = checker.decl(item, &scope, &mut lists) {
+                decls.push(decl);
+            }
         }
     }
-    let mut model = Model { decls };
+    let mut model = Model { decls, packages };
     checker.check_list_elements(&model, &lists);
-    checker.check_recursion(file, &mut model);
+    checker.check_recursion(&mut model);
     mark_error_types(&mut model);
     let mut diagnostics = checker.diagnostics;
     diagnostics.sort_by_key(Diagnostic::span);
+    diagnostics.dedup();
     (model, diagnostics)
 }
 
@@ -106,10 +137,35 @@ pub(crate) fn validate(file: &ast::File, sources: &SourceMap) -> (Model, Vec<Dia
 enum Kind {
     Struct,
     Enum,
+    Alias,
     Service,
 }
 
-/// What a Rust name in the generated module comes from.
+/// A declared name.
+#[derive(Debug, Clone)]
+struct Declared {
+    /// Its symbol key: package and name as written.
+    key: (String, String),
+    rust_name: String,
+    module: Vec<String>,
+    span: Span,
+    file: FileId,
+    kind: Kind,
+}
+
+/// Where names are looked up from: a file, its package, and the files it can see.
+#[derive(Debug, Clone)]
+struct Scope {
+    file: FileId,
+    /// The package's segments as written (empty for no package).
+    package: Vec<String>,
+    /// The package's Rust module path.
+    module: Vec<String>,
+    /// The file itself and the files it imports directly.
+    visible: HashSet<FileId>,
+}
+
+/// What a Rust name in a generated module comes from.
 #[derive(Debug, Clone)]
 enum Origin {
     /// A type or service declared under this `.tidl` name.
@@ -118,104 +174,174 @@ enum Origin {
     Generated { service: String, what: &'static str },
 }
 
-/// A declared name.
-#[derive(Debug, Clone)]
-struct Declared {
-    rust_name: String,
-    span: Span,
-    kind: Kind,
-}
-
 struct Checker<'a> {
     sources: &'a SourceMap,
     diagnostics: Vec<Diagnostic>,
-    /// Declared types and services by their `.tidl` name.
-    types: HashMap<String, Declared>,
+    /// Declared names by (package, name), both as written.
+    symbols: HashMap<(String, String), Declared>,
+    scopes: HashMap<FileId, Scope>,
+    /// Resolved alias targets by symbol key.
+    alias_targets: HashMap<(String, String), Ty>,
+    /// Every alias, by symbol key, with the scope to resolve it in.
+    aliases: HashMap<(String, String), (&'a ast::Alias, Scope)>,
+    /// Aliases being resolved, innermost last, to detect cycles.
+    resolving: Vec<(String, String)>,
 }
 
-impl Checker<'_> {
+/// How the pieces of the symbol key are written: `a.b` and `Point`.
+fn symbol_key(package: &[String], name: &str) -> (String, String) {
+    (package.join("."), name.to_owned())
+}
+
+/// A qualified `.tidl` name for messages: `a.b.Point`, or `Point` in the root package.
+fn qualified(package: &str, name: &str) -> String {
+    if package.is_empty() { name.to_owned() } else { format!("{package}.{name}") }
+}
+
+impl<'a> Checker<'a> {
     fn error(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
 
-    /// Registers every type and service name, reporting redefinitions and collisions.
-    fn declare(&mut self, file: &ast::File) {
-        // Rust names in the generated module: what produced each, and where.
-        let mut rust_names: HashMap<String, (Origin, Span)> = HashMap::new();
-        for item in &file.items {
-            let (name, kind) = match item {
-                Item::Struct(s) => (&s.name, Kind::Struct),
-                Item::Enum(e) => (&e.name, Kind::Enum),
-                Item::Service(s) => (&s.name, Kind::Service),
-            };
-            let Some(rust_name) = self.type_name(name) else { continue };
-            if BUILTINS.iter().any(|(b, _)| *b == name.name) {
-                self.error(
-                    Diagnostic::error(name.span, format!("`{}` is a built-in type and cannot be redefined", name.name))
-                        .label("built-in name"),
-                );
-                continue;
-            }
-            if let Some(first) = self.types.get(&name.name) {
-                let first = first.span;
-                self.error(
-                    Diagnostic::error(name.span, format!("the name `{}` is defined twice", name.name))
-                        .label("redefined here")
-                        .secondary(first, "first defined here"),
-                );
-                continue;
-            }
-            // This declaration's Rust names: its own, and for a service the generated types.
-            let mut generated: Vec<(String, Origin)> = vec![(rust_name.clone(), Origin::Declared(name.name.clone()))];
-            if kind == Kind::Service {
-                for (suffix, what) in
-                    [("Client", "client"), ("Server", "server"), ("ClientExt", "client extension trait")]
-                {
-                    generated
-                        .push((format!("{rust_name}{suffix}"), Origin::Generated { service: name.name.clone(), what }));
+    /// Each file's package, checked, and the documentation of every package.
+    fn packages(&mut self, units: &[Unit<'a>]) -> Vec<PackageDef> {
+        let mut defs: Vec<PackageDef> = Vec::new();
+        // Rust module paths, and the package that first produced each.
+        let mut modules: HashMap<Vec<String>, (String, Span)> = HashMap::new();
+        for unit in units {
+            let mut package = Vec::new();
+            let mut module = Vec::new();
+            for (i, decl) in unit.ast.packages.iter().enumerate() {
+                if i > 0 {
+                    let first = &unit.ast.packages[0];
+                    self.error(
+                        Diagnostic::error(decl.span, "a file can only have one `package` declaration")
+                            .secondary(first.span, "the file's package is declared here"),
+                    );
+                    continue;
+                }
+                if decl.late {
+                    self.error(
+                        Diagnostic::error(decl.span, "`package` must come before every import and declaration")
+                            .help("move it to the top of the file"),
+                    );
+                }
+                for attribute in &decl.meta.attributes {
+                    self.error(Diagnostic::error(attribute.span, "a package cannot have attributes"));
+                }
+                let names: Vec<Option<String>> = decl.path.iter().map(|segment| self.module_name(segment)).collect();
+                if names.iter().any(Option::is_none) {
+                    continue;
+                }
+                package = decl.path.iter().map(|s| s.name.clone()).collect();
+                module = names.into_iter().flatten().collect();
+                let tidl_name = package.join(".");
+                match modules.get(&module) {
+                    Some((other, other_span)) if *other != tidl_name => {
+                        self.error(
+                            Diagnostic::error(
+                                decl.span,
+                                format!(
+                                    "packages `{other}` and `{tidl_name}` would both be the Rust module `{}`",
+                                    module.join("::")
+                                ),
+                            )
+                            .secondary(*other_span, format!("`{other}` is declared here"))
+                            .help("rename one of the packages"),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        modules.insert(module.clone(), (tidl_name.clone(), decl.span));
+                    }
+                }
+                match defs.iter_mut().find(|d| d.module == module) {
+                    Some(def) if def.docs.is_empty() => def.docs.clone_from(&decl.meta.docs),
+                    Some(_) => {}
+                    None => defs.push(PackageDef { module: module.clone(), tidl_name, docs: decl.meta.docs.clone() }),
                 }
             }
-            let mut clash = false;
-            for (generated_name, origin) in &generated {
-                let Some((other, other_span)) = rust_names.get(generated_name) else { continue };
-                let d = match (origin, other) {
-                    (Origin::Declared(this), Origin::Declared(other)) => Diagnostic::error(
-                        name.span,
-                        format!("`{other}` and `{this}` would both be named `{generated_name}` in Rust"),
-                    )
-                    .label(format!("also `{generated_name}` in Rust"))
-                    .secondary(*other_span, format!("`{other}` is declared here"))
-                    .help("rename one of them"),
-                    (Origin::Declared(this), Origin::Generated { service, what }) => Diagnostic::error(
-                        name.span,
-                        format!("the name `{this}` is taken by the {what} generated for service `{service}`"),
-                    )
-                    .secondary(*other_span, format!("service `{service}` generates `{generated_name}`"))
-                    .help("rename the type or the service"),
-                    (Origin::Generated { service, what }, Origin::Declared(other)) => Diagnostic::error(
-                        name.span,
-                        format!("service `{service}` needs the name `{generated_name}` for its {what}, but `{other}` already has it"),
-                    )
-                    .secondary(*other_span, format!("`{other}` is declared here"))
-                    .help("rename the type or the service"),
-                    (Origin::Generated { service, what }, Origin::Generated { service: other, .. }) => Diagnostic::error(
-                        name.span,
-                        format!("services `{other}` and `{service}` would both generate `{generated_name}` (the {what})"),
-                    )
-                    .secondary(*other_span, format!("service `{other}` is declared here"))
-                    .help("rename one of the services"),
+            let visible = std::iter::once(unit.file).chain(unit.imports.iter().copied()).collect();
+            self.scopes.insert(unit.file, Scope { file: unit.file, package, module, visible });
+        }
+        defs
+    }
+
+    /// Registers every type and service name, reporting redefinitions and collisions.
+    fn declare(&mut self, units: &[Unit<'a>]) {
+        // Rust names in each generated module: what produced each, and where.
+        let mut rust_names: HashMap<(Vec<String>, String), (Origin, Span)> = HashMap::new();
+        for unit in units {
+            let scope = self.scopes[&unit.file].clone();
+            for item in &unit.ast.items {
+                let name = item.name();
+                let kind = match item {
+                    Item::Struct(_) => Kind::Struct,
+                    Item::Enum(_) => Kind::Enum,
+                    Item::Alias(_) => Kind::Alias,
+                    Item::Service(_) => Kind::Service,
                 };
-                self.error(d);
-                clash = true;
-                break;
+                self.check_attributes(&item.meta().attributes);
+                let Some(rust_name) = self.type_name(name) else { continue };
+                if BUILTINS.iter().any(|(b, _)| *b == name.name) {
+                    self.error(
+                        Diagnostic::error(
+                            name.span,
+                            format!("`{}` is a built-in type and cannot be redefined", name.name),
+                        )
+                        .label("built-in name"),
+                    );
+                    continue;
+                }
+                let key = symbol_key(&scope.package, &name.name);
+                if let Some(first) = self.symbols.get(&key) {
+                    let first = first.span;
+                    let what = qualified(&key.0, &key.1);
+                    self.error(
+                        Diagnostic::error(name.span, format!("`{what}` is already defined"))
+                            .label("defined again here")
+                            .secondary(first, "first defined here"),
+                    );
+                    continue;
+                }
+                // This declaration's Rust names: its own, and for a service the generated types.
+                let mut generated: Vec<(String, Origin)> =
+                    vec![(rust_name.clone(), Origin::Declared(name.name.clone()))];
+                if kind == Kind::Service {
+                    for (suffix, what) in
+                        [("Client", "client"), ("Server", "server"), ("ClientExt", "client extension trait")]
+                    {
+                        generated.push((
+                            format!("{rust_name}{suffix}"),
+                            Origin::Generated { service: name.name.clone(), what },
+                        ));
+                    }
+                }
+                if let Some(d) = generated.iter().find_map(|(generated_name, origin)| {
+                    let (other, other_span) = rust_names.get(&(scope.module.clone(), generated_name.clone()))?;
+                    Some(collision(name.span, generated_name, origin, other, *other_span))
+                }) {
+                    self.error(d);
+                    continue;
+                }
+                for (generated_name, origin) in generated {
+                    rust_names.insert((scope.module.clone(), generated_name), (origin, name.span));
+                }
+                self.symbols.insert(
+                    key.clone(),
+                    Declared {
+                        key: key.clone(),
+                        rust_name,
+                        module: scope.module.clone(),
+                        span: name.span,
+                        file: unit.file,
+                        kind,
+                    },
+                );
+                if let Item::Alias(alias) = item {
+                    self.aliases.insert(key, (alias, scope.clone()));
+                }
             }
-            if clash {
-                continue;
-            }
-            for (generated_name, origin) in generated {
-                rust_names.insert(generated_name, (origin, name.span));
-            }
-            self.types.insert(name.name.clone(), Declared { rust_name, span: name.span, kind });
         }
     }
 
@@ -237,7 +363,7 @@ impl Checker<'_> {
         Some(rust)
     }
 
-    /// The Rust name of a field or method, or `None` (reported) if it cannot have one.
+    /// The Rust name of a field, method or module, or `None` (reported) if it cannot have one.
     fn value_name(&mut self, name: &ast::Ident) -> Option<String> {
         if RUST_RESERVED.contains(&name.name.as_str()) {
             self.reserved(name);
@@ -253,6 +379,10 @@ impl Checker<'_> {
             return None;
         }
         Some(if RUST_KEYWORDS.contains(&rust.as_str()) { format!("r#{rust}") } else { rust })
+    }
+
+    fn module_name(&mut self, segment: &ast::Ident) -> Option<String> {
+        self.value_name(segment)
     }
 
     fn starts_with_digit(&mut self, name: &ast::Ident, rust: &str) {
@@ -271,15 +401,103 @@ impl Checker<'_> {
         );
     }
 
-    fn docs(docs: &[String]) -> Vec<String> {
-        docs.to_vec()
+    /// Reports unknown or malformed attributes.
+    fn check_attributes(&mut self, attributes: &[ast::Attribute]) {
+        let mut seen = false;
+        for attribute in attributes {
+            if attribute.name.name != "deprecated" {
+                self.error(
+                    Diagnostic::error(attribute.name.span, format!("unknown attribute `@{}`", attribute.name.name))
+                        .help(
+                            "the only attribute is `@deprecated`, or `@deprecated(\"why, and what to use instead\")`",
+                        ),
+                );
+                continue;
+            }
+            if seen {
+                self.error(Diagnostic::error(attribute.span, "`@deprecated` is given twice"));
+            }
+            seen = true;
+            if attribute.args.as_ref().is_some_and(|args| args.len() > 1) {
+                self.error(
+                    Diagnostic::error(attribute.span, "`@deprecated` takes at most one argument, its note")
+                        .help("write `@deprecated(\"use echo2\")`"),
+                );
+            }
+        }
     }
 
-    fn fields(&mut self, owner: &str, fields: &[ast::Field], lists: &mut Vec<(Span, Ty)>) -> Vec<FieldDef> {
+    /// The `@deprecated` of a declaration, field, variant or method.
+    fn deprecated(meta: &ast::Meta) -> Option<Deprecated> {
+        meta.attributes
+            .iter()
+            .find(|a| a.name.name == "deprecated")
+            .map(|a| Deprecated { note: a.args.as_ref().and_then(|args| args.first().cloned()) })
+    }
+
+    fn decl(&mut self, item: &'a Item, scope: &Scope, lists: &mut Vec<(Span, Ty)>) -> Option<Decl> {
+        let name = item.name();
+        let key = symbol_key(&scope.package, &name.name);
+        // Only the declaration that registered the name is built (not a duplicate).
+        let declared = self.symbols.get(&key).filter(|d| d.span == name.span)?.clone();
+        let meta = item.meta();
+        let kind = match item {
+            Item::Struct(s) => {
+                let fields = self.fields(&qualified(&key.0, &key.1), &s.fields, scope, lists);
+                DeclKind::Struct(StructDef { name: declared.rust_name.clone(), fields, is_error: false })
+            }
+            Item::Enum(e) => DeclKind::Enum(self.enum_def(e, &declared.rust_name, &key, scope, lists)),
+            Item::Alias(a) => {
+                let target = self.alias_target(&key).unwrap_or(Ty::Error);
+                self.collect_lists(&a.ty, &target, lists);
+                DeclKind::Alias(AliasDef { name: declared.rust_name.clone(), target })
+            }
+            Item::Service(s) => DeclKind::Service(self.service_def(s, &declared.rust_name, scope, lists)),
+        };
+        Some(Decl {
+            file: scope.file,
+            module: scope.module.clone(),
+            tidl_path: qualified(&key.0, &key.1),
+            docs: meta.docs.clone(),
+            deprecated: Self::deprecated(meta),
+            kind,
+        })
+    }
+
+    /// Records the `list` element types of an alias target, which was resolved without a
+    /// `lists` collector.
+    fn collect_lists(&self, written: &TypeRef, resolved: &Ty, lists: &mut Vec<(Span, Ty)>) {
+        match (written, resolved) {
+            (TypeRef::Named { args, .. }, Ty::List(element)) if args.len() == 1 => {
+                lists.push((args[0].span(), (**element).clone()));
+                self.collect_lists(&args[0], element, lists);
+            }
+            (TypeRef::Named { args, .. }, Ty::Option(inner)) if args.len() == 1 => {
+                self.collect_lists(&args[0], inner, lists);
+            }
+            (TypeRef::Named { args, .. }, Ty::Map(key, value)) if args.len() == 2 => {
+                self.collect_lists(&args[0], key, lists);
+                self.collect_lists(&args[1], value, lists);
+            }
+            (TypeRef::Array { element: written, .. }, Ty::Array(element, _)) => {
+                self.collect_lists(written, element, lists);
+            }
+            _ => {}
+        }
+    }
+
+    fn fields(
+        &mut self,
+        owner: &str,
+        fields: &[ast::Field],
+        scope: &Scope,
+        lists: &mut Vec<(Span, Ty)>,
+    ) -> Vec<FieldDef> {
         let mut out = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for field in fields {
-            let ty = self.resolve(&field.ty, lists);
+            self.check_attributes(&field.meta.attributes);
+            let ty = self.resolve(&field.ty, scope, Some(lists));
             let Some(name) = self.value_name(&field.name) else { continue };
             if let Some((first, first_span)) = seen.get(&name) {
                 let message = if *first == field.name.name {
@@ -295,31 +513,37 @@ impl Checker<'_> {
                 continue;
             }
             seen.insert(name.clone(), (field.name.name.clone(), field.name.span));
-            out.push(FieldDef { name, tidl_name: field.name.name.clone(), docs: Self::docs(&field.docs), ty });
+            out.push(FieldDef {
+                name,
+                tidl_name: field.name.name.clone(),
+                docs: field.meta.docs.clone(),
+                deprecated: Self::deprecated(&field.meta),
+                ty,
+            });
         }
         out
     }
 
-    fn struct_def(&mut self, s: &ast::Struct, lists: &mut Vec<(Span, Ty)>) -> StructDef {
-        let name = self.rust_type_name(&s.name);
-        let fields = self.fields(&s.name.name, &s.fields, lists);
-        StructDef { name, docs: Self::docs(&s.docs), fields, is_error: false }
-    }
-
-    fn rust_type_name(&self, name: &ast::Ident) -> String {
-        self.types.get(&name.name).map_or_else(|| name.name.to_upper_camel_case(), |d| d.rust_name.clone())
-    }
-
-    fn enum_def(&mut self, e: &ast::Enum, lists: &mut Vec<(Span, Ty)>) -> EnumDef {
-        let name = self.rust_type_name(&e.name);
+    fn enum_def(
+        &mut self,
+        e: &ast::Enum,
+        rust_name: &str,
+        key: &(String, String),
+        scope: &Scope,
+        lists: &mut Vec<(Span, Ty)>,
+    ) -> EnumDef {
         let mut variants = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for v in &e.variants {
+            self.check_attributes(&v.meta.attributes);
             let shape = match &v.shape {
                 VariantShape::Unit => Shape::Unit,
-                VariantShape::Tuple(types) => Shape::Tuple(types.iter().map(|t| self.resolve(t, lists)).collect()),
+                VariantShape::Tuple(types) => {
+                    Shape::Tuple(types.iter().map(|t| self.resolve(t, scope, Some(lists))).collect())
+                }
                 VariantShape::Struct(fields) => {
-                    Shape::Struct(self.fields(&format!("{}::{}", e.name.name, v.name.name), fields, lists))
+                    let owner = format!("{}::{}", qualified(&key.0, &key.1), v.name.name);
+                    Shape::Struct(self.fields(&owner, fields, scope, lists))
                 }
             };
             let Some(vname) = self.type_name(&v.name) else { continue };
@@ -337,14 +561,24 @@ impl Checker<'_> {
                 continue;
             }
             seen.insert(vname.clone(), (v.name.name.clone(), v.name.span));
-            variants.push(VariantDef { name: vname, docs: Self::docs(&v.docs), shape });
+            variants.push(VariantDef {
+                name: vname,
+                docs: v.meta.docs.clone(),
+                deprecated: Self::deprecated(&v.meta),
+                shape,
+            });
         }
-        EnumDef { name, docs: Self::docs(&e.docs), variants, is_error: false }
+        EnumDef { name: rust_name.to_owned(), variants, is_error: false }
     }
 
-    fn service_def(&mut self, s: &ast::Service, lists: &mut Vec<(Span, Ty)>) -> ServiceDef {
-        let name = self.rust_type_name(&s.name);
-        let accessor = name.to_snake_case();
+    fn service_def(
+        &mut self,
+        s: &ast::Service,
+        rust_name: &str,
+        scope: &Scope,
+        lists: &mut Vec<(Span, Ty)>,
+    ) -> ServiceDef {
+        let accessor = rust_name.to_snake_case();
         if RUNTIME_CLIENT_METHODS.contains(&accessor.as_str()) || TRAIT_METHODS.contains(&accessor.as_str()) {
             self.error(
                 Diagnostic::error(
@@ -359,9 +593,10 @@ impl Checker<'_> {
         let mut methods = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for m in &s.methods {
-            let arg = m.arg.as_ref().map_or(Ty::Unit, |t| self.resolve(t, lists));
-            let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.resolve(t, lists));
-            let error = m.error.as_ref().map_or(Ty::String, |t| self.resolve(t, lists));
+            self.check_attributes(&m.meta.attributes);
+            let arg = m.arg.as_ref().map_or(Ty::Unit, |t| self.resolve(t, scope, Some(lists)));
+            let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.resolve(t, scope, Some(lists)));
+            let error = m.error.as_ref().map_or(Ty::String, |t| self.resolve(t, scope, Some(lists)));
             let Some(mname) = self.value_name(&m.name) else { continue };
             if CLIENT_METHODS.contains(&mname.as_str()) || TRAIT_METHODS.contains(&mname.as_str()) {
                 let reserved = CLIENT_METHODS.iter().chain(TRAIT_METHODS).copied().collect::<Vec<_>>().join(", ");
@@ -390,14 +625,20 @@ impl Checker<'_> {
             methods.push(MethodDef {
                 name: mname,
                 wire_name: m.name.name.clone(),
-                docs: Self::docs(&m.docs),
+                docs: m.meta.docs.clone(),
+                deprecated: Self::deprecated(&m.meta),
                 arg,
                 reply,
                 error,
                 signature,
             });
         }
-        ServiceDef { name, wire_name: s.name.name.clone(), accessor, docs: Self::docs(&s.docs), methods }
+        ServiceDef {
+            name: rust_name.to_owned(),
+            wire_name: qualified(&scope.package.join("."), &s.name.name),
+            accessor,
+            methods,
+        }
     }
 
     /// The method's declaration as written, whitespace normalised: `echo(string) -> string`.
@@ -418,28 +659,117 @@ impl Checker<'_> {
         out
     }
 
+    /// The resolved target of the alias `key`, resolving it (and reporting a cycle) if needed.
+    fn alias_target(&mut self, key: &(String, String)) -> Option<Ty> {
+        if let Some(target) = self.alias_targets.get(key) {
+            return Some(target.clone());
+        }
+        let (alias, scope) = self.aliases.get(key).cloned()?;
+        if let Some(start) = self.resolving.iter().position(|k| k == key) {
+            let mut chain: Vec<String> = self.resolving[start..].iter().map(|(p, n)| qualified(p, n)).collect();
+            chain.push(qualified(&key.0, &key.1));
+            let d = Diagnostic::error(
+                alias.name.span,
+                format!("the type alias `{}` refers to itself", alias.name.name),
+            )
+            .label(format!("cycle: {}", chain.join(" -> ")))
+            .help("an alias must name a type that does not lead back to it; use a struct to build a recursive type");
+            self.error(d);
+            self.alias_targets.insert(key.clone(), Ty::Error);
+            return Some(Ty::Error);
+        }
+        self.resolving.push(key.clone());
+        let target = self.resolve(&alias.ty, &scope, None);
+        self.resolving.pop();
+        self.alias_targets.entry(key.clone()).or_insert_with(|| target.clone());
+        Some(self.alias_targets[key].clone())
+    }
+
+    /// Looks a (possibly dotted) name up from `scope`: in the file's package first, then in each
+    /// enclosing package, out to the root. `inventory.Sku` written in package `shop` finds
+    /// `shop.inventory.Sku` before `inventory.Sku`.
+    fn lookup(&self, path: &[ast::Ident], scope: &Scope) -> Lookup {
+        let Some((name, written)) = path.split_last() else { return Lookup::Unknown };
+        let written: Vec<String> = written.iter().map(|i| i.name.clone()).collect();
+        let mut hidden = None;
+        for n in (0..=scope.package.len()).rev() {
+            let candidate: Vec<String> = scope.package[..n].iter().chain(&written).cloned().collect();
+            if let Some(declared) = self.symbols.get(&symbol_key(&candidate, &name.name)) {
+                if scope.visible.contains(&declared.file) {
+                    return Lookup::Found(declared.clone());
+                }
+                hidden.get_or_insert_with(|| declared.clone());
+            }
+        }
+        match hidden {
+            Some(declared) => Lookup::NotImported(declared),
+            None => Lookup::Unknown,
+        }
+    }
+
     /// Resolves a written type; unknown names are reported and resolve to `()` so checking can
-    /// continue. Every `list` element type is recorded in `lists` for a later check.
-    fn resolve(&mut self, ty: &TypeRef, lists: &mut Vec<(Span, Ty)>) -> Ty {
-        let (name, args, span) = match ty {
+    /// continue. Every `list` element type is recorded in `lists`, when given, for a later check.
+    fn resolve(&mut self, ty: &TypeRef, scope: &Scope, mut lists: Option<&mut Vec<(Span, Ty)>>) -> Ty {
+        let (path, args, span) = match ty {
             TypeRef::Unit(_) => return Ty::Unit,
-            TypeRef::Named { name, args, span } => (name, args, *span),
-        };
-        let builtin = BUILTINS.iter().find(|(b, _)| *b == name.name);
-        let expected_args = match (builtin, self.types.get(&name.name)) {
-            (Some((_, n)), _) => *n,
-            (None, Some(d)) if d.kind == Kind::Service => {
+            TypeRef::Stream { inner, span } => {
                 self.error(
-                    Diagnostic::error(name.span, format!("`{}` is a service, not a type", name.name))
-                        .secondary(d.span, "the service is declared here"),
+                    Diagnostic::error(*span, "streams are not supported yet")
+                        .label("`stream` is reserved for streaming methods, which a later version will add")
+                        .help("send a `list<T>` for now"),
                 );
-                return Ty::Unit;
+                return self.resolve(inner, scope, lists);
             }
-            (None, Some(_)) => 0,
-            (None, None) => {
-                self.unknown_type(name);
-                return Ty::Unit;
+            TypeRef::Array { element, len, len_span, .. } => {
+                let element = self.resolve(element, scope, lists);
+                return match len {
+                    Some(n) if (1..=MAX_ARRAY_LEN).contains(n) => Ty::Array(Box::new(element), *n),
+                    Some(0) => {
+                        self.error(Diagnostic::error(*len_span, "an array must have at least one element"));
+                        Ty::Error
+                    }
+                    _ => {
+                        self.error(
+                            Diagnostic::error(*len_span, format!("arrays can have at most {MAX_ARRAY_LEN} elements"))
+                                .help("use `bytes` or `list<T>` for longer sequences"),
+                        );
+                        Ty::Error
+                    }
+                };
             }
+            TypeRef::Named { path, args, span } => (path, args, *span),
+        };
+        let name = &path[path.len() - 1];
+        let builtin = if path.len() == 1 { BUILTINS.iter().find(|(b, _)| *b == name.name) } else { None };
+        let (expected_args, declared) = match builtin {
+            Some((_, n)) => (*n, None),
+            None => match self.lookup(path, scope) {
+                Lookup::Found(d) if d.kind == Kind::Service => {
+                    self.error(
+                        Diagnostic::error(span, format!("`{}` is a service, not a type", name.name))
+                            .secondary(d.span, "the service is declared here"),
+                    );
+                    return Ty::Error;
+                }
+                Lookup::Found(d) => (0, Some(d)),
+                Lookup::NotImported(d) => {
+                    let file = self.sources.path(d.file).to_owned();
+                    let from = self.sources.path(scope.file).to_owned();
+                    self.error(
+                        Diagnostic::error(
+                            span,
+                            format!("`{}` is declared in `{file}`, which this file does not import", name.name),
+                        )
+                        .secondary(d.span, "declared here")
+                        .help(format!("add `import \"{}\";` to `{from}`", relative_import(&from, &file))),
+                    );
+                    return Ty::Error;
+                }
+                Lookup::Unknown => {
+                    self.unknown_type(path, span, scope);
+                    return Ty::Error;
+                }
+            },
         };
         if args.len() != expected_args {
             let plural = |n: usize| if n == 1 { "" } else { "s" };
@@ -462,9 +792,18 @@ impl Checker<'_> {
             };
             let d = Diagnostic::error(span, message);
             self.error(if usage.is_empty() { d } else { d.help(usage) });
-            return Ty::Unit;
+            return Ty::Error;
         }
-        let mut resolved: Vec<Ty> = args.iter().map(|a| self.resolve(a, lists)).collect();
+        if let Some(d) = declared {
+            return match d.kind {
+                Kind::Alias => {
+                    let target = self.alias_target(&d.key).unwrap_or(Ty::Error);
+                    Ty::Alias { module: d.module, name: d.rust_name, target: Box::new(target) }
+                }
+                _ => Ty::Named { module: d.module, name: d.rust_name, boxed: false },
+            };
+        }
+        let mut resolved: Vec<Ty> = args.iter().map(|a| self.resolve(a, scope, lists.as_deref_mut())).collect();
         match name.name.as_str() {
             "bool" => Ty::Bool,
             "i8" => Ty::I8,
@@ -481,16 +820,19 @@ impl Checker<'_> {
             "bytes" => Ty::Bytes,
             "list" => {
                 let element = resolved.remove(0);
-                lists.push((args[0].span(), element.clone()));
+                if let Some(lists) = lists {
+                    lists.push((args[0].span(), element.clone()));
+                }
                 Ty::List(Box::new(element))
             }
             "option" => Ty::Option(Box::new(resolved.remove(0))),
-            "map" => {
+            _ => {
                 let value = resolved.remove(1);
                 let key = resolved.remove(0);
                 let hashable = matches!(
-                    key,
-                    Ty::Bool
+                    key.expanded(),
+                    Ty::Error
+                        | Ty::Bool
                         | Ty::I8
                         | Ty::I16
                         | Ty::I32
@@ -511,18 +853,45 @@ impl Checker<'_> {
                 }
                 Ty::Map(Box::new(key), Box::new(value))
             }
-            _ => {
-                let rust_name = self.types.get(&name.name).map_or_else(String::new, |d| d.rust_name.clone());
-                Ty::Named { name: rust_name, boxed: false }
-            }
         }
     }
 
-    fn unknown_type(&mut self, name: &ast::Ident) {
-        let mut d = Diagnostic::error(name.span, format!("unknown type `{}`", name.name));
-        let declared: Vec<&str> =
-            self.types.iter().filter(|(_, d)| d.kind != Kind::Service).map(|(n, _)| n.as_str()).collect();
-        let candidates = BUILTINS.iter().map(|(b, _)| *b).chain(declared);
+    fn unknown_type(&mut self, path: &[ast::Ident], span: Span, scope: &Scope) {
+        let name = &path[path.len() - 1];
+        if path.len() > 1 {
+            let written: Vec<String> = path[..path.len() - 1].iter().map(|i| i.name.clone()).collect();
+            // The package the name most likely means: the innermost one that exists.
+            let package_name = (0..=scope.package.len())
+                .rev()
+                .map(|n| scope.package[..n].iter().chain(&written).cloned().collect::<Vec<_>>().join("."))
+                .find(|p| self.symbols.keys().any(|(known, _)| known == p))
+                .unwrap_or_else(|| written.join("."));
+            let known = self.symbols.keys().any(|(p, _)| *p == package_name);
+            let message = if known {
+                format!("package `{package_name}` has no type `{}`", name.name)
+            } else {
+                format!("there is no package `{package_name}`")
+            };
+            let mut d = Diagnostic::error(span, message);
+            let in_package = self
+                .symbols
+                .iter()
+                .filter(|((p, _), d)| *p == package_name && d.kind != Kind::Service)
+                .map(|((_, n), _)| n.as_str());
+            if let Some(meant) = suggest(&name.name, in_package) {
+                d = d.label(format!("did you mean `{package_name}.{meant}`?"));
+            }
+            self.error(d);
+            return;
+        }
+        let mut d = Diagnostic::error(span, format!("unknown type `{}`", name.name));
+        let visible: Vec<String> = self
+            .symbols
+            .iter()
+            .filter(|(_, d)| d.kind != Kind::Service && scope.visible.contains(&d.file))
+            .map(|((_, n), _)| n.clone())
+            .collect();
+        let candidates = BUILTINS.iter().map(|(b, _)| *b).chain(visible.iter().map(String::as_str));
         if let Some((_, meant)) = FOREIGN_NAMES.iter().find(|(foreign, _)| *foreign == name.name) {
             d = d.label(format!("did you mean `{meant}`?"));
         } else if let Some(meant) = suggest(&name.name, candidates) {
@@ -530,7 +899,8 @@ impl Checker<'_> {
         } else {
             d = d.help(
                 "the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, \
-                 `bytes`, `list<T>`, `option<T>` and `map<K, V>`; others must be declared with `struct` or `enum`",
+                 `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with \
+                 `struct`, `enum` or `type`",
             );
         }
         self.error(d);
@@ -539,11 +909,11 @@ impl Checker<'_> {
     /// A `list` of a type that encodes to zero bytes would let a peer claim billions of
     /// elements in a tiny frame; such lists are rejected.
     fn check_list_elements(&mut self, model: &Model, lists: &[(Span, Ty)]) {
-        let structs: HashMap<&str, &StructDef> = model
+        let structs: HashMap<String, &StructDef> = model
             .decls
             .iter()
-            .filter_map(|d| match d {
-                Decl::Struct(s) => Some((s.name.as_str(), s)),
+            .filter_map(|d| match &d.kind {
+                DeclKind::Struct(s) => Some((node_key(&d.module, &s.name), s)),
                 _ => None,
             })
             .collect();
@@ -561,22 +931,18 @@ impl Checker<'_> {
         }
     }
 
-    /// Boxes fields that make a type contain itself, and reports types that can only ever
+    /// Boxes references that make a type contain itself, and reports types that can only ever
     /// contain themselves (and so can have no value).
-    fn check_recursion(&mut self, file: &ast::File, model: &mut Model) {
-        // Edges: type -> types it holds by value (not behind a list or map).
+    fn check_recursion(&mut self, model: &mut Model) {
+        // Edges: declaration -> declarations it holds by value (not behind a list or map).
         let mut edges: HashMap<String, Vec<String>> = HashMap::new();
         for decl in &model.decls {
-            let (name, tys) = match decl {
-                Decl::Struct(s) => (&s.name, s.fields.iter().map(|f| &f.ty).collect::<Vec<_>>()),
-                Decl::Enum(e) => (&e.name, e.variants.iter().flat_map(|v| shape_types(&v.shape)).collect()),
-                Decl::Service(_) => continue,
-            };
+            let Some((name, tys)) = contained(decl) else { continue };
             let mut targets = Vec::new();
             for ty in tys {
                 by_value_names(ty, &mut targets);
             }
-            edges.insert(name.clone(), targets);
+            edges.insert(node_key(&decl.module, name), targets);
         }
         let reaches = |from: &str, to: &str| -> bool {
             let mut stack = vec![from.to_owned()];
@@ -594,13 +960,16 @@ impl Checker<'_> {
             false
         };
         for decl in &mut model.decls {
-            let (owner, tys): (String, Vec<&mut Ty>) = match decl {
-                Decl::Struct(s) => (s.name.clone(), s.fields.iter_mut().map(|f| &mut f.ty).collect()),
-                Decl::Enum(e) => {
+            let module = decl.module.clone();
+            let (owner, tys): (String, Vec<&mut Ty>) = match &mut decl.kind {
+                DeclKind::Struct(s) => (s.name.clone(), s.fields.iter_mut().map(|f| &mut f.ty).collect()),
+                DeclKind::Enum(e) => {
                     (e.name.clone(), e.variants.iter_mut().flat_map(|v| shape_types_mut(&mut v.shape)).collect())
                 }
-                Decl::Service(_) => continue,
+                DeclKind::Alias(a) => (a.name.clone(), vec![&mut a.target]),
+                DeclKind::Service(_) => continue,
             };
+            let owner = node_key(&module, &owner);
             for ty in tys {
                 box_cycles(ty, &owner, &reaches);
             }
@@ -610,38 +979,111 @@ impl Checker<'_> {
         loop {
             let before = inhabited.len();
             for decl in &model.decls {
-                let ok = match decl {
-                    Decl::Struct(s) => s.fields.iter().all(|f| has_value(&f.ty, &inhabited)),
-                    Decl::Enum(e) => {
+                let (name, ok) = match &decl.kind {
+                    DeclKind::Struct(s) => (&s.name, s.fields.iter().all(|f| has_value(&f.ty, &inhabited))),
+                    DeclKind::Enum(e) => (
+                        &e.name,
                         e.variants.is_empty()
-                            || e.variants.iter().any(|v| shape_types(&v.shape).all(|t| has_value(t, &inhabited)))
-                    }
-                    Decl::Service(_) => continue,
+                            || e.variants.iter().any(|v| shape_types(&v.shape).all(|t| has_value(t, &inhabited))),
+                    ),
+                    _ => continue,
                 };
-                if ok && let Decl::Struct(StructDef { name, .. }) | Decl::Enum(EnumDef { name, .. }) = decl {
-                    inhabited.insert(name.clone());
+                if ok {
+                    inhabited.insert(node_key(&decl.module, name));
                 }
             }
             if inhabited.len() == before {
                 break;
             }
         }
-        for item in &file.items {
-            let name = match item {
-                Item::Struct(s) => &s.name,
-                Item::Enum(e) => &e.name,
-                Item::Service(_) => continue,
+        for decl in &model.decls {
+            let name = match &decl.kind {
+                DeclKind::Struct(s) => &s.name,
+                DeclKind::Enum(e) => &e.name,
+                _ => continue,
             };
-            let Some(declared) = self.types.get(&name.name) else { continue };
-            let rust = declared.rust_name.clone();
-            if !inhabited.contains(&rust) && reaches(&rust, &rust) {
-                self.error(
-                    Diagnostic::error(name.span, format!("`{}` can never have a value", name.name))
-                        .label("it always contains itself")
-                        .help("put the recursive field inside `option<...>` or `list<...>`, or add a variant that does not recurse"),
-                );
+            let key = node_key(&decl.module, name);
+            if !inhabited.contains(&key) && reaches(&key, &key) {
+                let short = decl.tidl_path.rsplit('.').next().unwrap_or(&decl.tidl_path).to_owned();
+                let span = self
+                    .symbols
+                    .values()
+                    .find(|d| d.module == decl.module && d.rust_name == *name && d.file == decl.file)
+                    .map(|d| d.span);
+                if let Some(span) = span {
+                    self.error(
+                        Diagnostic::error(span, format!("`{short}` can never have a value"))
+                            .label("it always contains itself")
+                            .help("put the recursive field inside `option<...>` or `list<...>`, or add a variant that does not recurse"),
+                    );
+                }
             }
         }
+    }
+}
+
+/// The result of looking a name up.
+enum Lookup {
+    Found(Declared),
+    /// Declared in a file the looking file does not import.
+    NotImported(Declared),
+    Unknown,
+}
+
+/// The diagnostic for a Rust name produced twice in one module.
+fn collision(span: Span, generated_name: &str, origin: &Origin, other: &Origin, other_span: Span) -> Diagnostic {
+    match (origin, other) {
+        (Origin::Declared(this), Origin::Declared(other)) => {
+            Diagnostic::error(span, format!("`{other}` and `{this}` would both be named `{generated_name}` in Rust"))
+                .label(format!("also `{generated_name}` in Rust"))
+                .secondary(other_span, format!("`{other}` is declared here"))
+                .help("rename one of them")
+        }
+        (Origin::Declared(this), Origin::Generated { service, what }) => Diagnostic::error(
+            span,
+            format!("the name `{this}` is taken by the {what} generated for service `{service}`"),
+        )
+        .secondary(other_span, format!("service `{service}` generates `{generated_name}`"))
+        .help("rename the type or the service"),
+        (Origin::Generated { service, what }, Origin::Declared(other)) => Diagnostic::error(
+            span,
+            format!(
+                "service `{service}` needs the name `{generated_name}` for its {what}, but `{other}` already has it"
+            ),
+        )
+        .secondary(other_span, format!("`{other}` is declared here"))
+        .help("rename the type or the service"),
+        (Origin::Generated { service, what }, Origin::Generated { service: other, .. }) => Diagnostic::error(
+            span,
+            format!("services `{other}` and `{service}` would both generate `{generated_name}` (the {what})"),
+        )
+        .secondary(other_span, format!("service `{other}` is declared here"))
+        .help("rename one of the services"),
+    }
+}
+
+/// The import path that reaches `file` from the file `from` (both as the compilation names them).
+fn relative_import(from: &str, file: &str) -> String {
+    let from_dir: Vec<&str> =
+        from.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.to_vec()).unwrap_or_default();
+    let target: Vec<&str> = file.split('/').collect();
+    let common = from_dir.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let ups = std::iter::repeat_n("..", from_dir.len() - common);
+    ups.chain(target[common..].iter().copied()).collect::<Vec<_>>().join("/")
+}
+
+/// A key naming a declaration across modules.
+fn node_key(module: &[String], name: &str) -> String {
+    if module.is_empty() { name.to_owned() } else { format!("{}::{name}", module.join("::")) }
+}
+
+/// The name and contained types of a struct, enum or alias.
+fn contained(decl: &Decl) -> Option<(&String, Vec<&Ty>)> {
+    match &decl.kind {
+        DeclKind::Struct(s) => Some((&s.name, s.fields.iter().map(|f| &f.ty).collect())),
+        DeclKind::Enum(e) => Some((&e.name, e.variants.iter().flat_map(|v| shape_types(&v.shape)).collect())),
+        DeclKind::Alias(a) => Some((&a.name, vec![&a.target])),
+        DeclKind::Service(_) => None,
     }
 }
 
@@ -661,42 +1103,52 @@ fn shape_types_mut(shape: &mut Shape) -> Vec<&mut Ty> {
     }
 }
 
-/// Names of declared types held by value in `ty` (through options, not lists or maps).
+/// Keys of declarations held by value in `ty` (through options and arrays, not lists or maps).
 fn by_value_names(ty: &Ty, out: &mut Vec<String>) {
     match ty {
-        Ty::Named { name, .. } => out.push(name.clone()),
-        Ty::Option(inner) => by_value_names(inner, out),
+        Ty::Named { module, name, .. } | Ty::Alias { module, name, .. } => out.push(node_key(module, name)),
+        Ty::Option(inner) | Ty::Array(inner, _) => by_value_names(inner, out),
         _ => {}
     }
 }
 
-/// Marks by-value references to types that lead back to `owner` as boxed.
+/// Marks by-value references to structs and enums that lead back to `owner` as boxed. Alias
+/// references are never boxed: the alias's own target is.
 fn box_cycles(ty: &mut Ty, owner: &str, reaches: &dyn Fn(&str, &str) -> bool) {
     match ty {
-        Ty::Named { name, boxed } => *boxed = name == owner || reaches(name, owner),
-        Ty::Option(inner) => box_cycles(inner, owner, reaches),
+        Ty::Named { module, name, boxed } => {
+            let key = node_key(module, name);
+            *boxed = key == owner || reaches(&key, owner);
+        }
+        Ty::Option(inner) | Ty::Array(inner, _) => box_cycles(inner, owner, reaches),
         _ => {}
     }
 }
 
 fn has_value(ty: &Ty, inhabited: &HashSet<String>) -> bool {
     match ty {
-        Ty::Named { name, .. } => inhabited.contains(name),
+        Ty::Named { module, name, .. } => inhabited.contains(&node_key(module, name)),
+        Ty::Alias { target, .. } => has_value(target, inhabited),
+        Ty::Array(inner, _) => has_value(inner, inhabited),
         _ => true,
     }
 }
 
-fn encodes_to_nothing<'a>(ty: &'a Ty, structs: &HashMap<&str, &'a StructDef>, visiting: &mut HashSet<&'a str>) -> bool {
+fn encodes_to_nothing(ty: &Ty, structs: &HashMap<String, &StructDef>, visiting: &mut HashSet<String>) -> bool {
     match ty {
         Ty::Unit => true,
-        Ty::Named { name, .. } => match structs.get(name.as_str()) {
-            Some(s) if visiting.insert(name.as_str()) => {
-                let zero = s.fields.iter().all(|f| encodes_to_nothing(&f.ty, structs, visiting));
-                visiting.remove(name.as_str());
-                zero
+        Ty::Alias { target, .. } | Ty::Array(target, _) => encodes_to_nothing(target, structs, visiting),
+        Ty::Named { module, name, .. } => {
+            let key = node_key(module, name);
+            match structs.get(&key) {
+                Some(s) if visiting.insert(key.clone()) => {
+                    let zero = s.fields.iter().all(|f| encodes_to_nothing(&f.ty, structs, visiting));
+                    visiting.remove(&key);
+                    zero
+                }
+                _ => false,
             }
-            _ => false,
-        },
+        }
         _ => false,
     }
 }
@@ -706,21 +1158,22 @@ fn mark_error_types(model: &mut Model) {
     let errors: HashSet<String> = model
         .decls
         .iter()
-        .filter_map(|d| match d {
-            Decl::Service(s) => Some(s),
+        .filter_map(|d| match &d.kind {
+            DeclKind::Service(s) => Some(s),
             _ => None,
         })
         .flat_map(|s| s.methods.iter())
-        .filter_map(|m| match &m.error {
-            Ty::Named { name, .. } => Some(name.clone()),
+        .filter_map(|m| match m.error.expanded() {
+            Ty::Named { module, name, .. } => Some(node_key(module, name)),
             _ => None,
         })
         .collect();
     for decl in &mut model.decls {
-        match decl {
-            Decl::Struct(s) => s.is_error = errors.contains(&s.name),
-            Decl::Enum(e) => e.is_error = errors.contains(&e.name),
-            Decl::Service(_) => {}
+        let module = decl.module.clone();
+        match &mut decl.kind {
+            DeclKind::Struct(s) => s.is_error = errors.contains(&node_key(&module, &s.name)),
+            DeclKind::Enum(e) => e.is_error = errors.contains(&node_key(&module, &e.name)),
+            _ => {}
         }
     }
 }

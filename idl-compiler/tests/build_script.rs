@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BAD: &str = "service Store {\n    rpc get(strng) -> string;\n}\n";
-const GOOD: &str = "service Store {\n    rpc get(string) -> string;\n}\n";
+const GOOD: &str = "import \"types.tidl\";\n\nservice Store {\n    rpc get(Key) -> string;\n}\n";
+const TYPES: &str = "struct Key {\n    id: u64,\n}\n";
 
 /// A crate using the compiler from its build script, outside this workspace.
 fn fixture() -> PathBuf {
@@ -63,6 +64,7 @@ error: could not compile the .tidl input due to 1 previous error
     assert!(!stderr.contains("panicked"), "no panic:\n{stderr}");
 
     // Fixing the file reruns the build script, which now succeeds.
+    std::fs::write(dir.join("types.tidl"), TYPES).expect("write .tidl");
     std::fs::write(dir.join("store.tidl"), GOOD).expect("write .tidl");
     let out = cargo_build(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -80,4 +82,11 @@ error: could not compile the .tidl input due to 1 previous error
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success());
     assert!(stderr.contains("store.tidl` has changed"), "rerun because of the .tidl file:\n{stderr}");
+
+    // So does editing a file it imports.
+    std::fs::write(dir.join("types.tidl"), TYPES.replace("u64", "u32")).expect("write .tidl");
+    let out = cargo_build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success());
+    assert!(stderr.contains("types.tidl` has changed"), "rerun because of the imported file:\n{stderr}");
 }

@@ -13,7 +13,11 @@ fn workdir(name: &str, files: &[(&str, &str)]) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create workdir");
     for (file, text) in files {
-        std::fs::write(dir.join(file), text).expect("write file");
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(path, text).expect("write file");
     }
     dir
 }
@@ -51,7 +55,7 @@ error: unknown type `Nope`
 2 |     rpc get() -> Nope;
   |                  ^^^^
   |
-  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>` and `map<K, V>`; others must be declared with `struct` or `enum`
+  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with `struct`, `enum` or `type`
 
 error: could not compile the .tidl input due to 2 previous errors
 "
@@ -84,4 +88,52 @@ fn bad_usage_exits_2() {
     assert_eq!(tidl(&[], &dir).status.code(), Some(2));
     assert_eq!(tidl(&["frobnicate"], &dir).status.code(), Some(2));
     assert_eq!(tidl(&["check"], &dir).status.code(), Some(2));
+}
+
+#[test]
+fn fmt_rewrites_files_and_check_reports_them() {
+    let messy = "struct Point{x:i32,// across\ny:i32}\n";
+    let tidy = "struct Point {\n    x: i32, // across\n    y: i32,\n}\n";
+    let dir = workdir("fmt", &[("p.tidl", messy), ("ok.tidl", tidy)]);
+
+    let out = tidl(&["fmt", "--check", "p.tidl", "ok.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: `p.tidl` is not formatted; run `tidl fmt p.tidl`\n");
+    assert_eq!(std::fs::read_to_string(dir.join("p.tidl")).expect("read"), messy, "--check changes nothing");
+
+    let out = tidl(&["fmt", "p.tidl", "ok.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(dir.join("p.tidl")).expect("read"), tidy);
+    assert_eq!(tidl(&["fmt", "--check", "p.tidl"], &dir).status.code(), Some(0));
+}
+
+#[test]
+fn fmt_leaves_a_file_with_syntax_errors_alone() {
+    let broken = "struct Point { x: i32 y: i32 }\n";
+    let dir = workdir("fmt-broken", &[("b.tidl", broken)]);
+    let out = tidl(&["fmt", "b.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: expected `,`, `<` or `}`, found name `y`"));
+    assert_eq!(std::fs::read_to_string(dir.join("b.tidl")).expect("read"), broken);
+}
+
+#[test]
+fn gen_writes_a_directory_and_follows_imports_and_include_dirs() {
+    let dir = workdir(
+        "gen-dir",
+        &[
+            ("app.tidl", "package app;\nimport \"money.tidl\";\nservice Till { rpc total() -> money.Money; }\n"),
+            ("vendor/money.tidl", "package money;\nstruct Money { cents: i64 }\n"),
+        ],
+    );
+    let out = tidl(&["gen", "-I", "vendor", "-o", "out", "app.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let code = std::fs::read_to_string(dir.join("out/app.rs")).expect("generated");
+    assert!(code.contains("pub mod money {") && code.contains("pub mod app {"));
+    assert!(code.contains("super::money::Money"));
+
+    // Without the include directory the import is not found.
+    let out = tidl(&["check", "app.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot find the imported file `money.tidl`"));
 }

@@ -3,6 +3,15 @@
 
 use tidl_compiler::{Config, Source};
 
+/// Compiles several files, each a root, and returns the rendered errors.
+fn check_files(files: &[(&str, &str)]) -> String {
+    let sources: Vec<Source<'_>> = files.iter().map(|(path, text)| Source { path, text }).collect();
+    match Config::new().generate(&sources) {
+        Ok(_) => panic!("expected errors, but the input compiled"),
+        Err(e) => format!("{e}\n"),
+    }
+}
+
 /// Compiles `text` as `test.tidl` and returns the rendered errors.
 fn check(text: &str) -> String {
     match Config::new().generate(&[Source { path: "test.tidl", text }]) {
@@ -111,14 +120,14 @@ fn duplicate_type() {
 enum Point { A }"#;
     assert_eq!(
         check(text),
-        r#"error: the name `Point` is defined twice
+        r#"error: `Point` is already defined
  --> test.tidl:3:6
   |
 1 | struct Point { x: i32 }
   |        ----- first defined here
 ...
 3 | enum Point { A }
-  |      ^^^^^ redefined here
+  |      ^^^^^ defined again here
 
 error: could not compile the .tidl input due to 1 previous error
 "#
@@ -252,7 +261,7 @@ fn misspelt_keyword() {
     let text = r#"servce Store {}"#;
     assert_eq!(
         check(text),
-        r#"error: expected `enum`, `service` or `struct`, found name `servce`
+        r#"error: expected `enum`, `import`, `package`, `service`, `struct` or `type`, found name `servce`
  --> test.tidl:1:1
   |
 1 | servce Store {}
@@ -285,7 +294,7 @@ error: unknown type `nope`
 3 | struct B { z: nope }
   |               ^^^^
   |
-  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>` and `map<K, V>`; others must be declared with `struct` or `enum`
+  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with `struct`, `enum` or `type`
 
 error: expected a type, found `}`
  --> test.tidl:5:13
@@ -449,7 +458,7 @@ fn unknown_type_no_suggestion() {
 1 | struct Order { item: Widget }
   |                      ^^^^^^
   |
-  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>` and `map<K, V>`; others must be declared with `struct` or `enum`
+  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with `struct`, `enum` or `type`
 
 error: could not compile the .tidl input due to 1 previous error
 "#
@@ -566,13 +575,315 @@ servce Store {}"#;
 1 | struct A { x: i32 y: i32 }
   |                   ^
 
-error: expected `enum`, `service` or `struct`, found name `servce`
+error: expected `enum`, `import`, `package`, `service`, `struct` or `type`, found name `servce`
  --> test.tidl:3:1
   |
 3 | servce Store {}
   | ^^^^^^ did you mean `service`?
 
 error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn unknown_and_misused_attributes() {
+    let text = r#"@depreciated
+struct A {}
+@deprecated("a", "b")
+@deprecated
+struct B {}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: unknown attribute `@depreciated`
+ --> test.tidl:1:2
+  |
+1 | @depreciated
+  |  ^^^^^^^^^^^
+  |
+  = help: the only attribute is `@deprecated`, or `@deprecated("why, and what to use instead")`
+
+error: `@deprecated` takes at most one argument, its note
+ --> test.tidl:3:1
+  |
+3 | @deprecated("a", "b")
+  | ^^^^^^^^^^^^^^^^^^^^^
+  |
+  = help: write `@deprecated("use echo2")`
+
+error: `@deprecated` is given twice
+ --> test.tidl:4:1
+  |
+4 | @deprecated
+  | ^^^^^^^^^^^
+
+error: could not compile the .tidl input due to 3 previous errors
+"#
+    );
+}
+
+#[test]
+fn streams_are_reserved() {
+    let text = r#"service Feed {
+    rpc watch(string) -> stream Event;
+}
+struct Event {}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: streams are not supported yet
+ --> test.tidl:2:26
+  |
+2 |     rpc watch(string) -> stream Event;
+  |                          ^^^^^^^^^^^^ `stream` is reserved for streaming methods, which a later version will add
+  |
+  = help: send a `list<T>` for now
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn array_lengths() {
+    let text = r#"struct Keys {
+    a: [u8; 0],
+    b: [u8; 64],
+    c: [u8; 99999999999999999999999],
+}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: an array must have at least one element
+ --> test.tidl:2:13
+  |
+2 |     a: [u8; 0],
+  |             ^
+
+error: arrays can have at most 32 elements
+ --> test.tidl:3:13
+  |
+3 |     b: [u8; 64],
+  |             ^^
+  |
+  = help: use `bytes` or `list<T>` for longer sequences
+
+error: arrays can have at most 32 elements
+ --> test.tidl:4:13
+  |
+4 |     c: [u8; 99999999999999999999999],
+  |             ^^^^^^^^^^^^^^^^^^^^^^^
+  |
+  = help: use `bytes` or `list<T>` for longer sequences
+
+error: could not compile the .tidl input due to 3 previous errors
+"#
+    );
+}
+
+#[test]
+fn an_alias_cycle_is_reported_once() {
+    let text = r#"type A = B;
+type B = list<A>;
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: the type alias `A` refers to itself
+ --> test.tidl:1:6
+  |
+1 | type A = B;
+  |      ^ cycle: A -> B -> A
+  |
+  = help: an alias must name a type that does not lead back to it; use a struct to build a recursive type
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn package_declarations_come_first_and_once() {
+    let text = r#"struct X {}
+package late;
+package again;
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: `package` must come before every import and declaration
+ --> test.tidl:2:1
+  |
+2 | package late;
+  | ^^^^^^^^^^^^^
+  |
+  = help: move it to the top of the file
+
+error: a file can only have one `package` declaration
+ --> test.tidl:3:1
+  |
+2 | package late;
+  | ------------- the file's package is declared here
+3 | package again;
+  | ^^^^^^^^^^^^^^
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn qualified_names_name_the_package_or_its_type() {
+    let text = r#"package shop;
+struct Order { p: geo.Point, q: shop.Ordr }
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: there is no package `geo`
+ --> test.tidl:2:19
+  |
+2 | struct Order { p: geo.Point, q: shop.Ordr }
+  |                   ^^^^^^^^^
+
+error: package `shop` has no type `Ordr`
+ --> test.tidl:2:33
+  |
+2 | struct Order { p: geo.Point, q: shop.Ordr }
+  |                                 ^^^^^^^^^ did you mean `shop.Order`?
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn a_package_segment_must_be_a_usable_name() {
+    let text = r#"package a.self;
+struct X {}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: `self` cannot be used as a name
+ --> test.tidl:1:11
+  |
+1 | package a.self;
+  |           ^^^^ reserved in Rust
+  |
+  = help: `self`, `Self`, `super`, `crate` and `_` cannot name anything in generated Rust code
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn an_unknown_type_in_a_list_gives_one_error() {
+    let text = r#"struct A { x: list<Nope> }
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: unknown type `Nope`
+ --> test.tidl:1:20
+  |
+1 | struct A { x: list<Nope> }
+  |                    ^^^^
+  |
+  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with `struct`, `enum` or `type`
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn an_import_cycle_names_every_file() {
+    let files = [
+        (
+            "a.tidl",
+            r#"import "b.tidl";
+struct A { b: B }
+"#,
+        ),
+        (
+            "b.tidl",
+            r#"import "a.tidl";
+struct B { x: i32 }
+"#,
+        ),
+    ];
+    assert_eq!(
+        check_files(&files),
+        r#"error: import cycle: a.tidl -> b.tidl -> a.tidl
+ --> b.tidl:1:1
+  |
+1 | import "a.tidl";
+  | ^^^^^^^^^^^^^^^^
+  |
+  = help: files cannot import each other in a circle; move what they share into a file both import
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_missing_import_says_where_it_looked() {
+    let files = [(
+        "m.tidl",
+        r#"import "missing.tidl";
+struct M {}
+"#,
+    )];
+    assert_eq!(
+        check_files(&files),
+        r#"error: cannot find the imported file `missing.tidl`
+ --> m.tidl:1:1
+  |
+1 | import "missing.tidl";
+  | ^^^^^^^^^^^^^^^^^^^^^^
+  |
+  = help: looked in: .
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_type_from_a_file_not_imported_directly() {
+    let files = [
+        (
+            "app/main.tidl",
+            r#"import "../lib/shapes.tidl";
+struct Scene { origin: Point, shapes: list<Shape> }
+"#,
+        ),
+        (
+            "lib/shapes.tidl",
+            r#"import "point.tidl";
+struct Shape { at: Point }
+"#,
+        ),
+        (
+            "lib/point.tidl",
+            r#"struct Point { x: i32 }
+"#,
+        ),
+    ];
+    assert_eq!(
+        check_files(&files),
+        r#"error: `Point` is declared in `lib/point.tidl`, which this file does not import
+ --> app/main.tidl:2:24
+  |
+2 | struct Scene { origin: Point, shapes: list<Shape> }
+  |                        ^^^^^
+ ::: lib/point.tidl:1:8
+  |
+1 | struct Point { x: i32 }
+  |        ----- declared here
+  |
+  = help: add `import "../lib/point.tidl";` to `app/main.tidl`
+
+error: could not compile the .tidl input due to 1 previous error
 "#
     );
 }

@@ -218,108 +218,6 @@ pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-/// A client of the `Geometry` service: get one with `client.geometry()` (import [`GeometryClientExt`]). Cheap to clone; calls made through clones share the connection.
-#[derive(Clone, Debug)]
-pub struct GeometryClient {
-    client: ::tidl_runtime::Client,
-    options: ::tidl_runtime::CallOptions,
-}
-
-impl GeometryClient {
-    /// A client of the service on `client`'s connection.
-    pub fn new(client: ::tidl_runtime::Client) -> Self {
-        Self {
-            client,
-            options: ::tidl_runtime::CallOptions::default(),
-        }
-    }
-    /// Calls made through the returned client fail with `DeadlineExceeded` after
-    /// `timeout`; the server is told, and stops the handler then.
-    #[must_use]
-    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
-        self.options = self.options.timeout(timeout);
-        self
-    }
-    /// Calls made through the returned client belong to the handler call `ctx`: they are
-    /// cancelled when it is, and their deadline is never later than its deadline.
-    #[must_use]
-    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
-        self.options = self.options.context(ctx);
-        self
-    }
-    /// Calls made through the returned client use `options`.
-    #[must_use]
-    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
-        self.options = options;
-        self
-    }
-    /// Takes nothing, returns nothing.
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn ping(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "ping"), &arg, &self.options)
-    }
-    /// `area(Shape) -> f64`
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn area(&self, arg: Shape) -> ::tidl_runtime::Call<f64, ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "area"), &arg, &self.options)
-    }
-    /// `lookup(string) -> Point throws LookupError`
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn lookup(
-        &self,
-        arg: ::std::string::String,
-    ) -> ::tidl_runtime::Call<Point, LookupError> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "lookup"), &arg, &self.options)
-    }
-    /// `everything(Everything) -> Everything`
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn everything(
-        &self,
-        arg: Everything,
-    ) -> ::tidl_runtime::Call<Everything, ::std::string::String> {
-        self.client
-            .call(
-                ::tidl_runtime::Method::new("Geometry", "everything"),
-                &arg,
-                &self.options,
-            )
-    }
-    /// `evaluate(Expr) -> i64 throws string`
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn evaluate(
-        &self,
-        arg: Expr,
-    ) -> ::tidl_runtime::Call<i64, ::std::string::String> {
-        self.client
-            .call(
-                ::tidl_runtime::Method::new("Geometry", "evaluate"),
-                &arg,
-                &self.options,
-            )
-    }
-    /// `type(Tree) -> u64`
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn r#type(&self, arg: Tree) -> ::tidl_runtime::Call<u64, ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "type"), &arg, &self.options)
-    }
-}
-
-/// Adds `geometry()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
-pub trait GeometryClientExt {
-    /// The `Geometry` service on this connection.
-    fn geometry(&self) -> GeometryClient;
-}
-
-impl GeometryClientExt for ::tidl_runtime::Client {
-    fn geometry(&self) -> GeometryClient {
-        GeometryClient::new(::core::clone::Clone::clone(self))
-    }
-}
-
 /// Serves an implementation of [`Geometry`]: pass it to [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).
 pub struct GeometryServer<T> {
     inner: ::std::sync::Arc<T>,
@@ -332,6 +230,7 @@ impl<T: Geometry> GeometryServer<T> {
             inner: ::std::sync::Arc::new(inner),
         }
     }
+
     /// Serves an implementation that is shared with other code.
     pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
         Self { inner }
@@ -356,6 +255,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
     fn name(&self) -> &'static str {
         "Geometry"
     }
+
     fn call(
         &self,
         method: &str,
@@ -373,6 +273,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             "area" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -384,6 +285,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             "lookup" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -395,6 +297,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             "everything" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -406,6 +309,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             "evaluate" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -417,6 +321,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             "type" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -428,8 +333,120 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             _ => ::core::result::Result::Err(request),
         }
+    }
+}
+
+/// A client of the `Geometry` service: get one with `client.geometry()` (import [`GeometryClientExt`]). Cheap to clone; calls made through clones share the connection.
+#[derive(Clone, Debug)]
+pub struct GeometryClient {
+    client: ::tidl_runtime::Client,
+    options: ::tidl_runtime::CallOptions,
+}
+
+impl GeometryClient {
+    /// A client of the service on `client`'s connection.
+    pub fn new(client: ::tidl_runtime::Client) -> Self {
+        Self {
+            client,
+            options: ::tidl_runtime::CallOptions::default(),
+        }
+    }
+
+    /// Calls made through the returned client fail with `DeadlineExceeded` after
+    /// `timeout`; the server is told, and stops the handler then.
+    #[must_use]
+    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+
+    /// Calls made through the returned client belong to the handler call `ctx`: they are
+    /// cancelled when it is, and their deadline is never later than its deadline.
+    #[must_use]
+    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
+        self.options = self.options.context(ctx);
+        self
+    }
+
+    /// Calls made through the returned client use `options`.
+    #[must_use]
+    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Takes nothing, returns nothing.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn ping(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
+        self.client
+            .call(::tidl_runtime::Method::new("Geometry", "ping"), &arg, &self.options)
+    }
+
+    /// `area(Shape) -> f64`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn area(&self, arg: Shape) -> ::tidl_runtime::Call<f64, ::std::string::String> {
+        self.client
+            .call(::tidl_runtime::Method::new("Geometry", "area"), &arg, &self.options)
+    }
+
+    /// `lookup(string) -> Point throws LookupError`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn lookup(
+        &self,
+        arg: ::std::string::String,
+    ) -> ::tidl_runtime::Call<Point, LookupError> {
+        self.client
+            .call(::tidl_runtime::Method::new("Geometry", "lookup"), &arg, &self.options)
+    }
+
+    /// `everything(Everything) -> Everything`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn everything(
+        &self,
+        arg: Everything,
+    ) -> ::tidl_runtime::Call<Everything, ::std::string::String> {
+        self.client
+            .call(
+                ::tidl_runtime::Method::new("Geometry", "everything"),
+                &arg,
+                &self.options,
+            )
+    }
+
+    /// `evaluate(Expr) -> i64 throws string`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn evaluate(
+        &self,
+        arg: Expr,
+    ) -> ::tidl_runtime::Call<i64, ::std::string::String> {
+        self.client
+            .call(
+                ::tidl_runtime::Method::new("Geometry", "evaluate"),
+                &arg,
+                &self.options,
+            )
+    }
+
+    /// `type(Tree) -> u64`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn r#type(&self, arg: Tree) -> ::tidl_runtime::Call<u64, ::std::string::String> {
+        self.client
+            .call(::tidl_runtime::Method::new("Geometry", "type"), &arg, &self.options)
+    }
+}
+
+/// Adds `geometry()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+pub trait GeometryClientExt {
+    /// The `Geometry` service on this connection.
+    fn geometry(&self) -> GeometryClient;
+}
+
+impl GeometryClientExt for ::tidl_runtime::Client {
+    fn geometry(&self) -> GeometryClient {
+        GeometryClient::new(::core::clone::Clone::clone(self))
     }
 }
 
@@ -447,60 +464,6 @@ pub trait T: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-/// A client of the `T` service: get one with `client.t()` (import [`TClientExt`]). Cheap to clone; calls made through clones share the connection.
-#[derive(Clone, Debug)]
-pub struct TClient {
-    client: ::tidl_runtime::Client,
-    options: ::tidl_runtime::CallOptions,
-}
-
-impl TClient {
-    /// A client of the service on `client`'s connection.
-    pub fn new(client: ::tidl_runtime::Client) -> Self {
-        Self {
-            client,
-            options: ::tidl_runtime::CallOptions::default(),
-        }
-    }
-    /// Calls made through the returned client fail with `DeadlineExceeded` after
-    /// `timeout`; the server is told, and stops the handler then.
-    #[must_use]
-    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
-        self.options = self.options.timeout(timeout);
-        self
-    }
-    /// Calls made through the returned client belong to the handler call `ctx`: they are
-    /// cancelled when it is, and their deadline is never later than its deadline.
-    #[must_use]
-    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
-        self.options = self.options.context(ctx);
-        self
-    }
-    /// Calls made through the returned client use `options`.
-    #[must_use]
-    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
-        self.options = options;
-        self
-    }
-    /// `a()`
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn a(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
-        self.client.call(::tidl_runtime::Method::new("T", "a"), &arg, &self.options)
-    }
-}
-
-/// Adds `t()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
-pub trait TClientExt {
-    /// The `T` service on this connection.
-    fn t(&self) -> TClient;
-}
-
-impl TClientExt for ::tidl_runtime::Client {
-    fn t(&self) -> TClient {
-        TClient::new(::core::clone::Clone::clone(self))
-    }
-}
-
 /// Serves an implementation of [`T`]: pass it to [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).
 pub struct TServer<S> {
     inner: ::std::sync::Arc<S>,
@@ -513,6 +476,7 @@ impl<S: T> TServer<S> {
             inner: ::std::sync::Arc::new(inner),
         }
     }
+
     /// Serves an implementation that is shared with other code.
     pub fn from_arc(inner: ::std::sync::Arc<S>) -> Self {
         Self { inner }
@@ -537,6 +501,7 @@ impl<S: T> ::tidl_runtime::Service for TServer<S> {
     fn name(&self) -> &'static str {
         "T"
     }
+
     fn call(
         &self,
         method: &str,
@@ -552,7 +517,66 @@ impl<S: T> ::tidl_runtime::Service for TServer<S> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             _ => ::core::result::Result::Err(request),
         }
+    }
+}
+
+/// A client of the `T` service: get one with `client.t()` (import [`TClientExt`]). Cheap to clone; calls made through clones share the connection.
+#[derive(Clone, Debug)]
+pub struct TClient {
+    client: ::tidl_runtime::Client,
+    options: ::tidl_runtime::CallOptions,
+}
+
+impl TClient {
+    /// A client of the service on `client`'s connection.
+    pub fn new(client: ::tidl_runtime::Client) -> Self {
+        Self {
+            client,
+            options: ::tidl_runtime::CallOptions::default(),
+        }
+    }
+
+    /// Calls made through the returned client fail with `DeadlineExceeded` after
+    /// `timeout`; the server is told, and stops the handler then.
+    #[must_use]
+    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+
+    /// Calls made through the returned client belong to the handler call `ctx`: they are
+    /// cancelled when it is, and their deadline is never later than its deadline.
+    #[must_use]
+    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
+        self.options = self.options.context(ctx);
+        self
+    }
+
+    /// Calls made through the returned client use `options`.
+    #[must_use]
+    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// `a()`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn a(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
+        self.client.call(::tidl_runtime::Method::new("T", "a"), &arg, &self.options)
+    }
+}
+
+/// Adds `t()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+pub trait TClientExt {
+    /// The `T` service on this connection.
+    fn t(&self) -> TClient;
+}
+
+impl TClientExt for ::tidl_runtime::Client {
+    fn t(&self) -> TClient {
+        TClient::new(::core::clone::Clone::clone(self))
     }
 }

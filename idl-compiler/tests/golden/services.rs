@@ -23,77 +23,6 @@ pub trait Example: ::core::marker::Send + ::core::marker::Sync + 'static {
     > + ::core::marker::Send;
 }
 
-/// A client of the `Example` service: get one with `client.example()` (import [`ExampleClientExt`]). Cheap to clone; calls made through clones share the connection.
-#[derive(Clone, Debug)]
-pub struct ExampleClient {
-    client: ::tidl_runtime::Client,
-    options: ::tidl_runtime::CallOptions,
-}
-
-impl ExampleClient {
-    /// A client of the service on `client`'s connection.
-    pub fn new(client: ::tidl_runtime::Client) -> Self {
-        Self {
-            client,
-            options: ::tidl_runtime::CallOptions::default(),
-        }
-    }
-    /// Calls made through the returned client fail with `DeadlineExceeded` after
-    /// `timeout`; the server is told, and stops the handler then.
-    #[must_use]
-    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
-        self.options = self.options.timeout(timeout);
-        self
-    }
-    /// Calls made through the returned client belong to the handler call `ctx`: they are
-    /// cancelled when it is, and their deadline is never later than its deadline.
-    #[must_use]
-    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
-        self.options = self.options.context(ctx);
-        self
-    }
-    /// Calls made through the returned client use `options`.
-    #[must_use]
-    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
-        self.options = options;
-        self
-    }
-    /// Sleeps 500 ms, 500 times. Only stops when cancelled.
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn finite_loop(
-        &self,
-        arg: (),
-    ) -> ::tidl_runtime::Call<(), ::std::string::String> {
-        self.client
-            .call(
-                ::tidl_runtime::Method::new("Example", "finite_loop"),
-                &arg,
-                &self.options,
-            )
-    }
-    /// Returns its argument.
-    #[allow(clippy::needless_pass_by_value)]
-    pub fn echo(
-        &self,
-        arg: ::std::string::String,
-    ) -> ::tidl_runtime::Call<::std::string::String, ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Example", "echo"), &arg, &self.options)
-    }
-}
-
-/// Adds `example()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
-pub trait ExampleClientExt {
-    /// The `Example` service on this connection.
-    fn example(&self) -> ExampleClient;
-}
-
-impl ExampleClientExt for ::tidl_runtime::Client {
-    fn example(&self) -> ExampleClient {
-        ExampleClient::new(::core::clone::Clone::clone(self))
-    }
-}
-
 /// Serves an implementation of [`Example`]: pass it to [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).
 pub struct ExampleServer<T> {
     inner: ::std::sync::Arc<T>,
@@ -106,6 +35,7 @@ impl<T: Example> ExampleServer<T> {
             inner: ::std::sync::Arc::new(inner),
         }
     }
+
     /// Serves an implementation that is shared with other code.
     pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
         Self { inner }
@@ -130,6 +60,7 @@ impl<T: Example> ::tidl_runtime::Service for ExampleServer<T> {
     fn name(&self) -> &'static str {
         "Example"
     }
+
     fn call(
         &self,
         method: &str,
@@ -147,6 +78,7 @@ impl<T: Example> ::tidl_runtime::Service for ExampleServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             "echo" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -158,7 +90,84 @@ impl<T: Example> ::tidl_runtime::Service for ExampleServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
+
             _ => ::core::result::Result::Err(request),
         }
+    }
+}
+
+/// A client of the `Example` service: get one with `client.example()` (import [`ExampleClientExt`]). Cheap to clone; calls made through clones share the connection.
+#[derive(Clone, Debug)]
+pub struct ExampleClient {
+    client: ::tidl_runtime::Client,
+    options: ::tidl_runtime::CallOptions,
+}
+
+impl ExampleClient {
+    /// A client of the service on `client`'s connection.
+    pub fn new(client: ::tidl_runtime::Client) -> Self {
+        Self {
+            client,
+            options: ::tidl_runtime::CallOptions::default(),
+        }
+    }
+
+    /// Calls made through the returned client fail with `DeadlineExceeded` after
+    /// `timeout`; the server is told, and stops the handler then.
+    #[must_use]
+    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+
+    /// Calls made through the returned client belong to the handler call `ctx`: they are
+    /// cancelled when it is, and their deadline is never later than its deadline.
+    #[must_use]
+    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
+        self.options = self.options.context(ctx);
+        self
+    }
+
+    /// Calls made through the returned client use `options`.
+    #[must_use]
+    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sleeps 500 ms, 500 times. Only stops when cancelled.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn finite_loop(
+        &self,
+        arg: (),
+    ) -> ::tidl_runtime::Call<(), ::std::string::String> {
+        self.client
+            .call(
+                ::tidl_runtime::Method::new("Example", "finite_loop"),
+                &arg,
+                &self.options,
+            )
+    }
+
+    /// Returns its argument.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn echo(
+        &self,
+        arg: ::std::string::String,
+    ) -> ::tidl_runtime::Call<::std::string::String, ::std::string::String> {
+        self.client
+            .call(::tidl_runtime::Method::new("Example", "echo"), &arg, &self.options)
+    }
+}
+
+/// Adds `example()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+pub trait ExampleClientExt {
+    /// The `Example` service on this connection.
+    fn example(&self) -> ExampleClient;
+}
+
+impl ExampleClientExt for ::tidl_runtime::Client {
+    fn example(&self) -> ExampleClient {
+        ExampleClient::new(::core::clone::Clone::clone(self))
     }
 }

@@ -1,0 +1,461 @@
+//! `tidl fmt`: the canonical layout of a `.tidl` file.
+//!
+//! The formatter works on tokens, not on the syntax tree, so every comment survives where it
+//! was and only whitespace changes: the tokens of the output are the tokens of the input, in the
+//! same order (less trailing commas inside parentheses and angle brackets, plus trailing commas
+//! in field and variant lists). It only runs on files that parse.
+//!
+//! The layout: four-space indentation; one field, variant or method per line; a trailing comma
+//! after the last field or variant; one blank line between declarations (none between
+//! consecutive imports); blank lines inside a body kept, at most one; doc comments and
+//! attributes on lines of their own; a comment that followed code on its line stays there.
+
+/// A lexical token of a `.tidl` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A name, keyword or number.
+    Word,
+    /// A string literal.
+    Str,
+    /// Punctuation: one of `{}()<>[];,:=.@` or `->`.
+    Punct,
+    /// A `///` line.
+    Doc,
+    /// A `//` line comment.
+    LineComment,
+    /// A `/* */` comment.
+    BlockComment,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Token<'a> {
+    kind: Kind,
+    text: &'a str,
+    /// Line breaks between the previous token and this one.
+    breaks: usize,
+}
+
+fn lex(text: &str) -> Vec<Token<'_>> {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    let mut breaks = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\n' {
+            breaks += 1;
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let rest = &text[i..];
+        let kind = if rest.starts_with("//") {
+            i += rest.find('\n').unwrap_or(rest.len());
+            if rest.starts_with("///") && !rest.starts_with("////") { Kind::Doc } else { Kind::LineComment }
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            i += body.find("*/").map_or(rest.len(), |end| end + 4);
+            Kind::BlockComment
+        } else if c == b'"' {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(bytes.len());
+            Kind::Str
+        } else if c.is_ascii_alphanumeric() || c == b'_' {
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            Kind::Word
+        } else if rest.starts_with("->") {
+            i += 2;
+            Kind::Punct
+        } else {
+            i += rest.chars().next().map_or(1, char::len_utf8);
+            Kind::Punct
+        };
+        tokens.push(Token { kind, text: text[start..i].trim_end(), breaks });
+        breaks = 0;
+    }
+    tokens
+}
+
+/// What a `{` opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// A service body: methods, each ending in `;`.
+    Service,
+    /// Fields or variants, separated by commas.
+    List,
+    /// A short struct-like variant's fields, kept on one line: `Rect { w: u32, h: u32 }`.
+    Inline,
+}
+
+/// The widest a struct-like variant's fields may be to stay on the variant's line.
+const INLINE_WIDTH: usize = 60;
+
+/// Whether the fields from `rest` (just after a `{`) to the matching `}` are short and plain
+/// enough to stay on one line.
+fn fits_inline(rest: &[Token<'_>]) -> bool {
+    let mut width = 0;
+    for token in rest {
+        match (token.kind, token.text) {
+            (Kind::Doc | Kind::LineComment | Kind::BlockComment, _) | (Kind::Punct, "@" | "{") => return false,
+            (Kind::Punct, "}") => return width > 0 && width <= INLINE_WIDTH,
+            (_, text) => width += text.len() + 1,
+        }
+    }
+    false
+}
+
+struct Printer {
+    out: String,
+    indent: usize,
+    /// Open brackets: `{` with its kind, or `(`, `<`, `[`.
+    stack: Vec<(char, Option<Block>)>,
+    /// Whether nothing has been written on the current line yet.
+    line_start: bool,
+    /// A line break is due before the next token (unless that token is a comment that belongs
+    /// at the end of the current line).
+    pending: bool,
+    /// The last token that was not a comment.
+    last: Option<(Kind, String)>,
+    /// The top-level statement that ended last (`import`, or something else).
+    previous_item: Option<String>,
+    /// The first word of the current top-level statement.
+    current_item: Option<String>,
+    /// Where an attribute (`@name` or `@name(...)`) is being written; its line ends with it.
+    attribute: Attribute,
+}
+
+/// Progress through an attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attribute {
+    None,
+    /// After `@`: the name comes next.
+    Name,
+    /// After the name: `(` may come next.
+    Args,
+    /// Inside the parentheses, which opened at this bracket depth.
+    InArgs(usize),
+}
+
+/// Formats `text`, which must parse.
+pub(crate) fn format(text: &str) -> String {
+    let tokens = lex(text);
+    let mut p = Printer {
+        out: String::with_capacity(text.len() + text.len() / 8),
+        indent: 0,
+        stack: Vec::new(),
+        line_start: true,
+        pending: false,
+        last: None,
+        previous_item: None,
+        current_item: None,
+        attribute: Attribute::None,
+    };
+    for (i, token) in tokens.iter().enumerate() {
+        let rest = &tokens[i + 1..];
+        let next = rest.iter().find(|t| !matches!(t.kind, Kind::LineComment | Kind::BlockComment));
+        p.token(token, next, tokens.get(i.wrapping_sub(1)), rest);
+    }
+    let mut out = p.out.trim_end().to_owned();
+    out.push('\n');
+    out
+}
+
+impl Printer {
+    fn newline(&mut self) {
+        if !self.line_start {
+            self.pending = true;
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending {
+            self.out.push('\n');
+            self.line_start = true;
+            self.pending = false;
+        }
+    }
+
+    fn blank_line(&mut self) {
+        self.newline();
+        self.flush();
+        if !self.out.is_empty() && !self.out.ends_with("\n\n") {
+            self.out.push('\n');
+        }
+    }
+
+    fn write(&mut self, text: &str, space_before: bool) {
+        self.flush();
+        if self.line_start {
+            self.out.push_str(&"    ".repeat(self.indent));
+            self.line_start = false;
+        } else if space_before {
+            self.out.push(' ');
+        }
+        self.out.push_str(text);
+    }
+
+    /// Inside `()`, `<>`, `[]` or a one-line variant body: commas are followed by a space.
+    fn in_brackets(&self) -> bool {
+        self.stack.last().is_some_and(|(c, b)| *c != '{' || *b == Some(Block::Inline))
+    }
+
+    fn last_is(&self, text: &str) -> bool {
+        self.last.as_ref().is_some_and(|(_, t)| t == text)
+    }
+
+    /// Starts a line for a token that begins a new member or statement, keeping one blank line
+    /// if the source had any.
+    fn start_line(&mut self, token: &Token<'_>) {
+        if self.stack.is_empty() && self.current_item.is_none() && self.previous_item.is_some() {
+            let word = first_word(token);
+            let imports = self.previous_item.as_deref() == Some("import") && word.as_deref() == Some("import");
+            if imports && token.breaks < 2 {
+                self.newline();
+            } else {
+                self.blank_line();
+            }
+            return;
+        }
+        if token.breaks >= 2 && !self.last_is("{") && !self.out.is_empty() {
+            self.blank_line();
+            return;
+        }
+        self.newline();
+    }
+
+    fn token(&mut self, token: &Token<'_>, next: Option<&Token<'_>>, previous: Option<&Token<'_>>, rest: &[Token<'_>]) {
+        match token.kind {
+            Kind::LineComment | Kind::BlockComment => {
+                let trailing = token.breaks == 0 && previous.is_some() && (self.pending || !self.line_start);
+                if trailing {
+                    // It stays at the end of the line it followed.
+                    self.pending = false;
+                    self.line_start = false;
+                    self.out.push(' ');
+                    self.out.push_str(token.text);
+                } else {
+                    self.start_line(token);
+                    self.write(token.text, false);
+                    if self.stack.is_empty() && self.current_item.is_none() {
+                        self.current_item = Some(String::new());
+                    }
+                }
+                if token.kind == Kind::LineComment || !trailing || self.stack.is_empty() {
+                    self.newline();
+                }
+                return;
+            }
+            Kind::Doc => {
+                self.start_line(token);
+                self.write(token.text, false);
+                self.newline();
+                self.note_item_start(token);
+                return;
+            }
+            _ => {}
+        }
+        let text = token.text;
+        if self.pending || self.line_start {
+            self.start_line(token);
+        }
+        self.note_item_start(token);
+        match (token.kind, text) {
+            (Kind::Punct, "{") => {
+                let in_list = self.stack.last().is_some_and(|(_, b)| *b == Some(Block::List));
+                let block = match self.last.as_ref() {
+                    Some((Kind::Word, _)) if self.statement_word() == Some("service") => Block::Service,
+                    _ if in_list && fits_inline(rest) => Block::Inline,
+                    _ => Block::List,
+                };
+                self.write("{", true);
+                self.stack.push(('{', Some(block)));
+                self.set_last(token);
+                if next.is_some_and(|n| n.text == "}") || block == Block::Inline {
+                    return;
+                }
+                self.indent += 1;
+                self.newline();
+            }
+            (Kind::Punct, "}") => {
+                let opened = self.stack.pop();
+                if opened.is_some_and(|(_, b)| b == Some(Block::Inline)) {
+                    self.write("}", true);
+                } else if self.last_is("{") {
+                    self.write("}", false);
+                } else {
+                    if opened.is_some_and(|(_, b)| b == Some(Block::List)) && !self.last_is(",") {
+                        self.write(",", false);
+                    }
+                    self.indent = self.indent.saturating_sub(1);
+                    self.newline();
+                    self.write("}", false);
+                }
+                self.set_last(token);
+                if self.stack.is_empty() && next.is_none_or(|n| n.text != ";") {
+                    self.end_item();
+                }
+            }
+            (Kind::Punct, ",") => {
+                if self.in_brackets() {
+                    // A trailing comma inside brackets, or a one-line body, goes.
+                    if !next.is_some_and(|n| matches!(n.text, ")" | ">" | "]" | "}")) {
+                        self.write(",", false);
+                        self.set_last(token);
+                    }
+                } else {
+                    self.write(",", false);
+                    self.set_last(token);
+                    self.newline();
+                }
+            }
+            (Kind::Punct, ";") => {
+                if self.stack.last().is_some_and(|(c, _)| *c == '[') {
+                    self.write(";", false);
+                    self.set_last(token);
+                } else {
+                    self.write(";", false);
+                    self.set_last(token);
+                    self.newline();
+                    if self.stack.is_empty() {
+                        self.end_item();
+                    }
+                }
+            }
+            (Kind::Punct, open @ ("(" | "<" | "[")) => {
+                let space = match open {
+                    "(" | "<" => !matches!(self.last, Some((Kind::Word, _))) && !self.after_opening(),
+                    _ => !self.after_opening() && !self.line_start,
+                };
+                if self.attribute == Attribute::Args {
+                    self.attribute = Attribute::InArgs(self.stack.len());
+                }
+                self.write(open, space);
+                self.stack.push((open.chars().next().unwrap_or('('), None));
+                self.set_last(token);
+            }
+            (Kind::Punct, close @ (")" | ">" | "]")) => {
+                self.stack.pop();
+                self.write(close, false);
+                self.set_last(token);
+                if self.attribute == Attribute::InArgs(self.stack.len()) {
+                    self.attribute = Attribute::None;
+                    self.newline();
+                }
+            }
+            (Kind::Punct, "@") => {
+                self.write("@", !self.line_start);
+                self.attribute = Attribute::Name;
+                self.set_last(token);
+            }
+            (Kind::Punct, punct @ (":" | ".")) => {
+                self.write(punct, false);
+                self.set_last(token);
+            }
+            _ => {
+                let space = !self.after_opening() && !self.last_is(".") && self.attribute != Attribute::Name;
+                self.write(text, space);
+                self.set_last(token);
+                if self.attribute == Attribute::Name {
+                    if next.is_some_and(|n| n.text == "(") {
+                        self.attribute = Attribute::Args;
+                    } else {
+                        self.attribute = Attribute::None;
+                        self.newline();
+                    }
+                }
+            }
+        }
+    }
+
+    fn after_opening(&self) -> bool {
+        matches!(self.last.as_ref(), Some((Kind::Punct, t)) if matches!(t.as_str(), "(" | "<" | "["))
+    }
+
+    fn set_last(&mut self, token: &Token<'_>) {
+        self.last = Some((token.kind, token.text.to_owned()));
+    }
+
+    /// The word that started the current statement at this level (`service`, `struct`, ...).
+    fn statement_word(&self) -> Option<&str> {
+        if self.stack.is_empty() { self.current_item.as_deref() } else { None }
+    }
+
+    fn note_item_start(&mut self, token: &Token<'_>) {
+        // An attribute's name is not what the statement is.
+        let in_attribute = self.attribute != Attribute::None;
+        if self.stack.is_empty() && !in_attribute && self.current_item.as_deref().is_none_or(str::is_empty) {
+            match token.kind {
+                Kind::Word if !matches!(token.text, "_") => self.current_item = Some(token.text.to_owned()),
+                _ if self.current_item.is_none() => self.current_item = Some(String::new()),
+                _ => {}
+            }
+        }
+    }
+
+    fn end_item(&mut self) {
+        self.previous_item = self.current_item.take();
+        self.newline();
+    }
+}
+
+fn first_word(token: &Token<'_>) -> Option<String> {
+    (token.kind == Kind::Word).then(|| token.text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lays_out_a_messy_file() {
+        let messy = "package   shop.orders ;\nimport \"geo.tidl\";   import \"money.tidl\";\n\n\n/// An order.\n@deprecated( \"use Order2\" ) struct Order{id:u64,items : list< Item , >, // what was bought\n\n\nnote:option<string>}\nenum Status{Open,Closed( i64 ,),Held{reason:string}}\ntype Ids=list<u64>;\ntype Hash = [u8;32];\nservice Orders{ /// Gets one.\nrpc get(u64)->Order throws string;rpc list();}\n";
+        let expected = "package shop.orders;
+
+import \"geo.tidl\";
+import \"money.tidl\";
+
+/// An order.
+@deprecated(\"use Order2\")
+struct Order {
+    id: u64,
+    items: list<Item>, // what was bought
+
+    note: option<string>,
+}
+
+enum Status {
+    Open,
+    Closed(i64),
+    Held { reason: string },
+}
+
+type Ids = list<u64>;
+
+type Hash = [u8; 32];
+
+service Orders {
+    /// Gets one.
+    rpc get(u64) -> Order throws string;
+    rpc list();
+}
+";
+        assert_eq!(format(messy), expected);
+        assert_eq!(format(expected), expected, "idempotent");
+    }
+
+    #[test]
+    fn keeps_comments_where_they_are() {
+        let text = "// A file comment.\n\n/* block */ struct A {} // trailing\n// Before B.\nstruct B {\n    // inside\n    x: i32, /* after x */\n}\n";
+        let expected = "// A file comment.\n\n/* block */\nstruct A {} // trailing\n\n// Before B.\nstruct B {\n    // inside\n    x: i32, /* after x */\n}\n";
+        assert_eq!(format(text), expected);
+        assert_eq!(format(expected), expected);
+    }
+}

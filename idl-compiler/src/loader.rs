@@ -1,0 +1,229 @@
+//! Loading a compilation: the root files and, transitively, everything they import.
+//!
+//! An import path is looked up relative to the importing file's directory, then in each
+//! include directory in order. Paths are normalised lexically (`a/./b/../c.tidl` is
+//! `a/c.tidl`), so a file imported along two routes is loaded once. Import cycles are
+//! reported, not followed.
+
+use crate::ast;
+use crate::diagnostic::{Diagnostic, FileId, SourceMap};
+use crate::{Error, Source, parser};
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+/// Where file contents come from.
+pub(crate) trait Loader {
+    /// The contents of `path`.
+    fn read(&mut self, path: &str) -> std::io::Result<String>;
+
+    /// The directories searched for imports after the importing file's own.
+    fn include_dirs(&self) -> &[PathBuf];
+}
+
+/// Reads from the file system and remembers what it read (for `rerun-if-changed`).
+pub(crate) struct FsLoader {
+    include_dirs: Vec<PathBuf>,
+    read: Vec<String>,
+}
+
+impl FsLoader {
+    pub(crate) fn new(include_dirs: &[PathBuf]) -> FsLoader {
+        FsLoader { include_dirs: include_dirs.to_vec(), read: Vec::new() }
+    }
+
+    /// Every path read successfully.
+    pub(crate) fn read(&self) -> &[String] {
+        &self.read
+    }
+}
+
+impl Loader for FsLoader {
+    fn read(&mut self, path: &str) -> std::io::Result<String> {
+        let text = std::fs::read_to_string(path)?;
+        self.read.push(path.to_owned());
+        Ok(text)
+    }
+
+    fn include_dirs(&self) -> &[PathBuf] {
+        &self.include_dirs
+    }
+}
+
+/// Serves in-memory sources, by normalised path.
+pub(crate) struct MemoryLoader {
+    files: HashMap<String, String>,
+    include_dirs: Vec<PathBuf>,
+}
+
+impl MemoryLoader {
+    pub(crate) fn new(sources: &[Source<'_>], include_dirs: &[PathBuf]) -> MemoryLoader {
+        let files = sources.iter().map(|s| (normalize(Path::new(s.path)), s.text.to_owned())).collect();
+        MemoryLoader { files, include_dirs: include_dirs.to_vec() }
+    }
+}
+
+impl Loader for MemoryLoader {
+    fn read(&mut self, path: &str) -> std::io::Result<String> {
+        self.files.get(path).cloned().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn include_dirs(&self) -> &[PathBuf] {
+        &self.include_dirs
+    }
+}
+
+/// `path` with `.` removed and `..` applied where it can be, `/`-separated.
+pub(crate) fn normalize(path: &Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut absolute = false;
+    for component in path.components() {
+        match component {
+            Component::RootDir => absolute = true,
+            Component::Prefix(p) => parts.push(p.as_os_str().to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.last().is_some_and(|p| p != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..".to_owned());
+                }
+            }
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute { format!("/{joined}") } else { joined }
+}
+
+/// A loaded, parsed file.
+pub(crate) struct LoadedFile {
+    pub(crate) id: FileId,
+    pub(crate) ast: ast::File,
+    /// The files it imports directly (those that were found).
+    pub(crate) imports: Vec<FileId>,
+}
+
+/// Every file of a compilation.
+pub(crate) struct Loaded {
+    pub(crate) sources: SourceMap,
+    pub(crate) files: Vec<LoadedFile>,
+    /// The root files, in the order given.
+    pub(crate) roots: Vec<FileId>,
+    /// Syntax errors, missing imports and import cycles.
+    pub(crate) diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// `root` and every file it imports, directly or not.
+    pub(crate) fn closure(&self, root: FileId) -> HashSet<FileId> {
+        let mut seen = HashSet::from([root]);
+        let mut stack = vec![root];
+        while let Some(file) = stack.pop() {
+            if let Some(loaded) = self.files.iter().find(|f| f.id == file) {
+                for import in &loaded.imports {
+                    if seen.insert(*import) {
+                        stack.push(*import);
+                    }
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// Loads and parses `roots` and everything they import.
+pub(crate) fn load(roots: &[String], loader: &mut dyn Loader) -> Result<Loaded, Error> {
+    let mut state = State {
+        loaded: Loaded { sources: SourceMap::default(), files: Vec::new(), roots: Vec::new(), diagnostics: Vec::new() },
+        by_path: HashMap::new(),
+        stack: Vec::new(),
+    };
+    for root in roots {
+        let path = normalize(Path::new(root));
+        let id = match state.by_path.get(&path) {
+            Some(id) => *id,
+            None => {
+                let text = loader.read(&path).map_err(|e| Error::io(Path::new(root), "read", e))?;
+                state.visit(&path, text, loader)
+            }
+        };
+        state.loaded.roots.push(id);
+    }
+    Ok(state.loaded)
+}
+
+struct State {
+    loaded: Loaded,
+    by_path: HashMap<String, FileId>,
+    /// Files being loaded, outermost first: an import of one of these closes a cycle.
+    stack: Vec<FileId>,
+}
+
+impl State {
+    /// Parses the file at `path` and, recursively, what it imports.
+    fn visit(&mut self, path: &str, text: String, loader: &mut dyn Loader) -> FileId {
+        let id = self.loaded.sources.add(path, text);
+        self.by_path.insert(path.to_owned(), id);
+        let (ast, mut errors) = parser::parse(id, self.loaded.sources.text(id));
+        self.loaded.diagnostics.append(&mut errors);
+        self.stack.push(id);
+        let dir = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut imports = Vec::new();
+        for import in &ast.imports {
+            let candidates: Vec<String> = std::iter::once(dir.join(&import.path))
+                .chain(loader.include_dirs().iter().map(|d| d.join(&import.path)))
+                .map(|p| normalize(&p))
+                .collect();
+            let mut found = None;
+            for candidate in &candidates {
+                if let Some(id) = self.by_path.get(candidate) {
+                    found = Some(*id);
+                    break;
+                }
+                if let Ok(text) = loader.read(candidate) {
+                    found = Some(self.visit(candidate, text, loader));
+                    break;
+                }
+            }
+            let Some(target) = found else {
+                let mut looked: Vec<String> = candidates
+                    .iter()
+                    .map(|c| Path::new(c).parent().map(|p| p.display().to_string()).unwrap_or_default())
+                    .map(|d| if d.is_empty() { ".".to_owned() } else { d })
+                    .collect();
+                looked.dedup();
+                self.loaded.diagnostics.push(
+                    Diagnostic::error(import.span, format!("cannot find the imported file `{}`", import.path))
+                        .help(format!("looked in: {}", looked.join(", "))),
+                );
+                continue;
+            };
+            if let Some(start) = self.stack.iter().position(|f| *f == target) {
+                let mut chain: Vec<&str> = self.stack[start..].iter().map(|f| self.loaded.sources.path(*f)).collect();
+                chain.push(self.loaded.sources.path(target));
+                self.loaded.diagnostics.push(
+                    Diagnostic::error(import.span, format!("import cycle: {}", chain.join(" -> "))).help(
+                        "files cannot import each other in a circle; move what they share into a file both import",
+                    ),
+                );
+            }
+            imports.push(target);
+        }
+        self.stack.pop();
+        self.loaded.files.push(LoadedFile { id, ast, imports });
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_lexically() {
+        assert_eq!(normalize(Path::new("a/./b/../c.tidl")), "a/c.tidl");
+        assert_eq!(normalize(Path::new("../x/y.tidl")), "../x/y.tidl");
+        assert_eq!(normalize(Path::new("a/../../y.tidl")), "../y.tidl");
+        assert_eq!(normalize(Path::new("/abs/./p.tidl")), "/abs/p.tidl");
+    }
+}
