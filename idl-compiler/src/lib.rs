@@ -251,6 +251,13 @@ impl Config {
         self.run(&roots, &mut FsLoader::new(&self.include_dirs))
     }
 
+    /// Reads and checks `files` (and the files they import) without generating anything: the
+    /// diagnostics [`compile`](Config::compile) would report, faster (what `tidl check` runs).
+    pub fn check_files(&self, files: &[impl AsRef<Path>]) -> Result<(), Error> {
+        let roots: Vec<String> = files.iter().map(|f| f.as_ref().display().to_string()).collect();
+        self.checked(&roots, &mut FsLoader::new(&self.include_dirs)).map(|_| ())
+    }
+
     /// Checks and compiles in-memory sources, doing no IO: imports are resolved among the
     /// given sources. Returns one generated file per source, or every diagnostic of every
     /// source.
@@ -277,6 +284,23 @@ impl Config {
             type_attributes: parse_attributes(&self.type_attributes, "type_attribute")?,
             field_attributes: parse_attributes(&self.field_attributes, "field_attribute")?,
         };
+        self.checked(roots, loader)?
+            .into_iter()
+            .map(|(name, path, closure, model)| {
+                codegen::generate(&model, &closure, &path, &options)
+                    .map(|code| GeneratedFile { name, code })
+                    .map_err(Error::config)
+            })
+            .collect()
+    }
+
+    /// Loads and checks every root: for each, its output name, path, files and model.
+    #[allow(clippy::type_complexity)]
+    fn checked(
+        &self,
+        roots: &[String],
+        loader: &mut dyn Loader,
+    ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model)>, Error> {
         let mut loaded = loader::load(roots, loader)?;
         let mut diagnostics = std::mem::take(&mut loaded.diagnostics);
         let mut outputs = Vec::new();
@@ -298,7 +322,7 @@ impl Config {
                 )));
             }
             names.push((name.clone(), root_path));
-            outputs.push((name, root_path, closure, model));
+            outputs.push((name, root_path.clone(), closure, model));
         }
         if !diagnostics.is_empty() {
             diagnostics.sort_by_key(Diagnostic::span);
@@ -311,14 +335,7 @@ impl Config {
             let rendered = diagnostic::render_all(&unique, &loaded.sources);
             return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics: unique } });
         }
-        outputs
-            .into_iter()
-            .map(|(name, path, closure, model)| {
-                codegen::generate(&model, &closure, path, &options)
-                    .map(|code| GeneratedFile { name, code })
-                    .map_err(Error::config)
-            })
-            .collect()
+        Ok(outputs)
     }
 }
 

@@ -20,7 +20,9 @@ struct Grammar;
 
 /// Parses `text` (the contents of `file`), returning what could be parsed and every syntax error.
 pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
-    pest::set_error_detail(true);
+    // Tracking what was expected costs time on every parse; it is only needed for an error,
+    // so a failing declaration is parsed a second time with it on.
+    pest::set_error_detail(false);
     let mut parsed = File::default();
     let mut diagnostics = Vec::new();
     let mut pos = 0;
@@ -39,7 +41,11 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
                 }
                 pos += end;
             }
-            Err(error) => {
+            Err(_) => {
+                pest::set_error_detail(true);
+                let detailed = Grammar::parse(Rule::next_item, rest);
+                pest::set_error_detail(false);
+                let Err(error) = detailed else { break };
                 let at = match error.location {
                     InputLocation::Pos(p) | InputLocation::Span((p, _)) => p,
                 };

@@ -933,31 +933,35 @@ impl<'a> Checker<'a> {
 
     /// Boxes references that make a type contain itself, and reports types that can only ever
     /// contain themselves (and so can have no value).
+    ///
+    /// A by-value reference from declaration A to B closes a loop exactly when A and B are in
+    /// the same strongly connected component of the "holds by value" graph; one pass of
+    /// Tarjan's algorithm finds them all.
     fn check_recursion(&mut self, model: &mut Model) {
         // Edges: declaration -> declarations it holds by value (not behind a list or map).
-        let mut edges: HashMap<String, Vec<String>> = HashMap::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut edges: Vec<Vec<String>> = Vec::new();
         for decl in &model.decls {
             let Some((name, tys)) = contained(decl) else { continue };
             let mut targets = Vec::new();
             for ty in tys {
                 by_value_names(ty, &mut targets);
             }
-            edges.insert(node_key(&decl.module, name), targets);
+            index.insert(node_key(&decl.module, name), edges.len());
+            edges.push(targets);
         }
-        let reaches = |from: &str, to: &str| -> bool {
-            let mut stack = vec![from.to_owned()];
-            let mut seen = HashSet::new();
-            while let Some(n) = stack.pop() {
-                for next in edges.get(&n).into_iter().flatten() {
-                    if next == to {
-                        return true;
-                    }
-                    if seen.insert(next.clone()) {
-                        stack.push(next.clone());
-                    }
-                }
+        let graph: Vec<Vec<usize>> =
+            edges.iter().map(|targets| targets.iter().filter_map(|t| index.get(t).copied()).collect()).collect();
+        let component = strongly_connected_components(&graph);
+        // In a loop: a component of several declarations, or one that holds itself.
+        let looped = |node: usize| {
+            graph[node].contains(&node) || component.iter().filter(|c| **c == component[node]).count() > 1
+        };
+        let same_component = |from: &str, to: &str| -> bool {
+            match (index.get(from), index.get(to)) {
+                (Some(a), Some(b)) => component[*a] == component[*b],
+                _ => false,
             }
-            false
         };
         for decl in &mut model.decls {
             let module = decl.module.clone();
@@ -971,7 +975,7 @@ impl<'a> Checker<'a> {
             };
             let owner = node_key(&module, &owner);
             for ty in tys {
-                box_cycles(ty, &owner, &reaches);
+                box_cycles(ty, &owner, &same_component);
             }
         }
         // Which types can have a value at all: a least fixpoint.
@@ -1003,7 +1007,7 @@ impl<'a> Checker<'a> {
                 _ => continue,
             };
             let key = node_key(&decl.module, name);
-            if !inhabited.contains(&key) && reaches(&key, &key) {
+            if !inhabited.contains(&key) && index.get(&key).is_some_and(|n| looped(*n)) {
                 let short = decl.tidl_path.rsplit('.').next().unwrap_or(&decl.tidl_path).to_owned();
                 let span = self
                     .symbols
@@ -1020,6 +1024,59 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+/// The strongly connected component of every node (Tarjan's algorithm, iterative so a long
+/// chain of declarations cannot overflow the stack).
+fn strongly_connected_components(graph: &[Vec<usize>]) -> Vec<usize> {
+    const UNSEEN: usize = usize::MAX;
+    let n = graph.len();
+    let (mut order, mut low, mut component) = (vec![UNSEEN; n], vec![0; n], vec![UNSEEN; n]);
+    let mut on_stack = vec![false; n];
+    let (mut stack, mut next_order, mut next_component) = (Vec::new(), 0, 0);
+    for root in 0..n {
+        if order[root] != UNSEEN {
+            continue;
+        }
+        // Frames: (node, index of the next edge to follow).
+        let mut frames = vec![(root, 0)];
+        order[root] = next_order;
+        low[root] = next_order;
+        next_order += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (node, ref mut edge)) = frames.last_mut() {
+            if let Some(&next) = graph[node].get(*edge) {
+                *edge += 1;
+                if order[next] == UNSEEN {
+                    order[next] = next_order;
+                    low[next] = next_order;
+                    next_order += 1;
+                    stack.push(next);
+                    on_stack[next] = true;
+                    frames.push((next, 0));
+                } else if on_stack[next] {
+                    low[node] = low[node].min(order[next]);
+                }
+                continue;
+            }
+            frames.pop();
+            if let Some(&(parent, _)) = frames.last() {
+                low[parent] = low[parent].min(low[node]);
+            }
+            if low[node] == order[node] {
+                while let Some(member) = stack.pop() {
+                    on_stack[member] = false;
+                    component[member] = next_component;
+                    if member == node {
+                        break;
+                    }
+                }
+                next_component += 1;
+            }
+        }
+    }
+    component
 }
 
 /// The result of looking a name up.
@@ -1114,13 +1171,13 @@ fn by_value_names(ty: &Ty, out: &mut Vec<String>) {
 
 /// Marks by-value references to structs and enums that lead back to `owner` as boxed. Alias
 /// references are never boxed: the alias's own target is.
-fn box_cycles(ty: &mut Ty, owner: &str, reaches: &dyn Fn(&str, &str) -> bool) {
+fn box_cycles(ty: &mut Ty, owner: &str, same_component: &dyn Fn(&str, &str) -> bool) {
     match ty {
         Ty::Named { module, name, boxed } => {
             let key = node_key(module, name);
-            *boxed = key == owner || reaches(&key, owner);
+            *boxed = key == owner || same_component(&key, owner);
         }
-        Ty::Option(inner) | Ty::Array(inner, _) => box_cycles(inner, owner, reaches),
+        Ty::Option(inner) | Ty::Array(inner, _) => box_cycles(inner, owner, same_component),
         _ => {}
     }
 }
@@ -1175,5 +1232,26 @@ fn mark_error_types(model: &mut Model) {
             DeclKind::Enum(e) => e.is_error = errors.contains(&node_key(&module, &e.name)),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strongly_connected_components;
+
+    #[test]
+    fn components_group_exactly_the_nodes_on_a_loop() {
+        // 0 -> 1 -> 2 -> 0, 2 -> 3, 3 -> 3, 4 alone.
+        let c = strongly_connected_components(&[vec![1], vec![2], vec![0, 3], vec![3], vec![]]);
+        assert!(c[0] == c[1] && c[1] == c[2]);
+        assert!(c[3] != c[0] && c[4] != c[0] && c[4] != c[3]);
+    }
+
+    #[test]
+    fn a_long_chain_does_not_overflow_the_stack() {
+        let chain: Vec<Vec<usize>> =
+            (0..200_000).map(|i| if i + 1 < 200_000 { vec![i + 1] } else { vec![0] }).collect();
+        let c = strongly_connected_components(&chain);
+        assert!(c.iter().all(|x| *x == c[0]));
     }
 }

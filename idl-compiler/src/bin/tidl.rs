@@ -66,9 +66,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { files, include } => {
-            config(&include).generate_files(&files).map(|_| ()).map_err(|e| e.to_string())
-        }
+        Command::Check { files, include } => config(&include).check_files(&files).map_err(|e| e.to_string()),
         Command::Gen { files, out_dir, include, client_only, server_only } => {
             let mut config = config(&include);
             config.build_client(!server_only).build_server(!client_only);
