@@ -1,6 +1,7 @@
 //! The validated model: what codegen sees. Every name here is already a valid Rust identifier
 //! (case-converted, keywords escaped), every type is resolved to the module that declares it,
-//! aliases are expanded alongside their names, and recursive fields are marked for boxing.
+//! and recursive fields are marked for boxing. An alias reference names the alias; its target is
+//! stored once, with the alias's declaration.
 //! Codegen never sees pest pairs, the syntax tree or unresolved names.
 
 use crate::diagnostic::FileId;
@@ -79,11 +80,10 @@ pub(crate) enum Ty {
         name: String,
         boxed: bool,
     },
-    /// A type alias, and what it stands for.
+    /// A type alias (its target is in its [`AliasDef`]).
     Alias {
         module: Vec<String>,
         name: String,
-        target: Box<Ty>,
     },
     /// A type that could not be resolved (already reported); it satisfies every later check,
     /// so one mistake gives one diagnostic. Never reaches codegen.
@@ -170,14 +170,4 @@ pub(crate) struct MethodDef {
     pub(crate) error: Ty,
     /// The method as declared, for generated docs: `echo(string) -> string`.
     pub(crate) signature: String,
-}
-
-impl Ty {
-    /// The type with aliases replaced by what they stand for (at the top level only).
-    pub(crate) fn expanded(&self) -> &Ty {
-        match self {
-            Ty::Alias { target, .. } => target.expanded(),
-            other => other,
-        }
-    }
 }

@@ -18,8 +18,20 @@ use pest_derive::Parser;
 #[grammar = "grammar.pest"]
 struct Grammar;
 
+/// The deepest brackets may nest. Far beyond any real schema, and well within what the parser,
+/// the checker and code generation can recurse through on a build script's stack.
+pub(crate) const MAX_NESTING: usize = 64;
+
 /// Parses `text` (the contents of `file`), returning what could be parsed and every syntax error.
 pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
+    if let Some(at) = too_deep(text) {
+        let d = Diagnostic::error(
+            Span::new(file, at, at + 1),
+            format!("brackets nest more than {MAX_NESTING} levels deep here"),
+        )
+        .help("no schema needs this much nesting; give the inner types names of their own with `type` or `struct`");
+        return (File::default(), vec![d]);
+    }
     // Tracking what was expected costs time on every parse; it is only needed for an error,
     // so a failing declaration is parsed a second time with it on.
     pest::set_error_detail(false);
@@ -58,6 +70,44 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
         }
     }
     (parsed, diagnostics)
+}
+
+/// Where brackets (`{`, `(`, `<`, `[`) first nest deeper than [`MAX_NESTING`], outside comments
+/// and strings (and not counting the `>` of `->`).
+fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += text[i..].find('\n').unwrap_or(text.len() - i);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += text[i + 2..].find("*/").map_or(text.len() - i, |end| end + 4);
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'>') => i += 2,
+            b'{' | b'(' | b'<' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            b'}' | b')' | b'>' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// The start of the first line after `after` that looks like the start of a declaration: a

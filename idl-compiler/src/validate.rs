@@ -123,10 +123,19 @@ pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap) -> (Model, Vec<D
             }
         }
     }
+    checker.check_alias_depth();
     let mut model = Model { decls, packages };
-    checker.check_list_elements(&model, &lists);
-    checker.check_recursion(&mut model);
-    mark_error_types(&mut model);
+    let aliases: HashMap<String, Ty> = model
+        .decls
+        .iter()
+        .filter_map(|d| match &d.kind {
+            DeclKind::Alias(a) => Some((node_key(&d.module, &a.name), a.target.clone())),
+            _ => None,
+        })
+        .collect();
+    checker.check_list_elements(&model, &lists, &aliases);
+    checker.check_recursion(&mut model, &aliases);
+    mark_error_types(&mut model, &aliases);
     let mut diagnostics = checker.diagnostics;
     diagnostics.sort_by_key(Diagnostic::span);
     diagnostics.dedup();
@@ -678,11 +687,84 @@ impl<'a> Checker<'a> {
             self.alias_targets.insert(key.clone(), Ty::Error);
             return Some(Ty::Error);
         }
+        if self.resolving.len() >= crate::parser::MAX_NESTING {
+            // Too deep to follow on the stack; `check_alias_depth` reports the chain.
+            self.alias_targets.insert(key.clone(), Ty::Error);
+            return Some(Ty::Error);
+        }
         self.resolving.push(key.clone());
         let target = self.resolve(&alias.ty, &scope, None);
         self.resolving.pop();
         self.alias_targets.entry(key.clone()).or_insert_with(|| target.clone());
         Some(self.alias_targets[key].clone())
+    }
+
+    /// Reports aliases that lead through more than [`MAX_NESTING`](crate::parser::MAX_NESTING)
+    /// other aliases (once per chain, where it crosses the limit), whatever the declaration order.
+    fn check_alias_depth(&mut self) {
+        let max = crate::parser::MAX_NESTING;
+        let by_node: HashMap<String, (String, String)> = self
+            .symbols
+            .values()
+            .filter(|d| d.kind == Kind::Alias)
+            .map(|d| (node_key(&d.module, &d.rust_name), d.key.clone()))
+            .collect();
+        let mut edges: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+        for (key, target) in &self.alias_targets {
+            let mut refs = Vec::new();
+            alias_refs(target, &mut refs);
+            edges.insert(key.clone(), refs.iter().filter_map(|r| by_node.get(r).cloned()).collect());
+        }
+        // Longest chain below each alias, by an iterative post-order walk (chains are acyclic:
+        // a cycle resolved to `Error`).
+        let mut depth: HashMap<(String, String), usize> = HashMap::new();
+        let mut keys: Vec<&(String, String)> = edges.keys().collect();
+        keys.sort();
+        for root in keys {
+            let mut stack = vec![(root.clone(), false)];
+            while let Some((key, expanded)) = stack.pop() {
+                if depth.contains_key(&key) {
+                    continue;
+                }
+                let below = edges.get(&key).map(Vec::as_slice).unwrap_or_default();
+                if expanded {
+                    let d = 1 + below.iter().filter_map(|b| depth.get(b)).max().copied().unwrap_or(0);
+                    depth.insert(key, d);
+                } else {
+                    stack.push((key.clone(), true));
+                    stack.extend(below.iter().filter(|b| !depth.contains_key(*b)).map(|b| (b.clone(), false)));
+                }
+            }
+        }
+        let mut deep: Vec<(Span, String)> = depth
+            .iter()
+            .filter(|(_, d)| **d == max + 1)
+            .filter_map(|(key, _)| self.aliases.get(key).map(|(alias, _)| (alias.name.span, alias.name.name.clone())))
+            .collect();
+        deep.sort();
+        for (span, name) in deep {
+            self.error(
+                Diagnostic::error(span, format!("the type alias `{name}` is too deeply nested"))
+                    .label(format!("it leads through {max} other aliases"))
+                    .help(format!(
+                        "an alias may lead through at most {} others; refer to a type further down directly",
+                        max - 1
+                    )),
+            );
+        }
+    }
+
+    /// `ty` with aliases at its top replaced by what they stand for.
+    fn expand(&self, ty: &Ty) -> Ty {
+        let mut ty = ty.clone();
+        // Alias chains are bounded (MAX_NESTING) and acyclic (cycles resolve to `Error`).
+        for _ in 0..=crate::parser::MAX_NESTING {
+            let Ty::Alias { module, name } = &ty else { break };
+            let key =
+                self.symbols.values().find(|d| d.kind == Kind::Alias && d.module == *module && d.rust_name == *name);
+            ty = key.and_then(|d| self.alias_targets.get(&d.key)).cloned().unwrap_or(Ty::Error);
+        }
+        ty
     }
 
     /// Looks a (possibly dotted) name up from `scope`: in the file's package first, then in each
@@ -797,8 +879,9 @@ impl<'a> Checker<'a> {
         if let Some(d) = declared {
             return match d.kind {
                 Kind::Alias => {
-                    let target = self.alias_target(&d.key).unwrap_or(Ty::Error);
-                    Ty::Alias { module: d.module, name: d.rust_name, target: Box::new(target) }
+                    // Resolve it now, to report a cycle where the alias is used.
+                    self.alias_target(&d.key);
+                    Ty::Alias { module: d.module, name: d.rust_name }
                 }
                 _ => Ty::Named { module: d.module, name: d.rust_name, boxed: false },
             };
@@ -830,7 +913,7 @@ impl<'a> Checker<'a> {
                 let value = resolved.remove(1);
                 let key = resolved.remove(0);
                 let hashable = matches!(
-                    key.expanded(),
+                    self.expand(&key),
                     Ty::Error
                         | Ty::Bool
                         | Ty::I8
@@ -908,7 +991,7 @@ impl<'a> Checker<'a> {
 
     /// A `list` of a type that encodes to zero bytes would let a peer claim billions of
     /// elements in a tiny frame; such lists are rejected.
-    fn check_list_elements(&mut self, model: &Model, lists: &[(Span, Ty)]) {
+    fn check_list_elements(&mut self, model: &Model, lists: &[(Span, Ty)], aliases: &HashMap<String, Ty>) {
         let structs: HashMap<String, &StructDef> = model
             .decls
             .iter()
@@ -918,7 +1001,7 @@ impl<'a> Checker<'a> {
             })
             .collect();
         for (span, element) in lists {
-            if encodes_to_nothing(element, &structs, &mut HashSet::new()) {
+            if encodes_to_nothing(element, &structs, aliases, &mut HashSet::new()) {
                 self.error(
                     Diagnostic::error(*span, "list elements must take up space on the wire")
                         .label("this type encodes to zero bytes")
@@ -937,7 +1020,7 @@ impl<'a> Checker<'a> {
     /// A by-value reference from declaration A to B closes a loop exactly when A and B are in
     /// the same strongly connected component of the "holds by value" graph; one pass of
     /// Tarjan's algorithm finds them all.
-    fn check_recursion(&mut self, model: &mut Model) {
+    fn check_recursion(&mut self, model: &mut Model, aliases: &HashMap<String, Ty>) {
         // Edges: declaration -> declarations it holds by value (not behind a list or map).
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut edges: Vec<Vec<String>> = Vec::new();
@@ -984,11 +1067,13 @@ impl<'a> Checker<'a> {
             let before = inhabited.len();
             for decl in &model.decls {
                 let (name, ok) = match &decl.kind {
-                    DeclKind::Struct(s) => (&s.name, s.fields.iter().all(|f| has_value(&f.ty, &inhabited))),
+                    DeclKind::Struct(s) => (&s.name, s.fields.iter().all(|f| has_value(&f.ty, &inhabited, aliases, 0))),
                     DeclKind::Enum(e) => (
                         &e.name,
                         e.variants.is_empty()
-                            || e.variants.iter().any(|v| shape_types(&v.shape).all(|t| has_value(t, &inhabited))),
+                            || e.variants
+                                .iter()
+                                .any(|v| shape_types(&v.shape).all(|t| has_value(t, &inhabited, aliases, 0))),
                     ),
                     _ => continue,
                 };
@@ -1160,6 +1245,19 @@ fn shape_types_mut(shape: &mut Shape) -> Vec<&mut Ty> {
     }
 }
 
+/// Node keys of every alias `ty` mentions, anywhere in it.
+fn alias_refs(ty: &Ty, out: &mut Vec<String>) {
+    match ty {
+        Ty::Alias { module, name } => out.push(node_key(module, name)),
+        Ty::List(inner) | Ty::Option(inner) | Ty::Array(inner, _) => alias_refs(inner, out),
+        Ty::Map(key, value) => {
+            alias_refs(key, out);
+            alias_refs(value, out);
+        }
+        _ => {}
+    }
+}
+
 /// Keys of declarations held by value in `ty` (through options and arrays, not lists or maps).
 fn by_value_names(ty: &Ty, out: &mut Vec<String>) {
     match ty {
@@ -1182,24 +1280,46 @@ fn box_cycles(ty: &mut Ty, owner: &str, same_component: &dyn Fn(&str, &str) -> b
     }
 }
 
-fn has_value(ty: &Ty, inhabited: &HashSet<String>) -> bool {
+/// Whether `ty` can have a value, given the declarations known to; `depth` bounds the walk
+/// through aliases (whose chains are bounded anyway).
+fn has_value(ty: &Ty, inhabited: &HashSet<String>, aliases: &HashMap<String, Ty>, depth: usize) -> bool {
     match ty {
         Ty::Named { module, name, .. } => inhabited.contains(&node_key(module, name)),
-        Ty::Alias { target, .. } => has_value(target, inhabited),
-        Ty::Array(inner, _) => has_value(inner, inhabited),
+        Ty::Alias { module, name } => {
+            depth > crate::parser::MAX_NESTING
+                || aliases.get(&node_key(module, name)).is_none_or(|t| has_value(t, inhabited, aliases, depth + 1))
+        }
+        Ty::Array(inner, _) => has_value(inner, inhabited, aliases, depth + 1),
         _ => true,
     }
 }
 
-fn encodes_to_nothing(ty: &Ty, structs: &HashMap<String, &StructDef>, visiting: &mut HashSet<String>) -> bool {
+fn encodes_to_nothing(
+    ty: &Ty,
+    structs: &HashMap<String, &StructDef>,
+    aliases: &HashMap<String, Ty>,
+    visiting: &mut HashSet<String>,
+) -> bool {
     match ty {
         Ty::Unit => true,
-        Ty::Alias { target, .. } | Ty::Array(target, _) => encodes_to_nothing(target, structs, visiting),
+        Ty::Array(target, _) => encodes_to_nothing(target, structs, aliases, visiting),
+        Ty::Alias { module, name } => {
+            let key = node_key(module, name);
+            match aliases.get(&key) {
+                // `visiting` doubles as the depth of the walk, which long alias chains bound.
+                Some(target) if visiting.len() <= 2 * crate::parser::MAX_NESTING && visiting.insert(key.clone()) => {
+                    let zero = encodes_to_nothing(target, structs, aliases, visiting);
+                    visiting.remove(&key);
+                    zero
+                }
+                _ => false,
+            }
+        }
         Ty::Named { module, name, .. } => {
             let key = node_key(module, name);
             match structs.get(&key) {
                 Some(s) if visiting.insert(key.clone()) => {
-                    let zero = s.fields.iter().all(|f| encodes_to_nothing(&f.ty, structs, visiting));
+                    let zero = s.fields.iter().all(|f| encodes_to_nothing(&f.ty, structs, aliases, visiting));
                     visiting.remove(&key);
                     zero
                 }
@@ -1211,7 +1331,18 @@ fn encodes_to_nothing(ty: &Ty, structs: &HashMap<String, &StructDef>, visiting: 
 }
 
 /// Flags structs and enums used as a method's error type, which get a `Display` impl.
-fn mark_error_types(model: &mut Model) {
+fn mark_error_types(model: &mut Model, aliases: &HashMap<String, Ty>) {
+    let expand = |ty: &Ty| -> Option<String> {
+        let mut ty = ty;
+        for _ in 0..=crate::parser::MAX_NESTING {
+            match ty {
+                Ty::Named { module, name, .. } => return Some(node_key(module, name)),
+                Ty::Alias { module, name } => ty = aliases.get(&node_key(module, name))?,
+                _ => return None,
+            }
+        }
+        None
+    };
     let errors: HashSet<String> = model
         .decls
         .iter()
@@ -1220,10 +1351,7 @@ fn mark_error_types(model: &mut Model) {
             _ => None,
         })
         .flat_map(|s| s.methods.iter())
-        .filter_map(|m| match m.error.expanded() {
-            Ty::Named { module, name, .. } => Some(node_key(module, name)),
-            _ => None,
-        })
+        .filter_map(|m| expand(&m.error))
         .collect();
     for decl in &mut model.decls {
         let module = decl.module.clone();

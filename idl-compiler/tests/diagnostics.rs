@@ -887,3 +887,42 @@ error: could not compile the .tidl input due to 1 previous error
 "#
     );
 }
+
+#[test]
+fn brackets_nested_too_deeply() {
+    let text = format!("struct A {{\n    x: {}u8{},\n}}\n", "list<".repeat(64), ">".repeat(64));
+    assert_eq!(
+        check(&text),
+        r#"error: brackets nest more than 64 levels deep here
+ --> test.tidl:2:327
+  |
+2 |     x: list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<u8>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>,
+  |                                                                                                                                                                                                                                                                                                                                       ^
+  |
+  = help: no schema needs this much nesting; give the inner types names of their own with `type` or `struct`
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn aliases_nested_too_deeply() {
+    let mut text = String::from("type A0 = list<u8>;\n");
+    for i in 1..66 {
+        text.push_str(&format!("type A{i} = list<A{}>;\n", i - 1));
+    }
+    assert_eq!(
+        check(&text),
+        r#"error: the type alias `A64` is too deeply nested
+  --> test.tidl:65:6
+   |
+65 | type A64 = list<A63>;
+   |      ^^^ it leads through 64 other aliases
+   |
+   = help: an alias may lead through at most 63 others; refer to a type further down directly
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
