@@ -1,0 +1,368 @@
+//! The benchmark cases, as run inside one child process.
+//!
+//! Every case but `cost` runs on a tokio multi-thread runtime with exactly 2 worker threads,
+//! with the client and (unless the server is in another process) the server on it, and the
+//! measuring task itself spawned onto it so that everything runs on those two workers. Each case
+//! returns named numbers, which the driver prints as one `RESULT` line.
+
+use crate::alloc::{self, Side, Snapshot};
+use crate::imp::{CancelClient, EchoClient, Impl, Rpc};
+use crate::probe::Probe;
+use crate::raw::Raw;
+use crate::stats::{micros, peak_rss_mib, percentile};
+use crate::tarpc_bench::Tarpc;
+use crate::tidl_bench::Tidl;
+use crate::wire::WireCounter;
+use bytes::Bytes;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+
+/// The argument of every `echo` call.
+pub const HELLO: &str = "hello world";
+
+/// Calls in flight on each connection when sweeping payload sizes.
+pub const PAYLOAD_IN_FLIGHT: usize = 16;
+
+/// Connections and calls in flight on each in the multi-connection case.
+pub const CONNS: (usize, usize) = (16, 16);
+
+/// One benchmark case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Case {
+    /// Echo calls one after another: latency percentiles.
+    Seq,
+    /// Echo calls on one connection with this many in flight: throughput.
+    Tput(usize),
+    /// Echo calls over [`CONNS`] connections: throughput.
+    Conns,
+    /// `echo_bytes` calls with a body of this many bytes, [`PAYLOAD_IN_FLIGHT`] in flight.
+    Payload(usize),
+    /// Cancel a running `spin` handler: time from `cancel()` to the handler's future dropped.
+    Cancel,
+    /// Heap allocations and bytes on the wire per echo call.
+    Cost,
+}
+
+impl Case {
+    /// The cases of the one-process table, in run order.
+    pub const ALL: [Case; 12] = [
+        Case::Seq,
+        Case::Tput(1),
+        Case::Tput(64),
+        Case::Tput(256),
+        Case::Tput(1024),
+        Case::Conns,
+        Case::Payload(16),
+        Case::Payload(1024),
+        Case::Payload(64 * 1024),
+        Case::Payload(1024 * 1024),
+        Case::Cancel,
+        Case::Cost,
+    ];
+
+    /// The cases also run with client and server in separate processes.
+    pub const TWO_PROCESS: [Case; 2] = [Case::Seq, Case::Tput(256)];
+
+    /// The case called `name` (as printed by `Display`).
+    pub fn parse(name: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|c| c.to_string() == name)
+    }
+
+    /// Whether `imp` takes part in this case (cancellation does not apply to raw frames).
+    pub fn applies_to(self, imp: Impl) -> bool {
+        !(self == Case::Cancel && imp == Impl::Raw)
+    }
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Case::Seq => f.write_str("seq"),
+            Case::Tput(n) => write!(f, "tput-{n}"),
+            Case::Conns => f.write_str("conns-16"),
+            Case::Payload(n) => write!(f, "payload-{n}"),
+            Case::Cancel => f.write_str("cancel"),
+            Case::Cost => f.write_str("cost"),
+        }
+    }
+}
+
+/// How many calls each case makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    /// Sequential calls timed.
+    pub seq: usize,
+    /// Calls per throughput run (one connection or many).
+    pub tput: u64,
+    /// Calls per payload size, for 16 B, 1 KiB, 64 KiB and 1 MiB.
+    pub payload: [u64; 4],
+    /// Cancel trials timed.
+    pub cancel: usize,
+    /// Sequential calls counted in the cost case.
+    pub cost: usize,
+}
+
+impl Counts {
+    /// The counts named in the issue.
+    pub const FULL: Counts =
+        Counts { seq: 20_000, tput: 200_000, payload: [100_000, 100_000, 20_000, 2_000], cancel: 2_000, cost: 20_000 };
+
+    /// A smoke test: a tenth or less of everything.
+    pub const QUICK: Counts =
+        Counts { seq: 2_000, tput: 20_000, payload: [10_000, 10_000, 2_000, 200], cancel: 200, cost: 2_000 };
+
+    fn payload_calls(&self, size: usize) -> u64 {
+        match size {
+            0..=16 => self.payload[0],
+            17..=1024 => self.payload[1],
+            1025..=65_536 => self.payload[2],
+            _ => self.payload[3],
+        }
+    }
+}
+
+/// Named results of one case run.
+pub type Metrics = Vec<(&'static str, f64)>;
+
+/// Runs `case` for `imp` in this process. With `addr`, the server is another process listening
+/// there; otherwise this process serves too.
+pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> Metrics {
+    match imp {
+        Impl::Raw => {
+            assert!(case != Case::Cancel, "the cancel case does not apply to raw frames");
+            run_for::<Raw, _>(case, counts, addr, |_, _| async { unreachable!("checked above") })
+        }
+        Impl::Tarpc => run_for::<Tarpc, _>(case, counts, addr, cancel::<Tarpc>),
+        Impl::Tidl => run_for::<Tidl, _>(case, counts, addr, cancel::<Tidl>),
+    }
+}
+
+/// A tokio multi-thread runtime with exactly 2 worker threads.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime")
+}
+
+/// Binds a listener on an ephemeral loopback port and serves `R` on it.
+pub async fn start_server<R: Rpc>(probe: Arc<Probe>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0");
+    let addr = listener.local_addr().expect("the listener's address");
+    R::serve(listener, probe);
+    addr
+}
+
+fn run_for<R: Rpc, F: Future<Output = Metrics> + Send + 'static>(
+    case: Case,
+    counts: &Counts,
+    addr: Option<SocketAddr>,
+    cancel_case: impl FnOnce(SocketAddr, (Arc<Probe>, usize)) -> F,
+) -> Metrics {
+    if case == Case::Cost {
+        assert!(addr.is_none(), "the cost case runs in one process");
+        return cost::<R>(counts.cost);
+    }
+    let counts = *counts;
+    let rt = runtime();
+    rt.block_on(async move {
+        let probe = Arc::new(Probe::default());
+        let addr = match addr {
+            Some(addr) => addr,
+            None => start_server::<R>(probe.clone()).await,
+        };
+        let task = match case {
+            Case::Seq => tokio::spawn(sequential::<R>(addr, counts.seq)),
+            Case::Tput(in_flight) => tokio::spawn(throughput::<R>(addr, 1, in_flight, counts.tput, Body::Text)),
+            Case::Conns => tokio::spawn(throughput::<R>(addr, CONNS.0, CONNS.1, counts.tput, Body::Text)),
+            Case::Payload(size) => {
+                let body = Body::Bytes(Bytes::from(vec![0xa5; size]));
+                tokio::spawn(throughput::<R>(addr, 1, PAYLOAD_IN_FLIGHT, counts.payload_calls(size), body))
+            }
+            Case::Cancel => tokio::spawn(cancel_case(addr, (probe, counts.cancel))),
+            Case::Cost => unreachable!("handled above"),
+        };
+        let mut metrics = task.await.expect("the benchmark task panicked");
+        if case == Case::Tput(1024)
+            && let Some(rss) = peak_rss_mib()
+        {
+            metrics.push(("rss_mib", rss));
+        }
+        metrics
+    })
+}
+
+/// What the load sends.
+#[derive(Debug, Clone)]
+enum Body {
+    /// `echo("hello world")`.
+    Text,
+    /// `echo_bytes(body)`.
+    Bytes(Bytes),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Text => HELLO.len(),
+            Body::Bytes(b) => b.len(),
+        }
+    }
+
+    async fn call<C: EchoClient>(&self, client: &C) -> usize {
+        match self {
+            Body::Text => client.echo(HELLO.to_owned()).await,
+            Body::Bytes(b) => client.echo_bytes(b.clone()).await,
+        }
+    }
+}
+
+/// Case 1: `n` echo calls one after another, each timed.
+async fn sequential<R: Rpc>(addr: SocketAddr, n: usize) -> Metrics {
+    let client = R::connect(addr, false).await;
+    for _ in 0..(n / 10).max(100) {
+        client.echo(HELLO.to_owned()).await;
+    }
+    let mut samples = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        let len = client.echo(HELLO.to_owned()).await;
+        samples.push(t.elapsed());
+        assert_eq!(len, HELLO.len(), "echo returned a reply of the wrong length");
+    }
+    let total = start.elapsed();
+    samples.sort_unstable();
+    vec![
+        ("p50_us", micros(percentile(&samples, 0.50))),
+        ("p99_us", micros(percentile(&samples, 0.99))),
+        ("p999_us", micros(percentile(&samples, 0.999))),
+        ("calls_per_s", n as f64 / total.as_secs_f64()),
+    ]
+}
+
+/// Cases 2 to 4: `total` calls over `conns` connections with `per_conn` in flight on each; a
+/// tenth as many first, to warm up.
+async fn throughput<R: Rpc>(addr: SocketAddr, conns: usize, per_conn: usize, total: u64, body: Body) -> Metrics {
+    let mut clients = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        clients.push(R::connect(addr, per_conn > 1).await);
+    }
+    load(&clients, per_conn, (total / 10).max(100), &body).await;
+    let elapsed = load(&clients, per_conn, total, &body).await;
+    let calls_per_s = total as f64 / elapsed.as_secs_f64();
+    let mut metrics = vec![("calls_per_s", calls_per_s)];
+    if let Body::Bytes(_) = body {
+        metrics.push(("mb_per_s", calls_per_s * body.len() as f64 / 1e6));
+    }
+    metrics
+}
+
+/// Makes `total` calls with `per_conn` tasks per client, each calling in a loop; returns how
+/// long they took.
+async fn load<C: EchoClient>(clients: &[C], per_conn: usize, total: u64, body: &Body) -> Duration {
+    let remaining = Arc::new(AtomicI64::new(i64::try_from(total).expect("call count fits in i64")));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(clients.len() * per_conn);
+    for client in clients {
+        for _ in 0..per_conn {
+            let (client, remaining, body) = (client.clone(), remaining.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    let len = body.call(&client).await;
+                    assert_eq!(len, body.len(), "echo returned a reply of the wrong length");
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.expect("a load task panicked");
+    }
+    start.elapsed()
+}
+
+/// Case 5: `n` cancel trials (after a few to warm up): median, p99 and max in microseconds.
+async fn cancel<R>(addr: SocketAddr, (probe, n): (Arc<Probe>, usize)) -> Metrics
+where
+    R: Rpc,
+    R::Client: CancelClient,
+{
+    let client = R::connect(addr, false).await;
+    for _ in 0..50 {
+        client.cancel_trial(&probe).await;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        samples.push(client.cancel_trial(&probe).await);
+    }
+    samples.sort_unstable();
+    vec![
+        ("median_us", micros(percentile(&samples, 0.50))),
+        ("p99_us", micros(percentile(&samples, 0.99))),
+        ("max_us", micros(percentile(&samples, 1.0))),
+    ]
+}
+
+/// Case 6: heap allocations (client and server separately) and bytes on the wire per echo call,
+/// over `n` sequential calls after a warm-up.
+///
+/// The server runs on a thread of its own with a current-thread runtime, the client on this
+/// thread with another; the counting allocator charges each thread's allocations to its side.
+/// The calls' arguments are built before counting starts, so only the RPC path is counted (the
+/// decoded reply included).
+fn cost<R: Rpc>(n: usize) -> Metrics {
+    let current_thread =
+        || tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building a tokio runtime");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        alloc::set_thread_side(Side::Server);
+        current_thread().block_on(async move {
+            let addr = start_server::<R>(Arc::new(Probe::default())).await;
+            addr_tx.send(addr).expect("sending the server's address");
+            let _ = stop_rx.await;
+        });
+    });
+    let addr = addr_rx.recv().expect("the server thread's address");
+    alloc::set_thread_side(Side::Client);
+    alloc::enable(true);
+    let metrics = current_thread().block_on(async move {
+        let counter = Arc::new(WireCounter::default());
+        let client = R::connect_counted(addr, counter.clone()).await;
+        for _ in 0..(n / 10).max(100) {
+            client.echo(HELLO.to_owned()).await;
+        }
+        let args: Vec<String> = (0..n).map(|_| HELLO.to_owned()).collect();
+        let (wire0, allocs0) = (counter.totals(), Snapshot::take());
+        for arg in args {
+            let len = client.echo(arg).await;
+            assert_eq!(len, HELLO.len(), "echo returned a reply of the wrong length");
+        }
+        let (wire1, allocs1) = (counter.totals(), Snapshot::take());
+        let per_call = |x: u64| x as f64 / n as f64;
+        let (client_allocs, server_allocs) =
+            (allocs1.allocations_since(&allocs0, Side::Client), allocs1.allocations_since(&allocs0, Side::Server));
+        vec![
+            ("allocs_client", per_call(client_allocs)),
+            ("allocs_server", per_call(server_allocs)),
+            ("allocs_other", per_call(allocs1.allocations_since(&allocs0, Side::Other))),
+            ("allocs_total", per_call(allocs1.counts.iter().sum::<u64>() - allocs0.counts.iter().sum::<u64>())),
+            ("alloc_bytes_client", per_call(allocs1.bytes_since(&allocs0, Side::Client))),
+            ("alloc_bytes_server", per_call(allocs1.bytes_since(&allocs0, Side::Server))),
+            ("wire_sent", per_call(wire1.1 - wire0.1)),
+            ("wire_received", per_call(wire1.0 - wire0.0)),
+            ("wire_bytes", per_call((wire1.0 - wire0.0) + (wire1.1 - wire0.1))),
+        ]
+    });
+    alloc::enable(false);
+    let _ = stop_tx.send(());
+    server.join().expect("the server thread panicked");
+    metrics
+}

@@ -1,0 +1,312 @@
+//! The command line: runs the whole suite, or (as a child process of the suite) one case.
+//!
+//! ```text
+//! cargo bench -p tidl-benches                  # every case, 5 runs each, full counts
+//! cargo bench -p tidl-benches -- --quick       # a smoke test with a tenth of the calls
+//! cargo bench -p tidl-benches -- --runs 5 --cases seq,tput-256 --out results.md
+//! ```
+//!
+//! The suite runs each case for each implementation in a fresh child process (this same
+//! executable, started with `--child CASE IMPL`), alternating implementations (raw, tarpc,
+//! tidl, raw, ...), and repeats the whole sequence `--runs` times. Each child prints one
+//! `RESULT key=value ...` line. The two-process table starts the server with `--serve IMPL`
+//! (it prints `LISTENING ADDR` and serves until its standard input closes) and the client with
+//! `--child CASE IMPL --addr ADDR`.
+
+use crate::cases::{self, Case, Counts};
+use crate::imp::Impl;
+use crate::probe::Probe;
+use crate::raw::Raw;
+use crate::report::{self, Parsed, Table};
+use crate::tarpc_bench::Tarpc;
+use crate::tidl_bench::Tidl;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-only] [--out FILE]
+       suite --child CASE IMPL [--addr ADDR] [--quick]
+       suite --serve IMPL
+
+cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 payload-65536
+       payload-1048576 cancel cost
+impls: raw tarpc tidl";
+
+/// A child process that has not reported after this long is stuck; it exits with an error.
+const CHILD_WATCHDOG: Duration = Duration::from_secs(600);
+
+/// What this process was asked to do.
+#[derive(Debug)]
+enum Role {
+    Suite,
+    Child { case: Case, imp: Impl, addr: Option<SocketAddr> },
+    Serve(Impl),
+}
+
+/// Parsed command-line options.
+#[derive(Debug)]
+struct Options {
+    role: Role,
+    quick: bool,
+    runs: usize,
+    cases: Vec<Case>,
+    two_process: bool,
+    out: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options =
+        Options { role: Role::Suite, quick: false, runs: 5, cases: Case::ALL.to_vec(), two_process: true, out: None };
+    let mut addr = None;
+    let mut it = args.iter();
+    let case = |name: &str| Case::parse(name).ok_or_else(|| format!("unknown case `{name}`"));
+    let imp = |name: &str| Impl::parse(name).ok_or_else(|| format!("unknown implementation `{name}`"));
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            // `cargo bench` passes `--bench` to every bench target.
+            "--bench" => {}
+            "--quick" => options.quick = true,
+            "--one-process-only" => options.two_process = false,
+            "--runs" => {
+                options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?;
+                if options.runs == 0 {
+                    return Err("--runs must be at least 1".to_owned());
+                }
+            }
+            "--cases" => options.cases = value()?.split(',').map(case).collect::<Result<_, _>>()?,
+            "--out" => options.out = Some(PathBuf::from(value()?)),
+            "--addr" => addr = Some(value()?.parse::<SocketAddr>().map_err(|e| format!("--addr: {e}"))?),
+            "--child" => {
+                let c = case(value()?)?;
+                let i = imp(value()?)?;
+                options.role = Role::Child { case: c, imp: i, addr: None };
+            }
+            "--serve" => options.role = Role::Serve(imp(value()?)?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if let Role::Child { addr: child_addr, .. } = &mut options.role {
+        *child_addr = addr;
+    }
+    Ok(options)
+}
+
+/// The benchmark's `main`.
+pub fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let counts = if options.quick { Counts::QUICK } else { Counts::FULL };
+    match options.role {
+        Role::Child { case, imp, addr } => {
+            start_watchdog(format!("{case} {imp}"));
+            let metrics = cases::run(case, imp, &counts, addr);
+            let line: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("RESULT {}", line.join(" "));
+        }
+        Role::Serve(imp) => serve(imp),
+        Role::Suite => suite(&options, &counts),
+    }
+}
+
+/// Exits the process with an error if it is still running after [`CHILD_WATCHDOG`].
+fn start_watchdog(what: String) {
+    std::thread::spawn(move || {
+        std::thread::sleep(CHILD_WATCHDOG);
+        eprintln!("error: `{what}` did not finish within {CHILD_WATCHDOG:?}; giving up");
+        std::process::exit(3);
+    });
+}
+
+/// `--serve IMPL`: serves on an ephemeral loopback port until standard input closes.
+fn serve(imp: Impl) {
+    start_watchdog(format!("serving {imp}"));
+    let rt = cases::runtime();
+    let probe = Arc::new(Probe::default());
+    let addr = rt.block_on(async move {
+        match imp {
+            Impl::Raw => cases::start_server::<Raw>(probe).await,
+            Impl::Tarpc => cases::start_server::<Tarpc>(probe).await,
+            Impl::Tidl => cases::start_server::<Tidl>(probe).await,
+        }
+    });
+    println!("LISTENING {addr}");
+    std::io::stdout().flush().expect("writing to stdout");
+    // The suite closes our standard input when the client is done.
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    rt.shutdown_background();
+}
+
+fn parse_result(stdout: &str) -> Result<Parsed, String> {
+    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).ok_or("the child printed no RESULT line")?;
+    line.split_whitespace()
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').ok_or_else(|| format!("bad result field `{pair}`"))?;
+            Ok((k.to_owned(), v.parse::<f64>().map_err(|e| format!("bad value in `{pair}`: {e}"))?))
+        })
+        .collect()
+}
+
+/// Runs `--child CASE IMPL` and returns what it reported.
+fn run_child(exe: &Path, case: Case, imp: Impl, quick: bool, addr: Option<SocketAddr>) -> Result<Parsed, String> {
+    let mut command = Command::new(exe);
+    command.args(["--child", &case.to_string(), imp.name()]);
+    if let Some(addr) = addr {
+        command.args(["--addr", &addr.to_string()]);
+    }
+    if quick {
+        command.arg("--quick");
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not start {}: {e}", exe.display()))?;
+    if !output.status.success() {
+        return Err(format!("`{case} {imp}` failed: {}", output.status));
+    }
+    parse_result(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// Runs `case` with the server (`--serve IMPL`) and the client in separate processes.
+fn run_two_process(exe: &Path, case: Case, imp: Impl, quick: bool) -> Result<Parsed, String> {
+    let mut server = Command::new(exe)
+        .args(["--serve", imp.name()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("could not start {}: {e}", exe.display()))?;
+    let stdout = server.stdout.take().ok_or("the server's stdout")?;
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).map_err(|e| format!("reading the server's address: {e}"))?;
+    let result = match first.trim().strip_prefix("LISTENING ").map(str::parse::<SocketAddr>) {
+        Some(Ok(addr)) => run_child(exe, case, imp, quick, Some(addr)),
+        _ => Err(format!("the `{imp}` server did not say where it listens (it said {first:?})")),
+    };
+    // Closing its standard input tells the server to exit.
+    drop(server.stdin.take());
+    server.wait().map_err(|e| format!("waiting for the server: {e}"))?;
+    result
+}
+
+/// Where the results go unless `--out` says otherwise: `bench-results.md` in the target
+/// directory this executable was built in (`target/release/deps/suite-*` gives `target/`).
+fn default_out(exe: &Path) -> PathBuf {
+    let target = exe.parent().filter(|d| d.ends_with("deps")).and_then(Path::parent).and_then(Path::parent);
+    target.map_or_else(|| PathBuf::from("bench-results.md"), |t| t.join("bench-results.md"))
+}
+
+fn summary(parsed: &Parsed) -> String {
+    parsed.iter().map(|(k, v)| format!("{k}={}", report::number(*v, 2))).collect::<Vec<_>>().join(" ")
+}
+
+/// The first three fields of `/proc/loadavg`, to tell a busy machine from a quiet one.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Runs every selected case for every implementation, `runs` times, and reports.
+fn suite(options: &Options, counts: &Counts) {
+    let exe = std::env::current_exe().expect("the path of this executable");
+    let started = Instant::now();
+    let load_before = load_average();
+    let mut one = Table::default();
+    let mut two = Table::default();
+    let two_process_cases: Vec<Case> = if options.two_process {
+        Case::TWO_PROCESS.into_iter().filter(|c| options.cases.contains(c)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut failures = Vec::new();
+    for run in 1..=options.runs {
+        for &case in &options.cases {
+            for imp in Impl::ALL.into_iter().filter(|&i| case.applies_to(i)) {
+                match run_child(&exe, case, imp, options.quick, None) {
+                    Ok(parsed) => {
+                        eprintln!("[run {run}/{}] {case} {imp}: {}", options.runs, summary(&parsed));
+                        one.add(case, imp, parsed);
+                    }
+                    Err(e) => {
+                        eprintln!("[run {run}/{}] {case} {imp}: FAILED: {e}", options.runs);
+                        failures.push(format!("run {run}, {case} {imp}: {e}"));
+                    }
+                }
+            }
+        }
+        for &case in &two_process_cases {
+            for imp in Impl::ALL {
+                match run_two_process(&exe, case, imp, options.quick) {
+                    Ok(parsed) => {
+                        eprintln!("[run {run}/{}] two processes, {case} {imp}: {}", options.runs, summary(&parsed));
+                        two.add(case, imp, parsed);
+                    }
+                    Err(e) => {
+                        eprintln!("[run {run}/{}] two processes, {case} {imp}: FAILED: {e}", options.runs);
+                        failures.push(format!("run {run}, two processes, {case} {imp}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    let mode = if options.quick { "quick (smoke-test counts)" } else { "full" };
+    let mut md = format!(
+        "# tidl benchmark results\n\n\
+         Mode: {mode}; {} run(s) per case and implementation, each in a fresh process; cells show \
+         the median over runs with the minimum and maximum in parentheses. Loopback TCP, tokio \
+         multi-thread runtime with 2 worker threads. Suite time: {:.0} s. Load average \
+         (1, 5, 15 min) before: {load_before}; after: {}.\n\n\
+         Counts: {} sequential calls; {} calls per throughput case; payload sweep {:?} calls \
+         (16 B, 1 KiB, 64 KiB, 1 MiB) with {} in flight; {} cancel trials; {} calls counted for \
+         the cost case.\n\n",
+        options.runs,
+        started.elapsed().as_secs_f64(),
+        load_average(),
+        counts.seq,
+        counts.tput,
+        counts.payload,
+        cases::PAYLOAD_IN_FLIGHT,
+        counts.cancel,
+        counts.cost,
+    );
+    md.push_str("## Client and server in one process\n\n");
+    md.push_str(&report::render(&one, report::ONE_PROCESS_ROWS));
+    if !two_process_cases.is_empty() {
+        md.push_str("\n## Client and server in two processes\n\n");
+        md.push_str(&report::render(&two, report::TWO_PROCESS_ROWS));
+    }
+    md.push_str("\n## Targets (one-process medians)\n\n");
+    md.push_str(&report::targets(&one));
+    if !failures.is_empty() {
+        md.push_str("\n## Failed runs\n\n");
+        for failure in &failures {
+            md.push_str(&format!("- {failure}\n"));
+        }
+    }
+    println!("{md}");
+    let out = options.out.clone().unwrap_or_else(|| default_out(&exe));
+    match std::fs::write(&out, &md) {
+        Ok(()) => eprintln!("wrote {}", out.display()),
+        Err(e) => eprintln!("error: could not write {}: {e}", out.display()),
+    }
+    if !failures.is_empty() {
+        std::process::exit(1);
+    }
+}

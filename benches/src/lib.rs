@@ -1,0 +1,27 @@
+//! Side-by-side benchmarks of tidl, tarpc and a raw length-delimited echo over loopback TCP.
+//!
+//! Run the suite with `cargo bench -p tidl-benches` (add `-- --quick` for a smoke test);
+//! BENCHMARKS.md at the repository root describes the cases and holds a full run's results.
+//!
+//! - [`driver`]: the command line; runs every case in a child process of its own.
+//! - [`cases`]: the cases, as run inside a child.
+//! - [`raw`], [`tarpc_bench`], [`tidl_bench`]: the three implementations behind [`imp::Rpc`].
+//! - [`report`]: markdown tables and the check of the targets.
+//! - [`alloc`], [`wire`], [`probe`], [`stats`]: the measuring instruments.
+
+pub mod alloc;
+pub mod cases;
+pub mod driver;
+pub mod imp;
+pub mod probe;
+pub mod raw;
+pub mod report;
+pub mod stats;
+pub mod tarpc_bench;
+pub mod tidl_bench;
+pub mod wire;
+
+/// The code generated from `bench.tidl`.
+pub mod generated {
+    tidl_runtime::include_tidl!("bench");
+}

@@ -1,0 +1,65 @@
+//! The cancel-latency probe: the `spin` handler of every implementation holds a [`SpinGuard`]
+//! that records when the handler's future is dropped.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// Shared between a server's `spin` handlers and the client timing them (both in one process).
+#[derive(Debug, Default)]
+pub struct Probe {
+    started: Notify,
+    dropped: Notify,
+    dropped_at: Mutex<Option<Instant>>,
+}
+
+impl Probe {
+    fn slot(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.dropped_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Called first thing by a `spin` handler: returns the guard it holds until its future is
+    /// dropped, and signals that the handler is running.
+    pub fn enter(self: &Arc<Self>) -> SpinGuard {
+        let guard = SpinGuard { probe: self.clone() };
+        self.started.notify_one();
+        guard
+    }
+
+    /// Forgets the drop time of an earlier trial.
+    pub fn reset(&self) {
+        *self.slot() = None;
+    }
+
+    /// Completes once a `spin` handler has started (at once if one started since the last call).
+    pub async fn wait_started(&self) {
+        self.started.notified().await;
+    }
+
+    /// Waits for a `spin` handler's guard to be dropped and returns when that happened.
+    pub async fn wait_dropped(&self) -> Instant {
+        loop {
+            let notified = self.dropped.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(at) = self.slot().take() {
+                return at;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Records `Instant::now()` in its [`Probe`] when dropped, that is when the handler's future is.
+#[derive(Debug)]
+pub struct SpinGuard {
+    probe: Arc<Probe>,
+}
+
+impl Drop for SpinGuard {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        *self.probe.slot() = Some(now);
+        self.probe.dropped.notify_one();
+    }
+}

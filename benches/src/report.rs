@@ -1,0 +1,232 @@
+//! Turns the results of every run into markdown tables and a check of the targets.
+
+use crate::cases::Case;
+use crate::imp::Impl;
+use crate::stats::median_min_max;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// The numbers one child process reported.
+pub type Parsed = Vec<(String, f64)>;
+
+/// Every run's numbers, for one table, by case and implementation.
+#[derive(Debug, Default)]
+pub struct Table {
+    runs: HashMap<(Case, Impl), Vec<Parsed>>,
+}
+
+impl Table {
+    /// Adds one run's numbers.
+    pub fn add(&mut self, case: Case, imp: Impl, parsed: Parsed) {
+        self.runs.entry((case, imp)).or_default().push(parsed);
+    }
+
+    /// Every run's value of `key` for `case` and `imp`.
+    pub fn values(&self, case: Case, imp: Impl, key: &str) -> Vec<f64> {
+        let Some(runs) = self.runs.get(&(case, imp)) else { return Vec::new() };
+        runs.iter().filter_map(|run| run.iter().find(|(k, _)| k == key).map(|&(_, v)| v)).collect()
+    }
+
+    /// The median over runs of `key` for `case` and `imp`.
+    pub fn median(&self, case: Case, imp: Impl, key: &str) -> Option<f64> {
+        median_min_max(&self.values(case, imp, key)).map(|(median, _, _)| median)
+    }
+}
+
+/// One row of a table: a number reported by one case.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// The case reporting it.
+    pub case: Case,
+    /// Its key in the case's result line.
+    pub key: &'static str,
+    /// What the row shows.
+    pub label: &'static str,
+    /// Decimals shown for values below 1,000.
+    pub decimals: usize,
+}
+
+const fn row(case: Case, key: &'static str, label: &'static str, decimals: usize) -> Row {
+    Row { case, key, label, decimals }
+}
+
+/// The rows of the one-process table.
+pub const ONE_PROCESS_ROWS: &[Row] = &[
+    row(Case::Seq, "p50_us", "1. sequential latency p50 (µs)", 1),
+    row(Case::Seq, "p99_us", "1. sequential latency p99 (µs)", 1),
+    row(Case::Seq, "p999_us", "1. sequential latency p99.9 (µs)", 1),
+    row(Case::Seq, "calls_per_s", "1. sequential calls/s", 0),
+    row(Case::Tput(1), "calls_per_s", "2. throughput, 1 in flight (calls/s)", 0),
+    row(Case::Tput(64), "calls_per_s", "2. throughput, 64 in flight (calls/s)", 0),
+    row(Case::Tput(256), "calls_per_s", "2. throughput, 256 in flight (calls/s)", 0),
+    row(Case::Tput(1024), "calls_per_s", "2. throughput, 1,024 in flight (calls/s)", 0),
+    row(Case::Conns, "calls_per_s", "3. throughput, 16 connections x 16 in flight (calls/s)", 0),
+    row(Case::Payload(16), "calls_per_s", "4. payload 16 B (calls/s)", 0),
+    row(Case::Payload(16), "mb_per_s", "4. payload 16 B (MB/s)", 2),
+    row(Case::Payload(1024), "calls_per_s", "4. payload 1 KiB (calls/s)", 0),
+    row(Case::Payload(1024), "mb_per_s", "4. payload 1 KiB (MB/s)", 1),
+    row(Case::Payload(65536), "calls_per_s", "4. payload 64 KiB (calls/s)", 0),
+    row(Case::Payload(65536), "mb_per_s", "4. payload 64 KiB (MB/s)", 0),
+    row(Case::Payload(1048576), "calls_per_s", "4. payload 1 MiB (calls/s)", 0),
+    row(Case::Payload(1048576), "mb_per_s", "4. payload 1 MiB (MB/s)", 0),
+    row(Case::Cancel, "median_us", "5. cancel-to-drop median (µs)", 1),
+    row(Case::Cancel, "p99_us", "5. cancel-to-drop p99 (µs)", 1),
+    row(Case::Cancel, "max_us", "5. cancel-to-drop max (µs)", 1),
+    row(Case::Tput(1024), "rss_mib", "6. peak RSS, 1,024 in flight (MiB)", 1),
+    row(Case::Cost, "allocs_client", "6. heap allocations per echo call, client", 2),
+    row(Case::Cost, "allocs_server", "6. heap allocations per echo call, server", 2),
+    row(Case::Cost, "allocs_total", "6. heap allocations per echo call, total", 2),
+    row(Case::Cost, "alloc_bytes_client", "6. heap bytes allocated per echo call, client", 0),
+    row(Case::Cost, "alloc_bytes_server", "6. heap bytes allocated per echo call, server", 0),
+    row(Case::Cost, "wire_sent", "6. bytes on the wire per echo call, request", 1),
+    row(Case::Cost, "wire_received", "6. bytes on the wire per echo call, response", 1),
+    row(Case::Cost, "wire_bytes", "6. bytes on the wire per echo call, total", 1),
+];
+
+/// The rows of the two-process table.
+pub const TWO_PROCESS_ROWS: &[Row] = &[
+    row(Case::Seq, "p50_us", "1. sequential latency p50 (µs)", 1),
+    row(Case::Seq, "p99_us", "1. sequential latency p99 (µs)", 1),
+    row(Case::Seq, "p999_us", "1. sequential latency p99.9 (µs)", 1),
+    row(Case::Seq, "calls_per_s", "1. sequential calls/s", 0),
+    row(Case::Tput(256), "calls_per_s", "2. throughput, 256 in flight (calls/s)", 0),
+];
+
+/// `value` with `decimals` decimals below 1,000, and as a whole number with thousands
+/// separators from 1,000 up.
+pub fn number(value: f64, decimals: usize) -> String {
+    if value.abs() < 1000.0 {
+        return format!("{value:.decimals$}");
+    }
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < 0.0 { format!("-{out}") } else { out }
+}
+
+/// `a / b`, or "n/a" if either is missing or `b` is below one unit of its last shown decimal.
+fn ratio(a: Option<f64>, b: Option<f64>, decimals: usize) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b.abs() >= 10f64.powi(-(decimals as i32)) => format!("{:.2}x", a / b),
+        _ => "n/a".to_owned(),
+    }
+}
+
+/// A markdown table of `rows`: for each implementation the median over runs with the minimum
+/// and maximum in parentheses, then tidl's median as a multiple of tarpc's and of raw's.
+pub fn render(table: &Table, rows: &[Row]) -> String {
+    let mut out = String::from("| case | raw | tarpc | tidl | tidl/tarpc | tidl/raw |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|\n");
+    for row in rows {
+        let _ = write!(out, "| {} ", row.label);
+        for imp in Impl::ALL {
+            let cell = match median_min_max(&table.values(row.case, imp, row.key)) {
+                None => "n/a".to_owned(),
+                Some((median, min, max)) if min == max => number(median, row.decimals),
+                Some((median, min, max)) => format!(
+                    "{} ({}–{})",
+                    number(median, row.decimals),
+                    number(min, row.decimals),
+                    number(max, row.decimals)
+                ),
+            };
+            let _ = write!(out, "| {cell} ");
+        }
+        let tidl = table.median(row.case, Impl::Tidl, row.key);
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            ratio(tidl, table.median(row.case, Impl::Tarpc, row.key), row.decimals),
+            ratio(tidl, table.median(row.case, Impl::Raw, row.key), row.decimals)
+        );
+    }
+    out
+}
+
+/// The targets checked against the one-process medians, one line each.
+pub fn targets(table: &Table) -> String {
+    let m = |case, imp, key| table.median(case, imp, key);
+    let (tidl, tarpc, raw) = (Impl::Tidl, Impl::Tarpc, Impl::Raw);
+    let mut out = String::new();
+    let mut check = |name: &str, value: Option<f64>, limit: Option<f64>, at_most: bool, detail: String| {
+        let verdict = match (value, limit) {
+            (Some(v), Some(l)) if (at_most && v <= l) || (!at_most && v >= l) => "**met**".to_owned(),
+            (Some(v), Some(l)) if at_most => format!("**missed**, {:.0}% over the limit", (v / l - 1.0) * 100.0),
+            (Some(v), Some(l)) => format!("**missed**, {:.0}% short of the target", (1.0 - v / l) * 100.0),
+            _ => "not measured".to_owned(),
+        };
+        let _ = writeln!(out, "- {name}: {verdict} ({detail})");
+    };
+    let fmt = |v: Option<f64>, d: usize| v.map_or_else(|| "n/a".to_owned(), |v| number(v, d));
+
+    let p50 = |imp| m(Case::Seq, imp, "p50_us");
+    check(
+        "sequential p50 <= 0.5x tarpc's",
+        p50(tidl),
+        p50(tarpc).map(|v| v * 0.5),
+        true,
+        format!("tidl {} µs, tarpc {} µs", fmt(p50(tidl), 1), fmt(p50(tarpc), 1)),
+    );
+    check(
+        "sequential p50 <= 1.5x raw's",
+        p50(tidl),
+        p50(raw).map(|v| v * 1.5),
+        true,
+        format!("tidl {} µs, raw {} µs", fmt(p50(tidl), 1), fmt(p50(raw), 1)),
+    );
+    let t256 = |imp| m(Case::Tput(256), imp, "calls_per_s");
+    let t1024 = m(Case::Tput(1024), tidl, "calls_per_s");
+    check(
+        "throughput at 256 in flight >= 2x tarpc's",
+        t256(tidl),
+        t256(tarpc).map(|v| v * 2.0),
+        false,
+        format!("tidl {} calls/s, tarpc {} calls/s", fmt(t256(tidl), 0), fmt(t256(tarpc), 0)),
+    );
+    check(
+        "throughput at 1,024 in flight not below the 256 figure",
+        t1024,
+        t256(tidl),
+        false,
+        format!("tidl {} calls/s at 1,024, {} at 256", fmt(t1024, 0), fmt(t256(tidl), 0)),
+    );
+    let cancel = |imp, key| m(Case::Cancel, imp, key);
+    check(
+        "cancel-to-drop median <= 0.5x tarpc's",
+        cancel(tidl, "median_us"),
+        cancel(tarpc, "median_us").map(|v| v * 0.5),
+        true,
+        format!("tidl {} µs, tarpc {} µs", fmt(cancel(tidl, "median_us"), 1), fmt(cancel(tarpc, "median_us"), 1)),
+    );
+    check(
+        "cancel-to-drop p99 under 200 µs",
+        cancel(tidl, "p99_us"),
+        Some(200.0),
+        true,
+        format!("tidl {} µs", fmt(cancel(tidl, "p99_us"), 1)),
+    );
+    for (side, key) in [("client", "allocs_client"), ("server", "allocs_server")] {
+        let v = m(Case::Cost, tidl, key);
+        check(
+            &format!("at most 4 heap allocations per echo call on the {side}"),
+            v,
+            Some(4.0),
+            true,
+            format!("tidl {}", fmt(v, 2)),
+        );
+    }
+    let wire = |imp| m(Case::Cost, imp, "wire_bytes");
+    check(
+        "bytes on the wire per call within 20% of tarpc's or smaller",
+        wire(tidl),
+        wire(tarpc).map(|v| v * 1.2),
+        true,
+        format!("tidl {} B, tarpc {} B", fmt(wire(tidl), 1), fmt(wire(tarpc), 1)),
+    );
+    out
+}
