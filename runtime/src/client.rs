@@ -32,7 +32,7 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 /// Bytes the reader asks the socket for at least, per read.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Settings of a client connection. Build one with `ClientConfig::default()` and set fields.
 #[derive(Clone, Debug)]
@@ -229,33 +229,41 @@ impl Client {
         A: Serialize + ?Sized,
     {
         let conn = &self.handle.conn;
-        let now = Instant::now();
         let timeout = options.timeout.or(conn.config.default_timeout);
-        let mut deadline = timeout.map(|t| now + t);
         let mut parent_token = None;
+        let mut parent_deadline = None;
         if let Some(parent) = &options.parent {
             if parent.token().is_cancelled() {
                 return Call::failed(Status::cancelled(format!(
                     "`{method}` was not started: the call it belongs to was cancelled"
                 )));
             }
-            if let Some(parent_deadline) = parent.deadline() {
-                deadline = Some(deadline.map_or(parent_deadline, |d| d.min(parent_deadline)));
-            }
+            parent_deadline = parent.deadline();
             parent_token = Some(parent.token().clone());
         }
-        let timeout_micros = match deadline {
-            Some(deadline) if deadline <= now => {
-                return Call::failed(Status::new(
-                    Code::DeadlineExceeded,
-                    format!("`{method}` was not started: its deadline had already passed"),
-                ));
+        // Only calls with a deadline read the clock.
+        let (deadline, timeout_micros) = if timeout.is_some() || parent_deadline.is_some() {
+            let now = Instant::now();
+            let own = timeout.map(|t| now + t);
+            let deadline = match (own, parent_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match deadline {
+                Some(deadline) if deadline <= now => {
+                    return Call::failed(Status::new(
+                        Code::DeadlineExceeded,
+                        format!("`{method}` was not started: its deadline had already passed"),
+                    ));
+                }
+                Some(deadline) => {
+                    let micros = deadline.duration_since(now).as_micros();
+                    (Some(deadline), Some(u64::try_from(micros).unwrap_or(u64::MAX)))
+                }
+                None => (None, None),
             }
-            Some(deadline) => {
-                let micros = deadline.duration_since(now).as_micros();
-                Some(u64::try_from(micros).unwrap_or(u64::MAX))
-            }
-            None => None,
+        } else {
+            (None, None)
         };
 
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -267,6 +275,7 @@ impl Client {
             let id = calls.next_id;
             calls.next_id += 1;
             calls.pending.insert(id, reply_tx);
+            conn.outbox.call_started();
             id
         };
         let header =
@@ -275,8 +284,8 @@ impl Client {
             .outbox
             .push(|buf, max| frame::write_frame(buf, max, &header, |buf, limit| codec::encode_into(arg, buf, limit)));
         if let Err(e) = pushed {
-            let mut calls = conn.calls();
-            calls.pending.remove(&id);
+            conn.take_pending(id);
+            let calls = conn.calls();
             let status = match e {
                 PushError::Closed => {
                     calls.refusal.clone().unwrap_or_else(|| Status::unavailable("the connection is closed"))
@@ -294,7 +303,7 @@ impl Client {
     /// completed. Returns whether the call was still pending.
     pub(crate) fn cancel(&self, id: u64, status: Option<Status>) -> bool {
         let conn = &self.handle.conn;
-        let Some(reply) = conn.calls().pending.remove(&id) else {
+        let Some(reply) = conn.take_pending(id) else {
             return false;
         };
         if let Some(status) = status {
@@ -308,7 +317,7 @@ impl Client {
 
     /// Forgets call `id` without cancelling it: its reply, when it comes, is dropped.
     pub(crate) fn forget(&self, id: u64) {
-        self.handle.conn.calls().pending.remove(&id);
+        self.handle.conn.take_pending(id);
     }
 
     fn spawn<R, W>(read: R, write: W, config: ClientConfig, peer: String) -> Client
@@ -390,6 +399,15 @@ impl Conn {
         self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Removes call `id` from the pending map, if it is there.
+    fn take_pending(&self, id: u64) -> Option<oneshot::Sender<Reply>> {
+        let slot = self.calls().pending.remove(&id);
+        if slot.is_some() {
+            self.outbox.call_ended();
+        }
+        slot
+    }
+
     fn close(&self) {
         self.outbox.close();
         self.closing.cancel();
@@ -402,6 +420,9 @@ impl Conn {
             calls.refusal.get_or_insert_with(|| status.clone());
             std::mem::take(&mut calls.pending)
         };
+        for _ in 0..pending.len() {
+            self.outbox.call_ended();
+        }
         for (_, reply) in pending {
             let _ = reply.send(Reply::Status(status.clone()));
         }
@@ -462,7 +483,15 @@ impl Conn {
                     }
                 }
             }
-            buf.reserve(READ_CHUNK);
+            // Frames split off earlier may still hold the buffer; reading into its spare room
+            // reuses it, and only a nearly full buffer is replaced.
+            if buf.capacity() - buf.len() < READ_CHUNK / 16 {
+                // Frames split off earlier may still hold the buffer; reading into its spare room
+                // reuses it, and only a nearly full buffer is replaced.
+                if buf.capacity() - buf.len() < READ_CHUNK / 16 {
+                    buf.reserve(READ_CHUNK);
+                }
+            }
             let read_result = tokio::select! {
                 biased;
                 due = keepalive.due() => match due {
@@ -516,7 +545,7 @@ impl Conn {
                     }
                 };
                 // A reply to a call that was cancelled or forgotten is dropped silently.
-                if let Some(slot) = self.calls().pending.remove(&id) {
+                if let Some(slot) = self.take_pending(id) {
                     let _ = slot.send(reply);
                 }
             }

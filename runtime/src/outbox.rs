@@ -8,6 +8,7 @@
 
 use crate::frame::{self, Header, WriteFailure};
 use bytes::BytesMut;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -29,6 +30,12 @@ pub(crate) struct Outbox {
     high_water: usize,
     /// Fires on `close`.
     closing: CancellationToken,
+    /// Bytes queued, as of the last push or swap: lets `wait_for_space` skip the lock when
+    /// there is plenty of room.
+    queued: AtomicUsize,
+    /// Calls in flight on the connection, kept by its owner: when other calls are in flight,
+    /// their frames are usually microseconds away, so the writer lets them be queued first.
+    in_flight: AtomicUsize,
 }
 
 /// How long a closed connection may take to flush its last frames before the writer gives up
@@ -62,7 +69,19 @@ impl Outbox {
             max_frame_len,
             high_water,
             closing: CancellationToken::new(),
+            queued: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Records that a call started on the connection.
+    pub(crate) fn call_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that a call ended on the connection.
+    pub(crate) fn call_ended(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -82,6 +101,7 @@ impl Outbox {
         }
         let was_empty = state.buf.is_empty();
         write(&mut state.buf, self.max_frame_len).map_err(PushError::Frame)?;
+        self.queued.store(state.buf.len(), Ordering::Relaxed);
         drop(state);
         if was_empty {
             self.wake_writer.notify_one();
@@ -97,6 +117,9 @@ impl Outbox {
     /// Waits until the queued bytes are below the high-water mark (or the connection is gone), so
     /// a peer that stops reading cannot make the server buffer without bound.
     pub(crate) async fn wait_for_space(&self) {
+        if self.has_space() {
+            return;
+        }
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
@@ -109,6 +132,11 @@ impl Outbox {
             }
             drained.await;
         }
+    }
+
+    /// Whether the queued bytes are below the high-water mark (without taking the lock).
+    pub(crate) fn has_space(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) < self.high_water
     }
 
     /// Stops accepting frames; the writer flushes what is queued and then shuts the stream down.
@@ -167,11 +195,18 @@ impl Outbox {
                     false
                 } else {
                     std::mem::swap(&mut state.buf, &mut out);
+                    self.queued.store(0, Ordering::Relaxed);
                     true
                 }
             };
             if !has_data {
                 self.wake_writer.notified().await;
+                // With other calls in flight, step aside once so the tasks that are about to
+                // queue their frames do so, and one write carries them all. A lone call (a
+                // sequential caller) is written at once.
+                if self.in_flight.load(Ordering::Relaxed) > 1 {
+                    YieldOnce(false).await;
+                }
                 continue;
             }
             io.write_all(&out).await?;
@@ -182,5 +217,23 @@ impl Outbox {
             }
             self.drained.notify_waiters();
         }
+    }
+}
+
+/// Returns `Pending` once after waking itself, which puts the task at the back of the run queue:
+/// every task that was ready runs before it continues. (`tokio::task::yield_now` defers the task
+/// until the runtime next polls for I/O, which costs a system call.)
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }

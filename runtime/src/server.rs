@@ -9,7 +9,7 @@
 
 use crate::client::Method;
 use crate::codec;
-use crate::context::Context;
+use crate::context::{Cancellation, Context};
 use crate::error::{Code, Status};
 use crate::frame::{self, DEFAULT_MAX_FRAME_LEN, FrameDecoder, Header, Outcome};
 use crate::handshake::{self, Answer, HELLO_LEN, HelloError};
@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Bytes the reader asks the socket for at least, per read.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Settings of a server. Build one with `ServerConfig::default()` and set fields.
 #[derive(Clone, Debug)]
@@ -109,7 +109,6 @@ impl fmt::Debug for Incoming {
 enum Ended<T, E> {
     Ok(T),
     App(E),
-    Status(Status),
     Cancelled,
     DeadlineExceeded,
     Panicked(Box<dyn Any + Send>),
@@ -127,50 +126,50 @@ impl Incoming {
         Fut: Future<Output = Result<T, E>> + Send,
     {
         let Incoming { conn, id, payload, ctx } = self;
-        let token = ctx.token().clone();
+        // Decoded here, on the connection's reader: the task then carries the value rather than
+        // the frame, and the read buffer is free for reuse sooner.
+        let arg = match codec::decode::<A>(&payload) {
+            Ok(arg) => arg,
+            Err(e) => {
+                let status =
+                    Status::new(Code::InvalidArgument, format!("the argument of `{method}` did not decode: {e}"));
+                tracing::debug!(peer = %conn.peer, %method, "call refused: {}", status.message());
+                conn.send_status(id, &status);
+                conn.forget(id);
+                return;
+            }
+        };
+        drop(payload);
+        let call = ctx.cancellation().clone();
         let deadline = ctx.deadline();
         let tracker = conn.server.tracker.clone();
-        tracker.spawn(async move {
-            let work = async move {
-                let arg = match codec::decode::<A>(&payload) {
-                    Ok(arg) => arg,
-                    Err(e) => {
-                        return Ended::Status(Status::new(
-                            Code::InvalidArgument,
-                            format!("the argument of `{method}` did not decode: {e}"),
-                        ));
-                    }
-                };
-                drop(payload);
-                match handler(ctx, arg).await {
-                    Ok(reply) => Ended::Ok(reply),
-                    Err(e) => Ended::App(e),
-                }
-            };
-            let mut work = std::pin::pin!(work);
+        let task = async move {
+            let mut work = std::pin::pin!(handler(ctx, arg));
             // A panicking handler fails its own call with `Internal`; nothing else notices.
             let work = std::future::poll_fn(|cx| {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(ended)) => Poll::Ready(ended),
+                    Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
+                    Ok(Poll::Ready(Err(e))) => Poll::Ready(Ended::App(e)),
                     Ok(Poll::Pending) => Poll::Pending,
                     Err(panic) => Poll::Ready(Ended::Panicked(panic)),
                 }
             });
-            let deadline_passed = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
+            // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
+            let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+            let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
+                Some(timer) => timer.as_mut().poll(cx),
+                None => Poll::Pending,
+            });
             let ended = tokio::select! {
                 biased;
-                () = token.cancelled() => Ended::Cancelled,
+                () = call.cancelled() => Ended::Cancelled,
                 () = deadline_passed => Ended::DeadlineExceeded,
                 ended = work => ended,
             };
             // The handler's future is dropped here, whatever ended it.
-            conn.finish(id, method, ended, &token).await;
-        });
+            conn.finish(id, method, ended, &call).await;
+        };
+        tracker.spawn(task);
     }
 }
 
@@ -216,7 +215,7 @@ impl ServerBuilder {
         Server {
             inner: Arc::new(Inner {
                 connections: Arc::new(Semaphore::new(self.config.max_connections.min(Semaphore::MAX_PERMITS))),
-                services: self.services,
+                services: self.services.into_iter().collect(),
                 service_names: names.join(", "),
                 config: self.config,
                 tracker: TaskTracker::new(),
@@ -237,7 +236,8 @@ pub struct Server {
 struct Inner {
     /// One permit per connection being served.
     connections: Arc<Semaphore>,
-    services: HashMap<&'static str, Arc<dyn Service>>,
+    /// Found by comparing names: a server has a handful, and that beats hashing the name.
+    services: Vec<(&'static str, Arc<dyn Service>)>,
     /// For error messages: the registered services, sorted.
     service_names: String,
     config: ServerConfig,
@@ -359,9 +359,10 @@ fn is_resource_error(e: &io::Error) -> bool {
 struct Conn {
     server: Arc<Inner>,
     outbox: Outbox,
-    /// The cancellation token of every call running on this connection.
-    in_flight: Mutex<HashMap<u64, CancellationToken>>,
-    /// Parent of every call's token: fires when the connection ends or the server stops.
+    /// The cancellation of every call running on this connection.
+    in_flight: Mutex<HashMap<u64, Arc<Cancellation>>>,
+    /// Fires when the connection ends or the server stops; the reader then cancels every call
+    /// in flight.
     token: CancellationToken,
     /// Signalled when the last running call of the connection ends.
     idle: Notify,
@@ -372,7 +373,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn in_flight(&self) -> MutexGuard<'_, HashMap<u64, CancellationToken>> {
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<u64, Arc<Cancellation>>> {
         self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -384,7 +385,7 @@ impl Conn {
         id: u64,
         method: Method,
         ended: Ended<T, E>,
-        token: &CancellationToken,
+        call: &Cancellation,
     ) {
         let status = match ended {
             Ended::Ok(reply) => {
@@ -395,12 +396,8 @@ impl Conn {
                 self.reply(id, method, Outcome::AppError, error).await;
                 None
             }
-            Ended::Status(status) => {
-                tracing::debug!(peer = %self.peer, %method, "call refused: {}", status.message());
-                Some(status)
-            }
             Ended::DeadlineExceeded => {
-                token.cancel();
+                call.cancel();
                 Some(Status::new(
                     Code::DeadlineExceeded,
                     format!("`{method}` passed its deadline; the server stopped it"),
@@ -424,9 +421,16 @@ impl Conn {
         if let Some(status) = status {
             self.send_status(id, &status);
         }
+        self.forget(id);
+    }
+
+    /// Forgets call `id`, which has ended (its reply, if any, is queued).
+    fn forget(&self, id: u64) {
         let now_idle = {
             let mut in_flight = self.in_flight();
-            in_flight.remove(&id);
+            if in_flight.remove(&id).is_some() {
+                self.outbox.call_ended();
+            }
             in_flight.is_empty()
         };
         if now_idle {
@@ -447,8 +451,12 @@ impl Conn {
         }
     }
 
-    async fn reply<V: Serialize>(&self, id: u64, method: Method, outcome: Outcome<'_>, value: V) {
-        self.outbox.wait_for_space().await;
+    async fn reply<V: Serialize + Send>(&self, id: u64, method: Method, outcome: Outcome<'_>, value: V) {
+        if !self.outbox.has_space() {
+            // Rare: the client is not reading. Boxed, so every handler task does not carry the
+            // space for waiting.
+            Box::pin(self.outbox.wait_for_space()).await;
+        }
         let header = Header::Response { id, outcome };
         let pushed = self.outbox.push(|buf, max| {
             frame::write_frame(buf, max, &header, |buf, limit| codec::encode_into(&value, buf, limit))
@@ -476,9 +484,9 @@ impl Conn {
             }
             Header::Cancel { id } => {
                 // The handler task forgets the call once it has stopped.
-                let token = self.in_flight().get(&id).cloned();
-                match token {
-                    Some(token) => token.cancel(),
+                let call = self.in_flight().get(&id).cloned();
+                match call {
+                    Some(call) => call.cancel(),
                     // Usually a call that finished as the cancel was sent: nothing to do.
                     None => {
                         if self.unknown_cancels.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -511,13 +519,15 @@ impl Conn {
             self.send_status(id, &Status::unavailable("the server is shutting down and takes no new calls"));
             return Ok(());
         }
-        let Some(svc) = self.server.services.get(service) else {
+        let Some((_, svc)) = self.server.services.iter().find(|(name, _)| *name == service) else {
             let message = format!("the server has no service `{service}` (it serves: {})", self.server.service_names);
             tracing::debug!(peer = %self.peer, "call refused: {message}");
             self.send_status(id, &Status::new(Code::Unimplemented, message));
             return Ok(());
         };
-        let token = self.token.child_token();
+        // Not tied to the connection's token (registering children would serialise every call
+        // on one lock): closing the connection cancels each call explicitly.
+        let call = Arc::new(Cancellation::default());
         {
             let mut in_flight = self.in_flight();
             if in_flight.contains_key(&id) {
@@ -537,12 +547,15 @@ impl Conn {
                 self.send_status(id, &Status::new(Code::ResourceExhausted, message));
                 return Ok(());
             }
-            in_flight.insert(id, token.clone());
+            in_flight.insert(id, call.clone());
+            self.outbox.call_started();
         }
         let deadline = timeout_micros.and_then(|t| Instant::now().checked_add(Duration::from_micros(t)));
-        let request = Incoming { conn: self.clone(), id, payload, ctx: Context::new(token, deadline) };
+        let request = Incoming { conn: self.clone(), id, payload, ctx: Context::for_call(call, deadline) };
         if svc.call(method, request).is_err() {
-            self.in_flight().remove(&id);
+            if self.in_flight().remove(&id).is_some() {
+                self.outbox.call_ended();
+            }
             let message = format!("the service `{service}` has no method `{method}`");
             tracing::debug!(peer = %self.peer, "call refused: {message}");
             self.send_status(id, &Status::new(Code::Unimplemented, message));
@@ -623,6 +636,9 @@ where
     // Stop every call still running for this connection, give the handlers a moment to queue
     // their last statuses (when the server is stopping, clients are told so), then close.
     conn.token.cancel();
+    for call in conn.in_flight().values() {
+        call.cancel();
+    }
     let _ = tokio::time::timeout(HANDLER_STOP_WAIT, conn.wait_until_idle()).await;
     conn.outbox.close();
 }
@@ -678,7 +694,11 @@ async fn read_frames<R: AsyncRead + Unpin>(conn: &Arc<Conn>, read: &mut R) -> Op
             () = conn.token.cancelled() => return None,
             () = conn.outbox.wait_for_space() => {}
         }
-        buf.reserve(READ_CHUNK);
+        // Frames split off earlier may still hold the buffer; reading into its spare room
+        // reuses it, and only a nearly full buffer is replaced.
+        if buf.capacity() - buf.len() < READ_CHUNK / 16 {
+            buf.reserve(READ_CHUNK);
+        }
         let read_result = tokio::select! {
             biased;
             () = conn.token.cancelled() => return None,
