@@ -108,18 +108,44 @@ impl Module {
     }
 }
 
-/// Puts a blank line between top-level items, which prettyplease leaves adjacent.
+/// Puts a blank line between items (in the file, in modules, in impls), which prettyplease
+/// leaves adjacent: after an item that ends with a line of its own starting with `}`, with an
+/// empty body (`pub struct Marker {}`) or with a type alias's `;`, unless a block closes next.
+/// Match arms stay together.
 fn separate_items(code: &str) -> String {
     let mut out = String::with_capacity(code.len() + code.len() / 16);
-    let mut previous = "";
+    let mut item_ended = false;
+    // The indentation of each open `match` block, innermost last, and of an unfinished alias.
+    let mut matches: Vec<usize> = Vec::new();
+    let mut alias: Option<usize> = None;
     for line in code.lines() {
-        let item_ended = previous.trim_start().starts_with('}') && previous.ends_with('}') && !previous.contains('{');
-        if item_ended && !line.trim().is_empty() && !line.trim_start().starts_with('}') {
+        let text = line.trim_start();
+        let indent = line.len() - text.len();
+        let arm = matches.last().is_some_and(|m| indent == m + 4);
+        if item_ended && !text.is_empty() && !text.starts_with('}') && !arm {
             out.push('\n');
         }
         out.push_str(line);
         out.push('\n');
-        previous = line;
+        item_ended = false;
+        if text.starts_with("//") {
+            continue;
+        }
+        if text.starts_with("match ") && text.ends_with('{') {
+            matches.push(indent);
+        } else if text.starts_with('}') && matches.last() == Some(&indent) {
+            matches.pop();
+        }
+        if text.starts_with("pub type ") {
+            alias = Some(indent);
+        }
+        if alias == Some(indent) && text.ends_with(';') {
+            alias = None;
+            item_ended = true;
+        }
+        if (text.starts_with('}') && text.ends_with('}') && !text.contains('{')) || text.ends_with("{}") {
+            item_ended = true;
+        }
     }
     out
 }
@@ -246,7 +272,7 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStre
             let extra = extra_attributes(&options.type_attributes, &decl.tidl_path);
             let name = ident(&s.name);
             let fields = fields(&s.fields, true, from, &decl.tidl_path, options);
-            let display = s.is_error.then(|| display_impl(&name));
+            let display = s.is_error.then(|| display_impl(&name, allow));
             quote! {
                 #doc
                 #deprecated
@@ -281,7 +307,7 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStre
                     }
                 }
             });
-            let display = e.is_error.then(|| display_impl(&name));
+            let display = e.is_error.then(|| display_impl(&name, allow));
             quote! {
                 #doc
                 #deprecated
@@ -303,6 +329,7 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStre
             quote! {
                 #doc
                 #deprecated
+                #allow
                 pub type #name = #target;
             }
         }
@@ -320,8 +347,9 @@ fn data_attrs() -> TokenStream {
 
 /// `Display` for types used as a method's error, so `tidl_runtime::Error<T>` is a
 /// `std::error::Error`. It shows the value as `Debug` does.
-fn display_impl(name: &Ident) -> TokenStream {
+fn display_impl(name: &Ident, allow: &TokenStream) -> TokenStream {
     quote! {
+        #allow
         impl ::core::fmt::Display for #name {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 ::core::fmt::Debug::fmt(self, f)
@@ -577,6 +605,64 @@ mod tests {
         assert_eq!(path_to(&s(&["a", "b"]), &[], "P").to_string(), "super :: super :: P");
         assert_eq!(path_to(&s(&["a", "b"]), &s(&["a", "c"]), "P").to_string(), "super :: c :: P");
         assert_eq!(path_to(&s(&["a"]), &s(&["a", "b"]), "P").to_string(), "b :: P");
+    }
+
+    #[test]
+    fn blank_lines_separate_items_but_not_match_arms() {
+        let code = "pub type A = u8;
+pub type B = ::std::collections::HashMap<
+    u8,
+    u8,
+>;
+pub struct S {}
+impl S {
+    fn f(&self) {}
+    fn g(&self, x: &str) -> u8 {
+        match x {
+            \"a\" => {
+                1
+            }
+            \"b\" => {
+                2
+            }
+            _ => 3,
+        }
+    }
+}
+pub mod m {
+    pub type C = u8;
+}
+";
+        let expected = "pub type A = u8;
+
+pub type B = ::std::collections::HashMap<
+    u8,
+    u8,
+>;
+
+pub struct S {}
+
+impl S {
+    fn f(&self) {}
+
+    fn g(&self, x: &str) -> u8 {
+        match x {
+            \"a\" => {
+                1
+            }
+            \"b\" => {
+                2
+            }
+            _ => 3,
+        }
+    }
+}
+
+pub mod m {
+    pub type C = u8;
+}
+";
+        assert_eq!(separate_items(code), expected);
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl SourceMap {
         &self.files[file.0].text
     }
 
+    /// The file added with exactly this path, if any.
+    pub(crate) fn find(&self, path: &str) -> Option<FileId> {
+        self.files.iter().position(|f| f.path == path).map(FileId)
+    }
+
     /// The 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
         let f = &self.files[file.0];

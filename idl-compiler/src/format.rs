@@ -1,14 +1,21 @@
 //! `tidl fmt`: the canonical layout of a `.tidl` file.
 //!
 //! The formatter works on tokens, not on the syntax tree, so every comment survives where it
-//! was and only whitespace changes: the tokens of the output are the tokens of the input, in the
-//! same order (less trailing commas inside parentheses and angle brackets, plus trailing commas
-//! in field and variant lists). It only runs on files that parse.
+//! was and only whitespace and trailing commas change: the tokens of the output are the tokens
+//! of the input, in the same order (less trailing commas inside brackets and one-line variant
+//! bodies, plus trailing commas in field and variant lists; a `,` or `;` that followed a line
+//! comment, or a comment on a line of its own, is written before that comment). It only runs on
+//! files that parse.
 //!
 //! The layout: four-space indentation; one field, variant or method per line; a trailing comma
-//! after the last field or variant; one blank line between declarations (none between
-//! consecutive imports); blank lines inside a body kept, at most one; doc comments and
-//! attributes on lines of their own; a comment that followed code on its line stays there.
+//! after the last field or variant, right after it (before a comment that follows it); one blank
+//! line between declarations (none between consecutive imports); blank lines inside a body kept,
+//! at most one, but never right after `{` or right before `}`; doc comments and attributes on
+//! lines of their own; a comment that followed code on its line stays there, and if the line
+//! ended there (after `{`, `,`, `;` or an attribute) the next member still starts a new line. A
+//! block comment within a line has a space on each side, except right after `(`, `<` or `[`
+//! and right before `)`, `>`, `]`, `,`, `;` or `:` (`map</* key */ string, u8 /* value */>`). A
+//! body with nothing but such comments stays on one line (`struct Empty { /* none yet */ }`).
 
 /// A lexical token of a `.tidl` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +131,12 @@ struct Printer {
     pending: bool,
     /// The last token that was not a comment.
     last: Option<(Kind, String)>,
+    /// Where in `out` the last token that was not a comment ends (a trailing comma goes there).
+    code_end: usize,
+    /// Whether the last thing written is a block comment that the current line goes on after.
+    after_comment: bool,
+    /// Whether the current line ends with a line comment (or a doc comment).
+    line_comment: bool,
     /// The top-level statement that ended last (`import`, or something else).
     previous_item: Option<String>,
     /// The first word of the current top-level statement.
@@ -154,6 +167,9 @@ pub(crate) fn format(text: &str) -> String {
         line_start: true,
         pending: false,
         last: None,
+        code_end: 0,
+        after_comment: false,
+        line_comment: false,
         previous_item: None,
         current_item: None,
         attribute: Attribute::None,
@@ -180,6 +196,8 @@ impl Printer {
             self.out.push('\n');
             self.line_start = true;
             self.pending = false;
+            self.after_comment = false;
+            self.line_comment = false;
         }
     }
 
@@ -196,9 +214,15 @@ impl Printer {
         if self.line_start {
             self.out.push_str(&"    ".repeat(self.indent));
             self.line_start = false;
+        } else if self.after_comment {
+            // After an inline block comment, a space, except before what closes or separates.
+            if !matches!(text, ")" | ">" | "]" | "," | ";" | ":") {
+                self.out.push(' ');
+            }
         } else if space_before {
             self.out.push(' ');
         }
+        self.after_comment = false;
         self.out.push_str(text);
     }
 
@@ -224,7 +248,8 @@ impl Printer {
             }
             return;
         }
-        if token.breaks >= 2 && !self.last_is("{") && !self.out.is_empty() {
+        // Blank lines are kept between members, not after `{` or before `}`.
+        if token.breaks >= 2 && !self.last_is("{") && token.text != "}" && !self.out.is_empty() {
             self.blank_line();
             return;
         }
@@ -234,12 +259,20 @@ impl Printer {
     fn token(&mut self, token: &Token<'_>, next: Option<&Token<'_>>, previous: Option<&Token<'_>>, rest: &[Token<'_>]) {
         match token.kind {
             Kind::LineComment | Kind::BlockComment => {
-                let trailing = token.breaks == 0 && previous.is_some() && (self.pending || !self.line_start);
+                // (Not after a line comment, which only a line break ends.)
+                let trailing =
+                    token.breaks == 0 && previous.is_some() && (self.pending || !self.line_start) && !self.line_comment;
+                // Whether a line break was due (after `{`, `,`, `;` or an attribute): then it still
+                // is after the comment, and what follows goes on the next line.
+                let line_ended = self.pending;
                 if trailing {
-                    // It stays at the end of the line it followed.
+                    // It stays at the end of the line it followed, after a space unless it comes
+                    // right after `(`, `<` or `[`.
                     self.pending = false;
                     self.line_start = false;
-                    self.out.push(' ');
+                    if !self.out.ends_with(['(', '<', '[']) {
+                        self.out.push(' ');
+                    }
                     self.out.push_str(token.text);
                 } else {
                     self.start_line(token);
@@ -248,14 +281,18 @@ impl Printer {
                         self.current_item = Some(String::new());
                     }
                 }
-                if token.kind == Kind::LineComment || !trailing || self.stack.is_empty() {
+                if token.kind == Kind::LineComment || !trailing || line_ended {
+                    self.line_comment = token.kind == Kind::LineComment;
                     self.newline();
+                } else {
+                    self.after_comment = true;
                 }
                 return;
             }
             Kind::Doc => {
                 self.start_line(token);
                 self.write(token.text, false);
+                self.line_comment = true;
                 self.newline();
                 self.note_item_start(token);
                 return;
@@ -278,7 +315,7 @@ impl Printer {
                 self.write("{", true);
                 self.stack.push(('{', Some(block)));
                 self.set_last(token);
-                if next.is_some_and(|n| n.text == "}") || block == Block::Inline {
+                if empty_body(rest) || block == Block::Inline {
                     return;
                 }
                 self.indent += 1;
@@ -288,11 +325,13 @@ impl Printer {
                 let opened = self.stack.pop();
                 if opened.is_some_and(|(_, b)| b == Some(Block::Inline)) {
                     self.write("}", true);
-                } else if self.last_is("{") {
+                } else if self.last_is("{") && !self.pending && !self.line_start {
+                    // `{}`, or `{ /* comment */ }`.
                     self.write("}", false);
                 } else {
-                    if opened.is_some_and(|(_, b)| b == Some(Block::List)) && !self.last_is(",") {
-                        self.write(",", false);
+                    if opened.is_some_and(|(_, b)| b == Some(Block::List)) && !self.last_is(",") && !self.last_is("{") {
+                        // Right after the last member, before any comment that follows it.
+                        self.out.insert(self.code_end, ',');
                     }
                     self.indent = self.indent.saturating_sub(1);
                     self.newline();
@@ -307,21 +346,29 @@ impl Printer {
                 if self.in_brackets() {
                     // A trailing comma inside brackets, or a one-line body, goes.
                     if !next.is_some_and(|n| matches!(n.text, ")" | ">" | "]" | "}")) {
-                        self.write(",", false);
-                        self.set_last(token);
+                        self.separator(token);
                     }
                 } else {
-                    self.write(",", false);
-                    self.set_last(token);
+                    self.separator(token);
                     self.newline();
                 }
             }
             (Kind::Punct, ";") => {
                 if self.stack.last().is_some_and(|(c, _)| *c == '[') {
-                    self.write(";", false);
-                    self.set_last(token);
+                    self.separator(token);
+                } else if !self.stack.is_empty() {
+                    self.separator(token);
+                    self.newline();
                 } else {
-                    self.write(";", false);
+                    let at = self.code_end;
+                    if at < self.out.len() && self.line_comment && !self.out[at..].contains('\n') {
+                        // Before the line comment that followed the statement on its line. (Not
+                        // before a comment on a line of its own, which would then come after
+                        // the statement, and get a blank line before it when formatted again.)
+                        self.out.insert(at, ';');
+                    } else {
+                        self.write(";", false);
+                    }
                     self.set_last(token);
                     self.newline();
                     if self.stack.is_empty() {
@@ -375,12 +422,29 @@ impl Printer {
         }
     }
 
+    /// Writes a `,` or `;` (not one that ends a top-level statement) after the code it follows:
+    /// if a line comment, or a comment on a line of its own, came in between, the separator goes
+    /// before it.
+    fn separator(&mut self, token: &Token<'_>) {
+        let at = self.code_end;
+        let comment_ended_line = at < self.out.len() && (self.pending || self.out[at..].contains('\n'));
+        if comment_ended_line {
+            self.out.insert_str(at, token.text);
+            self.set_last(token);
+            self.code_end = at + token.text.len();
+        } else {
+            self.write(token.text, false);
+            self.set_last(token);
+        }
+    }
+
     fn after_opening(&self) -> bool {
         matches!(self.last.as_ref(), Some((Kind::Punct, t)) if matches!(t.as_str(), "(" | "<" | "["))
     }
 
     fn set_last(&mut self, token: &Token<'_>) {
         self.last = Some((token.kind, token.text.to_owned()));
+        self.code_end = self.out.len();
     }
 
     /// The word that started the current statement at this level (`service`, `struct`, ...).
@@ -404,6 +468,19 @@ impl Printer {
         self.previous_item = self.current_item.take();
         self.newline();
     }
+}
+
+/// Whether the body after a `{` is empty but for block comments on the brace's line: it is
+/// written on that line (`{}`, `{ /* none */ }`).
+fn empty_body(rest: &[Token<'_>]) -> bool {
+    for token in rest {
+        match token.kind {
+            Kind::BlockComment if token.breaks == 0 => {}
+            Kind::Punct => return token.text == "}",
+            _ => return false,
+        }
+    }
+    false
 }
 
 fn first_word(token: &Token<'_>) -> Option<String> {
@@ -449,6 +526,53 @@ service Orders {
 ";
         assert_eq!(format(messy), expected);
         assert_eq!(format(expected), expected, "idempotent");
+    }
+
+    /// Formats `text`, checks that formatting again changes nothing, and returns the result.
+    fn formatted(text: &str) -> String {
+        let once = format(text);
+        assert_eq!(format(&once), once, "not idempotent");
+        once
+    }
+
+    #[test]
+    fn a_comment_after_an_opening_brace_stays_there_and_members_start_below() {
+        assert_eq!(formatted("struct S { /* c */ y: u8, z: u8 }"), "struct S { /* c */\n    y: u8,\n    z: u8,\n}\n");
+        assert_eq!(formatted("struct S { x: u8, /* c */ y: u8 }"), "struct S {\n    x: u8, /* c */\n    y: u8,\n}\n");
+        assert_eq!(formatted("@deprecated /* why */ struct X {}"), "@deprecated /* why */\nstruct X {}\n");
+        assert_eq!(formatted("struct S { /* none */ }"), "struct S { /* none */ }\n");
+        assert_eq!(formatted("struct S {\n// none\n}"), "struct S {\n    // none\n}\n");
+    }
+
+    #[test]
+    fn inline_block_comments_are_spaced_except_inside_brackets() {
+        assert_eq!(
+            formatted("struct S { m: map</* k */ string, u8> }"),
+            "struct S {\n    m: map</* k */ string, u8>,\n}\n"
+        );
+        assert_eq!(
+            formatted("service S { rpc a(/* none */)/* r */; rpc b(u8/* x */) -> [u8 /* e */ ; 4]; }"),
+            "service S {\n    rpc a(/* none */) /* r */;\n    rpc b(u8 /* x */) -> [u8 /* e */; 4];\n}\n"
+        );
+        assert_eq!(formatted("type A = list /* c */<u8>;"), "type A = list /* c */ <u8>;\n");
+        assert_eq!(formatted("struct S { x /* c */ : u8 }"), "struct S {\n    x /* c */: u8,\n}\n");
+    }
+
+    #[test]
+    fn no_blank_line_before_a_closing_brace() {
+        assert_eq!(formatted("struct S { y: u8,\n\n}"), "struct S {\n    y: u8,\n}\n");
+        assert_eq!(formatted("struct S { y: u8 // c\n\n}"), "struct S {\n    y: u8, // c\n}\n");
+        assert_eq!(formatted("service X { rpc a();\n\n// end\n\n}"), "service X {\n    rpc a();\n\n    // end\n}\n");
+    }
+
+    #[test]
+    fn separators_go_right_after_the_code_they_follow() {
+        // An added trailing comma, and a written one after a comment that ends its line.
+        assert_eq!(formatted("struct S { y: u8 /* c */ }"), "struct S {\n    y: u8, /* c */\n}\n");
+        assert_eq!(formatted("struct S { y: u8\n\n// c\n}"), "struct S {\n    y: u8,\n\n    // c\n}\n");
+        assert_eq!(formatted("struct S { y: u8 // c\n, z: u8 }"), "struct S {\n    y: u8, // c\n    z: u8,\n}\n");
+        assert_eq!(formatted("service S { rpc a()\n// c\n; }"), "service S {\n    rpc a();\n    // c\n}\n");
+        assert_eq!(formatted("type A = u8 // c\n;"), "type A = u8; // c\n");
     }
 
     #[test]

@@ -294,26 +294,36 @@ impl Config {
             .collect()
     }
 
-    /// Loads and checks every root: for each, its output name, path, files and model.
+    /// Loads and checks every root, each once (`p.tidl` and `./p.tidl` are one root, and the
+    /// first spelling is kept): for each, its output name, path, files and model.
     #[allow(clippy::type_complexity)]
     fn checked(
         &self,
         roots: &[String],
         loader: &mut dyn Loader,
     ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model)>, Error> {
-        let mut loaded = loader::load(roots, loader)?;
+        let mut seen = HashSet::new();
+        let roots: Vec<String> =
+            roots.iter().filter(|root| seen.insert(loader::normalize(Path::new(root.as_str())))).cloned().collect();
+        let include_dirs: Vec<String> = loader.include_dirs().iter().map(|d| loader::normalize(d)).collect();
+        let mut loaded = loader::load(&roots, loader)?;
         let mut diagnostics = std::mem::take(&mut loaded.diagnostics);
         let mut outputs = Vec::new();
         let mut names: Vec<(String, &str)> = Vec::new();
-        for (root, root_path) in loaded.roots.iter().zip(roots) {
+        for (root, root_path) in loaded.roots.iter().zip(&roots) {
             let closure = loaded.closure(*root);
             let units: Vec<validate::Unit<'_>> = loaded
                 .files
                 .iter()
                 .filter(|f| closure.contains(&f.id))
-                .map(|f| validate::Unit { file: f.id, ast: &f.ast, imports: f.imports.clone() })
+                .map(|f| validate::Unit {
+                    file: f.id,
+                    ast: &f.ast,
+                    imports: f.imports.clone(),
+                    missing_import: f.missing_import,
+                })
                 .collect();
-            let (model, mut invalid) = validate::validate(&units, &loaded.sources);
+            let (model, mut invalid) = validate::validate(&units, &loaded.sources, &include_dirs);
             diagnostics.append(&mut invalid);
             let name = output_name(root_path);
             if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
@@ -351,9 +361,10 @@ fn parse_attributes(configured: &[(String, String)], setter: &str) -> Result<Vec
         .collect()
 }
 
-/// Formats a `.tidl` file in the canonical layout (what `tidl fmt` writes). Only whitespace
-/// changes, and comments stay where they are; a file with syntax errors is not formatted, and
-/// its diagnostics are the error.
+/// Formats a `.tidl` file in the canonical layout (what `tidl fmt` writes). Only whitespace and
+/// trailing commas change (a trailing comma is added after the last field or variant of a
+/// multi-line list and removed inside brackets), and comments stay where they are; a file with
+/// syntax errors is not formatted, and its diagnostics are the error.
 ///
 /// ```
 /// let text = "struct Point{x:i32,y:i32}";

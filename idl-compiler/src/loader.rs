@@ -57,7 +57,11 @@ pub(crate) struct MemoryLoader {
 
 impl MemoryLoader {
     pub(crate) fn new(sources: &[Source<'_>], include_dirs: &[PathBuf]) -> MemoryLoader {
-        let files = sources.iter().map(|s| (normalize(Path::new(s.path)), s.text.to_owned())).collect();
+        let mut files = HashMap::new();
+        for source in sources {
+            // A path given twice is one root; its first text counts.
+            files.entry(normalize(Path::new(source.path))).or_insert_with(|| source.text.to_owned());
+        }
         MemoryLoader { files, include_dirs: include_dirs.to_vec() }
     }
 }
@@ -101,6 +105,8 @@ pub(crate) struct LoadedFile {
     pub(crate) ast: ast::File,
     /// The files it imports directly (those that were found).
     pub(crate) imports: Vec<FileId>,
+    /// Whether one of its imports was not found (and reported).
+    pub(crate) missing_import: bool,
 }
 
 /// Every file of a compilation.
@@ -169,6 +175,7 @@ impl State {
         self.stack.push(id);
         let dir = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
         let mut imports = Vec::new();
+        let mut missing_import = false;
         for import in &ast.imports {
             let candidates: Vec<String> = std::iter::once(dir.join(&import.path))
                 .chain(loader.include_dirs().iter().map(|d| d.join(&import.path)))
@@ -196,6 +203,7 @@ impl State {
                     Diagnostic::error(import.span, format!("cannot find the imported file `{}`", import.path))
                         .help(format!("looked in: {}", looked.join(", "))),
                 );
+                missing_import = true;
                 continue;
             };
             if let Some(start) = self.stack.iter().position(|f| *f == target) {
@@ -210,7 +218,7 @@ impl State {
             imports.push(target);
         }
         self.stack.pop();
-        self.loaded.files.push(LoadedFile { id, ast, imports });
+        self.loaded.files.push(LoadedFile { id, ast, imports, missing_import });
         id
     }
 }

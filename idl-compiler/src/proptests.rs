@@ -1,6 +1,8 @@
 //! Property tests of the parser and the formatter: random schemas, written with random layout
-//! and comments, parse; formatting keeps their meaning and their comments, and is idempotent;
-//! and no input at all makes the parser, the checker or the formatter panic or hang.
+//! and comments, parse; formatting keeps their meaning and their comments, is idempotent and
+//! follows the layout rules that can be checked line by line; and no input at all makes the
+//! parser, the checker or the formatter panic or hang (formatting it, when it parses, keeps its
+//! meaning and is idempotent).
 
 use crate::ast::erase_spans;
 use crate::diagnostic::FileId;
@@ -217,6 +219,9 @@ fn render(tokens: &[Tok], layout: &[u8]) -> String {
             if choice % 11 == 7 && !matches!(tok, Tok::Doc(_)) {
                 out.push_str("/* note */ ");
             }
+            if choice % 17 == 3 && !matches!(tok, Tok::Doc(_)) {
+                out.push_str("/*n*/");
+            }
             if choice % 13 == 5 && !matches!(tok, Tok::Doc(_)) {
                 out.push_str("// remark\n");
             }
@@ -252,6 +257,34 @@ fn comments(text: &str) -> Vec<&str> {
     found
 }
 
+/// What is wrong with the layout of formatted text, if anything: a blank line before a `}`, a
+/// member on the line of a `{` after a comment, a comma on a line of its own, or a space between
+/// a bracket and a block comment inside it.
+fn layout_problem(formatted: &str) -> Option<String> {
+    let lines: Vec<&str> = formatted.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let text = line.trim();
+        if text.starts_with('}') && i > 0 && lines[i - 1].trim().is_empty() {
+            return Some(format!("a blank line before line {}", i + 1));
+        }
+        if text == "," {
+            return Some(format!("a lone comma on line {}", i + 1));
+        }
+        if let Some(after) = line.find("{ /*").and_then(|at| line[at..].find("*/").map(|end| &line[at + end + 2..])) {
+            let after = after.trim();
+            if !after.is_empty() && !after.starts_with(['}', '/']) {
+                return Some(format!("a member after a comment after `{{` on line {}", i + 1));
+            }
+        }
+        for bad in ["( /*", "< /*", "[ /*", "*/ )", "*/ >", "*/ ]", "*/ ,", "*/ ;"] {
+            if line.contains(bad) {
+                return Some(format!("`{bad}` on line {}", i + 1));
+            }
+        }
+    }
+    None
+}
+
 fn parse_clean(text: &str) -> crate::ast::File {
     let (mut ast, errors) = parser::parse(FileId(0), text);
     let rendered: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
@@ -261,7 +294,8 @@ fn parse_clean(text: &str) -> crate::ast::File {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases, or as many as `PROPTEST_CASES` says: the default configuration reads it.
+    #![proptest_config(ProptestConfig::default())]
 
     #[test]
     fn formatting_keeps_meaning_and_comments_and_is_idempotent(
@@ -274,6 +308,7 @@ proptest! {
         prop_assert_eq!(&parse_clean(&formatted), &original, "meaning changed:\n{}\n---\n{}", text, formatted);
         prop_assert_eq!(format::format(&formatted), formatted.clone(), "not idempotent");
         prop_assert_eq!(comments(&formatted), comments(&text), "comments changed:\n{}\n---\n{}", text, formatted);
+        prop_assert_eq!(layout_problem(&formatted), None, "in:\n{}\n---\n{}", text, formatted);
     }
 
     #[test]
@@ -296,6 +331,7 @@ proptest! {
         let _ = Config::new().generate(&[Source { path: "x.tidl", text: &text }]);
         if let Ok(formatted) = crate::format("x.tidl", &text) {
             prop_assert_eq!(parse_clean(&formatted), parse_clean(&text));
+            prop_assert_eq!(format::format(&formatted), formatted.clone(), "not idempotent:\n{}", text);
         }
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! Names are resolved like this: a plain name (`Point`) is looked up in the file's own package,
 //! then in each enclosing package (`a.b`, then `a`, then the root); a dotted name (`geo.Point`)
-//! names its package exactly. Either way the declaring file must be the file itself or one it
-//! imports directly.
+//! is looked up the same way, relative to each of these packages (`a.b.geo.Point`, then
+//! `a.geo.Point`, then `geo.Point`). Either way only declarations in the file itself and in the
+//! files it imports directly count.
 
 use crate::ast::{self, Item, TypeRef, VariantShape};
 use crate::diagnostic::{Diagnostic, FileId, SourceMap, Span, suggest};
@@ -98,12 +99,17 @@ pub(crate) struct Unit<'a> {
     pub(crate) file: FileId,
     pub(crate) ast: &'a ast::File,
     pub(crate) imports: Vec<FileId>,
+    /// Whether one of its imports could not be found (and was reported). Unknown names in such a
+    /// file are not reported: the missing file probably declares them.
+    pub(crate) missing_import: bool,
 }
 
-/// Checks every file of a compilation and builds its model.
-pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap) -> (Model, Vec<Diagnostic>) {
+/// Checks every file of a compilation and builds its model. `include_dirs` are the include
+/// directories, normalised like the loader's paths, for the imports that errors suggest.
+pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap, include_dirs: &[String]) -> (Model, Vec<Diagnostic>) {
     let mut checker = Checker {
         sources,
+        include_dirs,
         diagnostics: Vec::new(),
         symbols: HashMap::new(),
         scopes: HashMap::new(),
@@ -172,19 +178,14 @@ struct Scope {
     module: Vec<String>,
     /// The file itself and the files it imports directly.
     visible: HashSet<FileId>,
-}
-
-/// What a Rust name in a generated module comes from.
-#[derive(Debug, Clone)]
-enum Origin {
-    /// A type or service declared under this `.tidl` name.
-    Declared(String),
-    /// A type generated for a service.
-    Generated { service: String, what: &'static str },
+    /// Whether an import of the file could not be found: unknown names are then not reported.
+    missing_import: bool,
 }
 
 struct Checker<'a> {
     sources: &'a SourceMap,
+    /// Include directories, normalised like the loader's paths.
+    include_dirs: &'a [String],
     diagnostics: Vec<Diagnostic>,
     /// Declared names by (package, name), both as written.
     symbols: HashMap<(String, String), Declared>,
@@ -271,15 +272,21 @@ impl<'a> Checker<'a> {
                 }
             }
             let visible = std::iter::once(unit.file).chain(unit.imports.iter().copied()).collect();
-            self.scopes.insert(unit.file, Scope { file: unit.file, package, module, visible });
+            self.scopes.insert(
+                unit.file,
+                Scope { file: unit.file, package, module, visible, missing_import: unit.missing_import },
+            );
         }
         defs
     }
 
     /// Registers every type and service name, reporting redefinitions and collisions.
     fn declare(&mut self, units: &[Unit<'a>]) {
-        // Rust names in each generated module: what produced each, and where.
-        let mut rust_names: HashMap<(Vec<String>, String), (Origin, Span)> = HashMap::new();
+        // Rust names in each generated module: those of declarations (with the `.tidl` name and
+        // where it is declared), and those of the types generated for services (with the service,
+        // what the type is, and where the service is declared).
+        let mut declared: HashMap<(Vec<String>, String), (String, Span)> = HashMap::new();
+        let mut generated: HashMap<(Vec<String>, String), (String, &'static str, Span)> = HashMap::new();
         for unit in units {
             let scope = self.scopes[&unit.file].clone();
             for item in &unit.ast.items {
@@ -313,28 +320,37 @@ impl<'a> Checker<'a> {
                     );
                     continue;
                 }
-                // This declaration's Rust names: its own, and for a service the generated types.
-                let mut generated: Vec<(String, Origin)> =
-                    vec![(rust_name.clone(), Origin::Declared(name.name.clone()))];
-                if kind == Kind::Service {
-                    for (suffix, what) in
-                        [("Client", "client"), ("Server", "server"), ("ClientExt", "client extension trait")]
-                    {
-                        generated.push((
-                            format!("{rust_name}{suffix}"),
-                            Origin::Generated { service: name.name.clone(), what },
-                        ));
-                    }
-                }
-                if let Some(d) = generated.iter().find_map(|(generated_name, origin)| {
-                    let (other, other_span) = rust_names.get(&(scope.module.clone(), generated_name.clone()))?;
-                    Some(collision(name.span, generated_name, origin, other, *other_span))
-                }) {
+                // The types a service generates.
+                let service_types: Vec<(String, &'static str)> = if kind == Kind::Service {
+                    [("Client", "client"), ("Server", "server"), ("ClientExt", "client extension trait")]
+                        .into_iter()
+                        .map(|(suffix, what)| (format!("{rust_name}{suffix}"), what))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let module = &scope.module;
+                let own = (module.clone(), rust_name.clone());
+                // A generated name is only checked against declared ones: two services' generated
+                // names are equal only if the services' own names are (no suffix ends another),
+                // and that is a clash of declared names.
+                let clash = if let Some((other, other_span)) = declared.get(&own) {
+                    Some(same_rust_name(name, &rust_name, other, *other_span))
+                } else if let Some((service, what, service_span)) = generated.get(&own) {
+                    Some(taken_by_service(name, &rust_name, service, what, *service_span))
+                } else {
+                    service_types.iter().find_map(|(generated_name, what)| {
+                        let (other, other_span) = declared.get(&(module.clone(), generated_name.clone()))?;
+                        Some(needed_by_service(name, generated_name, what, other, *other_span))
+                    })
+                };
+                if let Some(d) = clash {
                     self.error(d);
                     continue;
                 }
-                for (generated_name, origin) in generated {
-                    rust_names.insert((scope.module.clone(), generated_name), (origin, name.span));
+                declared.insert(own, (name.name.clone(), name.span));
+                for (generated_name, what) in service_types {
+                    generated.insert((module.clone(), generated_name), (name.name.clone(), what, name.span));
                 }
                 self.symbols.insert(
                     key.clone(),
@@ -541,6 +557,7 @@ impl<'a> Checker<'a> {
         scope: &Scope,
         lists: &mut Vec<(Span, Ty)>,
     ) -> EnumDef {
+        let owner = qualified(&key.0, &key.1);
         let mut variants = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for v in &e.variants {
@@ -551,14 +568,14 @@ impl<'a> Checker<'a> {
                     Shape::Tuple(types.iter().map(|t| self.resolve(t, scope, Some(lists))).collect())
                 }
                 VariantShape::Struct(fields) => {
-                    let owner = format!("{}::{}", qualified(&key.0, &key.1), v.name.name);
-                    Shape::Struct(self.fields(&owner, fields, scope, lists))
+                    // The variant's path, as in `Config::field_attribute`: `shapes.Shape.Rect`.
+                    Shape::Struct(self.fields(&format!("{owner}.{}", v.name.name), fields, scope, lists))
                 }
             };
             let Some(vname) = self.type_name(&v.name) else { continue };
             if let Some((first, first_span)) = seen.get(&vname) {
                 let message = if *first == v.name.name {
-                    format!("the variant `{}` is defined twice in `{}`", v.name.name, e.name.name)
+                    format!("the variant `{}` is defined twice in `{owner}`", v.name.name)
                 } else {
                     format!("the variants `{first}` and `{}` would both be named `{vname}` in Rust", v.name.name)
                 };
@@ -688,8 +705,10 @@ impl<'a> Checker<'a> {
             return Some(Ty::Error);
         }
         if self.resolving.len() >= crate::parser::MAX_NESTING {
-            // Too deep to follow on the stack; `check_alias_depth` reports the chain.
-            self.alias_targets.insert(key.clone(), Ty::Error);
+            // Too deep to follow on the stack; `check_alias_depth` reports the chain. Nothing is
+            // recorded: the alias is resolved when its own declaration is checked, from an empty
+            // stack, so the chains `check_alias_depth` measures are the real ones whatever the
+            // declaration order.
             return Some(Ty::Error);
         }
         self.resolving.push(key.clone());
@@ -699,8 +718,10 @@ impl<'a> Checker<'a> {
         Some(self.alias_targets[key].clone())
     }
 
-    /// Reports aliases that lead through more than [`MAX_NESTING`](crate::parser::MAX_NESTING)
-    /// other aliases (once per chain, where it crosses the limit), whatever the declaration order.
+    /// Reports chains of aliases longer than [`MAX_NESTING`](crate::parser::MAX_NESTING): an
+    /// alias may lead through at most `MAX_NESTING - 1` others. The alias whose chain (itself and
+    /// the aliases it leads through) is exactly `MAX_NESTING + 1` long is reported, so each chain
+    /// is reported once, where it crosses the limit, whatever the declaration order.
     fn check_alias_depth(&mut self) {
         let max = crate::parser::MAX_NESTING;
         let by_node: HashMap<String, (String, String)> = self
@@ -773,10 +794,15 @@ impl<'a> Checker<'a> {
     fn lookup(&self, path: &[ast::Ident], scope: &Scope) -> Lookup {
         let Some((name, written)) = path.split_last() else { return Lookup::Unknown };
         let written: Vec<String> = written.iter().map(|i| i.name.clone()).collect();
+        self.lookup_name(&written, &name.name, scope)
+    }
+
+    /// [`lookup`](Self::lookup) of the name `name` after the package segments `written`.
+    fn lookup_name(&self, written: &[String], name: &str, scope: &Scope) -> Lookup {
         let mut hidden = None;
         for n in (0..=scope.package.len()).rev() {
-            let candidate: Vec<String> = scope.package[..n].iter().chain(&written).cloned().collect();
-            if let Some(declared) = self.symbols.get(&symbol_key(&candidate, &name.name)) {
+            let candidate: Vec<String> = scope.package[..n].iter().chain(written).cloned().collect();
+            if let Some(declared) = self.symbols.get(&symbol_key(&candidate, name)) {
                 if scope.visible.contains(&declared.file) {
                     return Lookup::Found(declared.clone());
                 }
@@ -789,8 +815,9 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Resolves a written type; unknown names are reported and resolve to `()` so checking can
-    /// continue. Every `list` element type is recorded in `lists`, when given, for a later check.
+    /// Resolves a written type; unknown names are reported and resolve to [`Ty::Error`], which
+    /// every later check accepts, so checking continues without further errors about them. Every
+    /// `list` element type is recorded in `lists`, when given, for a later check.
     fn resolve(&mut self, ty: &TypeRef, scope: &Scope, mut lists: Option<&mut Vec<(Span, Ty)>>) -> Ty {
         let (path, args, span) = match ty {
             TypeRef::Unit(_) => return Ty::Unit,
@@ -835,15 +862,22 @@ impl<'a> Checker<'a> {
                 }
                 Lookup::Found(d) => (0, Some(d)),
                 Lookup::NotImported(d) => {
-                    let file = self.sources.path(d.file).to_owned();
-                    let from = self.sources.path(scope.file).to_owned();
+                    let file = self.sources.path(d.file);
+                    let from = self.sources.path(scope.file);
+                    let help = match self.import_path(from, file) {
+                        Some(import) => format!("add `import \"{import}\";` to `{from}`"),
+                        None => format!(
+                            "no relative path from `{from}` reaches `{file}`: add its directory as an include \
+                             directory and import it from there"
+                        ),
+                    };
                     self.error(
                         Diagnostic::error(
                             span,
                             format!("`{}` is declared in `{file}`, which this file does not import", name.name),
                         )
                         .secondary(d.span, "declared here")
-                        .help(format!("add `import \"{}\";` to `{from}`", relative_import(&from, &file))),
+                        .help(help),
                     );
                     return Ty::Error;
                 }
@@ -939,7 +973,54 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The path to write in an import in the file `from` that the loader resolves to `file`
+    /// (both as the compilation names them): relative to the first include directory that holds
+    /// `file` (unless a file of the compilation would be found first under that path), else
+    /// relative to `from`'s directory. `None` if neither is known to work.
+    fn import_path(&self, from: &str, file: &str) -> Option<String> {
+        let from_dir = match from.rfind('/') {
+            Some(0) => "/",
+            Some(i) => &from[..i],
+            None => "",
+        };
+        // The loader tries `from`'s directory first, then each include directory in order.
+        let mut earlier = vec![from_dir];
+        for dir in self.include_dirs {
+            if let Some(import) = path_under(dir, file) {
+                let shadowed = earlier.iter().any(|d| {
+                    let candidate = crate::loader::normalize(&std::path::Path::new(d).join(&import));
+                    candidate != file && self.sources.find(&candidate).is_some()
+                });
+                if !shadowed {
+                    return Some(import);
+                }
+            }
+            earlier.push(dir);
+        }
+        relative_path(from_dir, file)
+    }
+
+    /// The shortest (possibly dotted) name that finds `declared` from `scope`, if any does: its
+    /// package's segments after those it shares with the scope's package (`orders.Order` for
+    /// `shop.orders.Order` in package `shop`), or more of them if that finds another type.
+    fn shortest_name(&self, declared: &Declared, scope: &Scope) -> Option<String> {
+        let (package, name) = &declared.key;
+        let package: Vec<String> =
+            if package.is_empty() { Vec::new() } else { package.split('.').map(str::to_owned).collect() };
+        let common = scope.package.iter().zip(&package).take_while(|(a, b)| a == b).count();
+        (0..=common).rev().find_map(|start| match self.lookup_name(&package[start..], name, scope) {
+            Lookup::Found(found) if found.key == declared.key => {
+                Some(package[start..].iter().chain([name]).cloned().collect::<Vec<_>>().join("."))
+            }
+            _ => None,
+        })
+    }
+
     fn unknown_type(&mut self, path: &[ast::Ident], span: Span, scope: &Scope) {
+        if scope.missing_import {
+            // The missing file probably declares it; its import is reported already.
+            return;
+        }
         let name = &path[path.len() - 1];
         if path.len() > 1 {
             let written: Vec<String> = path[..path.len() - 1].iter().map(|i| i.name.clone()).collect();
@@ -962,22 +1043,36 @@ impl<'a> Checker<'a> {
                 .filter(|((p, _), d)| *p == package_name && d.kind != Kind::Service)
                 .map(|((_, n), _)| n.as_str());
             if let Some(meant) = suggest(&name.name, in_package) {
-                d = d.label(format!("did you mean `{package_name}.{meant}`?"));
+                // As written (`orders.Order` for `orders.Ordr`) if that finds it, else in full.
+                let found = matches!(
+                    self.lookup_name(&written, meant, scope),
+                    Lookup::Found(f) | Lookup::NotImported(f) if f.key.0 == package_name
+                );
+                let package = if found { written.join(".") } else { package_name.clone() };
+                d = d.label(format!("did you mean `{package}.{meant}`?"));
             }
             self.error(d);
             return;
         }
         let mut d = Diagnostic::error(span, format!("unknown type `{}`", name.name));
-        let visible: Vec<String> = self
-            .symbols
-            .iter()
-            .filter(|(_, d)| d.kind != Kind::Service && scope.visible.contains(&d.file))
-            .map(|((_, n), _)| n.clone())
-            .collect();
-        let candidates = BUILTINS.iter().map(|(b, _)| *b).chain(visible.iter().map(String::as_str));
+        let visible: Vec<&Declared> =
+            self.symbols.values().filter(|d| d.kind != Kind::Service && scope.visible.contains(&d.file)).collect();
+        let candidates = BUILTINS.iter().map(|(b, _)| *b).chain(visible.iter().map(|d| d.key.1.as_str()));
+        // A close name, written so that it is found from here: a type in a package that the
+        // lookup does not search (a sibling's, or one under this file's) needs a dotted name.
+        let meant = suggest(&name.name, candidates).and_then(|meant| {
+            if BUILTINS.iter().any(|(b, _)| *b == meant) {
+                return Some(meant.to_owned());
+            }
+            visible
+                .iter()
+                .filter(|d| d.key.1 == meant)
+                .filter_map(|d| self.shortest_name(d, scope))
+                .min_by(|a, b| (a.len(), a).cmp(&(b.len(), b)))
+        });
         if let Some((_, meant)) = FOREIGN_NAMES.iter().find(|(foreign, _)| *foreign == name.name) {
             d = d.label(format!("did you mean `{meant}`?"));
-        } else if let Some(meant) = suggest(&name.name, candidates) {
+        } else if let Some(meant) = meant {
             d = d.label(format!("did you mean `{meant}`?"));
         } else {
             d = d.help(
@@ -1172,46 +1267,67 @@ enum Lookup {
     Unknown,
 }
 
-/// The diagnostic for a Rust name produced twice in one module.
-fn collision(span: Span, generated_name: &str, origin: &Origin, other: &Origin, other_span: Span) -> Diagnostic {
-    match (origin, other) {
-        (Origin::Declared(this), Origin::Declared(other)) => {
-            Diagnostic::error(span, format!("`{other}` and `{this}` would both be named `{generated_name}` in Rust"))
-                .label(format!("also `{generated_name}` in Rust"))
-                .secondary(other_span, format!("`{other}` is declared here"))
-                .help("rename one of them")
-        }
-        (Origin::Declared(this), Origin::Generated { service, what }) => Diagnostic::error(
-            span,
-            format!("the name `{this}` is taken by the {what} generated for service `{service}`"),
-        )
-        .secondary(other_span, format!("service `{service}` generates `{generated_name}`"))
-        .help("rename the type or the service"),
-        (Origin::Generated { service, what }, Origin::Declared(other)) => Diagnostic::error(
-            span,
-            format!(
-                "service `{service}` needs the name `{generated_name}` for its {what}, but `{other}` already has it"
-            ),
-        )
+/// Two declarations whose names are the same in Rust: `name` (`rust_name` in Rust) and `other`.
+fn same_rust_name(name: &ast::Ident, rust_name: &str, other: &str, other_span: Span) -> Diagnostic {
+    Diagnostic::error(name.span, format!("`{other}` and `{}` would both be named `{rust_name}` in Rust", name.name))
+        .label(format!("also `{rust_name}` in Rust"))
         .secondary(other_span, format!("`{other}` is declared here"))
-        .help("rename the type or the service"),
-        (Origin::Generated { service, what }, Origin::Generated { service: other, .. }) => Diagnostic::error(
-            span,
-            format!("services `{other}` and `{service}` would both generate `{generated_name}` (the {what})"),
-        )
-        .secondary(other_span, format!("service `{other}` is declared here"))
-        .help("rename one of the services"),
-    }
+        .help("rename one of them")
 }
 
-/// The import path that reaches `file` from the file `from` (both as the compilation names them).
-fn relative_import(from: &str, file: &str) -> String {
-    let from_dir: Vec<&str> =
-        from.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d.to_vec()).unwrap_or_default();
-    let target: Vec<&str> = file.split('/').collect();
-    let common = from_dir.iter().zip(&target).take_while(|(a, b)| a == b).count();
-    let ups = std::iter::repeat_n("..", from_dir.len() - common);
-    ups.chain(target[common..].iter().copied()).collect::<Vec<_>>().join("/")
+/// A declaration whose Rust name is one that `service` generates (its `what`).
+fn taken_by_service(name: &ast::Ident, rust_name: &str, service: &str, what: &str, service_span: Span) -> Diagnostic {
+    Diagnostic::error(
+        name.span,
+        format!("the name `{}` is taken by the {what} generated for service `{service}`", name.name),
+    )
+    .secondary(service_span, format!("service `{service}` generates `{rust_name}`"))
+    .help("rename the type or the service")
+}
+
+/// A service (`name`) that would generate `generated_name` (its `what`), already declared as `other`.
+fn needed_by_service(name: &ast::Ident, generated_name: &str, what: &str, other: &str, other_span: Span) -> Diagnostic {
+    Diagnostic::error(
+        name.span,
+        format!(
+            "service `{}` needs the name `{generated_name}` for its {what}, but `{other}` already has it",
+            name.name
+        ),
+    )
+    .secondary(other_span, format!("`{other}` is declared here"))
+    .help("rename the type or the service")
+}
+
+/// `file`'s path relative to the directory `dir` if it is inside it (both normalised like the
+/// loader's paths; `""` is the current directory).
+fn path_under(dir: &str, file: &str) -> Option<String> {
+    let rest = match dir {
+        "" => Some(file).filter(|f| !f.starts_with('/') && *f != ".." && !f.starts_with("../")),
+        "/" => file.strip_prefix('/'),
+        _ => file.strip_prefix(dir).and_then(|rest| rest.strip_prefix('/')),
+    };
+    rest.filter(|r| !r.is_empty()).map(str::to_owned)
+}
+
+/// The path from the directory `dir` to `file` (both normalised like the loader's paths), if it
+/// can be worked out without knowing the current directory.
+fn relative_path(dir: &str, file: &str) -> Option<String> {
+    if file.starts_with('/') && !dir.starts_with('/') {
+        // `dir.join(file)` is `file`.
+        return Some(file.to_owned());
+    }
+    if dir.starts_with('/') && !file.starts_with('/') {
+        return None;
+    }
+    let dir: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+    let target: Vec<&str> = file.split('/').filter(|s| !s.is_empty()).collect();
+    let common = dir.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    // Going up out of a `..` means knowing the name of the directory it leads to.
+    if dir[common..].contains(&"..") {
+        return None;
+    }
+    let ups = std::iter::repeat_n("..", dir.len() - common);
+    Some(ups.chain(target[common..].iter().copied()).collect::<Vec<_>>().join("/"))
 }
 
 /// A key naming a declaration across modules.
@@ -1365,7 +1481,26 @@ fn mark_error_types(model: &mut Model, aliases: &HashMap<String, Ty>) {
 
 #[cfg(test)]
 mod tests {
-    use super::strongly_connected_components;
+    use super::{path_under, relative_path, strongly_connected_components};
+
+    #[test]
+    fn import_paths_are_worked_out_lexically_or_not_at_all() {
+        assert_eq!(relative_path("app", "lib/point.tidl").as_deref(), Some("../lib/point.tidl"));
+        assert_eq!(relative_path("", "lib/point.tidl").as_deref(), Some("lib/point.tidl"));
+        assert_eq!(relative_path("../other", "../inc/b.tidl").as_deref(), Some("../inc/b.tidl"));
+        assert_eq!(relative_path("/a/b", "/a/c/d.tidl").as_deref(), Some("../c/d.tidl"));
+        assert_eq!(relative_path("x", "/abs/d.tidl").as_deref(), Some("/abs/d.tidl"));
+        // Up from `..` or from `/` to a relative path needs the current directory's name.
+        assert_eq!(relative_path("../other", "inc/b.tidl"), None);
+        assert_eq!(relative_path("/a", "inc/b.tidl"), None);
+
+        assert_eq!(path_under("inc", "inc/sub/b.tidl").as_deref(), Some("sub/b.tidl"));
+        assert_eq!(path_under("inc", "include/b.tidl"), None);
+        assert_eq!(path_under("", "b.tidl").as_deref(), Some("b.tidl"));
+        assert_eq!(path_under("", "../b.tidl"), None);
+        assert_eq!(path_under("/", "/b.tidl").as_deref(), Some("b.tidl"));
+        assert_eq!(path_under("../v", "../v/b.tidl").as_deref(), Some("b.tidl"));
+    }
 
     #[test]
     fn components_group_exactly_the_nodes_on_a_loop() {

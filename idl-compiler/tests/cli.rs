@@ -63,6 +63,24 @@ error: could not compile the .tidl input due to 2 previous errors
 }
 
 #[test]
+fn a_root_given_twice_is_compiled_once() {
+    let dir = workdir("same-root", &[("x/p.tidl", GOOD), ("y/p.tidl", "struct Point { x: i32 }\n")]);
+    let out = tidl(&["check", "x/p.tidl", "x/p.tidl", "./x/p.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tidl(&["gen", "-o", "out", "x/p.tidl", "x/../x/p.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(dir.join("out/p.rs")).expect("generated").contains("pub trait Greeter"));
+
+    // Two different files of one name are still an error.
+    let out = tidl(&["check", "x/p.tidl", "y/p.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: `x/p.tidl` and `y/p.tidl` would both be generated as `p.rs`; rename one of them\n"
+    );
+}
+
+#[test]
 fn check_reports_a_missing_file() {
     let dir = workdir("check-missing", &[]);
     let out = tidl(&["check", "missing.tidl"], &dir);

@@ -5,8 +5,13 @@ use tidl_compiler::{Config, Source};
 
 /// Compiles several files, each a root, and returns the rendered errors.
 fn check_files(files: &[(&str, &str)]) -> String {
+    check_files_with(&Config::new(), files)
+}
+
+/// Like [`check_files`], with the settings of `config` (include directories).
+fn check_files_with(config: &Config, files: &[(&str, &str)]) -> String {
     let sources: Vec<Source<'_>> = files.iter().map(|(path, text)| Source { path, text }).collect();
-    match Config::new().generate(&sources) {
+    match config.generate(&sources) {
         Ok(_) => panic!("expected errors, but the input compiled"),
         Err(e) => format!("{e}\n"),
     }
@@ -923,6 +928,244 @@ fn aliases_nested_too_deeply() {
    = help: an alias may lead through at most 63 others; refer to a type further down directly
 
 error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn aliases_nested_too_deeply_in_reverse_order() {
+    // The same chain, declared from its top down: the same alias is reported.
+    let mut lines = vec![String::from("type A0 = list<u8>;")];
+    for i in 1..66 {
+        lines.push(format!("type A{i} = list<A{}>;", i - 1));
+    }
+    lines.reverse();
+    let text = lines.join("\n") + "\n";
+    assert_eq!(
+        check(&text),
+        r#"error: the type alias `A64` is too deeply nested
+ --> test.tidl:2:6
+  |
+2 | type A64 = list<A63>;
+  |      ^^^ it leads through 64 other aliases
+  |
+  = help: an alias may lead through at most 63 others; refer to a type further down directly
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_type_from_a_file_found_through_an_include_directory() {
+    // `top.tidl` finds `mid.tidl` in the include directory `inc`, and `mid.tidl` imports
+    // `base.tidl` next to it: from `top.tidl`, `base.tidl` is reached through `inc` too.
+    let mut config = Config::new();
+    config.include_dir("./inc/");
+    let files = [
+        (
+            "../other/top.tidl",
+            r#"import "mid.tidl";
+
+struct Top { base: Base, mid: Mid }
+"#,
+        ),
+        (
+            "inc/mid.tidl",
+            r#"import "base.tidl";
+
+struct Mid { base: Base }
+"#,
+        ),
+        ("inc/base.tidl", "struct Base { x: i32 }\n"),
+    ];
+    assert_eq!(
+        check_files_with(&config, &files),
+        r#"error: `Base` is declared in `inc/base.tidl`, which this file does not import
+ --> ../other/top.tidl:3:20
+  |
+3 | struct Top { base: Base, mid: Mid }
+  |                    ^^^^
+ ::: inc/base.tidl:1:8
+  |
+1 | struct Base { x: i32 }
+  |        ---- declared here
+  |
+  = help: add `import "base.tidl";` to `../other/top.tidl`
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_type_no_relative_import_reaches() {
+    // `lib/base.tidl` is in no include directory, and the way up from `../other` leads through
+    // the current directory, whose name the compiler does not know.
+    let mut config = Config::new();
+    config.include_dir("inc");
+    let files = [
+        (
+            "../other/top.tidl",
+            r#"import "mid.tidl";
+
+struct Top { base: Base, mid: Mid }
+"#,
+        ),
+        (
+            "inc/mid.tidl",
+            r#"import "../lib/base.tidl";
+
+struct Mid { base: Base }
+"#,
+        ),
+        ("lib/base.tidl", "struct Base { x: i32 }\n"),
+    ];
+    assert_eq!(
+        check_files_with(&config, &files),
+        r#"error: `Base` is declared in `lib/base.tidl`, which this file does not import
+ --> ../other/top.tidl:3:20
+  |
+3 | struct Top { base: Base, mid: Mid }
+  |                    ^^^^
+ ::: lib/base.tidl:1:8
+  |
+1 | struct Base { x: i32 }
+  |        ---- declared here
+  |
+  = help: no relative path from `../other/top.tidl` reaches `lib/base.tidl`: add its directory as an include directory and import it from there
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_type_in_a_package_the_lookup_does_not_search_is_suggested_by_a_name_that_finds_it() {
+    let files = [
+        (
+            "cart.tidl",
+            r#"package shop;
+
+import "orders.tidl";
+import "geo.tidl";
+
+struct Cart {
+    first: Order,
+    second: Ordr,
+    third: orders.Ordr,
+    here: Pont,
+}
+"#,
+        ),
+        ("orders.tidl", "package shop.orders;\n\nstruct Order { id: u64 }\n"),
+        ("geo.tidl", "package geo;\n\nstruct Point { x: i32 }\n"),
+    ];
+    assert_eq!(
+        check_files(&files),
+        r#"error: unknown type `Order`
+ --> cart.tidl:7:12
+  |
+7 |     first: Order,
+  |            ^^^^^ did you mean `orders.Order`?
+
+error: unknown type `Ordr`
+ --> cart.tidl:8:13
+  |
+8 |     second: Ordr,
+  |             ^^^^ did you mean `orders.Order`?
+
+error: package `shop.orders` has no type `Ordr`
+ --> cart.tidl:9:12
+  |
+9 |     third: orders.Ordr,
+  |            ^^^^^^^^^^^ did you mean `orders.Order`?
+
+error: unknown type `Pont`
+  --> cart.tidl:10:11
+   |
+10 |     here: Pont,
+   |           ^^^^ did you mean `geo.Point`?
+
+error: could not compile the .tidl input due to 4 previous errors
+"#
+    );
+}
+
+#[test]
+fn duplicates_in_an_enum_name_it_with_its_package() {
+    let text = r#"package shapes;
+
+enum Shape {
+    Rect { w: u32, w: u32 },
+    Circle,
+    Circle,
+}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: the field `w` is defined twice in `shapes.Shape.Rect`
+ --> test.tidl:4:20
+  |
+4 |     Rect { w: u32, w: u32 },
+  |            - first defined here
+  |                    ^ defined again here
+
+error: the variant `Circle` is defined twice in `shapes.Shape`
+ --> test.tidl:6:5
+  |
+5 |     Circle,
+  |     ------ first defined here
+6 |     Circle,
+  |     ^^^^^^ defined again here
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn a_missing_import_hides_the_unknown_names_of_its_file() {
+    // The missing file probably declares `Money`, `money.Cents`, even `geo.Pont` and `Item`:
+    // only the import is reported. Other files still report their unknown names.
+    let files = [
+        (
+            "m.tidl",
+            r#"package shop;
+
+import "money.tidl";
+import "geo.tidl";
+
+struct Order {
+    total: Money,
+    tax: money.Cents,
+    at: geo.Pont,
+    items: list<Item>,
+}
+"#,
+        ),
+        ("geo.tidl", "package geo;\n\nstruct Point { x: i32 }\n"),
+        ("other.tidl", "struct Other { x: Nope }\n"),
+    ];
+    assert_eq!(
+        check_files(&files),
+        r#"error: cannot find the imported file `money.tidl`
+ --> m.tidl:3:1
+  |
+3 | import "money.tidl";
+  | ^^^^^^^^^^^^^^^^^^^^
+  |
+  = help: looked in: .
+
+error: unknown type `Nope`
+ --> other.tidl:1:19
+  |
+1 | struct Other { x: Nope }
+  |                   ^^^^
+  |
+  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with `struct`, `enum` or `type`
+
+error: could not compile the .tidl input due to 2 previous errors
 "#
     );
 }

@@ -52,6 +52,15 @@ fn a_schema_of_several_files_and_packages() {
 }
 
 #[test]
+fn a_source_given_twice_is_one_root() {
+    let text = "service Greeter { rpc hello(string) -> string; }";
+    let sources = [Source { path: "x/greeter.tidl", text }, Source { path: "./x/greeter.tidl", text: "junk" }];
+    let generated = Config::new().generate(&sources).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(generated.len(), 1);
+    assert!(generated[0].code.contains("pub trait Greeter"));
+}
+
+#[test]
 fn client_only_and_server_only_generation() {
     let text = "service Greeter { rpc hello(string) -> string; }";
     let sources = [Source { path: "greeter.tidl", text }];

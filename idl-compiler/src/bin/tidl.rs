@@ -52,7 +52,8 @@ enum Command {
         #[arg(long)]
         server_only: bool,
     },
-    /// Rewrites files in the canonical layout; only whitespace changes, and comments stay.
+    /// Rewrites files in the canonical layout; only whitespace and trailing commas change, and
+    /// comments stay.
     Fmt {
         /// The .tidl files to format.
         #[arg(required = true)]

@@ -10,6 +10,7 @@
     ::tidl_runtime::serde::Deserialize
 )]
 #[serde(crate = "::tidl_runtime::serde")]
+#[allow(deprecated)]
 pub struct Point {
     /// Horizontal.
     pub x: i32,
@@ -26,6 +27,7 @@ pub struct Point {
     ::tidl_runtime::serde::Deserialize
 )]
 #[serde(crate = "::tidl_runtime::serde")]
+#[allow(deprecated)]
 pub struct Everything {
     /// The `unit` field.
     pub unit: (),
@@ -80,6 +82,7 @@ pub struct Everything {
 )]
 #[serde(crate = "::tidl_runtime::serde")]
 #[allow(clippy::large_enum_variant)]
+#[allow(deprecated)]
 pub enum Shape {
     /// Nothing at all.
     Empty,
@@ -103,6 +106,7 @@ pub enum Shape {
     ::tidl_runtime::serde::Deserialize
 )]
 #[serde(crate = "::tidl_runtime::serde")]
+#[allow(deprecated)]
 pub struct Tree {
     /// The `label` field.
     pub label: ::std::string::String,
@@ -122,6 +126,7 @@ pub struct Tree {
 )]
 #[serde(crate = "::tidl_runtime::serde")]
 #[allow(clippy::large_enum_variant)]
+#[allow(deprecated)]
 pub enum Expr {
     /// The `Literal` variant.
     Literal(i64),
@@ -148,6 +153,7 @@ pub enum Expr {
 )]
 #[serde(crate = "::tidl_runtime::serde")]
 #[allow(clippy::large_enum_variant)]
+#[allow(deprecated)]
 pub enum LookupError {
     /// The `NotFound` variant.
     NotFound,
@@ -158,15 +164,203 @@ pub enum LookupError {
     },
 }
 
+#[allow(deprecated)]
 impl ::core::fmt::Display for LookupError {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         ::core::fmt::Debug::fmt(self, f)
     }
 }
 
+/// The first version of `Point`.
+#[deprecated(note = "use `Point`")]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    ::tidl_runtime::serde::Serialize,
+    ::tidl_runtime::serde::Deserialize
+)]
+#[serde(crate = "::tidl_runtime::serde")]
+#[allow(deprecated)]
+pub struct OldPoint {
+    /// The `x` field.
+    pub x: i32,
+}
+
+/// Another name for a deprecated type.
+#[allow(deprecated)]
+pub type LegacyPoint = OldPoint;
+
+/// Why an old lookup failed.
+#[deprecated]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    ::tidl_runtime::serde::Serialize,
+    ::tidl_runtime::serde::Deserialize
+)]
+#[serde(crate = "::tidl_runtime::serde")]
+#[allow(clippy::large_enum_variant)]
+#[allow(deprecated)]
+pub enum OldError {
+    /// The `Gone` variant.
+    Gone,
+}
+
+#[allow(deprecated)]
+impl ::core::fmt::Display for OldError {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        ::core::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Deprecated types, used through an alias and as an error.
+///
+/// Implement this trait to serve `Archive`, and register the implementation with `Server::builder().register(ArchiveServer::new(...))`.
+#[allow(deprecated)]
+pub trait Archive: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// `find(string) -> LegacyPoint throws OldError`
+    fn find(
+        &self,
+        ctx: ::tidl_runtime::Context,
+        arg: ::std::string::String,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<LegacyPoint, OldError>,
+    > + ::core::marker::Send;
+}
+
+/// Serves an implementation of [`Archive`]: pass it to [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).
+pub struct ArchiveServer<T> {
+    inner: ::std::sync::Arc<T>,
+}
+
+#[allow(deprecated)]
+impl<T: Archive> ArchiveServer<T> {
+    /// Serves `inner`.
+    pub fn new(inner: T) -> Self {
+        Self {
+            inner: ::std::sync::Arc::new(inner),
+        }
+    }
+
+    /// Serves an implementation that is shared with other code.
+    pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
+        Self { inner }
+    }
+}
+
+impl<T> ::core::clone::Clone for ArchiveServer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: ::std::sync::Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> ::core::fmt::Debug for ArchiveServer<T> {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        f.debug_struct(::core::stringify!(ArchiveServer)).finish_non_exhaustive()
+    }
+}
+
+#[allow(deprecated)]
+impl<T: Archive> ::tidl_runtime::Service for ArchiveServer<T> {
+    fn name(&self) -> &'static str {
+        "Archive"
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        request: ::tidl_runtime::Incoming,
+    ) -> ::core::result::Result<(), ::tidl_runtime::Incoming> {
+        match method {
+            "find" => {
+                let inner = ::std::sync::Arc::clone(&self.inner);
+                request
+                    .spawn(
+                        ::tidl_runtime::Method::new("Archive", "find"),
+                        move |ctx, arg| async move {
+                            Archive::find(&*inner, ctx, arg).await
+                        },
+                    );
+                ::core::result::Result::Ok(())
+            }
+            _ => ::core::result::Result::Err(request),
+        }
+    }
+}
+
+/// A client of the `Archive` service: get one with `client.archive()` (import [`ArchiveClientExt`]). Cheap to clone; calls made through clones share the connection.
+#[derive(Clone, Debug)]
+pub struct ArchiveClient {
+    client: ::tidl_runtime::Client,
+    options: ::tidl_runtime::CallOptions,
+}
+
+#[allow(deprecated)]
+impl ArchiveClient {
+    /// A client of the service on `client`'s connection.
+    pub fn new(client: ::tidl_runtime::Client) -> Self {
+        Self {
+            client,
+            options: ::tidl_runtime::CallOptions::default(),
+        }
+    }
+
+    /// Calls made through the returned client fail with `DeadlineExceeded` after
+    /// `timeout`; the server is told, and stops the handler then.
+    #[must_use]
+    pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+
+    /// Calls made through the returned client belong to the handler call `ctx`: they are
+    /// cancelled when it is, and their deadline is never later than its deadline.
+    #[must_use]
+    pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
+        self.options = self.options.context(ctx);
+        self
+    }
+
+    /// Calls made through the returned client use `options`.
+    #[must_use]
+    pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// `find(string) -> LegacyPoint throws OldError`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn find(
+        &self,
+        arg: ::std::string::String,
+    ) -> ::tidl_runtime::Call<LegacyPoint, OldError> {
+        self.client
+            .call(::tidl_runtime::Method::new("Archive", "find"), &arg, &self.options)
+    }
+}
+
+/// Adds `archive()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+#[allow(deprecated)]
+pub trait ArchiveClientExt {
+    /// The `Archive` service on this connection.
+    fn archive(&self) -> ArchiveClient;
+}
+
+#[allow(deprecated)]
+impl ArchiveClientExt for ::tidl_runtime::Client {
+    fn archive(&self) -> ArchiveClient {
+        ArchiveClient::new(::core::clone::Clone::clone(self))
+    }
+}
+
 /// A service using all of the above.
 ///
 /// Implement this trait to serve `Geometry`, and register the implementation with `Server::builder().register(GeometryServer::new(...))`.
+#[allow(deprecated)]
 pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Takes nothing, returns nothing.
     fn ping(
@@ -223,6 +417,7 @@ pub struct GeometryServer<T> {
     inner: ::std::sync::Arc<T>,
 }
 
+#[allow(deprecated)]
 impl<T: Geometry> GeometryServer<T> {
     /// Serves `inner`.
     pub fn new(inner: T) -> Self {
@@ -251,6 +446,7 @@ impl<T> ::core::fmt::Debug for GeometryServer<T> {
     }
 }
 
+#[allow(deprecated)]
 impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
     fn name(&self) -> &'static str {
         "Geometry"
@@ -273,7 +469,6 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             "area" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -285,7 +480,6 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             "lookup" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -297,7 +491,6 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             "everything" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -309,7 +502,6 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             "evaluate" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -321,7 +513,6 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             "type" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -333,7 +524,6 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             _ => ::core::result::Result::Err(request),
         }
     }
@@ -346,6 +536,7 @@ pub struct GeometryClient {
     options: ::tidl_runtime::CallOptions,
 }
 
+#[allow(deprecated)]
 impl GeometryClient {
     /// A client of the service on `client`'s connection.
     pub fn new(client: ::tidl_runtime::Client) -> Self {
@@ -439,11 +630,13 @@ impl GeometryClient {
 }
 
 /// Adds `geometry()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+#[allow(deprecated)]
 pub trait GeometryClientExt {
     /// The `Geometry` service on this connection.
     fn geometry(&self) -> GeometryClient;
 }
 
+#[allow(deprecated)]
 impl GeometryClientExt for ::tidl_runtime::Client {
     fn geometry(&self) -> GeometryClient {
         GeometryClient::new(::core::clone::Clone::clone(self))
@@ -453,6 +646,7 @@ impl GeometryClientExt for ::tidl_runtime::Client {
 /// A one-letter service name, the same as a server's usual type parameter.
 ///
 /// Implement this trait to serve `T`, and register the implementation with `Server::builder().register(TServer::new(...))`.
+#[allow(deprecated)]
 pub trait T: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// `a()`
     fn a(
@@ -469,6 +663,7 @@ pub struct TServer<S> {
     inner: ::std::sync::Arc<S>,
 }
 
+#[allow(deprecated)]
 impl<S: T> TServer<S> {
     /// Serves `inner`.
     pub fn new(inner: S) -> Self {
@@ -497,6 +692,7 @@ impl<S> ::core::fmt::Debug for TServer<S> {
     }
 }
 
+#[allow(deprecated)]
 impl<S: T> ::tidl_runtime::Service for TServer<S> {
     fn name(&self) -> &'static str {
         "T"
@@ -517,7 +713,6 @@ impl<S: T> ::tidl_runtime::Service for TServer<S> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             _ => ::core::result::Result::Err(request),
         }
     }
@@ -530,6 +725,7 @@ pub struct TClient {
     options: ::tidl_runtime::CallOptions,
 }
 
+#[allow(deprecated)]
 impl TClient {
     /// A client of the service on `client`'s connection.
     pub fn new(client: ::tidl_runtime::Client) -> Self {
@@ -570,11 +766,13 @@ impl TClient {
 }
 
 /// Adds `t()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+#[allow(deprecated)]
 pub trait TClientExt {
     /// The `T` service on this connection.
     fn t(&self) -> TClient;
 }
 
+#[allow(deprecated)]
 impl TClientExt for ::tidl_runtime::Client {
     fn t(&self) -> TClient {
         TClient::new(::core::clone::Clone::clone(self))

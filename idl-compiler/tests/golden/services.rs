@@ -78,7 +78,6 @@ impl<T: Example> ::tidl_runtime::Service for ExampleServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             "echo" => {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
@@ -90,7 +89,6 @@ impl<T: Example> ::tidl_runtime::Service for ExampleServer<T> {
                     );
                 ::core::result::Result::Ok(())
             }
-
             _ => ::core::result::Result::Err(request),
         }
     }

@@ -21,6 +21,7 @@ pub mod geo {
     }
 
     /// A closed line of points.
+    #[allow(deprecated)]
     pub type Polygon = ::std::vec::Vec<Point>;
 }
 
@@ -192,6 +193,7 @@ pub mod shop {
         Unknown(u64),
     }
 
+    #[allow(deprecated)]
     impl ::core::fmt::Display for ShopError {
         fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
             ::core::fmt::Debug::fmt(self, f)
@@ -218,7 +220,9 @@ pub mod shop {
     }
 
     /// An alias whose target leads back to `Category`: the alias is what gets boxed.
+    #[allow(deprecated)]
     pub type CategoryRef = ::core::option::Option<::std::boxed::Box<Category>>;
+
     /// A price rule: a recursive enum.
     #[derive(
         Clone,
@@ -245,7 +249,9 @@ pub mod shop {
     }
 
     /// Order ids.
+    #[allow(deprecated)]
     pub type OrderIds = ::std::vec::Vec<u64>;
+
     /// Takes and tracks orders.
     ///
     /// Implement this trait to serve `shop.Shop`, and register the implementation with `Server::builder().register(ShopServer::new(...))`.
@@ -373,7 +379,6 @@ pub mod shop {
                         );
                     ::core::result::Result::Ok(())
                 }
-
                 "get" => {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
@@ -385,7 +390,6 @@ pub mod shop {
                         );
                     ::core::result::Result::Ok(())
                 }
-
                 "ids" => {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
@@ -397,7 +401,6 @@ pub mod shop {
                         );
                     ::core::result::Result::Ok(())
                 }
-
                 "count" => {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
@@ -409,7 +412,6 @@ pub mod shop {
                         );
                     ::core::result::Result::Ok(())
                 }
-
                 "price" => {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
@@ -421,7 +423,6 @@ pub mod shop {
                         );
                     ::core::result::Result::Ok(())
                 }
-
                 "fetch" => {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
@@ -433,7 +434,6 @@ pub mod shop {
                         );
                     ::core::result::Result::Ok(())
                 }
-
                 "type" => {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
@@ -445,7 +445,6 @@ pub mod shop {
                         );
                     ::core::result::Result::Ok(())
                 }
-
                 _ => ::core::result::Result::Err(request),
             }
         }
@@ -605,7 +604,9 @@ pub mod shop {
     /// What the shop has on its shelves.
     pub mod inventory {
         /// A stock-keeping unit.
+        #[allow(deprecated)]
         pub type Sku = ::std::string::String;
+
         /// An item and where it is stored.
         #[derive(
             Clone,
@@ -711,7 +712,6 @@ pub mod shop {
                             );
                         ::core::result::Result::Ok(())
                     }
-
                     "area" => {
                         let inner = ::std::sync::Arc::clone(&self.inner);
                         request
@@ -726,7 +726,6 @@ pub mod shop {
                             );
                         ::core::result::Result::Ok(())
                     }
-
                     _ => ::core::result::Result::Err(request),
                 }
             }
