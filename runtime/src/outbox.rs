@@ -15,8 +15,14 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Buffer capacity above which an idle writer gives memory back instead of keeping it for reuse.
+/// Buffer capacity the writer always keeps for reuse. A larger buffer (grown for a large frame)
+/// is kept while large frames keep coming, and given back after [`SMALL_WRITES_BEFORE_SHRINK`]
+/// writes in a row that would have fitted: reusing it spares a large frame a fresh allocation
+/// and its page faults, and returning it bounds an idle connection's memory.
 const KEEP_CAPACITY: usize = 1024 * 1024;
+
+/// See [`KEEP_CAPACITY`].
+const SMALL_WRITES_BEFORE_SHRINK: u32 = 64;
 
 /// The shared write buffer of one connection.
 #[derive(Debug)]
@@ -182,6 +188,8 @@ impl Outbox {
 
     async fn write_loop<W: AsyncWrite + Unpin>(&self, io: &mut W) -> std::io::Result<()> {
         let mut out = BytesMut::with_capacity(8 * 1024);
+        // Writes in a row that would have fitted in `KEEP_CAPACITY`.
+        let mut small_writes = 0;
         loop {
             let has_data = {
                 let mut state = self.lock();
@@ -189,7 +197,7 @@ impl Outbox {
                     if state.closing {
                         return Ok(());
                     }
-                    if state.buf.capacity() > KEEP_CAPACITY {
+                    if state.buf.capacity() > KEEP_CAPACITY && small_writes >= SMALL_WRITES_BEFORE_SHRINK {
                         state.buf = BytesMut::with_capacity(8 * 1024);
                     }
                     false
@@ -211,8 +219,9 @@ impl Outbox {
             }
             io.write_all(&out).await?;
             io.flush().await?;
+            small_writes = if out.len() <= KEEP_CAPACITY { small_writes.saturating_add(1) } else { 0 };
             out.clear();
-            if out.capacity() > KEEP_CAPACITY {
+            if out.capacity() > KEEP_CAPACITY && small_writes >= SMALL_WRITES_BEFORE_SHRINK {
                 out = BytesMut::with_capacity(8 * 1024);
             }
             self.drained.notify_waiters();
