@@ -190,7 +190,7 @@ fn run_for<R: Rpc, F: Future<Output = Metrics> + Send + 'static>(
             Case::Cost => unreachable!("handled above"),
         };
         let mut metrics = task.await.expect("the benchmark task panicked");
-        if case == Case::Tput(1024)
+        if matches!(case, Case::Tput(_))
             && let Some(rss) = peak_rss_mib()
         {
             metrics.push(("rss_mib", rss));

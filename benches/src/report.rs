@@ -72,6 +72,7 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Cancel, "median_us", "5. cancel-to-drop median (µs)", 1),
     row(Case::Cancel, "p99_us", "5. cancel-to-drop p99 (µs)", 1),
     row(Case::Cancel, "max_us", "5. cancel-to-drop max (µs)", 1),
+    row(Case::Tput(256), "rss_mib", "6. peak RSS, 256 in flight (MiB)", 1),
     row(Case::Tput(1024), "rss_mib", "6. peak RSS, 1,024 in flight (MiB)", 1),
     row(Case::Cost, "allocs_client", "6. heap allocations per echo call, client", 2),
     row(Case::Cost, "allocs_server", "6. heap allocations per echo call, server", 2),
@@ -220,6 +221,25 @@ pub fn targets(table: &Table) -> String {
             format!("tidl {}", fmt(v, 2)),
         );
     }
+    // Linear cost: 16 times the payload (64 KiB to 1 MiB) at most 16 times the time per call, and
+    // 4 times the calls in flight (256 to 1,024) at most 4 times the memory.
+    let per_call = |size| m(Case::Payload(size), tidl, "calls_per_s").map(|c| 1e6 / c);
+    let (small, large) = (per_call(64 * 1024), per_call(1024 * 1024));
+    check(
+        "cost grows linearly: 16x the payload (64 KiB to 1 MiB) at most 16x the time per call",
+        large.zip(small).map(|(l, s)| l / s),
+        Some(16.0),
+        true,
+        format!("tidl {} µs at 64 KiB, {} µs at 1 MiB", fmt(small, 1), fmt(large, 1)),
+    );
+    let rss = |n| m(Case::Tput(n), tidl, "rss_mib");
+    check(
+        "cost grows linearly: 4x the calls in flight (256 to 1,024) at most 4x the peak memory",
+        rss(1024).zip(rss(256)).map(|(a, b)| a / b),
+        Some(4.0),
+        true,
+        format!("tidl {} MiB at 256, {} MiB at 1,024", fmt(rss(256), 1), fmt(rss(1024), 1)),
+    );
     let wire = |imp| m(Case::Cost, imp, "wire_bytes");
     check(
         "bytes on the wire per call within 20% of tarpc's or smaller",

@@ -34,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 /// Bytes the reader asks the socket for at least, per read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Replies at least this long are read into a buffer of their own (see [`LargeBuffers`]).
+const LARGE_FRAME: usize = 64 * 1024;
+
 /// Settings of a client connection. Build one with `ClientConfig::default()` and set fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -356,6 +359,75 @@ impl Client {
     }
 }
 
+/// Reads into the large reply being read, if there is one (no further than its end), else into
+/// the read buffer.
+async fn read_some<R: AsyncRead + Unpin>(
+    read: &mut R,
+    buf: &mut BytesMut,
+    large: &mut Option<(Vec<u8>, usize)>,
+) -> std::io::Result<usize> {
+    match large {
+        Some((body, len)) => {
+            let want = *len - body.len();
+            let mut rest = bytes::BufMut::limit(&mut *body, want);
+            read.read_buf(&mut rest).await
+        }
+        None => read.read_buf(buf).await,
+    }
+}
+
+/// A few buffers for large replies, reused from one reply to the next so a large reply does not
+/// land in freshly allocated memory (hundreds of page faults per megabyte). Emptied when the
+/// connection goes quiet.
+#[derive(Debug, Default)]
+struct LargeBuffers(Mutex<Vec<Vec<u8>>>);
+
+impl LargeBuffers {
+    /// Buffers kept, and the largest one kept.
+    const KEPT: usize = 4;
+    const LARGEST: usize = 4 * 1024 * 1024;
+
+    /// An empty buffer with room for `len` bytes.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut body = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop().unwrap_or_default();
+        body.clear();
+        body.reserve_exact(len);
+        body
+    }
+
+    fn give_back(&self, body: Vec<u8>) {
+        let mut kept = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if kept.len() < Self::KEPT && body.capacity() <= Self::LARGEST {
+            kept.push(body);
+        }
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+}
+
+/// A large reply's buffer, as the owner of the frame's `Bytes`: back to the pool when the last
+/// slice of it is dropped.
+struct Pooled {
+    body: Vec<u8>,
+    pool: std::sync::Weak<LargeBuffers>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.give_back(std::mem::take(&mut self.body));
+        }
+    }
+}
+
 /// What the reader hands a pending call.
 #[derive(Debug)]
 pub(crate) enum Reply {
@@ -462,18 +534,41 @@ impl Conn {
         }
         self.ready.send_replace(Readiness::Ready);
 
-        let mut decoder = FrameDecoder::new(self.config.max_frame_len);
+        let mut decoder = FrameDecoder::new(self.config.max_frame_len).with_large_frames(LARGE_FRAME);
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut keepalive = Keepalive::new(self.config.keepalive_interval, self.config.keepalive_timeout);
+        let pool = Arc::new(LargeBuffers::default());
+        // A large reply being read: its buffer and its length.
+        let mut large: Option<(Vec<u8>, usize)> = None;
         loop {
-            loop {
+            if let Some((body, len)) = &large
+                && body.len() == *len
+            {
+                let Some((body, _)) = large.take() else { continue };
+                let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
+                if let Err(status) = self.on_frame(&frame) {
+                    return status;
+                }
+                continue;
+            }
+            while large.is_none() {
                 match decoder.decode(&mut buf) {
                     Ok(Some(frame)) => {
                         if let Err(status) = self.on_frame(&frame.freeze()) {
                             return status;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        // A large reply: read the rest of it straight into a buffer of its own, so
+                        // the read buffer is not held while the caller decodes it.
+                        if let Some(len) = decoder.take_large() {
+                            let mut body = pool.take(len);
+                            body.extend_from_slice(&buf);
+                            buf.clear();
+                            large = Some((body, len));
+                        }
+                        break;
+                    }
                     Err(e) => {
                         return Status::unavailable(format!(
                             "closed the connection to {}: {e}; raise ClientConfig::max_frame_len (and the \
@@ -482,6 +577,9 @@ impl Conn {
                         ));
                     }
                 }
+            }
+            if large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
+                continue;
             }
             // Frames split off earlier may still hold the buffer; reading into its spare room
             // reuses it, and only a nearly full buffer is replaced.
@@ -496,6 +594,8 @@ impl Conn {
                 biased;
                 due = keepalive.due() => match due {
                     Due::Ping(nonce) => {
+                        // A quiet connection keeps no large buffers.
+                        pool.clear();
                         let _ = self.outbox.push_header(&Header::Ping { nonce });
                         continue;
                     }
@@ -507,7 +607,7 @@ impl Conn {
                         ));
                     }
                 },
-                read_result = read.read_buf(&mut buf) => read_result,
+                read_result = read_some(read, &mut buf, &mut large) => read_result,
             };
             match read_result {
                 Ok(0) => return self.closed_by_server(),

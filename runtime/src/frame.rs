@@ -167,12 +167,16 @@ pub(crate) fn parse(bytes: &Bytes) -> Result<(Header<'_>, Bytes), String> {
 pub struct FrameDecoder {
     max_frame_len: usize,
     state: DecodeState,
+    /// Frames at least this long are left to the caller (see [`FrameDecoder::take_large`]).
+    large_frames: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum DecodeState {
     Head,
     Data(usize),
+    /// The head of a large frame was read; the caller reads its body.
+    Large(usize),
 }
 
 /// A peer announced a frame longer than the limit.
@@ -188,7 +192,31 @@ pub struct FrameTooLarge {
 impl FrameDecoder {
     /// A decoder that rejects frames longer than `max_frame_len` bytes (capped at `u32::MAX`).
     pub fn new(max_frame_len: usize) -> FrameDecoder {
-        FrameDecoder { max_frame_len: max_frame_len.min(u32::MAX as usize), state: DecodeState::Head }
+        FrameDecoder {
+            max_frame_len: max_frame_len.min(u32::MAX as usize),
+            state: DecodeState::Head,
+            large_frames: usize::MAX,
+        }
+    }
+
+    /// Leaves frames of at least `threshold` bytes to the caller: `decode` stops after such a
+    /// frame's head (reserving nothing for it), and [`take_large`](Self::take_large) gives its
+    /// length, so the caller can read the body into a buffer of its own.
+    pub(crate) fn with_large_frames(mut self, threshold: usize) -> FrameDecoder {
+        self.large_frames = threshold;
+        self
+    }
+
+    /// The length of a large frame whose head was just read (its body, or the start of it, is
+    /// what the source buffer holds); decoding then starts afresh at the next frame.
+    pub(crate) fn take_large(&mut self) -> Option<usize> {
+        match self.state {
+            DecodeState::Large(len) => {
+                self.state = DecodeState::Head;
+                Some(len)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -199,6 +227,7 @@ impl Decoder for FrameDecoder {
     fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
         let len = match self.state {
             DecodeState::Data(len) => len,
+            DecodeState::Large(_) => return Ok(None),
             DecodeState::Head => {
                 if src.len() < LEN_PREFIX {
                     return Ok(None);
@@ -212,6 +241,10 @@ impl Decoder for FrameDecoder {
                 }
                 // Checked against the limit above, so this fits and is safe to reserve.
                 let len = len as usize;
+                if len >= self.large_frames && src.len() < len {
+                    self.state = DecodeState::Large(len);
+                    return Ok(None);
+                }
                 src.reserve(len.saturating_sub(src.len()));
                 self.state = DecodeState::Data(len);
                 len
@@ -268,6 +301,21 @@ mod tests {
                 assert_eq!(parse(&body).unwrap().0, Header::Cancel { id: 300 });
             }
         }
+    }
+
+    #[test]
+    fn large_frames_are_left_to_the_caller() {
+        let mut src = frame(&Header::Cancel { id: 1 }, &[7; 100]);
+        let whole = src.len() - LEN_PREFIX;
+        src.truncate(LEN_PREFIX + 10);
+        let mut decoder = FrameDecoder::new(1024).with_large_frames(64);
+        assert!(decoder.decode(&mut src).unwrap().is_none());
+        assert_eq!(decoder.take_large(), Some(whole));
+        assert_eq!(src.len(), 10, "the body so far is left in the source");
+        assert_eq!(decoder.take_large(), None);
+        // Small frames, and large ones that are already complete, come out as usual.
+        let mut src = frame(&Header::Cancel { id: 2 }, &[7; 100]);
+        assert!(decoder.decode(&mut src).unwrap().is_some());
     }
 
     #[test]
