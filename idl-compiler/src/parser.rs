@@ -302,36 +302,40 @@ impl Builder {
         Attribute { name: self.expect_name(name), args, span }
     }
 
-    fn service(&self, pair: Pair<'_, Rule>) -> Service {
+    /// The doc comments, attributes and name of a declaration, field, variant or method; every
+    /// other child goes to `other`.
+    fn named<'i>(&self, pair: Pair<'i, Rule>, mut other: impl FnMut(Pair<'i, Rule>)) -> (Meta, Ident) {
         let mut meta = Meta::default();
         let mut name = None;
-        let mut methods = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::meta => meta = self.meta(p),
                 Rule::ident => name = Some(self.ident(&p)),
-                Rule::method => methods.push(self.method(p)),
-                _ => {}
+                _ => other(p),
             }
         }
-        Service { meta, name: self.expect_name(name), methods }
+        (meta, self.expect_name(name))
+    }
+
+    fn service(&self, pair: Pair<'_, Rule>) -> Service {
+        let mut methods = Vec::new();
+        let (meta, name) = self.named(pair, |p| {
+            if p.as_rule() == Rule::method {
+                methods.push(self.method(p));
+            }
+        });
+        Service { meta, name, methods }
     }
 
     fn method(&self, pair: Pair<'_, Rule>) -> Method {
-        let mut meta = Meta::default();
-        let mut name = None;
         let (mut arg, mut reply, mut error) = (None, None, None);
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::meta => meta = self.meta(p),
-                Rule::ident => name = Some(self.ident(&p)),
-                Rule::arg_type => arg = self.inner_type(p),
-                Rule::reply_type => reply = self.inner_type(p),
-                Rule::throws => error = self.inner_type(p),
-                _ => {}
-            }
-        }
-        Method { meta, name: self.expect_name(name), arg, reply, error }
+        let (meta, name) = self.named(pair, |p| match p.as_rule() {
+            Rule::arg_type => arg = self.inner_type(p),
+            Rule::reply_type => reply = self.inner_type(p),
+            Rule::throws => error = self.inner_type(p),
+            _ => {}
+        });
+        Method { meta, name, arg, reply, error }
     }
 
     /// The `type_ref` inside a wrapper rule (`arg_type`, `reply_type`, `throws`).
@@ -340,82 +344,54 @@ impl Builder {
     }
 
     fn struct_decl(&self, pair: Pair<'_, Rule>) -> Struct {
-        let mut meta = Meta::default();
-        let mut name = None;
         let mut fields = Vec::new();
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::meta => meta = self.meta(p),
-                Rule::ident => name = Some(self.ident(&p)),
-                Rule::field => fields.push(self.field(p)),
-                _ => {}
+        let (meta, name) = self.named(pair, |p| {
+            if p.as_rule() == Rule::field {
+                fields.push(self.field(p));
             }
-        }
-        Struct { meta, name: self.expect_name(name), fields }
+        });
+        Struct { meta, name, fields }
+    }
+
+    /// A field, or an alias: a name and a type.
+    fn named_type(&self, pair: Pair<'_, Rule>) -> (Meta, Ident, TypeRef) {
+        let mut ty = None;
+        let (meta, name) = self.named(pair, |p| {
+            if p.as_rule() == Rule::type_ref {
+                ty = Some(self.type_ref(p));
+            }
+        });
+        let ty = ty.unwrap_or(TypeRef::Unit(name.span));
+        (meta, name, ty)
     }
 
     fn field(&self, pair: Pair<'_, Rule>) -> Field {
-        let mut meta = Meta::default();
-        let mut name = None;
-        let mut ty = None;
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::meta => meta = self.meta(p),
-                Rule::ident => name = Some(self.ident(&p)),
-                Rule::type_ref => ty = Some(self.type_ref(p)),
-                _ => {}
-            }
-        }
-        let name = self.expect_name(name);
-        let ty = ty.unwrap_or(TypeRef::Unit(name.span));
+        let (meta, name, ty) = self.named_type(pair);
         Field { meta, name, ty }
     }
 
     fn enum_decl(&self, pair: Pair<'_, Rule>) -> Enum {
-        let mut meta = Meta::default();
-        let mut name = None;
         let mut variants = Vec::new();
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::meta => meta = self.meta(p),
-                Rule::ident => name = Some(self.ident(&p)),
-                Rule::variant => variants.push(self.variant(p)),
-                _ => {}
+        let (meta, name) = self.named(pair, |p| {
+            if p.as_rule() == Rule::variant {
+                variants.push(self.variant(p));
             }
-        }
-        Enum { meta, name: self.expect_name(name), variants }
+        });
+        Enum { meta, name, variants }
     }
 
     fn variant(&self, pair: Pair<'_, Rule>) -> Variant {
-        let mut meta = Meta::default();
-        let mut name = None;
         let mut shape = VariantShape::Unit;
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::meta => meta = self.meta(p),
-                Rule::ident => name = Some(self.ident(&p)),
-                Rule::tuple_fields => shape = VariantShape::Tuple(p.into_inner().map(|t| self.type_ref(t)).collect()),
-                Rule::struct_fields => shape = VariantShape::Struct(p.into_inner().map(|f| self.field(f)).collect()),
-                _ => {}
-            }
-        }
-        Variant { meta, name: self.expect_name(name), shape }
+        let (meta, name) = self.named(pair, |p| match p.as_rule() {
+            Rule::tuple_fields => shape = VariantShape::Tuple(p.into_inner().map(|t| self.type_ref(t)).collect()),
+            Rule::struct_fields => shape = VariantShape::Struct(p.into_inner().map(|f| self.field(f)).collect()),
+            _ => {}
+        });
+        Variant { meta, name, shape }
     }
 
     fn alias(&self, pair: Pair<'_, Rule>) -> Alias {
-        let mut meta = Meta::default();
-        let mut name = None;
-        let mut ty = None;
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::meta => meta = self.meta(p),
-                Rule::ident => name = Some(self.ident(&p)),
-                Rule::type_ref => ty = Some(self.type_ref(p)),
-                _ => {}
-            }
-        }
-        let name = self.expect_name(name);
-        let ty = ty.unwrap_or(TypeRef::Unit(name.span));
+        let (meta, name, ty) = self.named_type(pair);
         Alias { meta, name, ty }
     }
 

@@ -114,6 +114,7 @@ pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap, include_dirs: &[
         symbols: HashMap::new(),
         scopes: HashMap::new(),
         alias_targets: HashMap::new(),
+        alias_keys: HashMap::new(),
         aliases: HashMap::new(),
         resolving: Vec::new(),
     };
@@ -192,6 +193,8 @@ struct Checker<'a> {
     scopes: HashMap<FileId, Scope>,
     /// Resolved alias targets by symbol key.
     alias_targets: HashMap<(String, String), Ty>,
+    /// The symbol key of every alias, by the alias's Rust module and name (what `Ty::Alias` holds).
+    alias_keys: HashMap<String, (String, String)>,
     /// Every alias, by symbol key, with the scope to resolve it in.
     aliases: HashMap<(String, String), (&'a ast::Alias, Scope)>,
     /// Aliases being resolved, innermost last, to detect cycles.
@@ -364,6 +367,8 @@ impl<'a> Checker<'a> {
                     },
                 );
                 if let Item::Alias(alias) = item {
+                    let rust_name = &self.symbols[&key].rust_name;
+                    self.alias_keys.insert(node_key(&scope.module, rust_name), key.clone());
                     self.aliases.insert(key, (alias, scope.clone()));
                 }
             }
@@ -724,12 +729,7 @@ impl<'a> Checker<'a> {
     /// is reported once, where it crosses the limit, whatever the declaration order.
     fn check_alias_depth(&mut self) {
         let max = crate::parser::MAX_NESTING;
-        let by_node: HashMap<String, (String, String)> = self
-            .symbols
-            .values()
-            .filter(|d| d.kind == Kind::Alias)
-            .map(|d| (node_key(&d.module, &d.rust_name), d.key.clone()))
-            .collect();
+        let by_node = &self.alias_keys;
         let mut edges: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
         for (key, target) in &self.alias_targets {
             let mut refs = Vec::new();
@@ -781,9 +781,8 @@ impl<'a> Checker<'a> {
         // Alias chains are bounded (MAX_NESTING) and acyclic (cycles resolve to `Error`).
         for _ in 0..=crate::parser::MAX_NESTING {
             let Ty::Alias { module, name } = &ty else { break };
-            let key =
-                self.symbols.values().find(|d| d.kind == Kind::Alias && d.module == *module && d.rust_name == *name);
-            ty = key.and_then(|d| self.alias_targets.get(&d.key)).cloned().unwrap_or(Ty::Error);
+            let key = self.alias_keys.get(&node_key(module, name));
+            ty = key.and_then(|key| self.alias_targets.get(key)).cloned().unwrap_or(Ty::Error);
         }
         ty
     }
