@@ -666,3 +666,37 @@ impl Conn {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_reply_buffer_returns_to_the_pool_when_its_last_slice_is_dropped() {
+        let pool = Arc::new(LargeBuffers::default());
+        let mut body = pool.take(100_000);
+        body.resize(100_000, 7);
+        let address = body.as_ptr();
+        let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
+        let slice = frame.slice(10..20);
+        drop(frame);
+        assert!(pool.0.lock().expect("lock").is_empty(), "still held by a slice");
+        drop(slice);
+        let again = pool.take(50_000);
+        assert_eq!(again.as_ptr(), address, "the same memory is used for the next large reply");
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn the_pool_keeps_a_few_buffers_of_bounded_size_and_empties_on_request() {
+        let pool = LargeBuffers::default();
+        for _ in 0..LargeBuffers::KEPT + 3 {
+            pool.give_back(Vec::with_capacity(1024));
+        }
+        pool.give_back(Vec::with_capacity(LargeBuffers::LARGEST + 1));
+        assert_eq!(pool.0.lock().expect("lock").len(), LargeBuffers::KEPT);
+        assert!(pool.0.lock().expect("lock").iter().all(|b| b.capacity() <= LargeBuffers::LARGEST));
+        pool.clear();
+        assert!(pool.0.lock().expect("lock").is_empty());
+    }
+}

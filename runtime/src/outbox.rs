@@ -197,9 +197,7 @@ impl Outbox {
                     if state.closing {
                         return Ok(());
                     }
-                    if state.buf.capacity() > KEEP_CAPACITY && small_writes >= SMALL_WRITES_BEFORE_SHRINK {
-                        state.buf = BytesMut::with_capacity(8 * 1024);
-                    }
+                    shrink_if_unused(&mut state.buf, small_writes);
                     false
                 } else {
                     std::mem::swap(&mut state.buf, &mut out);
@@ -221,11 +219,17 @@ impl Outbox {
             io.flush().await?;
             small_writes = if out.len() <= KEEP_CAPACITY { small_writes.saturating_add(1) } else { 0 };
             out.clear();
-            if out.capacity() > KEEP_CAPACITY && small_writes >= SMALL_WRITES_BEFORE_SHRINK {
-                out = BytesMut::with_capacity(8 * 1024);
-            }
+            shrink_if_unused(&mut out, small_writes);
             self.drained.notify_waiters();
         }
+    }
+}
+
+/// Replaces an empty buffer grown past [`KEEP_CAPACITY`] with a small one, once
+/// `small_writes` writes in a row have not needed it.
+fn shrink_if_unused(buf: &mut BytesMut, small_writes: u32) {
+    if buf.capacity() > KEEP_CAPACITY && small_writes >= SMALL_WRITES_BEFORE_SHRINK {
+        *buf = BytesMut::with_capacity(8 * 1024);
     }
 }
 
@@ -244,5 +248,89 @@ impl std::future::Future for YieldOnce {
         self.0 = true;
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    /// A sink that records each write it is given.
+    #[derive(Default)]
+    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            self.0.lock().expect("lock").push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn push(outbox: &Outbox, bytes: &'static [u8]) {
+        outbox
+            .push(|buf, _| {
+                buf.extend_from_slice(bytes);
+                Ok(())
+            })
+            .expect("open");
+    }
+
+    /// Pushes a frame, and wakes a task that pushes another right after the writer is woken.
+    async fn two_frames(calls_in_flight: usize) -> Vec<Vec<u8>> {
+        let outbox = Arc::new(Outbox::new(1024, usize::MAX));
+        for _ in 0..calls_in_flight {
+            outbox.call_started();
+        }
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let writer = tokio::spawn({
+            let (outbox, sink) = (outbox.clone(), Writes(writes.clone()));
+            async move { outbox.run_writer(sink, CancellationToken::new()).await }
+        });
+        let go = Arc::new(tokio::sync::Notify::new());
+        let second = tokio::spawn({
+            let (outbox, go) = (outbox.clone(), go.clone());
+            async move {
+                go.notified().await;
+                push(&outbox, b"B");
+            }
+        });
+        tokio::task::yield_now().await;
+        // On this one-thread runtime the writer is now queued first, the second task after it.
+        push(&outbox, b"A");
+        go.notify_one();
+        second.await.expect("second task");
+        outbox.close();
+        writer.await.expect("writer").expect("writes");
+        Arc::try_unwrap(writes).expect("one owner").into_inner().expect("lock")
+    }
+
+    #[tokio::test]
+    async fn with_calls_in_flight_frames_queued_meanwhile_share_one_write() {
+        assert_eq!(two_frames(2).await, vec![b"AB".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn a_lone_call_is_written_at_once() {
+        assert_eq!(two_frames(1).await, vec![b"A".to_vec(), b"B".to_vec()]);
+    }
+
+    #[test]
+    fn a_large_buffer_is_kept_until_it_has_gone_unused_for_a_while() {
+        let mut buf = BytesMut::with_capacity(4 * KEEP_CAPACITY);
+        shrink_if_unused(&mut buf, SMALL_WRITES_BEFORE_SHRINK - 1);
+        assert!(buf.capacity() >= 4 * KEEP_CAPACITY, "kept while large writes are recent");
+        shrink_if_unused(&mut buf, SMALL_WRITES_BEFORE_SHRINK);
+        assert!(buf.capacity() < KEEP_CAPACITY, "given back after enough small writes");
     }
 }
