@@ -584,11 +584,7 @@ impl Conn {
             // Frames split off earlier may still hold the buffer; reading into its spare room
             // reuses it, and only a nearly full buffer is replaced.
             if buf.capacity() - buf.len() < READ_CHUNK / 16 {
-                // Frames split off earlier may still hold the buffer; reading into its spare room
-                // reuses it, and only a nearly full buffer is replaced.
-                if buf.capacity() - buf.len() < READ_CHUNK / 16 {
-                    buf.reserve(READ_CHUNK);
-                }
+                buf.reserve(READ_CHUNK);
             }
             let read_result = tokio::select! {
                 biased;
