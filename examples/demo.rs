@@ -6,7 +6,6 @@
 use example::{Example, ExampleClientExt, ExampleServer};
 use std::time::Duration;
 use tidl_runtime::{Call, Client, Server};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 #[tokio::main]
@@ -17,12 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The loop sleeps 250 ms per iteration, so a few iterations fit before the cancel.
     let example = Example::with_period(Duration::from_millis(250));
     let server = Server::builder().register(ExampleServer::new(example.clone())).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.accept(listener).await }
-    });
+    let addr = server.listen("127.0.0.1:0").await?;
     println!("{} server listening on {addr}", at());
 
     let client = Client::dial(addr).await?;

@@ -52,12 +52,7 @@ impl support::Probe for Probe {
 
 async fn serve(example: Example, probe: Probe) -> (SocketAddr, Server) {
     let server = Server::builder().register(ExampleServer::new(example)).register(ProbeServer::new(probe)).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.accept(listener).await }
-    });
+    let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
     (addr, server)
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tidl_runtime::bytes::Bytes;
 use tidl_runtime::{Client, ClientConfig, Code, Context, Error, Server, ServerConfig, Status};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -107,12 +106,7 @@ impl Interop {
 
 async fn serve_with(interop: Interop, config: ServerConfig) -> (SocketAddr, Server) {
     let server = Server::builder().register(InteropServer::new(interop)).config(config).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.accept(listener).await }
-    });
+    let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
     (addr, server)
 }
 

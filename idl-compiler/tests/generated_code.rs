@@ -75,9 +75,7 @@ impl kitchen_sink::T for Impl {
 
 async fn client() -> Client {
     let server = Server::builder().register(GeometryServer::new(Impl)).register(TServer::new(Impl)).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { server.accept(listener).await });
+    let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
     Client::dial(addr).await.expect("dial")
 }
 

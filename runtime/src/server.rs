@@ -23,13 +23,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
@@ -293,6 +294,21 @@ impl Server {
             let (read, write) = stream.into_split();
             self.spawn_connection(read, write, peer.to_string());
         }
+    }
+
+    /// Binds `addr` and accepts connections on it in a background task, as
+    /// [`accept`](Server::accept) does, until shutdown. Returns the address bound, so
+    /// `"127.0.0.1:0"` serves on a free port. A failure of the listener itself is logged.
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let server = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = server.accept(listener).await {
+                tracing::error!(addr = %bound, error = %e, "tidl server stopped accepting connections");
+            }
+        });
+        Ok(bound)
     }
 
     /// Serves a connection in a task of its own, or refuses it if the server is full.

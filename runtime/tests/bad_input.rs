@@ -12,7 +12,7 @@ use std::time::Duration;
 use tidl_runtime::CancellationToken;
 use tidl_runtime::{CallOptions, Client, Code, Method, Server, ServerConfig};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tracing::subscriber::DefaultGuard;
 
@@ -112,12 +112,7 @@ async fn fixture() -> Fixture {
     let mut config = ServerConfig::default();
     config.handshake_timeout = Duration::from_millis(200);
     let server = Server::builder().register(raw::Echo).config(config).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.accept(listener).await }
-    });
+    let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
     let good = GoodClient::start(addr).await;
     Fixture { addr, logs, good, _server: server, _log_guard: log_guard }
 }

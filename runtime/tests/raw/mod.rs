@@ -6,7 +6,7 @@
 use std::time::Duration;
 use tidl_runtime::{Incoming, Method, Server, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -215,11 +215,6 @@ pub async fn echo_server() -> (std::net::SocketAddr, Server) {
 /// [`echo_server`] with settings.
 pub async fn echo_server_with(config: tidl_runtime::ServerConfig) -> (std::net::SocketAddr, Server) {
     let server = Server::builder().register(Echo).config(config).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn({
-        let server = server.clone();
-        async move { server.accept(listener).await }
-    });
+    let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
     (addr, server)
 }

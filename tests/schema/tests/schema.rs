@@ -12,7 +12,6 @@ use tidl_schema_tests::shop_schema::shop::inventory::{self, InventoryClientExt, 
 use tidl_schema_tests::shop_schema::shop::{
     self, Category, CategoryRef, Line, Order, OrderIds, Rule, ShopClientExt, ShopError, ShopServer, Status,
 };
-use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 #[derive(Default)]
@@ -85,9 +84,7 @@ impl inventory::Inventory for Inventory {
 async fn client() -> Client {
     let server =
         Server::builder().register(ShopServer::new(Shop::default())).register(InventoryServer::new(Inventory)).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { server.accept(listener).await });
+    let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
     Client::dial(addr).await.expect("dial")
 }
 
