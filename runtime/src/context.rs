@@ -1,125 +1,120 @@
-//! The per-call context a handler receives: its cancellation and its deadline.
+//! [`Context`]: what a handler knows about the call it is running.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::cancel::Cancellation;
+use crate::error::{Code, Status};
+use crate::method::Method;
+use crate::sched::YieldOnce;
+use crate::transport::Peer;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Whether one call has been cancelled, shared by the server's bookkeeping and the handler's
-/// [`Context`]. Checking and cloning are atomic operations (a `CancellationToken` takes a lock for
-/// each); a `CancellationToken` is only made if a handler asks for one.
-#[derive(Debug, Default)]
-pub(crate) struct Cancellation {
-    cancelled: AtomicBool,
-    notify: Notify,
-    /// Made on demand by [`Context::token`], or given to [`Context::new`]; cancelled with the call.
-    token: OnceLock<CancellationToken>,
-    /// Orders making the token against cancelling, so a token made during a cancel is cancelled.
-    token_lock: Mutex<()>,
-}
-
-impl Cancellation {
-    fn with_token(token: CancellationToken) -> Cancellation {
-        let cancellation = Cancellation::default();
-        let _ = cancellation.token.set(token);
-        cancellation
-    }
-
-    /// Cancels the call: wakes everything waiting in [`cancelled`](Self::cancelled).
-    pub(crate) fn cancel(&self) {
-        if self.cancelled.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        self.notify.notify_waiters();
-        let _made = self.token_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(token) = self.token.get() {
-            token.cancel();
-        }
-    }
-
-    /// Whether the call has been cancelled (by the server, or through a token given to
-    /// [`Context::new`]).
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst) || self.token.get().is_some_and(CancellationToken::is_cancelled)
-    }
-
-    /// Completes when the call is cancelled.
-    pub(crate) async fn cancelled(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_cancelled() {
-                return;
-            }
-            match self.token.get() {
-                // A token from outside can be cancelled without `cancel`.
-                Some(token) => {
-                    tokio::select! {
-                        () = &mut notified => {}
-                        () = token.cancelled() => return,
-                    }
-                }
-                None => notified.await,
-            }
-        }
-    }
-
-    fn token(&self) -> &CancellationToken {
-        if let Some(token) = self.token.get() {
-            return token;
-        }
-        let _made = self.token_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let token = self.token.get_or_init(CancellationToken::new);
-        if self.cancelled.load(Ordering::SeqCst) {
-            token.cancel();
-        }
-        token
-    }
-}
-
-/// What a handler knows about the call it is running: whether it has been cancelled, and when its
-/// deadline passes.
+/// What a handler knows about the call it is running: whether it has been cancelled, when its
+/// deadline passes, which method it is and who called.
 ///
-/// The server stops a cancelled handler by dropping its future at the next `.await`, so most
-/// handlers never look at the context. A handler that computes for a long time without awaiting
-/// checks [`is_cancelled`](Context::is_cancelled) in its loop. A handler that calls another
-/// service passes its context on (`client.example().context(&ctx)`), so the inner call inherits
-/// the deadline and is cancelled with the outer one.
+/// The server stops a cancelled handler by dropping its future at its next `.await`, so most
+/// handlers never look at the context. Two kinds do:
+///
+/// - **A handler that computes without awaiting** calls [`checkpoint`](Context::checkpoint)
+///   every millisecond or so of work (`ctx.checkpoint().await?`): it returns an error as soon as
+///   the call is cancelled or past its deadline, and in between lets the connection's other
+///   work (reading the cancel itself among it) run. A handler that computes for long runs the
+///   work on tokio's blocking pool with [`run_blocking`](Context::run_blocking) and checks
+///   [`is_cancelled`](Context::is_cancelled) there.
+/// - **A handler that calls another service** passes its context on
+///   (`client.example().context(&ctx)`), so the inner call inherits the deadline and is
+///   cancelled with the outer one; `?` on the inner call's error forwards its status.
+///
+/// ```
+/// use tidl_runtime::{Context, Error};
+///
+/// async fn sum_of_squares(ctx: Context, n: u64) -> Result<u64, Error> {
+///     let mut sum = 0u64;
+///     for i in 0..n {
+///         if i % 100_000 == 0 {
+///             ctx.checkpoint().await?; // stops here once the caller has cancelled
+///         }
+///         sum = sum.wrapping_add(i * i);
+///     }
+///     Ok(sum)
+/// }
+/// ```
 ///
 /// Cloning is cheap (a reference count).
 #[derive(Clone, Debug)]
 pub struct Context {
-    call: Arc<Cancellation>,
+    call: Arc<CallState>,
     deadline: Option<Instant>,
+}
+
+/// The part of a call's context shared by its handler and the server's bookkeeping.
+#[derive(Debug)]
+pub(crate) struct CallState {
+    cancellation: Cancellation,
+    method: Option<Method>,
+    peer: Arc<Peer>,
+}
+
+impl CallState {
+    /// The state of a call of `method` from `peer`, as the server runs it.
+    pub(crate) fn new(method: Method, peer: Arc<Peer>) -> CallState {
+        CallState { cancellation: Cancellation::default(), method: Some(method), peer }
+    }
+
+    /// Cancels the call: its handler is stopped, and its context says so.
+    pub(crate) fn cancel(&self) {
+        self.cancellation.cancel();
+    }
+
+    /// Completes when the call is cancelled.
+    pub(crate) async fn cancelled(&self) {
+        self.cancellation.cancelled().await;
+    }
+}
+
+/// What every context made outside the server shares: nobody calls it.
+fn nobody() -> Arc<Peer> {
+    static UNKNOWN: std::sync::OnceLock<Arc<Peer>> = std::sync::OnceLock::new();
+    UNKNOWN.get_or_init(|| Arc::new(Peer::Unknown)).clone()
 }
 
 impl Context {
     /// A context that is never cancelled and has no deadline, for calls made outside a handler.
     pub fn background() -> Context {
-        Context { call: Arc::default(), deadline: None }
+        Context {
+            call: Arc::new(CallState { cancellation: Cancellation::default(), method: None, peer: nobody() }),
+            deadline: None,
+        }
     }
 
-    /// A context cancelled by `token` and expiring at `deadline`.
-    pub fn new(token: CancellationToken, deadline: Option<Instant>) -> Context {
-        Context { call: Arc::new(Cancellation::with_token(token)), deadline }
+    /// A context cancelled by `token` and expiring at `deadline`, for calls made outside a
+    /// handler that should stop together.
+    pub fn new(token: CancellationToken, deadline: Option<std::time::Instant>) -> Context {
+        Context {
+            call: Arc::new(CallState { cancellation: Cancellation::with_token(token), method: None, peer: nobody() }),
+            deadline: deadline.map(Instant::from_std),
+        }
     }
 
     /// The context of a call the server runs.
-    pub(crate) fn for_call(call: Arc<Cancellation>, deadline: Option<Instant>) -> Context {
+    pub(crate) fn for_call(call: Arc<CallState>, deadline: Option<Instant>) -> Context {
         Context { call, deadline }
     }
 
-    /// The call's shared cancellation state.
-    pub(crate) fn cancellation(&self) -> &Arc<Cancellation> {
+    /// The call's shared state.
+    pub(crate) fn state(&self) -> &Arc<CallState> {
         &self.call
+    }
+
+    /// The deadline as tokio's clock sees it.
+    pub(crate) fn deadline_instant(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Whether the call has been cancelled or its deadline has passed.
     pub fn is_cancelled(&self) -> bool {
-        self.call.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.call.cancellation.is_cancelled() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Completes when the call is cancelled or its deadline passes.
@@ -127,17 +122,64 @@ impl Context {
         match self.deadline {
             Some(deadline) => {
                 tokio::select! {
-                    () = self.call.cancelled() => {}
+                    () = self.call.cancellation.cancelled() => {}
                     () = tokio::time::sleep_until(deadline) => {}
                 }
             }
-            None => self.call.cancelled().await,
+            None => self.call.cancellation.cancelled().await,
+        }
+    }
+
+    /// `Err` with the status to end the call with once it has been cancelled (`Cancelled`) or
+    /// has passed its deadline (`DeadlineExceeded`), else `Ok`. Lets a handler that notices it
+    /// should stop return at once with `?`, inventing no application error.
+    pub fn check(&self) -> Result<(), Status> {
+        if self.call.cancellation.is_cancelled() {
+            return Err(Status::cancelled(format!("{} was cancelled", self.what())));
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Status::new(Code::DeadlineExceeded, format!("{} passed its deadline", self.what())));
+        }
+        Ok(())
+    }
+
+    /// The awaitable checkpoint of a handler that computes without awaiting: returns `Err` (as
+    /// [`check`](Context::check) does) once the call is cancelled or past its deadline; else
+    /// steps aside for a moment, so that other tasks run (the reading of this call's cancel among
+    /// them, even on a one-thread runtime), and returns `Ok`.
+    ///
+    /// Costs a trip through the scheduler, well under a microsecond: call it every millisecond
+    /// or so of work, not on every iteration of a tight loop.
+    pub async fn checkpoint(&self) -> Result<(), Status> {
+        self.check()?;
+        YieldOnce::default().await;
+        self.check()
+    }
+
+    /// Runs `work` on tokio's blocking pool with a clone of this context, and returns what it
+    /// returns. For long computations: the handler's worker stays free, and `work` checks
+    /// [`is_cancelled`](Context::is_cancelled) (or [`check`](Context::check)) to stop early,
+    /// because a thread cannot be stopped from outside. When the call is cancelled the handler
+    /// is dropped at once; `work` sees the cancel at its next check.
+    ///
+    /// A panic in `work` is a panic of the handler (the call fails with `Internal`).
+    pub async fn run_blocking<R, F>(&self, work: F) -> R
+    where
+        F: FnOnce(Context) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let ctx = self.clone();
+        match tokio::task::spawn_blocking(move || work(ctx)).await {
+            Ok(value) => value,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down, and this handler with it.
+            Err(_) => std::future::pending().await,
         }
     }
 
     /// When the call's deadline passes, if it has one.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.deadline.map(Instant::into_std)
     }
 
     /// The time left until the deadline (zero once it has passed), if there is one.
@@ -145,11 +187,30 @@ impl Context {
         self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// The method being called, for the context of a call the server runs.
+    pub fn method(&self) -> Option<Method> {
+        self.call.method
+    }
+
+    /// Who made the call: its TCP address, its Unix credentials, or [`Peer::Unknown`] for a
+    /// context made outside the server.
+    pub fn peer(&self) -> &Peer {
+        &self.call.peer
+    }
+
     /// A token that fires when the call is cancelled (not when the deadline passes; see
     /// [`cancelled`](Context::cancelled) for both), for code that works with tokio-util's
     /// `CancellationToken`. Made on first use.
     pub fn token(&self) -> &CancellationToken {
-        self.call.token()
+        self.call.cancellation.token()
+    }
+
+    /// Names the call in messages.
+    fn what(&self) -> String {
+        match self.call.method {
+            Some(method) => format!("`{method}`"),
+            None => "the call".to_owned(),
+        }
     }
 }
 
@@ -163,10 +224,14 @@ impl Default for Context {
 mod tests {
     use super::*;
 
+    fn call() -> Arc<CallState> {
+        Arc::new(CallState::new(Method::new("S", "m"), nobody()))
+    }
+
     #[tokio::test]
     async fn cancelling_wakes_waiters_and_tokens_made_before_or_after() {
-        let call = Arc::new(Cancellation::default());
-        let ctx = Context::for_call(call.clone(), None);
+        let state = call();
+        let ctx = Context::for_call(state.clone(), None);
         let before = ctx.token().clone();
         let waiter = tokio::spawn({
             let ctx = ctx.clone();
@@ -174,11 +239,12 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!ctx.is_cancelled() && !before.is_cancelled());
-        call.cancel();
+        state.cancel();
         waiter.await.expect("woken");
         assert!(ctx.is_cancelled() && before.is_cancelled());
+        assert_eq!(ctx.check(), Err(Status::cancelled("`S.m` was cancelled")));
         // A context that made no token before the cancel gets a cancelled one.
-        let later = Arc::new(Cancellation::default());
+        let later = call();
         later.cancel();
         assert!(Context::for_call(later, None).token().is_cancelled());
     }
@@ -195,14 +261,51 @@ mod tests {
         token.cancel();
         waiter.await.expect("woken by the token");
         assert!(ctx.is_cancelled());
+        assert_eq!(ctx.checkpoint().await.map_err(|s| s.code()), Err(Code::Cancelled));
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_deadline_counts_as_cancelled() {
-        let ctx = Context::new(CancellationToken::new(), Some(Instant::now() + Duration::from_secs(5)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let ctx = Context::new(CancellationToken::new(), Some(deadline));
         assert!(!ctx.is_cancelled());
+        assert_eq!(ctx.checkpoint().await, Ok(()));
         ctx.cancelled().await;
         assert!(ctx.is_cancelled());
         assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+        assert_eq!(ctx.check().map_err(|s| s.code()), Err(Code::DeadlineExceeded));
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_lets_other_tasks_run_on_a_one_thread_runtime() {
+        let ctx = Context::background();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.store(true, std::sync::atomic::Ordering::SeqCst) }
+        });
+        ctx.checkpoint().await.expect("not cancelled");
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst), "the other task ran at the checkpoint");
+    }
+
+    #[tokio::test]
+    async fn blocking_work_sees_the_cancel() {
+        let state = call();
+        let ctx = Context::for_call(state.clone(), None);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let work = tokio::spawn(async move {
+            ctx.run_blocking(move |ctx| {
+                let _ = started_tx.send(());
+                while !ctx.is_cancelled() {
+                    std::thread::yield_now();
+                }
+                ctx.check()
+            })
+            .await
+        });
+        started_rx.await.expect("started");
+        state.cancel();
+        let result = work.await.expect("joined");
+        assert_eq!(result.map_err(|s| s.code()), Err(Code::Cancelled));
     }
 }

@@ -15,20 +15,59 @@ pub enum Code {
     Cancelled,
     /// A failure the peer could not classify, or a code this side does not know.
     Unknown,
-    /// The request's arguments did not decode as the method's argument type, or the request broke
-    /// the protocol.
+    /// The request's arguments did not decode as the method's argument type, broke the protocol,
+    /// or a handler refused a value it was given.
     InvalidArgument,
     /// The deadline passed before the call completed.
     DeadlineExceeded,
-    /// A limit was hit: a frame too long, too many calls in flight, too many connections.
+    /// Something the call asked for does not exist.
+    NotFound,
+    /// Something the call tried to create already exists.
+    AlreadyExists,
+    /// The caller is known but not allowed to do this.
+    PermissionDenied,
+    /// A limit was hit: a frame too long, too many calls in flight, too many connections, or a
+    /// handler that is overloaded.
     ResourceExhausted,
+    /// The system is not in the state the call needs (for example, the two sides were built from
+    /// incompatible schemas).
+    FailedPrecondition,
+    /// The call was stopped by a conflict, such as a concurrent change; retrying the whole
+    /// operation may succeed.
+    Aborted,
+    /// A value was outside the range the call accepts.
+    OutOfRange,
     /// The server has no such service or method.
     Unimplemented,
     /// The server failed while running the call: the handler panicked, or the reply did not decode.
     Internal,
     /// The connection could not be made, was lost, or the server is shutting down.
     Unavailable,
+    /// Data was lost or corrupted beyond recovery.
+    DataLoss,
+    /// The caller did not prove who it is.
+    Unauthenticated,
 }
+
+/// Every code, in the order of their numbers.
+const CODES: [Code; 16] = [
+    Code::Cancelled,
+    Code::Unknown,
+    Code::InvalidArgument,
+    Code::DeadlineExceeded,
+    Code::NotFound,
+    Code::AlreadyExists,
+    Code::PermissionDenied,
+    Code::ResourceExhausted,
+    Code::FailedPrecondition,
+    Code::Aborted,
+    Code::OutOfRange,
+    Code::Unimplemented,
+    Code::Internal,
+    Code::Unavailable,
+    Code::DataLoss,
+    Code::Unauthenticated,
+];
 
 impl Code {
     /// The code's number on the wire (gRPC's numbering).
@@ -38,26 +77,25 @@ impl Code {
             Code::Unknown => 2,
             Code::InvalidArgument => 3,
             Code::DeadlineExceeded => 4,
+            Code::NotFound => 5,
+            Code::AlreadyExists => 6,
+            Code::PermissionDenied => 7,
             Code::ResourceExhausted => 8,
+            Code::FailedPrecondition => 9,
+            Code::Aborted => 10,
+            Code::OutOfRange => 11,
             Code::Unimplemented => 12,
             Code::Internal => 13,
             Code::Unavailable => 14,
+            Code::DataLoss => 15,
+            Code::Unauthenticated => 16,
         }
     }
 
-    /// The code for a number received on the wire; numbers this version does not know become
-    /// [`Code::Unknown`].
+    /// The code for a number received on the wire; numbers this version does not know (and 0,
+    /// which is not a failure) become [`Code::Unknown`].
     pub fn from_u16(n: u16) -> Code {
-        match n {
-            1 => Code::Cancelled,
-            3 => Code::InvalidArgument,
-            4 => Code::DeadlineExceeded,
-            8 => Code::ResourceExhausted,
-            12 => Code::Unimplemented,
-            13 => Code::Internal,
-            14 => Code::Unavailable,
-            _ => Code::Unknown,
-        }
+        CODES.iter().copied().find(|code| code.as_u16() == n).unwrap_or(Code::Unknown)
     }
 
     fn describe(self) -> &'static str {
@@ -66,10 +104,18 @@ impl Code {
             Code::Unknown => "unknown error",
             Code::InvalidArgument => "invalid argument",
             Code::DeadlineExceeded => "deadline exceeded",
+            Code::NotFound => "not found",
+            Code::AlreadyExists => "already exists",
+            Code::PermissionDenied => "permission denied",
             Code::ResourceExhausted => "resource exhausted",
+            Code::FailedPrecondition => "failed precondition",
+            Code::Aborted => "aborted",
+            Code::OutOfRange => "out of range",
             Code::Unimplemented => "unimplemented",
             Code::Internal => "internal error",
             Code::Unavailable => "unavailable",
+            Code::DataLoss => "data loss",
+            Code::Unauthenticated => "unauthenticated",
         }
     }
 }
@@ -114,12 +160,84 @@ impl Status {
         &self.message
     }
 
-    pub(crate) fn cancelled(what: impl Into<Cow<'static, str>>) -> Status {
-        Status::new(Code::Cancelled, what)
+    /// A [`Code::Cancelled`] status saying `message`.
+    pub fn cancelled(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Cancelled, message)
     }
 
-    pub(crate) fn unavailable(what: impl Into<Cow<'static, str>>) -> Status {
-        Status::new(Code::Unavailable, what)
+    /// A [`Code::Unknown`] status saying `message`.
+    pub fn unknown(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Unknown, message)
+    }
+
+    /// A [`Code::InvalidArgument`] status saying `message`.
+    pub fn invalid_argument(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::InvalidArgument, message)
+    }
+
+    /// A [`Code::DeadlineExceeded`] status saying `message`.
+    pub fn deadline_exceeded(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::DeadlineExceeded, message)
+    }
+
+    /// A [`Code::NotFound`] status saying `message`.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::NotFound, message)
+    }
+
+    /// A [`Code::AlreadyExists`] status saying `message`.
+    pub fn already_exists(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::AlreadyExists, message)
+    }
+
+    /// A [`Code::PermissionDenied`] status saying `message`.
+    pub fn permission_denied(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::PermissionDenied, message)
+    }
+
+    /// A [`Code::ResourceExhausted`] status saying `message`.
+    pub fn resource_exhausted(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::ResourceExhausted, message)
+    }
+
+    /// A [`Code::FailedPrecondition`] status saying `message`.
+    pub fn failed_precondition(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::FailedPrecondition, message)
+    }
+
+    /// A [`Code::Aborted`] status saying `message`.
+    pub fn aborted(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Aborted, message)
+    }
+
+    /// A [`Code::OutOfRange`] status saying `message`.
+    pub fn out_of_range(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::OutOfRange, message)
+    }
+
+    /// A [`Code::Unimplemented`] status saying `message`.
+    pub fn unimplemented(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Unimplemented, message)
+    }
+
+    /// A [`Code::Internal`] status saying `message`.
+    pub fn internal(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Internal, message)
+    }
+
+    /// A [`Code::Unavailable`] status saying `message`.
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Unavailable, message)
+    }
+
+    /// A [`Code::DataLoss`] status saying `message`.
+    pub fn data_loss(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::DataLoss, message)
+    }
+
+    /// A [`Code::Unauthenticated`] status saying `message`.
+    pub fn unauthenticated(message: impl Into<Cow<'static, str>>) -> Status {
+        Status::new(Code::Unauthenticated, message)
     }
 }
 
@@ -194,6 +312,23 @@ impl<E> Error<E> {
             Error::Status(status) => Some(status),
         }
     }
+
+    /// Converts the application error with `f`, keeping a status as it is: for forwarding an
+    /// inner call's failure from a handler whose method declares another error type.
+    ///
+    /// ```
+    /// use tidl_runtime::{Code, Error, Status};
+    ///
+    /// let inner: Error<u32> = Error::Status(Status::unavailable("backend down"));
+    /// let outer: Error<String> = inner.map_app(|n| format!("backend error {n}"));
+    /// assert_eq!(outer.code(), Some(Code::Unavailable));
+    /// ```
+    pub fn map_app<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self {
+            Error::App(e) => Error::App(f(e)),
+            Error::Status(status) => Error::Status(status),
+        }
+    }
 }
 
 impl<E> From<Status> for Error<E> {
@@ -235,18 +370,11 @@ mod tests {
 
     #[test]
     fn codes_round_trip_their_numbers_and_unknown_numbers_are_unknown() {
-        for code in [
-            Code::Cancelled,
-            Code::Unknown,
-            Code::InvalidArgument,
-            Code::DeadlineExceeded,
-            Code::ResourceExhausted,
-            Code::Unimplemented,
-            Code::Internal,
-            Code::Unavailable,
-        ] {
-            assert_eq!(Code::from_u16(code.as_u16()), code);
+        for (n, code) in (1..).zip(CODES) {
+            assert_eq!(code.as_u16(), n, "gRPC's number for {code:?}");
+            assert_eq!(Code::from_u16(n), code);
         }
+        assert_eq!(Code::from_u16(0), Code::Unknown);
         assert_eq!(Code::from_u16(999), Code::Unknown);
     }
 

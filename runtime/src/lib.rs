@@ -46,25 +46,49 @@
 //! for it. [`Server::shutdown`] stops accepting, tells clients to start no new calls, lets
 //! running calls finish within a grace period, cancels the rest (telling their callers why), and
 //! returns once every task has ended.
+//!
+//! # Layout
+//!
+//! Dependencies run one way, from the base types up to the roles:
+//!
+//! - `error`, `method`, `context`, `deadline`: what a call is and how it ends ([`Status`],
+//!   [`Code`], [`Error`], [`Method`], [`Context`]).
+//! - `codec`: the one place that knows the body encoding (bincode). `wire`: the hello, frames
+//!   and their headers, and the [`FrameDecoder`].
+//! - `conn`: the connection engine both roles run on: *the* read loop, the outbox its writer
+//!   drains, keepalive and buffers.
+//! - [`transport`]: [`Listener`](transport::Listener) and [`Connector`](transport::Connector),
+//!   with TCP, Unix domain sockets and an in-memory pipe.
+//! - `client`: [`Client`], [`Call`], [`CallOptions`], and the [`Invoke`] seam generated clients
+//!   call. `server`: [`Server`], its connections, and the dispatch of calls to handlers.
 
-mod call;
+mod cancel;
 mod client;
 mod codec;
+mod conn;
 mod context;
+mod deadline;
 mod error;
-mod frame;
-mod handshake;
-mod keepalive;
-mod outbox;
+mod method;
+mod sched;
 mod server;
+mod sync;
+pub mod transport;
+mod wire;
 
-pub use call::Call;
-pub use client::{CallOptions, Client, ClientConfig, Method};
+pub use client::call::Call;
+pub use client::in_flight::Reply;
+pub use client::invoke::{Invoke, ReplyFuture, Request};
+pub use client::options::CallOptions;
+pub use client::{Client, ClientConfig};
 pub use context::Context;
 pub use error::{Code, Error, Status};
-pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameTooLarge};
-pub use handshake::{MAGIC, VERSION_MAJOR, VERSION_MINOR};
-pub use server::{Incoming, Server, ServerBuilder, ServerConfig, Service};
+pub use method::Method;
+pub use server::dispatch::{Incoming, Service};
+pub use server::{Server, ServerBuilder, ServerConfig};
+pub use transport::Peer;
+pub use wire::handshake::{MAGIC, VERSION_MAJOR, VERSION_MINOR};
+pub use wire::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameTooLarge};
 
 /// Re-exported for generated code, so a user's crate needs no direct dependency on it.
 pub use bytes;

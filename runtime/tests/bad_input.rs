@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tidl_runtime::CancellationToken;
-use tidl_runtime::{CallOptions, Client, Code, Method, Server, ServerConfig};
+use tidl_runtime::{CallOptions, Client, Code, Invoke, Method, Server, ServerConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;

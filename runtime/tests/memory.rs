@@ -75,7 +75,13 @@ fn a_sequential_call_costs_a_handful_of_allocations() {
 async fn calls(client: &tidl_runtime::Client, n: u64) {
     let options = tidl_runtime::CallOptions::default();
     for _ in 0..n {
-        let reply = client.call::<_, String, String>(tidl_runtime::Method::new("Echo", "echo"), "ping", &options).await;
+        let reply = tidl_runtime::Invoke::call::<_, String, String>(
+            client,
+            tidl_runtime::Method::new("Echo", "echo"),
+            "ping",
+            &options,
+        )
+        .await;
         assert_eq!(reply.expect("echo").as_str(), "ping");
     }
 }

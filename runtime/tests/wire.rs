@@ -5,7 +5,7 @@ mod raw;
 
 use raw::{Frame, Raw, cancel, echo_server, hello, request, response_ok, string};
 use std::time::Duration;
-use tidl_runtime::{CallOptions, Client, ClientConfig, Code, Method};
+use tidl_runtime::{CallOptions, Client, ClientConfig, Code, Invoke, Method};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -196,10 +196,11 @@ impl Service for Echo {
 
     fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
         match method {
-            "echo" => request.spawn(Method::new("Echo", "echo"), |_ctx, s: String| async move { Ok::<_, String>(s) }),
+            "echo" => request
+                .spawn(Method::new("Echo", "echo"), |_ctx, s: String| async move { Ok::<_, tidl_runtime::Error>(s) }),
             "sleep" => request.spawn(Method::new("Echo", "sleep"), |_ctx, ms: u64| async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok::<_, String>(())
+                Ok::<_, tidl_runtime::Error>(())
             }),
             _ => return Err(request),
         }

@@ -6,7 +6,9 @@
 //! for a task switch, many frames share one system call under load, and no frame is copied into a
 //! per-frame allocation on its way to the socket.
 
-use crate::frame::{self, Header, WriteFailure};
+use crate::sched::YieldOnce;
+use crate::sync::lock;
+use crate::wire::{self, Header, WriteFailure};
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -39,9 +41,6 @@ pub(crate) struct Outbox {
     /// Bytes queued, as of the last push or swap: lets `wait_for_space` skip the lock when
     /// there is plenty of room.
     queued: AtomicUsize,
-    /// Calls in flight on the connection, kept by its owner: when other calls are in flight,
-    /// their frames are usually microseconds away, so the writer lets them be queued first.
-    in_flight: AtomicUsize,
 }
 
 /// How long a closed connection may take to flush its last frames before the writer gives up
@@ -76,24 +75,13 @@ impl Outbox {
             high_water,
             closing: CancellationToken::new(),
             queued: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
         }
-    }
-
-    /// Records that a call started on the connection.
-    pub(crate) fn call_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Records that a call ended on the connection.
-    pub(crate) fn call_ended(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a partial frame: `write_frame` truncates
         // on failure and encodes only generated (derived, non-panicking) types.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     /// Queues a frame built by `write` (which gets the buffer and the frame length limit).
@@ -117,7 +105,7 @@ impl Outbox {
 
     /// Queues a payload-less frame.
     pub(crate) fn push_header(&self, header: &Header<'_>) -> Result<(), PushError> {
-        self.push(|buf, max| frame::write_header(buf, max, header))
+        self.push(|buf, max| wire::write_header(buf, max, header))
     }
 
     /// Waits until the queued bytes are below the high-water mark (or the connection is gone), so
@@ -160,10 +148,15 @@ impl Outbox {
     /// Writes queued frames to `io` until the outbox is closed and flushed, `abort` fires, a
     /// write fails, or the flush after `close` takes longer than [`FLUSH_LINGER`]. Always marks
     /// the outbox dead on return.
+    ///
+    /// `busy` says whether other calls are in flight on the connection: their frames are then
+    /// usually microseconds away, so the writer lets them be queued first and writes them all
+    /// with one system call.
     pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
         &self,
         mut io: W,
         abort: CancellationToken,
+        busy: impl Fn() -> bool,
     ) -> std::io::Result<()> {
         let linger = async {
             self.closing.cancelled().await;
@@ -176,7 +169,7 @@ impl Outbox {
                 std::io::ErrorKind::TimedOut,
                 format!("the peer read nothing for {FLUSH_LINGER:?} after the connection was closed"),
             )),
-            result = self.write_loop(&mut io) => result,
+            result = self.write_loop(&mut io, busy) => result,
         };
         self.mark_dead();
         if result.is_ok() {
@@ -186,7 +179,7 @@ impl Outbox {
         result
     }
 
-    async fn write_loop<W: AsyncWrite + Unpin>(&self, io: &mut W) -> std::io::Result<()> {
+    async fn write_loop<W: AsyncWrite + Unpin>(&self, io: &mut W, busy: impl Fn() -> bool) -> std::io::Result<()> {
         let mut out = BytesMut::with_capacity(8 * 1024);
         // Writes in a row that would have fitted in `KEEP_CAPACITY`.
         let mut small_writes = 0;
@@ -210,8 +203,8 @@ impl Outbox {
                 // With other calls in flight, step aside once so the tasks that are about to
                 // queue their frames do so, and one write carries them all. A lone call (a
                 // sequential caller) is written at once.
-                if self.in_flight.load(Ordering::Relaxed) > 1 {
-                    YieldOnce(false).await;
+                if busy() {
+                    YieldOnce::default().await;
                 }
                 continue;
             }
@@ -230,24 +223,6 @@ impl Outbox {
 fn shrink_if_unused(buf: &mut BytesMut, small_writes: u32) {
     if buf.capacity() > KEEP_CAPACITY && small_writes >= SMALL_WRITES_BEFORE_SHRINK {
         *buf = BytesMut::with_capacity(8 * 1024);
-    }
-}
-
-/// Returns `Pending` once after waking itself, which puts the task at the back of the run queue:
-/// every task that was ready runs before it continues. (`tokio::task::yield_now` defers the task
-/// until the runtime next polls for I/O, which costs a system call.)
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if self.0 {
-            return std::task::Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
     }
 }
 
@@ -287,15 +262,12 @@ mod tests {
     }
 
     /// Pushes a frame, and wakes a task that pushes another right after the writer is woken.
-    async fn two_frames(calls_in_flight: usize) -> Vec<Vec<u8>> {
+    async fn two_frames(busy: bool) -> Vec<Vec<u8>> {
         let outbox = Arc::new(Outbox::new(1024, usize::MAX));
-        for _ in 0..calls_in_flight {
-            outbox.call_started();
-        }
         let writes = Arc::new(Mutex::new(Vec::new()));
         let writer = tokio::spawn({
             let (outbox, sink) = (outbox.clone(), Writes(writes.clone()));
-            async move { outbox.run_writer(sink, CancellationToken::new()).await }
+            async move { outbox.run_writer(sink, CancellationToken::new(), move || busy).await }
         });
         let go = Arc::new(tokio::sync::Notify::new());
         let second = tokio::spawn({
@@ -317,12 +289,12 @@ mod tests {
 
     #[tokio::test]
     async fn with_calls_in_flight_frames_queued_meanwhile_share_one_write() {
-        assert_eq!(two_frames(2).await, vec![b"AB".to_vec()]);
+        assert_eq!(two_frames(true).await, vec![b"AB".to_vec()]);
     }
 
     #[tokio::test]
     async fn a_lone_call_is_written_at_once() {
-        assert_eq!(two_frames(1).await, vec![b"A".to_vec(), b"B".to_vec()]);
+        assert_eq!(two_frames(false).await, vec![b"A".to_vec(), b"B".to_vec()]);
     }
 
     #[test]

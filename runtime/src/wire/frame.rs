@@ -5,94 +5,11 @@
 //! a request's argument bytes are never copied between the socket's read buffer and the decoding
 //! of the argument value.
 
+use super::LEN_PREFIX;
+use super::header::Header;
 use crate::codec::{self, EncodeFailure};
 use crate::error::{Code, Status};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
-use std::io;
-use tokio_util::codec::Decoder;
-
-/// Bytes in the length prefix of every frame.
-pub(crate) const LEN_PREFIX: usize = 4;
-
-/// The default maximum frame length (8 MiB), excluding the length prefix.
-pub const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
-
-/// The head of every frame. Variants are encoded by their index, so new variants are only ever
-/// appended (a peer that does not know one reports the frame as undecodable).
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) enum Header<'a> {
-    /// Client to server: start a call. The payload is the encoded argument.
-    Request {
-        /// Chosen by the client, unique among its calls in flight on this connection.
-        id: u64,
-        /// The service's name as declared in the `.tidl` file.
-        #[serde(borrow)]
-        service: Cow<'a, str>,
-        /// The method's name as declared in the `.tidl` file.
-        #[serde(borrow)]
-        method: Cow<'a, str>,
-        /// The time the server may spend, in microseconds from when it reads the frame.
-        timeout_micros: Option<u64>,
-    },
-    /// Client to server: stop the call `id`. Unknown ids are ignored.
-    Cancel {
-        /// The request's id.
-        id: u64,
-    },
-    /// Server to client: how the call `id` ended. The payload is the encoded reply value for
-    /// [`Outcome::Ok`], the encoded application error for [`Outcome::AppError`], else empty.
-    Response {
-        /// The request's id.
-        id: u64,
-        /// Success, application error, or an RPC-layer status.
-        #[serde(borrow)]
-        outcome: Outcome<'a>,
-    },
-    /// Either direction: are you alive? Answered with [`Header::Pong`] carrying the same nonce.
-    Ping {
-        /// Echoed back in the pong.
-        nonce: u64,
-    },
-    /// Either direction: the answer to a ping.
-    Pong {
-        /// The ping's nonce.
-        nonce: u64,
-    },
-    /// Server to client: start no new calls on this connection; calls in flight may still finish.
-    /// Sent on graceful shutdown and before the server closes a connection for a protocol error.
-    GoAway {
-        /// The status new calls fail with (a [`Code`] number).
-        code: u16,
-        /// Why, in words.
-        #[serde(borrow)]
-        message: Cow<'a, str>,
-    },
-}
-
-/// How a call ended, in a [`Header::Response`].
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) enum Outcome<'a> {
-    /// The handler returned `Ok`; the payload is the reply.
-    Ok,
-    /// The handler returned its declared error; the payload is that error.
-    AppError,
-    /// The call failed in the RPC layer.
-    Status {
-        /// A [`Code`] number.
-        code: u16,
-        /// What happened.
-        #[serde(borrow)]
-        message: Cow<'a, str>,
-    },
-}
-
-impl Outcome<'_> {
-    pub(crate) fn status(status: &Status) -> Outcome<'_> {
-        Outcome::Status { code: status.code().as_u16(), message: Cow::Borrowed(status.message()) }
-    }
-}
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Why a frame could not be written.
 #[derive(Debug)]
@@ -161,106 +78,12 @@ pub(crate) fn parse(bytes: &Bytes) -> Result<(Header<'_>, Bytes), String> {
     Ok((header, bytes.slice(used..)))
 }
 
-/// Splits a byte stream into frames, checking each claimed length against the limit before
-/// reserving any memory for it.
-#[derive(Debug)]
-pub struct FrameDecoder {
-    max_frame_len: usize,
-    state: DecodeState,
-    /// Frames at least this long are left to the caller (see [`FrameDecoder::take_large`]).
-    large_frames: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum DecodeState {
-    Head,
-    Data(usize),
-    /// The head of a large frame was read; the caller reads its body.
-    Large(usize),
-}
-
-/// A peer announced a frame longer than the limit.
-#[derive(Debug, thiserror::Error)]
-#[error("the peer sent a frame of {len} bytes, over the maximum frame length of {max} bytes")]
-pub struct FrameTooLarge {
-    /// The length the peer announced.
-    pub len: u64,
-    /// The limit in force.
-    pub max: usize,
-}
-
-impl FrameDecoder {
-    /// A decoder that rejects frames longer than `max_frame_len` bytes (capped at `u32::MAX`).
-    pub fn new(max_frame_len: usize) -> FrameDecoder {
-        FrameDecoder {
-            max_frame_len: max_frame_len.min(u32::MAX as usize),
-            state: DecodeState::Head,
-            large_frames: usize::MAX,
-        }
-    }
-
-    /// Leaves frames of at least `threshold` bytes to the caller: `decode` stops after such a
-    /// frame's head (reserving nothing for it), and [`take_large`](Self::take_large) gives its
-    /// length, so the caller can read the body into a buffer of its own.
-    pub(crate) fn with_large_frames(mut self, threshold: usize) -> FrameDecoder {
-        self.large_frames = threshold;
-        self
-    }
-
-    /// The length of a large frame whose head was just read (its body, or the start of it, is
-    /// what the source buffer holds); decoding then starts afresh at the next frame.
-    pub(crate) fn take_large(&mut self) -> Option<usize> {
-        match self.state {
-            DecodeState::Large(len) => {
-                self.state = DecodeState::Head;
-                Some(len)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl Decoder for FrameDecoder {
-    type Item = BytesMut;
-    type Error = io::Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
-        let len = match self.state {
-            DecodeState::Data(len) => len,
-            DecodeState::Large(_) => return Ok(None),
-            DecodeState::Head => {
-                if src.len() < LEN_PREFIX {
-                    return Ok(None);
-                }
-                let len = u64::from(src.get_u32());
-                if len > self.max_frame_len as u64 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        FrameTooLarge { len, max: self.max_frame_len },
-                    ));
-                }
-                // Checked against the limit above, so this fits and is safe to reserve.
-                let len = len as usize;
-                if len >= self.large_frames && src.len() < len {
-                    self.state = DecodeState::Large(len);
-                    return Ok(None);
-                }
-                src.reserve(len.saturating_sub(src.len()));
-                self.state = DecodeState::Data(len);
-                len
-            }
-        };
-        if src.len() < len {
-            return Ok(None);
-        }
-        self.state = DecodeState::Head;
-        Ok(Some(src.split_to(len)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, Outcome};
+    use std::borrow::Cow;
+    use tokio_util::codec::Decoder;
 
     fn frame(header: &Header<'_>, payload: &[u8]) -> BytesMut {
         let mut buf = BytesMut::new();

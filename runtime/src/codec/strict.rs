@@ -1,84 +1,15 @@
-//! The one place that knows the body encoding: bincode 2 (standard configuration: little endian,
-//! variable-length integers) driven through serde.
+//! The serde adapter that keeps decoding from allocating what a peer merely claims.
 //!
-//! Swapping the encoding means rewriting this module and nothing else.
-//!
-//! Decoding always reads from a complete frame held in memory, and never allocates more than the
-//! bytes that are really there: bincode's own `String`/`Vec<u8>` decoding allocates the length a
-//! peer *claims* before reading, so [`decode`] runs the value through [`Strict`], a thin
-//! deserializer adapter that turns every owned string or byte-buffer read into a borrowed read
-//! (which checks that the bytes exist) followed by a copy of exactly those bytes.
+//! bincode's own `String`/`Vec<u8>` decoding allocates the length a peer *claims* before reading.
+//! [`Strict`] turns every owned string or byte-buffer read into a borrowed read (which checks
+//! that the bytes exist) followed by a copy of exactly those bytes, at every nesting level.
 
-use bincode::config::{Configuration, standard};
-use bincode::enc::write::Writer;
-use bincode::error::EncodeError;
-use bytes::BytesMut;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, Visitor};
 use std::fmt;
-use std::marker::PhantomData;
-
-const CONFIG: Configuration = standard();
-
-/// Why a value could not be encoded into a frame.
-#[derive(Debug)]
-pub(crate) enum EncodeFailure {
-    /// The encoded value would make the frame longer than the limit.
-    TooLarge,
-    /// The value itself could not be encoded (for example a map whose length is unknown).
-    Invalid(String),
-}
-
-/// Appends `value` to `buf`, failing once `buf` would grow past `limit` bytes in total.
-///
-/// On failure `buf` may hold a partial encoding; the caller truncates it.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
-    value: &T,
-    buf: &mut BytesMut,
-    limit: usize,
-) -> Result<(), EncodeFailure> {
-    let mut writer = LimitedWriter { buf, limit, exceeded: false };
-    match bincode::serde::encode_into_writer(value, &mut writer, CONFIG) {
-        Ok(()) => Ok(()),
-        Err(_) if writer.exceeded => Err(EncodeFailure::TooLarge),
-        Err(e) => Err(EncodeFailure::Invalid(e.to_string())),
-    }
-}
-
-/// Decodes exactly one `T` occupying all of `bytes`.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    decode_borrowed::<T>(bytes).and_then(|(value, used)| {
-        if used == bytes.len() { Ok(value) } else { Err(format!("{} unexpected trailing bytes", bytes.len() - used)) }
-    })
-}
-
-/// Decodes one `T` from the front of `bytes`, borrowing from it where `T` allows, and returns how
-/// many bytes it used.
-pub(crate) fn decode_borrowed<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize), String> {
-    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>), bytes, CONFIG).map_err(|e| e.to_string())
-}
-
-/// A bincode `Writer` that appends to a `BytesMut` up to a total length.
-struct LimitedWriter<'a> {
-    buf: &'a mut BytesMut,
-    limit: usize,
-    exceeded: bool,
-}
-
-impl Writer for LimitedWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        if self.buf.len() + bytes.len() > self.limit {
-            self.exceeded = true;
-            return Err(EncodeError::Other("frame length limit reached"));
-        }
-        self.buf.extend_from_slice(bytes);
-        Ok(())
-    }
-}
 
 /// Wraps a deserializer so that owned strings and byte buffers are read as borrowed slices (the
 /// reader checks the bytes exist) and copied, instead of being allocated at their claimed length.
-struct Strict<D>(D);
+pub(super) struct Strict<D>(D);
 
 /// Wraps a visitor so that every nested deserializer it is handed is wrapped in [`Strict`] too.
 struct StrictVisitor<V>(V);
@@ -87,7 +18,7 @@ struct StrictVisitor<V>(V);
 struct StrictAccess<A>(A);
 
 /// Wraps a seed so the deserializer it receives is strict.
-struct StrictSeed<S>(S);
+pub(super) struct StrictSeed<S>(pub(super) S);
 
 macro_rules! forward_deserialize {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
@@ -283,65 +214,5 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for StrictAccess<A> 
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
         self.0.struct_variant(fields, StrictVisitor(visitor))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    /// bincode's varint for a u64 that needs all eight bytes.
-    fn huge_len() -> Vec<u8> {
-        let mut bytes = vec![253];
-        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
-        bytes
-    }
-
-    #[test]
-    fn round_trips_nested_values() {
-        let value: (String, Vec<Option<u64>>, HashMap<String, bytes::Bytes>) = (
-            "ünïcödé".to_owned(),
-            vec![Some(1), None, Some(u64::MAX)],
-            HashMap::from([("k".to_owned(), bytes::Bytes::from_static(b"\x00\xff"))]),
-        );
-        let mut buf = BytesMut::new();
-        encode_into(&value, &mut buf, usize::MAX).unwrap();
-        assert_eq!(decode::<(String, Vec<Option<u64>>, HashMap<String, bytes::Bytes>)>(&buf).unwrap(), value);
-    }
-
-    // Without the `Strict` adapter each of these would try to allocate 4 EiB and abort.
-    #[test]
-    fn a_claimed_string_length_is_not_allocated() {
-        let err = decode::<String>(&huge_len()).unwrap_err();
-        assert!(err.contains("UnexpectedEnd"), "{err}");
-    }
-
-    #[test]
-    fn a_claimed_byte_buffer_length_is_not_allocated() {
-        assert!(decode::<bytes::Bytes>(&huge_len()).is_err());
-        assert!(decode::<Vec<u8>>(&huge_len()).is_err());
-    }
-
-    #[test]
-    fn nested_claimed_lengths_are_not_allocated() {
-        // A one-element list whose string claims 4 EiB.
-        let mut bytes = vec![1];
-        bytes.extend(huge_len());
-        assert!(decode::<Vec<String>>(&bytes).is_err());
-        // An enum variant carrying such a string.
-        let mut bytes = vec![0];
-        bytes.extend(huge_len());
-        assert!(decode::<Result<String, ()>>(&bytes).is_err());
-        // A map value.
-        let mut bytes = vec![1, 1, b'k'];
-        bytes.extend(huge_len());
-        assert!(decode::<HashMap<String, String>>(&bytes).is_err());
-    }
-
-    #[test]
-    fn trailing_bytes_are_rejected() {
-        let err = decode::<u8>(&[1, 2]).unwrap_err();
-        assert_eq!(err, "1 unexpected trailing bytes");
     }
 }

@@ -1,0 +1,250 @@
+//! [`Call`]: a call in flight, to await or cancel.
+
+use super::Client;
+use super::in_flight::Reply;
+use super::invoke::ReplyFuture;
+use crate::codec;
+use crate::error::{Code, Error, Status};
+use crate::method::Method;
+use crate::sync::lock;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// A call in flight. Await it for the reply, or [`cancel`](Call::cancel) it.
+///
+/// The request was queued for sending when the call was made, whether or not the `Call` is ever
+/// awaited. Resolves to `Ok(T)`, to `Err(Error::App(E))` with the method's declared error, or to
+/// `Err(Error::Status(_))` for an RPC-layer failure.
+///
+/// Dropping a pending `Call` cancels it, as `cancel()` does: this is what stops the server's work
+/// when a caller gives up, for example under `tokio::time::timeout` or `select!`. To let a call
+/// run on without waiting for it, [`detach`](Call::detach) it.
+#[must_use = "a Call is cancelled when dropped; await it, or detach() it to let it run"]
+pub struct Call<T, E = String> {
+    state: State,
+    _reply: PhantomData<fn() -> (T, E)>,
+}
+
+enum State {
+    /// On a [`Client`]'s connection.
+    Pending(Pending),
+    /// From another [`Invoke`](crate::Invoke) implementation; `None` once cancelled (behind a
+    /// lock so that `cancel` can drop it through a shared reference).
+    Future(Method, Mutex<Option<ReplyFuture>>),
+    Failed(Status),
+    Done,
+}
+
+impl<T, E> Call<T, E> {
+    pub(crate) fn pending(pending: Pending) -> Call<T, E> {
+        Call { state: State::Pending(pending), _reply: PhantomData }
+    }
+
+    /// A call of `method` whose reply `reply` will give; dropping the call drops `reply`. For
+    /// [`Invoke`](crate::Invoke) implementations.
+    pub fn from_future(method: Method, reply: ReplyFuture) -> Call<T, E> {
+        Call { state: State::Future(method, Mutex::new(Some(reply))), _reply: PhantomData }
+    }
+
+    /// A call that has already failed with `status`.
+    pub fn failed(status: Status) -> Call<T, E> {
+        Call { state: State::Failed(status), _reply: PhantomData }
+    }
+
+    /// Cancels the call: it resolves to `Cancelled`, and the server is told to stop the handler.
+    /// Does nothing if the call has already completed.
+    pub fn cancel(&self) {
+        match &self.state {
+            State::Pending(pending) => {
+                pending.cancel(Status::cancelled(format!("`{}` was cancelled by the caller", pending.method)));
+            }
+            // Dropping the future cancels the call it carries.
+            State::Future(_, reply) => drop(lock(reply).take()),
+            State::Failed(_) | State::Done => {}
+        }
+    }
+
+    /// Lets the call run to completion on the server without waiting for it; its reply will be
+    /// discarded. The call still ends if the connection closes (when the last `Client` is
+    /// dropped), or when its deadline passes on the server.
+    pub fn detach(mut self) {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Pending(pending) => pending.forget(),
+            State::Future(_, reply) => {
+                // Driven to its end by a task of its own, if there is a runtime to run it.
+                if let (Some(reply), Ok(runtime)) = (lock(&reply).take(), tokio::runtime::Handle::try_current()) {
+                    runtime.spawn(reply);
+                }
+            }
+            State::Failed(_) | State::Done => {}
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Call<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Call");
+        match &self.state {
+            State::Pending(pending) => s.field("method", &pending.method).field("id", &pending.id),
+            State::Future(method, _) => s.field("method", method),
+            State::Failed(status) => s.field("failed", status),
+            State::Done => s.field("done", &true),
+        };
+        s.finish()
+    }
+}
+
+impl<T: DeserializeOwned, E: DeserializeOwned> Future for Call<T, E> {
+    type Output = Result<T, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // `Call` is `Unpin`: its only self-referential parts are boxed.
+        let this = self.get_mut();
+        let (method, reply) = match &mut this.state {
+            State::Pending(pending) => (pending.method, ready!(pending.poll_reply(cx))),
+            State::Future(method, reply) => {
+                let reply = match lock(reply).as_mut() {
+                    Some(reply) => ready!(reply.as_mut().poll(cx)),
+                    None => Reply::Status(Status::cancelled(format!("`{method}` was cancelled by the caller"))),
+                };
+                (*method, reply)
+            }
+            State::Failed(_) => {
+                let State::Failed(status) = std::mem::replace(&mut this.state, State::Done) else {
+                    unreachable!("matched Failed above")
+                };
+                return Poll::Ready(Err(Error::Status(status)));
+            }
+            State::Done => panic!("a tidl Call was polled after it completed"),
+        };
+        this.state = State::Done;
+        Poll::Ready(decode(method, reply))
+    }
+}
+
+/// The typed outcome of a call of `method` that ended with `reply`.
+fn decode<T: DeserializeOwned, E: DeserializeOwned>(method: Method, reply: Reply) -> Result<T, Error<E>> {
+    match reply {
+        Reply::Ok(bytes) => codec::decode::<T>(&bytes).map_err(|e| undecodable(method, "reply", &e)),
+        Reply::App(bytes) => match codec::decode::<E>(&bytes) {
+            Ok(app) => Err(Error::App(app)),
+            Err(e) => Err(undecodable(method, "error", &e)),
+        },
+        Reply::Status(status) => Err(Error::Status(status)),
+    }
+}
+
+fn undecodable<E>(method: Method, what: &str, e: &str) -> Error<E> {
+    Error::Status(Status::new(
+        Code::Internal,
+        format!(
+            "the {what} from `{method}` did not decode ({e}); are client and server built from \
+             the same .tidl?"
+        ),
+    ))
+}
+
+/// A call pending on a [`Client`]'s connection, with its own deadline timer and its parent's
+/// cancellation. Cancels the call when dropped before it completes.
+pub(crate) struct Pending {
+    client: Client,
+    id: u64,
+    reply: oneshot::Receiver<Reply>,
+    method: Method,
+    /// Fires at the call's deadline (its own timeout or its parent's deadline).
+    deadline: Option<(Pin<Box<Sleep>>, Option<Duration>)>,
+    /// Fires when the handler call this call was made from is cancelled.
+    parent: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Set once the reply was taken or the call forgotten: nothing to cancel on drop.
+    over: bool,
+}
+
+impl Pending {
+    pub(crate) fn new(
+        client: Client,
+        id: u64,
+        reply: oneshot::Receiver<Reply>,
+        method: Method,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+        parent: Option<CancellationToken>,
+    ) -> Pending {
+        Pending {
+            client,
+            id,
+            reply,
+            method,
+            deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d)), timeout)),
+            parent: parent.map(|token| Box::pin(token.cancelled_owned())),
+            over: false,
+        }
+    }
+
+    /// Ends the call with `status` and tells the server, unless it has already completed.
+    fn cancel(&self, status: Status) {
+        self.client.cancel(self.id, Some(status));
+    }
+
+    /// Forgets the call without cancelling it: its reply, when it comes, is dropped.
+    fn forget(mut self) {
+        self.over = true;
+        self.client.forget(self.id);
+    }
+
+    /// Polls for the reply; the call's deadline and its parent's cancellation end it early.
+    pub(crate) fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Reply> {
+        if let Some(parent) = &mut self.parent
+            && parent.as_mut().poll(cx).is_ready()
+        {
+            self.parent = None;
+            self.cancel(Status::cancelled(format!(
+                "`{}` was cancelled because the call it was made for was cancelled",
+                self.method
+            )));
+        }
+        if let Some((sleep, timeout)) = &mut self.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let message = match timeout {
+                Some(t) => format!("`{}` did not complete within its timeout of {t:?}", self.method),
+                None => format!("`{}` did not complete before the deadline of the call it was made for", self.method),
+            };
+            self.deadline = None;
+            self.cancel(Status::new(Code::DeadlineExceeded, message));
+        }
+        let reply = ready!(Pin::new(&mut self.reply).poll(cx));
+        self.over = true;
+        Poll::Ready(reply.unwrap_or_else(|_| {
+            Reply::Status(Status::unavailable(format!("the connection closed before `{}` completed", self.method)))
+        }))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.over {
+            self.client.cancel(self.id, None);
+        }
+    }
+}
+
+/// A [`Pending`] call as a future of its undecoded reply: what [`Client`]'s
+/// [`Invoke::invoke`](crate::Invoke::invoke) returns.
+pub(crate) struct RawCall(pub(crate) Pending);
+
+impl Future for RawCall {
+    type Output = Reply;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        self.get_mut().0.poll_reply(cx)
+    }
+}

@@ -1,0 +1,467 @@
+//! The client: one connection, many concurrent calls.
+//!
+//! A [`Client`] is a cheap handle (an `Arc`) on one connection. Making a call encodes the request
+//! straight into the connection's outbox and registers a one-shot reply slot under a fresh
+//! request id in the connection's table of calls in flight ([`in_flight`]); the connection's
+//! reader routes each response to its slot. There is no dispatch task between the caller and the
+//! socket, so a call costs no task switch before it is written.
+//!
+//! The connection closes when the last `Client` handle and the last pending [`Call`] are
+//! dropped: the writer first flushes everything queued (cancels included), then shuts the socket
+//! down, and the server cancels whatever the client left running.
+
+pub(crate) mod call;
+pub(crate) mod in_flight;
+pub(crate) mod invoke;
+pub(crate) mod options;
+
+use crate::codec;
+use crate::conn::outbox::{Outbox, PushError};
+use crate::conn::reader::{self, Ended};
+use crate::conn::{Handled, Interrupt, Link, Settings, Side};
+use crate::deadline::Deadline;
+use crate::error::{Code, Status};
+use crate::method::Method;
+use crate::transport::{self, Connector, Io, Peer};
+use crate::wire::handshake::{self, HelloError};
+use crate::wire::{self, DEFAULT_MAX_FRAME_LEN, Header, Outcome};
+use bytes::Bytes;
+use call::{Call, Pending, RawCall};
+use in_flight::{InFlight, Reply};
+use invoke::{Invoke, ReplyFuture, Request};
+use options::CallOptions;
+use serde::Serialize;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::ToSocketAddrs;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of a client connection. Build one with `ClientConfig::default()` and set fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The longest frame this client sends or accepts, in bytes. A call whose request would be
+    /// longer fails locally with `ResourceExhausted` before anything is sent; a longer reply
+    /// closes the connection. Default: 8 MiB.
+    pub max_frame_len: usize,
+    /// The timeout of calls that set none of their own. Default: none.
+    pub default_timeout: Option<Duration>,
+    /// How long [`Client::dial`] and [`Client::connect`] may take to connect and complete the
+    /// handshake. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// After this long without hearing from the server, send it a ping; `None` turns keepalive
+    /// off. Default: 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// If nothing arrives within this long of a ping, the server is considered dead: the
+    /// connection closes and every pending call fails with `Unavailable`. Default: 20 s.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            default_timeout: None,
+            connect_timeout: Duration::from_secs(10),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A connection to a tidl server; clone it freely, every clone shares the connection.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tidl_runtime::Status> {
+/// let client = tidl_runtime::Client::dial("127.0.0.1:23333").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    handle: Arc<Handle>,
+}
+
+/// Closes the connection when the last `Client` (and the last `Call`, which holds a `Client`)
+/// is dropped.
+struct Handle {
+    conn: Arc<Conn>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.conn.close();
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("peer", &self.handle.conn.name).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to a tidl server over TCP (with `TCP_NODELAY`) and completes the handshake.
+    pub async fn dial(addr: impl ToSocketAddrs) -> Result<Client, Status> {
+        Client::dial_with(addr, ClientConfig::default()).await
+    }
+
+    /// [`dial`](Client::dial) with settings.
+    pub async fn dial_with(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client, Status> {
+        Client::open(transport::tcp::connect(addr), config).await
+    }
+
+    /// Connects through `connector` (TCP, a Unix socket, the in-memory transport, or one of your
+    /// own) and completes the handshake.
+    pub async fn connect<C: Connector>(connector: C) -> Result<Client, Status> {
+        Client::connect_with(connector, ClientConfig::default()).await
+    }
+
+    /// [`connect`](Client::connect) with settings.
+    pub async fn connect_with<C: Connector>(connector: C, config: ClientConfig) -> Result<Client, Status> {
+        Client::open(connector.connect(), config).await
+    }
+
+    /// A client over any byte stream (a TLS stream, a pipe, a socket made elsewhere).
+    ///
+    /// Returns at once: the handshake is sent ahead of the first calls and checked by the
+    /// connection's reader; if it fails, every call fails with `Unavailable` saying why. Await
+    /// [`ready`](Client::ready) to check it up front. Must be called inside a tokio runtime.
+    pub fn new<IO>(io: IO) -> Client
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        Client::with_config(io, ClientConfig::default())
+    }
+
+    /// [`new`](Client::new) with settings.
+    pub fn with_config<IO>(io: IO, config: ClientConfig) -> Client
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        Client::start(read, write, config, Peer::Unknown)
+    }
+
+    /// Completes once the server has accepted the handshake, or fails saying why it did not.
+    pub async fn ready(&self) -> Result<(), Status> {
+        let mut ready = self.handle.conn.ready.subscribe();
+        let state = ready.wait_for(|state| !matches!(state, Readiness::Connecting)).await;
+        match state.as_deref() {
+            Ok(Readiness::Ready) => Ok(()),
+            Ok(Readiness::Failed(status)) => Err(status.clone()),
+            Ok(Readiness::Connecting) | Err(_) => {
+                Err(Status::unavailable("the connection closed during the handshake"))
+            }
+        }
+    }
+
+    /// The server this client is connected to.
+    pub fn peer(&self) -> &Peer {
+        &self.handle.conn.link.peer
+    }
+
+    /// Connects with `connecting` and completes the handshake, within the connect timeout.
+    async fn open<S: Io>(
+        connecting: impl Future<Output = io::Result<(S, Peer)>>,
+        config: ClientConfig,
+    ) -> Result<Client, Status> {
+        let timeout = config.connect_timeout;
+        let deadline = Instant::now() + timeout;
+        let (io, peer) = tokio::time::timeout_at(deadline, connecting)
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!("could not connect within {timeout:?} (ClientConfig::connect_timeout)"))
+            })?
+            .map_err(|e| Status::unavailable(format!("could not connect: {e}")).with_source(e))?;
+        let (read, write) = tokio::io::split(io);
+        let client = Client::start(read, write, config, peer);
+        match tokio::time::timeout_at(deadline, client.ready()).await {
+            Ok(result) => result.map(|()| client),
+            Err(_) => Err(Status::unavailable(format!(
+                "{} did not complete the tidl handshake within {timeout:?} (ClientConfig::connect_timeout)",
+                client.handle.conn.name
+            ))),
+        }
+    }
+
+    /// Starts the connection's tasks: the hello goes first, and calls made before the server
+    /// answers queue up behind it.
+    fn start<R, W>(read: R, write: W, config: ClientConfig, peer: Peer) -> Client
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let name = match peer {
+            Peer::Unknown => "the server".to_owned(),
+            ref peer => peer.to_string(),
+        };
+        let settings = Settings {
+            max_frame_len: config.max_frame_len,
+            keepalive_interval: config.keepalive_interval,
+            keepalive_timeout: config.keepalive_timeout,
+        };
+        let conn = Arc::new(Conn {
+            link: Link { outbox: Outbox::new(config.max_frame_len, usize::MAX), peer: Arc::new(peer), settings },
+            in_flight: InFlight::default(),
+            closing: CancellationToken::new(),
+            failed: CancellationToken::new(),
+            ready: watch::Sender::new(Readiness::Connecting),
+            config,
+            name,
+        });
+        let hello = handshake::encode(handshake::Answer::Accepted);
+        let _ = conn.link.outbox.push(|buf, _| {
+            buf.extend_from_slice(&hello);
+            Ok(())
+        });
+        tokio::spawn({
+            let conn = conn.clone();
+            async move {
+                let busy = || conn.in_flight.len() > 1;
+                if let Err(e) = conn.link.outbox.run_writer(write, conn.failed.clone(), busy).await {
+                    let status = Status::unavailable(format!("writing to {} failed: {e}", conn.name)).with_source(e);
+                    conn.in_flight.fail_all(&status);
+                }
+            }
+        });
+        tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.run_reader(read).await }
+        });
+        Client { handle: Arc::new(Handle { conn }) }
+    }
+
+    /// Cancels call `id`: resolves it with `status` and tells the server, unless it has already
+    /// completed. Returns whether the call was still pending.
+    pub(crate) fn cancel(&self, id: u64, status: Option<Status>) -> bool {
+        let conn = &self.handle.conn;
+        let Some(reply) = conn.in_flight.end(id) else {
+            return false;
+        };
+        if let Some(status) = status {
+            // The receiver is gone only if the `Call` is being dropped; nothing to tell then.
+            let _ = reply.send(Reply::Status(status));
+        }
+        // If the connection is already closing the server cancels everything anyway.
+        let _ = conn.link.outbox.push_header(&Header::Cancel { id });
+        true
+    }
+
+    /// Forgets call `id` without cancelling it: its reply, when it comes, is dropped.
+    pub(crate) fn forget(&self, id: u64) {
+        self.handle.conn.in_flight.end(id);
+    }
+
+    /// Starts a call whose payload `write_payload` encodes into the outbox.
+    fn start_call(
+        &self,
+        method: Method,
+        options: &CallOptions,
+        write_payload: impl FnOnce(&mut bytes::BytesMut, usize) -> Result<(), codec::EncodeFailure>,
+    ) -> Result<Pending, Status> {
+        let conn = &self.handle.conn;
+        let timeout = options.get_timeout().or(conn.config.default_timeout);
+        let parent = options.get_context();
+        if let Some(parent) = parent
+            && parent.token().is_cancelled()
+        {
+            return Err(Status::cancelled(format!("`{method}` was not started: the call it belongs to was cancelled")));
+        }
+        let deadline = Deadline::of_call(timeout, parent.and_then(crate::Context::deadline_instant));
+        if deadline == Deadline::Passed {
+            return Err(Status::new(
+                Code::DeadlineExceeded,
+                format!("`{method}` was not started: its deadline had already passed"),
+            ));
+        }
+        let (id, reply) = conn.in_flight.start()?;
+        let header = Header::Request {
+            id,
+            service: method.service().into(),
+            method: method.name().into(),
+            timeout_micros: deadline.wire(),
+        };
+        let pushed = conn.link.outbox.push(|buf, max| wire::write_frame(buf, max, &header, write_payload));
+        if let Err(e) = pushed {
+            conn.in_flight.end(id);
+            return Err(match e {
+                PushError::Closed => {
+                    conn.in_flight.refusal().unwrap_or_else(|| Status::unavailable("the connection is closed"))
+                }
+                PushError::Frame(e) => {
+                    e.into_status(&format!("the request to `{method}`"), "ClientConfig::max_frame_len")
+                }
+            });
+        }
+        let parent_token = parent.map(|p| p.token().clone());
+        Ok(Pending::new(self.clone(), id, reply, method, deadline.instant(), timeout, parent_token))
+    }
+}
+
+impl Invoke for Client {
+    /// Sends the encoded request as it is.
+    fn invoke(&self, request: Request) -> ReplyFuture {
+        let payload = request.payload().clone();
+        match self
+            .start_call(request.method(), request.options(), |buf, limit| codec::extend_limited(buf, &payload, limit))
+        {
+            Ok(pending) => Box::pin(RawCall(pending)),
+            Err(status) => Box::pin(std::future::ready(Reply::Status(status))),
+        }
+    }
+
+    /// Encodes the argument straight into the connection's write buffer. The request is queued
+    /// for the connection's writer before this returns, whether or not the returned [`Call`] is
+    /// ever awaited.
+    fn call<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Call<T, E>
+    where
+        A: Serialize + ?Sized,
+    {
+        match self.start_call(method, options, |buf, limit| codec::encode_into(arg, buf, limit)) {
+            Ok(pending) => Call::pending(pending),
+            Err(status) => Call::failed(status),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Readiness {
+    Connecting,
+    Ready,
+    Failed(Status),
+}
+
+/// The client's side of one connection, shared by handles, calls and the connection's tasks.
+struct Conn {
+    link: Link,
+    in_flight: InFlight,
+    /// Fires when the last handle is dropped: the reader stops.
+    closing: CancellationToken,
+    /// Fires when the connection failed: the writer stops without flushing.
+    failed: CancellationToken,
+    ready: watch::Sender<Readiness>,
+    config: ClientConfig,
+    /// The server, in messages.
+    name: String,
+}
+
+impl Conn {
+    fn close(&self) {
+        self.link.outbox.close();
+        self.closing.cancel();
+    }
+
+    async fn run_reader<R: AsyncRead + Unpin>(&self, mut read: R) {
+        let status = tokio::select! {
+            biased;
+            () = self.closing.cancelled() => Status::unavailable("the client was closed"),
+            status = self.read(&mut read) => status,
+        };
+        if !self.closing.is_cancelled() {
+            // A failure, not a close: the writer stops at once instead of flushing.
+            tracing::debug!(peer = %self.name, %status, "tidl client connection ended");
+            self.failed.cancel();
+        }
+        self.in_flight.fail_all(&status);
+        self.ready.send_if_modified(|state| match state {
+            Readiness::Connecting => {
+                *state = Readiness::Failed(status.clone());
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// Reads the server's hello, then frames until the connection ends; returns the status
+    /// pending calls fail with.
+    async fn read<R: AsyncRead + Unpin>(&self, read: &mut R) -> Status {
+        let hello = match reader::read_hello(read).await {
+            Ok(hello) => hello,
+            Err(e) => {
+                return Status::unavailable(format!(
+                    "{} closed the connection during the tidl handshake: {e}",
+                    self.name
+                ))
+                .with_source(e);
+            }
+        };
+        if let Err(e) = handshake::decode_server_hello(hello) {
+            let code = if e == HelloError::Busy { Code::ResourceExhausted } else { Code::Unavailable };
+            return Status::new(code, format!("handshake with {} failed: {e}", self.name));
+        }
+        self.ready.send_replace(Readiness::Ready);
+        match reader::run(read, self).await {
+            Ended::Closed | Ended::ClosedMidFrame => self.closed_by_server(),
+            Ended::Stopped => Status::unavailable("the client was closed"),
+            Ended::Io(e) => Status::unavailable(format!("the connection to {} failed: {e}", self.name)).with_source(e),
+            Ended::TooLarge(e) => Status::unavailable(format!(
+                "closed the connection to {}: {e}; raise ClientConfig::max_frame_len (and the server's) to allow it",
+                self.name
+            )),
+            Ended::Dead(quiet) => Status::unavailable(format!(
+                "{} sent nothing for {quiet:?}, not even an answer to a keepalive ping; the connection is \
+                 considered dead (ClientConfig::keepalive_timeout)",
+                self.name
+            )),
+            Ended::NotAFrame(e) => Status::unavailable(format!(
+                "{} sent a frame that is not a tidl frame ({e}); closed the connection",
+                self.name
+            )),
+            Ended::Refused(status) => status,
+        }
+    }
+
+    fn closed_by_server(&self) -> Status {
+        match self.in_flight.refusal() {
+            Some(goaway) => {
+                Status::new(goaway.code(), format!("{} closed the connection: {}", self.name, goaway.message()))
+            }
+            None => Status::unavailable(format!("{} closed the connection", self.name)),
+        }
+    }
+}
+
+impl Side for Conn {
+    fn link(&self) -> &Link {
+        &self.link
+    }
+
+    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<Handled, Status> {
+        match header {
+            Header::Response { id, outcome } => {
+                let reply = match outcome {
+                    Outcome::Ok => Reply::Ok(payload),
+                    Outcome::AppError => Reply::App(payload),
+                    Outcome::Status { code, message } => {
+                        Reply::Status(Status::new(Code::from_u16(code), message.into_owned()))
+                    }
+                };
+                // A reply to a call that was cancelled or forgotten is dropped silently.
+                if let Some(slot) = self.in_flight.end(id) {
+                    let _ = slot.send(reply);
+                }
+            }
+            Header::GoAway { code, message } => {
+                self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
+            }
+            Header::Request { .. } | Header::Cancel { .. } | Header::Ping { .. } | Header::Pong { .. } => {
+                return Err(Status::unavailable(format!(
+                    "{} sent a client-to-server frame; closed the connection",
+                    self.name
+                )));
+            }
+        }
+        Ok(Handled::Done)
+    }
+
+    async fn interrupt(&self) -> Interrupt {
+        self.closing.cancelled().await;
+        Interrupt::Stop
+    }
+}

@@ -1,0 +1,119 @@
+//! Buffers for large frames, reused from one frame to the next.
+//!
+//! A frame of at least [`LARGE_FRAME`] bytes is read straight into a buffer of its own rather than
+//! the shared read buffer, so the read buffer is not held while the frame's value is decoded; and
+//! that buffer comes from a small pool, so a large frame does not land in freshly allocated memory
+//! (hundreds of page faults per megabyte). The pool is emptied when the connection goes quiet.
+
+use crate::sync::lock;
+use bytes::BytesMut;
+use std::sync::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Frames at least this long are read into a buffer of their own.
+pub(crate) const LARGE_FRAME: usize = 64 * 1024;
+
+/// Reads into the large frame being read, if there is one (no further than its end), else into
+/// the read buffer.
+pub(crate) async fn read_some<R: AsyncRead + Unpin>(
+    read: &mut R,
+    buf: &mut BytesMut,
+    large: &mut Option<(Vec<u8>, usize)>,
+) -> std::io::Result<usize> {
+    match large {
+        Some((body, len)) => {
+            let want = *len - body.len();
+            let mut rest = bytes::BufMut::limit(&mut *body, want);
+            read.read_buf(&mut rest).await
+        }
+        None => read.read_buf(buf).await,
+    }
+}
+
+/// A few buffers for large replies, reused from one reply to the next so a large frame does not
+/// land in freshly allocated memory (hundreds of page faults per megabyte). Emptied when the
+/// connection goes quiet.
+#[derive(Debug, Default)]
+pub(crate) struct LargeBuffers(Mutex<Vec<Vec<u8>>>);
+
+impl LargeBuffers {
+    /// Buffers kept, and the largest one kept.
+    const KEPT: usize = 4;
+    const LARGEST: usize = 4 * 1024 * 1024;
+
+    /// An empty buffer with room for `len` bytes.
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let mut body = lock(&self.0).pop().unwrap_or_default();
+        body.clear();
+        body.reserve_exact(len);
+        body
+    }
+
+    fn give_back(&self, body: Vec<u8>) {
+        let mut kept = lock(&self.0);
+        if kept.len() < Self::KEPT && body.capacity() <= Self::LARGEST {
+            kept.push(body);
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        lock(&self.0).clear();
+    }
+}
+
+/// A large frame's buffer, as the owner of the frame's `Bytes`: back to the pool when the last
+/// slice of it is dropped.
+pub(crate) struct Pooled {
+    pub(crate) body: Vec<u8>,
+    pub(crate) pool: std::sync::Weak<LargeBuffers>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.give_back(std::mem::take(&mut self.body));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_large_reply_buffer_returns_to_the_pool_when_its_last_slice_is_dropped() {
+        let pool = Arc::new(LargeBuffers::default());
+        let mut body = pool.take(100_000);
+        body.resize(100_000, 7);
+        let address = body.as_ptr();
+        let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
+        let slice = frame.slice(10..20);
+        drop(frame);
+        assert!(pool.0.lock().expect("lock").is_empty(), "still held by a slice");
+        drop(slice);
+        let again = pool.take(50_000);
+        assert_eq!(again.as_ptr(), address, "the same memory is used for the next large reply");
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn the_pool_keeps_a_few_buffers_of_bounded_size_and_empties_on_request() {
+        let pool = LargeBuffers::default();
+        for _ in 0..LargeBuffers::KEPT + 3 {
+            pool.give_back(Vec::with_capacity(1024));
+        }
+        pool.give_back(Vec::with_capacity(LargeBuffers::LARGEST + 1));
+        assert_eq!(pool.0.lock().expect("lock").len(), LargeBuffers::KEPT);
+        assert!(pool.0.lock().expect("lock").iter().all(|b| b.capacity() <= LargeBuffers::LARGEST));
+        pool.clear();
+        assert!(pool.0.lock().expect("lock").is_empty());
+    }
+}

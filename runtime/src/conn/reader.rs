@@ -1,0 +1,155 @@
+//! The read loop of every connection, client or server.
+
+use super::buffers::{LARGE_FRAME, LargeBuffers, Pooled, read_some};
+use super::keepalive::{Due, Keepalive};
+use super::{Handled, Interrupt, Side};
+use crate::error::Status;
+use crate::sched::YieldOnce;
+use crate::wire::{self, FrameDecoder, Header, handshake::HELLO_LEN};
+use bytes::{Bytes, BytesMut};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::codec::Decoder;
+
+/// Bytes the reader asks the socket for at least, per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why the read loop ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The peer closed the connection between frames.
+    Closed,
+    /// The peer closed the connection in the middle of a frame.
+    ClosedMidFrame,
+    /// This side stopped it ([`Interrupt::Stop`], or the side [`finished`](Side::finished)).
+    Stopped,
+    /// Reading failed.
+    Io(io::Error),
+    /// The peer announced a frame over the limit.
+    TooLarge(io::Error),
+    /// The peer sent nothing for this long, not even an answer to a ping.
+    Dead(Duration),
+    /// The peer sent bytes that are not a tidl frame.
+    NotAFrame(String),
+    /// The side refused a frame.
+    Refused(Status),
+}
+
+/// Reads the peer's hello.
+pub(crate) async fn read_hello<R: AsyncRead + Unpin>(read: &mut R) -> io::Result<[u8; HELLO_LEN]> {
+    let mut hello = [0u8; HELLO_LEN];
+    read.read_exact(&mut hello).await?;
+    Ok(hello)
+}
+
+/// Reads frames from `read` and hands them to `side`, until the peer closes the connection, the
+/// side stops it, or something fails.
+pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -> Ended {
+    let link = side.link();
+    let settings = link.settings;
+    let mut decoder = FrameDecoder::new(settings.max_frame_len).with_large_frames(LARGE_FRAME);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut keepalive = Keepalive::new(settings.keepalive_interval, settings.keepalive_timeout);
+    let pool = Arc::new(LargeBuffers::default());
+    // A large frame being read: its buffer and its length.
+    let mut large: Option<(Vec<u8>, usize)> = None;
+    loop {
+        let mut started = false;
+        if let Some((body, len)) = &large
+            && body.len() == *len
+        {
+            let Some((body, _)) = large.take() else { continue };
+            let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
+            match on_frame(side, &frame) {
+                Ok(handled) => started |= handled == Handled::Started,
+                Err(ended) => return ended,
+            }
+        }
+        while large.is_none() {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => match on_frame(side, &frame.freeze()) {
+                    Ok(handled) => started |= handled == Handled::Started,
+                    Err(ended) => return ended,
+                },
+                Ok(None) => {
+                    // A large frame: read the rest of it straight into a buffer of its own, so
+                    // the read buffer is not held while its value is decoded.
+                    if let Some(len) = decoder.take_large() {
+                        let mut body = pool.take(len);
+                        body.extend_from_slice(&buf);
+                        buf.clear();
+                        large = Some((body, len));
+                    }
+                    break;
+                }
+                Err(e) => return Ended::TooLarge(e),
+            }
+        }
+        if started {
+            // A handler just started may compute for long without awaiting, on this worker:
+            // make sure another worker is awake to go on reading (see `crate::sched`).
+            YieldOnce::default().await;
+        }
+        if side.finished() {
+            return Ended::Stopped;
+        }
+        if large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
+            continue;
+        }
+        // A peer that does not read what it is sent is not read from either, so answers to its
+        // pings and requests cannot pile up without bound.
+        if !link.outbox.has_space() {
+            tokio::select! {
+                biased;
+                interrupt = side.interrupt() => match interrupt {
+                    Interrupt::Stop => return Ended::Stopped,
+                    Interrupt::Continue => continue,
+                },
+                () = link.outbox.wait_for_space() => {}
+            }
+        }
+        // Frames split off earlier may still hold the buffer; reading into its spare room
+        // reuses it, and only a nearly full buffer is replaced.
+        if buf.capacity() - buf.len() < READ_CHUNK / 16 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read_result = tokio::select! {
+            biased;
+            interrupt = side.interrupt() => match interrupt {
+                Interrupt::Stop => return Ended::Stopped,
+                Interrupt::Continue => continue,
+            },
+            due = keepalive.due() => match due {
+                Due::Ping(nonce) => {
+                    // A quiet connection keeps no large buffers.
+                    pool.clear();
+                    let _ = link.outbox.push_header(&Header::Ping { nonce });
+                    continue;
+                }
+                Due::Dead(quiet) => return Ended::Dead(quiet),
+            },
+            read_result = read_some(read, &mut buf, &mut large) => read_result,
+        };
+        match read_result {
+            Ok(0) if buf.is_empty() && large.is_none() && decoder.is_between_frames() => return Ended::Closed,
+            Ok(0) => return Ended::ClosedMidFrame,
+            Ok(_) => keepalive.heard(),
+            Err(e) => return Ended::Io(e),
+        }
+    }
+}
+
+/// Parses one frame and handles it: pings here, everything else by the side.
+fn on_frame<S: Side>(side: &S, frame: &Bytes) -> Result<Handled, Ended> {
+    let (header, payload) = wire::parse(frame).map_err(Ended::NotAFrame)?;
+    match header {
+        Header::Ping { nonce } => {
+            let _ = side.link().outbox.push_header(&Header::Pong { nonce });
+            Ok(Handled::Done)
+        }
+        Header::Pong { .. } => Ok(Handled::Done),
+        header => side.on_frame(header, payload).map_err(Ended::Refused),
+    }
+}

@@ -1,0 +1,36 @@
+//! How tidl's tasks step aside on tokio's scheduler.
+//!
+//! On the multi-thread runtime, a task spawned or woken from a worker goes to that worker's
+//! "LIFO slot" and runs next on the same worker, and tokio wakes no idle worker for it. When a
+//! connection's reader spawns a handler that then computes without awaiting, the reader's worker
+//! is taken, and no other worker is awake to poll the I/O driver: no frame (a cancel included)
+//! and no new connection is read until the handler awaits. Returning `Pending` after waking
+//! itself ([`YieldOnce`]) is different: tokio puts such a task at the back of the run queue, where
+//! other workers can steal it, *and* wakes an idle worker to do so. The reader does this after a
+//! batch of frames that started handlers, and [`Context::checkpoint`](crate::Context::checkpoint)
+//! does it for a handler that computes.
+//!
+//! `tokio::task::yield_now` is not used: it defers the task until the worker next polls the I/O
+//! driver, which costs a system call on every yield.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Returns `Pending` once after waking itself: every task that was ready runs before the task
+/// continues, and an idle worker is woken to share the work.
+#[derive(Debug, Default)]
+pub(crate) struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

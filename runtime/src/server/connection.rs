@@ -1,0 +1,281 @@
+//! Serving one connection: the handshake, the server's side of the read loop, and the teardown
+//! that stops every call the connection left running.
+
+use super::Inner;
+use super::dispatch::Incoming;
+use super::in_flight::{InFlight, Refused};
+use crate::conn::outbox::Outbox;
+use crate::conn::reader::{self, Ended};
+use crate::conn::{Handled, Interrupt, Link, Settings, Side};
+use crate::deadline;
+use crate::error::{Code, Status};
+use crate::transport::Peer;
+use crate::wire::handshake::{self, Answer, HelloError};
+use crate::wire::{Header, Outcome};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+/// How long a closing connection waits for its cancelled handlers to queue their last statuses.
+const HANDLER_STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// The server's side of one connection.
+pub(crate) struct Conn {
+    pub(super) server: Arc<Inner>,
+    pub(super) link: Link,
+    pub(super) in_flight: InFlight,
+    /// Fires when the connection ends or the server stops; every call in flight is then
+    /// cancelled.
+    token: CancellationToken,
+    /// The client, in messages.
+    pub(super) name: String,
+    /// Set once this connection was told the server is shutting down.
+    goaway_sent: AtomicBool,
+    /// Cancels received for calls that were not running (they had usually just finished); only
+    /// the first is logged.
+    unknown_cancels: AtomicU64,
+}
+
+/// Serves one connection: the handshake, then frames until it closes.
+pub(super) async fn serve<R, W>(server: Arc<Inner>, mut read: R, write: W, peer: Peer, _permit: OwnedSemaphorePermit)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let name = match peer {
+        Peer::Unknown => "a client".to_owned(),
+        ref peer => peer.to_string(),
+    };
+    let config = &server.config;
+    let hello = match tokio::time::timeout(config.handshake_timeout, reader::read_hello(&mut read)).await {
+        Err(_) => {
+            tracing::info!(
+                peer = %name,
+                "closed a connection that sent no tidl handshake within {:?} (ServerConfig::handshake_timeout)",
+                config.handshake_timeout
+            );
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::info!(peer = %name, "a connection closed before completing the tidl handshake: {e}");
+            return;
+        }
+        Ok(Ok(hello)) => hello,
+    };
+    let answer = match handshake::decode(hello) {
+        Ok(_) => Answer::Accepted,
+        Err(e @ HelloError::NotTidl(_)) => {
+            tracing::info!(peer = %name, "closed a connection: {e}");
+            return;
+        }
+        Err(e) => {
+            tracing::info!(peer = %name, "refused a connection: {e}");
+            Answer::UnsupportedVersion
+        }
+    };
+
+    let settings = Settings {
+        max_frame_len: config.max_frame_len,
+        keepalive_interval: config.keepalive_interval,
+        keepalive_timeout: config.keepalive_timeout,
+    };
+    let conn = Arc::new(Conn {
+        link: Link {
+            outbox: Outbox::new(config.max_frame_len, config.max_queued_reply_bytes),
+            peer: Arc::new(peer),
+            settings,
+        },
+        in_flight: InFlight::default(),
+        token: server.stopping.child_token(),
+        server: server.clone(),
+        name,
+        goaway_sent: AtomicBool::new(false),
+        unknown_cancels: AtomicU64::new(0),
+    });
+    let reply_hello = handshake::encode(answer);
+    let _ = conn.link.outbox.push(|buf, _| {
+        buf.extend_from_slice(&reply_hello);
+        Ok(())
+    });
+    server.tracker.spawn({
+        let conn = conn.clone();
+        async move {
+            let busy = || conn.in_flight.len() > 1;
+            if let Err(e) = conn.link.outbox.run_writer(write, CancellationToken::new(), busy).await {
+                tracing::debug!(peer = %conn.name, error = %e, "writing to a tidl client failed");
+                // The reader notices too; cancel the calls now rather than at its next read.
+                conn.token.cancel();
+            }
+        }
+    });
+    if answer == Answer::Accepted
+        && let Some(status) = conn.read(&mut read).await
+    {
+        tracing::warn!(peer = %conn.name, "closed a tidl connection: {}", status.message());
+        let goaway = Header::GoAway { code: status.code().as_u16(), message: status.message().into() };
+        let _ = conn.link.outbox.push_header(&goaway);
+    }
+    // Stop every call still running for this connection, give the handlers a moment to queue
+    // their last statuses (when the server is stopping, clients are told so), then close.
+    conn.token.cancel();
+    conn.in_flight.cancel_all();
+    let _ = tokio::time::timeout(HANDLER_STOP_WAIT, conn.in_flight.idle()).await;
+    conn.link.outbox.close();
+}
+
+/// Refuses a connection because the server is at `ServerConfig::max_connections`: reads the
+/// client's hello, answers with a "busy" hello, and closes.
+pub(super) async fn refuse_busy<R, W>(mut read: R, mut write: W, peer: Peer, limit: usize)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    tracing::info!(%peer, "refused a connection: the server already has {limit} connections (ServerConfig::max_connections)");
+    let exchange = async {
+        reader::read_hello(&mut read).await?;
+        write.write_all(&handshake::encode(Answer::Busy)).await?;
+        write.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), exchange).await;
+}
+
+impl Conn {
+    /// Reads frames until the client closes the connection (`None`) or breaks the protocol (the
+    /// status to tell it).
+    async fn read<R: AsyncRead + Unpin>(self: &Arc<Self>, read: &mut R) -> Option<Status> {
+        match reader::run(read, self).await {
+            Ended::Closed | Ended::Stopped => None,
+            Ended::ClosedMidFrame => {
+                tracing::info!(peer = %self.name, "a client closed its connection in the middle of a frame");
+                None
+            }
+            Ended::Io(e) => {
+                tracing::info!(peer = %self.name, "reading from a tidl client failed: {e}");
+                None
+            }
+            Ended::TooLarge(e) => Some(Status::resource_exhausted(format!(
+                "{e}; raise ServerConfig::max_frame_len (and the client's) to allow it"
+            ))),
+            Ended::Dead(quiet) => Some(Status::unavailable(format!(
+                "the client sent nothing for {quiet:?}, not even an answer to a keepalive ping \
+                 (ServerConfig::keepalive_timeout)"
+            ))),
+            Ended::NotAFrame(e) => {
+                Some(Status::invalid_argument(format!("received a frame that is not a tidl frame ({e})")))
+            }
+            Ended::Refused(status) => Some(status),
+        }
+    }
+
+    /// Sends `status` as the outcome of call `id`.
+    pub(super) fn send_status(&self, id: u64, status: &Status) {
+        // Fails only when the connection is closing, and then nobody is listening.
+        let _ = self.link.outbox.push_header(&Header::Response { id, outcome: Outcome::status(status) });
+    }
+
+    fn on_request(
+        self: &Arc<Self>,
+        id: u64,
+        service: &str,
+        method: &str,
+        timeout_micros: Option<u64>,
+        payload: Bytes,
+    ) -> Result<Handled, Status> {
+        let server = &self.server;
+        if server.draining.is_cancelled() {
+            self.send_status(id, &Status::unavailable("the server is shutting down and takes no new calls"));
+            return Ok(Handled::Done);
+        }
+        let Some((_, svc)) = server.services.iter().find(|(name, _)| *name == service) else {
+            let message = format!("the server has no service `{service}` (it serves: {})", server.service_names);
+            tracing::debug!(peer = %self.name, "call refused: {message}");
+            self.send_status(id, &Status::unimplemented(message));
+            return Ok(Handled::Done);
+        };
+        let limit = server.config.max_concurrent_calls;
+        match self.in_flight.admit(id, limit) {
+            Ok(()) => {}
+            Err(Refused::Duplicate) => {
+                return Err(Status::invalid_argument(format!(
+                    "request id {id} was reused while its call is still running"
+                )));
+            }
+            Err(Refused::Full) => {
+                let message = format!(
+                    "`{service}.{method}` was refused: this connection already has {limit} calls \
+                     running, the limit (ServerConfig::max_concurrent_calls)"
+                );
+                tracing::debug!(peer = %self.name, "call refused: {message}");
+                self.send_status(id, &Status::resource_exhausted(message));
+                return Ok(Handled::Done);
+            }
+        }
+        let request = Incoming::new(self.clone(), id, payload, deadline::from_wire(timeout_micros));
+        if svc.call(method, request).is_err() {
+            let message = format!("the service `{service}` has no method `{method}`");
+            tracing::debug!(peer = %self.name, "call refused: {message}");
+            self.send_status(id, &Status::unimplemented(message));
+            return Ok(Handled::Done);
+        }
+        Ok(Handled::Started)
+    }
+
+    /// Tells the client to start no new calls, once.
+    fn go_away(&self) {
+        if !self.goaway_sent.swap(true, Ordering::SeqCst) {
+            let _ = self.link.outbox.push_header(&Header::GoAway {
+                code: Code::Unavailable.as_u16(),
+                message: "the server is shutting down".into(),
+            });
+        }
+    }
+}
+
+/// The reader drives `Arc<Conn>`, so that requests can hold the connection.
+impl Side for Arc<Conn> {
+    fn link(&self) -> &Link {
+        &self.link
+    }
+
+    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<Handled, Status> {
+        match header {
+            Header::Request { id, service, method, timeout_micros } => {
+                self.on_request(id, &service, &method, timeout_micros, payload)
+            }
+            Header::Cancel { id } => {
+                // The handler task forgets the call once it has stopped. A cancel for a call
+                // that is not running usually crossed its reply: nothing to do.
+                if !self.in_flight.cancel(id) && self.unknown_cancels.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::debug!(peer = %self.name, "ignored a cancel for call {id}, which is not running");
+                }
+                Ok(Handled::Done)
+            }
+            Header::Ping { .. } | Header::Pong { .. } => Ok(Handled::Done),
+            Header::Response { .. } | Header::GoAway { .. } => {
+                Err(Status::invalid_argument("received a server-to-client frame from a client"))
+            }
+        }
+    }
+
+    async fn interrupt(&self) -> Interrupt {
+        let goaway_sent = self.goaway_sent.load(Ordering::SeqCst);
+        tokio::select! {
+            biased;
+            () = self.token.cancelled() => Interrupt::Stop,
+            () = self.server.draining.cancelled(), if !goaway_sent => {
+                self.go_away();
+                Interrupt::Continue
+            }
+            () = self.in_flight.idle(), if goaway_sent => Interrupt::Continue,
+        }
+    }
+
+    /// Draining, and nothing left to answer: close now rather than wait for the client.
+    fn finished(&self) -> bool {
+        self.goaway_sent.load(Ordering::SeqCst) && self.in_flight.len() == 0
+    }
+}

@@ -1,0 +1,190 @@
+//! Running a call: the [`Service`] trait generated servers implement, the [`Incoming`] request
+//! they are handed, and the handler task that runs under the call's cancellation and deadline
+//! and sends its outcome.
+//!
+//! A handler stops in one of four ways: it completes (its reply is sent); the client cancels it
+//! (a cancel frame, a dropped `Call`, or the client's connection closing); its deadline passes
+//! (the client is told `DeadlineExceeded`); or the server shuts down and the grace period ends
+//! (the client is told `Unavailable`). In every case but completion the handler's future is
+//! dropped at its next `.await`: the work stops, not just the waiting for it.
+
+use super::connection::Conn;
+use crate::codec;
+use crate::conn::outbox::PushError;
+use crate::context::{CallState, Context};
+use crate::error::{Error, Status};
+use crate::method::Method;
+use crate::wire::{self, Header, Outcome};
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::time::Instant;
+
+/// A service the server can run: implemented by the generated `<Name>Server` wrappers.
+pub trait Service: Send + Sync + 'static {
+    /// The service's name as declared in the `.tidl` file.
+    fn name(&self) -> &'static str;
+
+    /// Starts the call `request` of `method`, or hands the request back if the service has no
+    /// such method.
+    fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming>;
+}
+
+/// A request the server has read and is about to run; generated code hands it to
+/// [`Incoming::spawn`] with the method's handler.
+pub struct Incoming {
+    conn: Arc<Conn>,
+    id: u64,
+    payload: Bytes,
+    deadline: Option<Instant>,
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").field("id", &self.id).field("peer", &self.conn.name).finish_non_exhaustive()
+    }
+}
+
+/// How a handler task ended.
+enum Ended<T, E> {
+    Ok(T),
+    App(E),
+    Status(Status),
+    Cancelled,
+    DeadlineExceeded,
+    Panicked(Box<dyn Any + Send>),
+}
+
+impl Incoming {
+    pub(super) fn new(conn: Arc<Conn>, id: u64, payload: Bytes, deadline: Option<Instant>) -> Incoming {
+        Incoming { conn, id, payload, deadline }
+    }
+
+    /// Runs `handler` on the decoded argument in a task of its own, under the call's
+    /// cancellation and deadline, and sends its result as the reply.
+    pub fn spawn<A, T, E, F, Fut>(self, method: Method, handler: F)
+    where
+        A: DeserializeOwned + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: FnOnce(Context, A) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error<E>>> + Send,
+    {
+        let Incoming { conn, id, payload, deadline } = self;
+        // Decoded here, on the connection's reader: the task then carries the value rather than
+        // the frame, and the read buffer is free for reuse sooner.
+        let arg = match codec::decode::<A>(&payload) {
+            Ok(arg) => arg,
+            Err(e) => {
+                let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
+                tracing::debug!(peer = %conn.name, %method, "call refused: {}", status.message());
+                conn.send_status(id, &status);
+                return;
+            }
+        };
+        drop(payload);
+        let call = Arc::new(CallState::new(method, conn.link.peer.clone()));
+        conn.in_flight.insert(id, call.clone());
+        let ctx = Context::for_call(call, deadline);
+        let tracker = conn.server.tracker.clone();
+        let task = async move {
+            let call = ctx.state().clone();
+            let mut work = std::pin::pin!(handler(ctx, arg));
+            // A panicking handler fails its own call with `Internal`; nothing else notices.
+            let work = std::future::poll_fn(|cx| {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
+                    Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
+                    Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(status)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+                }
+            });
+            // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
+            let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+            let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
+                Some(timer) => timer.as_mut().poll(cx),
+                None => Poll::Pending,
+            });
+            let ended = tokio::select! {
+                biased;
+                () = call.cancelled() => Ended::Cancelled,
+                () = deadline_passed => Ended::DeadlineExceeded,
+                ended = work => ended,
+            };
+            // The handler's future is dropped here, whatever ended it.
+            finish(&conn, id, method, ended, &call).await;
+        };
+        tracker.spawn(task);
+    }
+}
+
+/// Sends the reply of a call that ended (if anyone is still waiting for it), then forgets the
+/// call. In that order: a draining connection closes once no call is left, and must not close
+/// before the last reply is queued.
+async fn finish<T: Serialize + Send, E: Serialize + Send>(
+    conn: &Conn,
+    id: u64,
+    method: Method,
+    ended: Ended<T, E>,
+    call: &CallState,
+) {
+    let status = match ended {
+        Ended::Ok(reply) => {
+            reply_with(conn, id, method, Outcome::Ok, reply).await;
+            None
+        }
+        Ended::App(error) => {
+            reply_with(conn, id, method, Outcome::AppError, error).await;
+            None
+        }
+        Ended::Status(status) => Some(status),
+        Ended::DeadlineExceeded => {
+            // Blocking work the handler started sees it through its context.
+            call.cancel();
+            Some(Status::deadline_exceeded(format!("`{method}` passed its deadline; the server stopped it")))
+        }
+        Ended::Cancelled if conn.server.stopping.is_cancelled() => Some(Status::unavailable(format!(
+            "the server shut down and stopped `{method}` at the end of its grace period"
+        ))),
+        // Cancelled by the client, or its connection is gone: nobody is waiting.
+        Ended::Cancelled => None,
+        Ended::Panicked(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("no message");
+            tracing::error!(peer = %conn.name, %method, panic = detail, "a tidl handler panicked");
+            Some(Status::internal(format!("the handler of `{method}` panicked: {detail}")))
+        }
+    };
+    if let Some(status) = status {
+        conn.send_status(id, &status);
+    }
+    conn.in_flight.end(id);
+}
+
+/// Queues the reply `value` of call `id`, waiting first if the client is not reading.
+async fn reply_with<V: Serialize + Send>(conn: &Conn, id: u64, method: Method, outcome: Outcome<'_>, value: V) {
+    let outbox = &conn.link.outbox;
+    if !outbox.has_space() {
+        // Rare: the client is not reading. Boxed, so every handler task does not carry the
+        // space for waiting.
+        Box::pin(outbox.wait_for_space()).await;
+    }
+    let header = Header::Response { id, outcome };
+    let pushed = outbox
+        .push(|buf, max| wire::write_frame(buf, max, &header, |buf, limit| codec::encode_into(&value, buf, limit)));
+    if let Err(PushError::Frame(e)) = pushed {
+        let status = e.into_status(&format!("the reply of `{method}`"), "ServerConfig::max_frame_len");
+        tracing::warn!(peer = %conn.name, %method, %status, "a tidl reply could not be sent");
+        conn.send_status(id, &status);
+    }
+}

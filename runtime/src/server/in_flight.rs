@@ -1,0 +1,137 @@
+//! The server's calls running on one connection: the only count of them.
+
+use crate::context::CallState;
+use crate::sync::lock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Why a call could not be admitted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A call with this id is still running: the client broke the protocol.
+    Duplicate,
+    /// The connection has as many calls running as it may.
+    Full,
+}
+
+/// The calls running on one connection, by request id, each with its cancellation.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    calls: Mutex<HashMap<u64, Arc<CallState>>>,
+    /// The number of calls in `calls`, readable without its lock.
+    count: AtomicUsize,
+    /// Signalled when the last running call ends.
+    idle: Notify,
+}
+
+impl InFlight {
+    /// Checks that call `id` may start with at most `limit` calls running. The connection's
+    /// reader is the only task that adds calls, so the answer holds until it calls
+    /// [`insert`](Self::insert).
+    pub(crate) fn admit(&self, id: u64, limit: usize) -> Result<(), Refused> {
+        let calls = lock(&self.calls);
+        if calls.contains_key(&id) {
+            Err(Refused::Duplicate)
+        } else if calls.len() >= limit {
+            Err(Refused::Full)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records that call `id` is running.
+    pub(crate) fn insert(&self, id: u64, call: Arc<CallState>) {
+        let mut calls = lock(&self.calls);
+        calls.insert(id, call);
+        self.count.store(calls.len(), Ordering::Relaxed);
+    }
+
+    /// Records that call `id` has ended (its reply, if any, is queued).
+    pub(crate) fn end(&self, id: u64) {
+        let now_idle = {
+            let mut calls = lock(&self.calls);
+            calls.remove(&id);
+            self.count.store(calls.len(), Ordering::Relaxed);
+            calls.is_empty()
+        };
+        if now_idle {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Cancels call `id`; whether it was running.
+    pub(crate) fn cancel(&self, id: u64) -> bool {
+        let call = lock(&self.calls).get(&id).cloned();
+        // Cancelled outside the lock: cancelling wakes the handler's task.
+        call.map(|call| call.cancel()).is_some()
+    }
+
+    /// Cancels every running call.
+    pub(crate) fn cancel_all(&self) {
+        let calls: Vec<_> = lock(&self.calls).values().cloned().collect();
+        for call in calls {
+            call.cancel();
+        }
+    }
+
+    /// The number of calls running.
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Completes when no call is running.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if lock(&self.calls).is_empty() {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::Method;
+    use crate::transport::Peer;
+
+    fn call() -> Arc<CallState> {
+        Arc::new(CallState::new(Method::new("S", "m"), Arc::new(Peer::Unknown)))
+    }
+
+    #[test]
+    fn admits_up_to_the_limit_and_never_a_running_id() {
+        let in_flight = InFlight::default();
+        assert_eq!(in_flight.admit(1, 1), Ok(()));
+        in_flight.insert(1, call());
+        assert_eq!(in_flight.admit(1, 5), Err(Refused::Duplicate));
+        assert_eq!(in_flight.admit(2, 1), Err(Refused::Full));
+        assert_eq!(in_flight.len(), 1);
+        in_flight.end(1);
+        assert_eq!(in_flight.len(), 0);
+        assert_eq!(in_flight.admit(1, 1), Ok(()), "an ended call's id may be used again");
+    }
+
+    #[tokio::test]
+    async fn idle_completes_when_the_last_call_ends() {
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.idle().await;
+        in_flight.insert(7, call());
+        assert!(in_flight.cancel(7));
+        assert!(!in_flight.cancel(8));
+        let waiter = tokio::spawn({
+            let in_flight = in_flight.clone();
+            async move { in_flight.idle().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        in_flight.end(7);
+        waiter.await.expect("idle");
+    }
+}

@@ -1,0 +1,225 @@
+//! The server: a set of services, the connections it serves, and its graceful shutdown.
+//!
+//! [`Server::accept`] takes connections from any [`Listener`] ([`accept`]); each is served by
+//! its own tasks ([`connection`]), which run every call in a task of its own ([`dispatch`])
+//! and keep the connection's table of calls in flight ([`in_flight`]).
+
+mod accept;
+pub(crate) mod connection;
+pub(crate) mod dispatch;
+mod in_flight;
+
+use crate::transport::{Io, Listener, Peer};
+use crate::wire::DEFAULT_MAX_FRAME_LEN;
+use dispatch::Service;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Settings of a server. Build one with `ServerConfig::default()` and set fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The longest frame the server accepts or sends, in bytes. A longer incoming frame closes
+    /// that connection (nothing beyond the limit is allocated); a longer reply fails that call
+    /// with `ResourceExhausted`. Default: 8 MiB.
+    pub max_frame_len: usize,
+    /// Calls one connection may have running at once; further calls fail at once with
+    /// `ResourceExhausted` (cancels are always still read). Default: 4096.
+    pub max_concurrent_calls: usize,
+    /// How long a new connection may take to send its handshake. Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// Bytes of replies queued for one connection above which handlers wait before queueing
+    /// more, so a client that stops reading cannot grow the server's memory. Default: 4 MiB.
+    pub max_queued_reply_bytes: usize,
+    /// Connections served at once; further ones are refused at the handshake, and the client
+    /// sees `ResourceExhausted`. Default: 10,000.
+    pub max_connections: usize,
+    /// After this long without hearing from a client, send it a ping; `None` turns keepalive
+    /// off. Default: 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// If nothing arrives within this long of a ping, the client is considered gone: the
+    /// connection closes and its calls are cancelled. Default: 20 s.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_concurrent_calls: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            max_queued_reply_bytes: 4 * 1024 * 1024,
+            max_connections: 10_000,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Builds a [`Server`]: register services, optionally set a config, then build.
+pub struct ServerBuilder {
+    services: HashMap<&'static str, Arc<dyn Service>>,
+    config: ServerConfig,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    /// Adds a service (a generated `<Name>Server` wrapping your implementation).
+    ///
+    /// # Panics
+    /// If a service with the same name is already registered: that is a bug in the program.
+    #[track_caller]
+    pub fn register(mut self, service: impl Service) -> ServerBuilder {
+        let name = service.name();
+        if self.services.insert(name, Arc::new(service)).is_some() {
+            panic!("tidl: the service `{name}` is registered twice on one server");
+        }
+        self
+    }
+
+    /// Replaces the default settings.
+    pub fn config(mut self, config: ServerConfig) -> ServerBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Builds the server.
+    pub fn build(self) -> Server {
+        let mut names: Vec<_> = self.services.keys().copied().collect();
+        names.sort_unstable();
+        Server {
+            inner: Arc::new(Inner {
+                connections: Arc::new(Semaphore::new(self.config.max_connections.min(Semaphore::MAX_PERMITS))),
+                services: self.services.into_iter().collect(),
+                service_names: names.join(", "),
+                config: self.config,
+                tracker: TaskTracker::new(),
+                draining: CancellationToken::new(),
+                stopping: CancellationToken::new(),
+            }),
+        }
+    }
+}
+
+/// A tidl server: a set of services and the connections being served. Cheap to clone; clones
+/// share the services, connections and shutdown.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// One permit per connection being served.
+    connections: Arc<Semaphore>,
+    /// Found by comparing names: a server has a handful, and that beats hashing the name.
+    services: Vec<(&'static str, Arc<dyn Service>)>,
+    /// For error messages: the registered services, sorted.
+    service_names: String,
+    config: ServerConfig,
+    /// Every connection, writer and handler task.
+    tracker: TaskTracker,
+    /// Fires when shutdown starts: stop accepting, tell clients, start no new calls.
+    draining: CancellationToken,
+    /// Fires when the grace period ends: cancel every call still running.
+    stopping: CancellationToken,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("services", &self.inner.service_names)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts building a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder { services: HashMap::new(), config: ServerConfig::default() }
+    }
+
+    /// Accepts connections on `listener` (a `TcpListener`, a `UnixListener`, the in-memory
+    /// transport's, or any [`Listener`]) and serves each in tasks of its own, until
+    /// [`shutdown`](Server::shutdown) is called.
+    ///
+    /// Transient accept errors (a connection reset before it was accepted, running out of file
+    /// descriptors) are logged and retried. Returns `Ok(())` once shutdown has begun, or the
+    /// error if the listener itself fails.
+    pub async fn accept<L: Listener>(&self, listener: L) -> io::Result<()> {
+        accept::run(self, listener).await
+    }
+
+    /// Binds `addr` and accepts connections on it in a background task, as
+    /// [`accept`](Server::accept) does, until shutdown. Returns the address bound, so
+    /// `"127.0.0.1:0"` serves on a free port. A failure of the listener itself is logged.
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let server = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = server.accept(listener).await {
+                tracing::error!(addr = %bound, error = %e, "tidl server stopped accepting connections");
+            }
+        });
+        Ok(bound)
+    }
+
+    /// Serves a connection in a task of its own, or refuses it if the server is full.
+    fn spawn_connection<S: Io>(&self, io: S, peer: Peer) {
+        let (read, write) = tokio::io::split(io);
+        self.spawn_split(read, write, peer);
+    }
+
+    fn spawn_split<R, W>(&self, read: R, write: W, peer: Peer) -> tokio::task::JoinHandle<()>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let inner = &self.inner;
+        match inner.connections.clone().try_acquire_owned() {
+            Ok(permit) => inner.tracker.spawn(connection::serve(inner.clone(), read, write, peer, permit)),
+            Err(_) => inner.tracker.spawn(connection::refuse_busy(read, write, peer, inner.config.max_connections)),
+        }
+    }
+
+    /// Serves one connection over any byte stream, until it closes.
+    pub async fn serve_connection<IO>(&self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        let task = self.spawn_split(read, write, Peer::Unknown);
+        // The connection task logs its own failures; a panic in it is a bug in tidl.
+        let _ = task.await;
+    }
+
+    /// Shuts down gracefully: stops accepting connections and tells every client to start no
+    /// new calls (they fail at once with `Unavailable`), lets calls in flight finish for up to
+    /// `grace`, then cancels the rest. Returns when every connection and handler task has ended.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.draining.cancel();
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
+            self.inner.stopping.cancel();
+            self.inner.tracker.wait().await;
+        }
+    }
+}

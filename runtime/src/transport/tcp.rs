@@ -1,0 +1,73 @@
+//! TCP: tokio's `TcpListener` is a [`Listener`]; [`TcpConnector`] connects to an address.
+//!
+//! Every tidl TCP socket has `TCP_NODELAY` set on both sides, so a cancel or a small reply is
+//! never held back waiting for a delayed ACK (Nagle's algorithm would hold a small frame for up
+//! to ~40 ms while an earlier one is unacknowledged).
+
+use super::{Connector, Listener, Peer};
+use std::io;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+
+impl Listener for TcpListener {
+    type Io = TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(TcpStream, Peer)> {
+        let (stream, addr) = TcpListener::accept(self).await?;
+        if let Err(e) = tune(&stream) {
+            tracing::debug!(peer = %addr, error = %e, "could not set TCP_NODELAY");
+        }
+        Ok((stream, Peer::Tcp(addr)))
+    }
+}
+
+/// Connects over TCP to an address given as `"host:port"`, resolved anew at each connect.
+#[derive(Clone, Debug)]
+pub struct TcpConnector {
+    addr: String,
+}
+
+impl TcpConnector {
+    /// Connects to `addr` (`"127.0.0.1:23333"`, `"example.com:443"`, `"[::1]:80"`).
+    pub fn new(addr: impl Into<String>) -> TcpConnector {
+        TcpConnector { addr: addr.into() }
+    }
+}
+
+impl Connector for TcpConnector {
+    type Io = TcpStream;
+
+    async fn connect(&self) -> io::Result<(TcpStream, Peer)> {
+        connect(&*self.addr).await
+    }
+}
+
+/// Connects to `addr` and sets the socket up as every tidl TCP socket is.
+pub(crate) async fn connect(addr: impl ToSocketAddrs) -> io::Result<(TcpStream, Peer)> {
+    let stream = TcpStream::connect(addr).await?;
+    tune(&stream)?;
+    let peer = stream.peer_addr()?;
+    Ok((stream, Peer::Tcp(peer)))
+}
+
+/// Sets the socket options of a tidl TCP connection: `TCP_NODELAY`.
+fn tune(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn both_ends_have_nagle_off() -> io::Result<()> {
+        let mut listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let connector = TcpConnector::new(addr.to_string());
+        let (connected, accepted) = tokio::join!(connector.connect(), Listener::accept(&mut listener));
+        let ((client, to_server), (server, to_client)) = (connected?, accepted?);
+        assert!(client.nodelay()? && server.nodelay()?, "Nagle is on by default; tidl turns it off");
+        assert_eq!(to_server, Peer::Tcp(addr));
+        assert_eq!(to_client.socket_addr(), Some(client.local_addr()?));
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! The head of every frame: what kind of frame it is, and the fields of that kind.
+//!
+//! Encoded with the body codec, borrowing strings from the frame. docs/PROTOCOL.md is the
+//! normative description.
+
+use crate::error::Status;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// The head of every frame. Variants are encoded by their index, so new variants are only ever
+/// appended (a peer that does not know one reports the frame as undecodable).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Header<'a> {
+    /// Client to server: start a call. The payload is the encoded argument.
+    Request {
+        /// Chosen by the client, unique among its calls in flight on this connection.
+        id: u64,
+        /// The service's name as declared in the `.tidl` file.
+        #[serde(borrow)]
+        service: Cow<'a, str>,
+        /// The method's name as declared in the `.tidl` file.
+        #[serde(borrow)]
+        method: Cow<'a, str>,
+        /// The time the server may spend, in microseconds from when it reads the frame.
+        timeout_micros: Option<u64>,
+    },
+    /// Client to server: stop the call `id`. Unknown ids are ignored.
+    Cancel {
+        /// The request's id.
+        id: u64,
+    },
+    /// Server to client: how the call `id` ended. The payload is the encoded reply value for
+    /// [`Outcome::Ok`], the encoded application error for [`Outcome::AppError`], else empty.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// Success, application error, or an RPC-layer status.
+        #[serde(borrow)]
+        outcome: Outcome<'a>,
+    },
+    /// Either direction: are you alive? Answered with [`Header::Pong`] carrying the same nonce.
+    Ping {
+        /// Echoed back in the pong.
+        nonce: u64,
+    },
+    /// Either direction: the answer to a ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// Server to client: start no new calls on this connection; calls in flight may still finish.
+    /// Sent on graceful shutdown and before the server closes a connection for a protocol error.
+    GoAway {
+        /// The status new calls fail with (a [`Code`](crate::Code) number).
+        code: u16,
+        /// Why, in words.
+        #[serde(borrow)]
+        message: Cow<'a, str>,
+    },
+}
+
+/// How a call ended, in a [`Header::Response`].
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Outcome<'a> {
+    /// The handler returned `Ok`; the payload is the reply.
+    Ok,
+    /// The handler returned its declared error; the payload is that error.
+    AppError,
+    /// The call failed in the RPC layer.
+    Status {
+        /// A [`Code`](crate::Code) number.
+        code: u16,
+        /// What happened.
+        #[serde(borrow)]
+        message: Cow<'a, str>,
+    },
+}
+
+impl Outcome<'_> {
+    pub(crate) fn status(status: &Status) -> Outcome<'_> {
+        Outcome::Status { code: status.code().as_u16(), message: Cow::Borrowed(status.message()) }
+    }
+}

@@ -1,0 +1,17 @@
+//! The wire format: the hello, frames and their headers. Everything that turns bytes into frames
+//! and frames into bytes is here; docs/PROTOCOL.md is the normative description.
+
+mod decoder;
+mod frame;
+pub(crate) mod handshake;
+mod header;
+
+pub use decoder::{FrameDecoder, FrameTooLarge};
+pub(crate) use frame::{WriteFailure, parse, write_frame, write_header};
+pub(crate) use header::{Header, Outcome};
+
+/// Bytes in the length prefix of every frame.
+pub(crate) const LEN_PREFIX: usize = 4;
+
+/// The default maximum frame length (8 MiB), excluding the length prefix.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
