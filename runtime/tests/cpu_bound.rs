@@ -1,0 +1,175 @@
+//! Handlers that compute without awaiting: written the documented way (`Context::checkpoint`,
+//! `Context::run_blocking`) they see their cancel within milliseconds, and no handler, however
+//! busy, keeps the server from reading other connections. The server runs on a 2-worker runtime
+//! of its own, as in production: a client sharing its workers could hide a stall.
+
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+use tidl_runtime::{CallOptions, Client, Context, Error, Incoming, Invoke, Method, Server, Service};
+use tokio::sync::mpsc;
+
+/// What the handlers report: that one started, and when one stopped.
+#[derive(Debug)]
+enum Event {
+    Started,
+    Stopped(Instant),
+}
+
+/// Records when a handler's future (or its blocking work) ends, however it ends.
+struct StopGuard(mpsc::UnboundedSender<Event>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Event::Stopped(Instant::now()));
+    }
+}
+
+/// Computes for about `ms` milliseconds without awaiting anything.
+fn compute(ms: u64) -> u64 {
+    let until = Instant::now() + Duration::from_millis(ms);
+    let mut x = 0u64;
+    while Instant::now() < until {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    }
+    x
+}
+
+/// `Busy.plain(ms)` computes with no checks at all; `Busy.checked(ms)` computes in 1 ms slices
+/// with a checkpoint between them; `Busy.blocking(ms)` computes on the blocking pool, checking
+/// its context; `Busy.echo(s)` answers at once.
+struct Busy(mpsc::UnboundedSender<Event>);
+
+impl Service for Busy {
+    fn name(&self) -> &'static str {
+        "Busy"
+    }
+
+    fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
+        let events = self.0.clone();
+        match method {
+            "plain" => request.spawn(Method::new("Busy", "plain"), move |_ctx: Context, ms: u64| async move {
+                let _ = events.send(Event::Started);
+                let _guard = StopGuard(events);
+                Ok::<_, Error>(compute(ms))
+            }),
+            "checked" => request.spawn(Method::new("Busy", "checked"), move |ctx: Context, ms: u64| async move {
+                let _ = events.send(Event::Started);
+                let _guard = StopGuard(events);
+                let mut x = 0;
+                for _ in 0..ms {
+                    ctx.checkpoint().await?;
+                    x ^= compute(1);
+                }
+                Ok::<_, Error>(x)
+            }),
+            "blocking" => request.spawn(Method::new("Busy", "blocking"), move |ctx: Context, ms: u64| async move {
+                let _ = events.send(Event::Started);
+                let x = ctx
+                    .run_blocking(move |ctx| {
+                        let _guard = StopGuard(events);
+                        let mut x = 0;
+                        for _ in 0..ms {
+                            ctx.check()?;
+                            x ^= compute(1);
+                        }
+                        Ok::<_, Error>(x)
+                    })
+                    .await?;
+                Ok::<_, Error>(x)
+            }),
+            "echo" => {
+                request.spawn(Method::new("Busy", "echo"), |_ctx: Context, s: String| async move { Ok::<_, Error>(s) })
+            }
+            _ => return Err(request),
+        }
+        Ok(())
+    }
+}
+
+/// A server on a 2-worker runtime of its own, in a thread of its own; its address and the
+/// handlers' events. The runtime ends when the test process does.
+fn server() -> (String, mpsc::UnboundedReceiver<Event>) {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (addr_tx, addr_rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            let server = Server::builder().register(Busy(events_tx)).build();
+            let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
+            addr_tx.send(addr.to_string()).expect("report the address");
+            std::future::pending::<()>().await;
+        });
+    });
+    (addr_rx.recv().expect("server address"), events)
+}
+
+async fn started(events: &mut mpsc::UnboundedReceiver<Event>) {
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("handler starts in time");
+    assert!(matches!(event, Some(Event::Started)), "{event:?}");
+}
+
+async fn stopped(events: &mut mpsc::UnboundedReceiver<Event>) -> Instant {
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("handler stops in time") {
+        Some(Event::Stopped(at)) => at,
+        other => panic!("expected the handler to stop, got {other:?}"),
+    }
+}
+
+/// Times one echo on a new connection.
+async fn echo_on_a_new_connection(addr: &str) -> Duration {
+    let start = Instant::now();
+    let client = Client::dial(addr).await.expect("dial while the handler computes");
+    let reply: Result<String, Error> = client.call(Method::new("Busy", "echo"), "hi", &CallOptions::default()).await;
+    assert_eq!(reply, Ok("hi".to_owned()));
+    start.elapsed()
+}
+
+/// Generous: the stall this guards against lasted the whole computation (seconds); a served
+/// call takes well under a millisecond.
+const PROMPTLY: Duration = Duration::from_millis(400);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointed_handler_sees_its_cancel_within_milliseconds_and_others_are_served() {
+    let (addr, mut events) = server();
+    let client = Client::dial(&addr).await.expect("dial");
+    let call: tidl_runtime::Call<u64> = client.call(Method::new("Busy", "checked"), &5_000u64, &CallOptions::default());
+    started(&mut events).await;
+    let served_in = echo_on_a_new_connection(&addr).await;
+    assert!(served_in < PROMPTLY, "another connection waited {served_in:?} for a computing handler");
+    let cancelled_at = Instant::now();
+    call.cancel();
+    let stop = stopped(&mut events).await.saturating_duration_since(cancelled_at);
+    assert!(stop < PROMPTLY, "the handler ran on for {stop:?} after its cancel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_work_sees_its_cancel_within_milliseconds() {
+    let (addr, mut events) = server();
+    let client = Client::dial(&addr).await.expect("dial");
+    let call: tidl_runtime::Call<u64> =
+        client.call(Method::new("Busy", "blocking"), &5_000u64, &CallOptions::default());
+    started(&mut events).await;
+    let served_in = echo_on_a_new_connection(&addr).await;
+    assert!(served_in < PROMPTLY, "another connection waited {served_in:?} for a computing handler");
+    let cancelled_at = Instant::now();
+    call.cancel();
+    let stop = stopped(&mut events).await.saturating_duration_since(cancelled_at);
+    assert!(stop < PROMPTLY, "the blocking work ran on for {stop:?} after its cancel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_computing_with_no_checks_does_not_stall_other_connections() {
+    let (addr, mut events) = server();
+    let client = Client::dial(&addr).await.expect("dial");
+    let call: tidl_runtime::Call<u64> = client.call(Method::new("Busy", "plain"), &1_500u64, &CallOptions::default());
+    started(&mut events).await;
+    let served_in = echo_on_a_new_connection(&addr).await;
+    assert!(served_in < PROMPTLY, "another connection waited {served_in:?} for a computing handler");
+    // The same connection is read too: a call made on it now is answered before the handler ends.
+    let start = Instant::now();
+    let echo: Result<String, Error> = client.call(Method::new("Busy", "echo"), "again", &CallOptions::default()).await;
+    assert_eq!(echo, Ok("again".to_owned()));
+    assert!(start.elapsed() < PROMPTLY, "the busy handler's own connection waited {:?}", start.elapsed());
+    assert!(call.await.is_ok());
+}
