@@ -10,7 +10,7 @@
 use crate::diagnostic::FileId;
 use crate::model::{Decl, DeclKind, Deprecated, FieldDef, MethodDef, Model, ServiceDef, Shape, Ty};
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::quote;
 use std::collections::{BTreeMap, HashSet};
 
 /// What to generate, besides the model itself.
@@ -379,13 +379,14 @@ fn fields(fields: &[FieldDef], with_pub: bool, from: &[String], owner: &str, opt
 
 fn service_def(decl: &Decl, s: &ServiceDef, options: &Options, allow: &TokenStream) -> TokenStream {
     let from = decl.module.as_slice();
-    let service = ident(&s.name);
-    let client = format_ident!("{}Client", s.name);
-    let server = format_ident!("{}Server", s.name);
-    let ext = format_ident!("{}ClientExt", s.name);
+    let names = &s.names;
+    let service = ident(&names.service);
+    let client = ident(&names.client);
+    let server = ident(&names.server);
+    let ext = ident(&names.client_ext);
     // The server's type parameter; only the service trait's own name can collide with it.
-    let param = if s.name == "T" { format_ident!("S") } else { format_ident!("T") };
-    let accessor = ident(&s.accessor);
+    let param = ident(names.server_param());
+    let accessor = ident(&names.accessor_ident());
     let wire_service = &s.wire_name;
     let deprecated = deprecated(decl.deprecated.as_ref());
     let mut out = TokenStream::new();
@@ -402,7 +403,7 @@ fn service_def(decl: &Decl, s: &ServiceDef, options: &Options, allow: &TokenStre
         let server_doc = format!(
             " Serves an implementation of [`{}`]: pass it to \
              [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).",
-            s.name
+            names.service
         );
         out.extend(quote! {
             #service_doc
@@ -469,9 +470,9 @@ fn service_def(decl: &Decl, s: &ServiceDef, options: &Options, allow: &TokenStre
         let client_doc = format!(
             " A client of the `{}` service: get one with `client.{}()` (import [`{}`]). \
              Cheap to clone; calls made through clones share the connection.",
-            s.wire_name, s.accessor, ext
+            s.wire_name, names.accessor, ext
         );
-        let ext_doc = format!(" Adds `{}()` to [`tidl_runtime::Client`](::tidl_runtime::Client).", s.accessor);
+        let ext_doc = format!(" Adds `{}()` to [`tidl_runtime::Client`](::tidl_runtime::Client).", names.accessor);
         let accessor_doc = format!(" The `{}` service on this connection.", s.wire_name);
         out.extend(quote! {
             #[doc = #client_doc]

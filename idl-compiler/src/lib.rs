@@ -50,12 +50,17 @@ mod diagnostic;
 mod format;
 mod loader;
 mod model;
+mod names;
 mod parser;
 #[cfg(test)]
 mod proptests;
 mod validate;
 
 pub use diagnostic::{Diagnostic, FileId, Label, SourceMap, Span};
+/// The names a service's accessor may not take, for the test that compares them with the
+/// runtime's source. Not part of the API.
+#[doc(hidden)]
+pub use names::{INVOKE_METHODS, RUNTIME_CLIENT_METHODS};
 
 use loader::{FsLoader, Loader, MemoryLoader};
 use proc_macro2::TokenStream;
