@@ -32,9 +32,10 @@
 //! ```
 //!
 //! For each `service`, the module has a trait to implement (`Example`), a server wrapper to
-//! register (`ExampleServer`), a typed client (`ExampleClient`) and an extension trait adding
-//! `client.example()` to `tidl_runtime::Client` (`ExampleClientExt`). For each `struct` and
-//! `enum`, a Rust type.
+//! register (`ExampleServer`), a typed client (`ExampleClient`, generic over the
+//! `tidl_runtime::Invoke` its calls go through, `tidl_runtime::Client` by default) and an
+//! extension trait adding `client.example()` to every `Invoke` implementation
+//! (`ExampleClientExt`). For each `struct` and `enum`, a Rust type.
 //!
 //! If a `.tidl` file has errors, the build fails and prints every one of them the way rustc
 //! prints its own. Cargo reruns the build script when any of the files changes.

@@ -198,6 +198,15 @@ impl ServiceNames {
     pub(crate) fn server_param(&self) -> &'static str {
         if self.service == "T" { "S" } else { "T" }
     }
+
+    /// The client's type parameter (the `Invoke` implementation): `I`, or the first of `J`,
+    /// `K`, ... that names no type the client's methods may mention without a path (`taken`).
+    pub(crate) fn client_param(&self, taken: impl Fn(&str) -> bool) -> String {
+        let mut candidates = ('I'..='Z').chain('A'..'I').map(String::from);
+        candidates
+            .find(|c| !taken(c) && *c != self.service && *c != self.client)
+            .unwrap_or_else(|| "Invoker".to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +222,7 @@ mod tests {
         assert_eq!(names.accessor, "shop_orders");
         assert_eq!(ServiceNames::new("Type").accessor_ident(), "r#type");
         assert_eq!(ServiceNames::new("T").server_param(), "S");
+        assert_eq!(ServiceNames::new("Svc").client_param(|n| n == "I" || n == "J"), "K");
     }
 
     #[test]
