@@ -89,7 +89,7 @@ impl Drop for LoopGuard<'_> {
 }
 
 impl services::Example for Example {
-    async fn finite_loop(&self, _ctx: Context, (): ()) -> Result<(), String> {
+    async fn finite_loop(&self, _ctx: Context, (): ()) -> Result<(), tidl_runtime::Error> {
         self.stats.send_modify(|s| s.started += 1);
         let mut guard = LoopGuard { stats: &self.stats, finished: false };
         for _ in 0..self.rounds {
@@ -100,7 +100,7 @@ impl services::Example for Example {
         Ok(())
     }
 
-    async fn echo(&self, _ctx: Context, arg: String) -> Result<String, String> {
+    async fn echo(&self, _ctx: Context, arg: String) -> Result<String, tidl_runtime::Error> {
         Ok(arg)
     }
 }

@@ -30,7 +30,7 @@ struct Probe {
 }
 
 impl support::Probe for Probe {
-    async fn spin(&self, ctx: Context, n: u64) -> Result<u64, String> {
+    async fn spin(&self, ctx: Context, n: u64) -> Result<u64, Error> {
         self.spinning.fetch_add(1, Ordering::SeqCst);
         let mut i = 0;
         // CPU-bound: never awaits, so only the context can stop it.
@@ -41,11 +41,11 @@ impl support::Probe for Probe {
         Ok(i)
     }
 
-    async fn fail(&self, _ctx: Context, message: String) -> Result<(), String> {
-        Err(message)
+    async fn fail(&self, _ctx: Context, message: String) -> Result<(), Error> {
+        Err(Error::App(message))
     }
 
-    async fn explode(&self, _ctx: Context, message: String) -> Result<(), String> {
+    async fn explode(&self, _ctx: Context, message: String) -> Result<(), Error> {
         panic!("{message}");
     }
 }

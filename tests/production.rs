@@ -57,31 +57,31 @@ impl Drop for Running<'_> {
 }
 
 impl support::Interop for Interop {
-    async fn empty(&self, _ctx: Context, (): ()) -> Result<(), String> {
+    async fn empty(&self, _ctx: Context, (): ()) -> Result<(), Error> {
         Ok(())
     }
 
-    async fn large(&self, _ctx: Context, request: LargeRequest) -> Result<Bytes, String> {
+    async fn large(&self, _ctx: Context, request: LargeRequest) -> Result<Bytes, Error> {
         Ok(Bytes::from(vec![0xab; request.response_size as usize]))
     }
 
-    async fn sleep(&self, _ctx: Context, millis: u64) -> Result<(), String> {
+    async fn sleep(&self, _ctx: Context, millis: u64) -> Result<(), Error> {
         let mut running = Running::start(&self.stats);
         tokio::time::sleep(Duration::from_millis(millis)).await;
         running.finished = true;
         Ok(())
     }
 
-    async fn fail_with(&self, _ctx: Context, error: AppError) -> Result<(), AppError> {
-        Err(error)
+    async fn fail_with(&self, _ctx: Context, error: AppError) -> Result<(), Error<AppError>> {
+        Err(Error::App(error))
     }
 
-    async fn relay(&self, ctx: Context, wait: bool) -> Result<Vec<Hop>, String> {
+    async fn relay(&self, ctx: Context, wait: bool) -> Result<Vec<Hop>, Error> {
         let mut running = Running::start(&self.stats);
         let hop = Hop { remaining_micros: ctx.remaining().map(|d| d.as_micros() as u64) };
         let hops = match &self.next {
             Some(next) => {
-                let mut hops = next.interop().context(&ctx).relay(wait).await.map_err(|e| e.to_string())?;
+                let mut hops = next.interop().context(&ctx).relay(wait).await.map_err(|e| Error::App(e.to_string()))?;
                 hops.insert(0, hop);
                 hops
             }

@@ -23,15 +23,15 @@ struct Handlers {
 }
 
 impl generated::Bench for Handlers {
-    async fn echo(&self, _ctx: Context, text: String) -> Result<String, String> {
+    async fn echo(&self, _ctx: Context, text: String) -> Result<String, Error> {
         Ok(text)
     }
 
-    async fn echo_bytes(&self, _ctx: Context, body: Bytes) -> Result<Bytes, String> {
+    async fn echo_bytes(&self, _ctx: Context, body: Bytes) -> Result<Bytes, Error> {
         Ok(body)
     }
 
-    async fn spin(&self, _ctx: Context, (): ()) -> Result<(), String> {
+    async fn spin(&self, _ctx: Context, (): ()) -> Result<(), Error> {
         let _guard = self.probe.enter();
         loop {
             tokio::time::sleep(Duration::from_millis(1)).await;

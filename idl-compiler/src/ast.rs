@@ -1,5 +1,5 @@
 //! The syntax tree of a `.tidl` file, exactly as written, with a span on every name and type.
-//! Nothing here is checked yet: `validate.rs` turns it into the model codegen uses.
+//! Nothing here is checked yet: `validate/` turns it into the model codegen uses.
 
 use crate::diagnostic::Span;
 

@@ -32,9 +32,10 @@
 //! ```
 //!
 //! For each `service`, the module has a trait to implement (`Example`), a server wrapper to
-//! register (`ExampleServer`), a typed client (`ExampleClient`) and an extension trait adding
-//! `client.example()` to `tidl_runtime::Client` (`ExampleClientExt`). For each `struct` and
-//! `enum`, a Rust type.
+//! register (`ExampleServer`), a typed client (`ExampleClient`, generic over the
+//! `tidl_runtime::Invoke` its calls go through, `tidl_runtime::Client` by default) and an
+//! extension trait adding `client.example()` to every `Invoke` implementation
+//! (`ExampleClientExt`). For each `struct` and `enum`, a Rust type.
 //!
 //! If a `.tidl` file has errors, the build fails and prints every one of them the way rustc
 //! prints its own. Cargo reruns the build script when any of the files changes.
@@ -50,12 +51,17 @@ mod diagnostic;
 mod format;
 mod loader;
 mod model;
+mod names;
 mod parser;
 #[cfg(test)]
 mod proptests;
 mod validate;
 
 pub use diagnostic::{Diagnostic, FileId, Label, SourceMap, Span};
+/// The names a service's accessor may not take, for the test that compares them with the
+/// runtime's source. Not part of the API.
+#[doc(hidden)]
+pub use names::{INVOKE_METHODS, RUNTIME_CLIENT_METHODS};
 
 use loader::{FsLoader, Loader, MemoryLoader};
 use proc_macro2::TokenStream;

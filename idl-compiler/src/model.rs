@@ -5,6 +5,7 @@
 //! Codegen never sees pest pairs, the syntax tree or unresolved names.
 
 use crate::diagnostic::FileId;
+use crate::names::ServiceNames;
 
 /// Everything declared in one compilation (every file and its imports), in declaration order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -147,13 +148,18 @@ pub(crate) struct AliasDef {
 /// A service.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ServiceDef {
-    /// The Rust name of the trait (upper camel case).
-    pub(crate) name: String,
+    /// The Rust names of the trait and of everything generated for it.
+    pub(crate) names: ServiceNames,
     /// The name on the wire: the package and the name as written (`shop.Store`).
     pub(crate) wire_name: String,
-    /// The name of the `Client` extension method (`example` for `Example`).
-    pub(crate) accessor: String,
     pub(crate) methods: Vec<MethodDef>,
+}
+
+/// How a method's messages flow. Only unary calls exist today; streaming methods will add kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MethodKind {
+    /// One argument, one reply (or error).
+    Unary,
 }
 
 /// A method.
@@ -165,6 +171,7 @@ pub(crate) struct MethodDef {
     pub(crate) wire_name: String,
     pub(crate) docs: Vec<String>,
     pub(crate) deprecated: Option<Deprecated>,
+    pub(crate) kind: MethodKind,
     pub(crate) arg: Ty,
     pub(crate) reply: Ty,
     pub(crate) error: Ty,

@@ -216,7 +216,7 @@ fn found_at(rest: &str) -> (String, usize) {
 }
 
 fn is_keyword(word: &str) -> bool {
-    matches!(word, "service" | "struct" | "enum" | "rpc" | "throws" | "type" | "package" | "import")
+    crate::names::is_tidl_keyword(word)
 }
 
 /// Turns pairs into syntax tree nodes, shifting spans by the offset of the parsed slice.

@@ -19,12 +19,7 @@ enum Tok {
 }
 
 fn name() -> impl Strategy<Value = String> {
-    "[a-zA-Z][a-zA-Z0-9_]{0,6}".prop_filter("not a keyword", |n| {
-        !matches!(
-            n.as_str(),
-            "service" | "struct" | "enum" | "rpc" | "throws" | "package" | "import" | "type" | "stream"
-        )
-    })
+    "[a-zA-Z][a-zA-Z0-9_]{0,6}".prop_filter("not a keyword", |n| !crate::names::is_tidl_keyword(n))
 }
 
 fn ty() -> impl Strategy<Value = Vec<Tok>> {

@@ -11,7 +11,8 @@ mod kitchen_sink {
 }
 
 use kitchen_sink::{
-    Everything, Expr, Geometry, GeometryClientExt, GeometryServer, LookupError, Point, Shape, TClientExt, TServer, Tree,
+    Everything, Expr, Geometry, GeometryClientExt, GeometryServer, I, LookupError, Point, Shape, TClientExt, TServer,
+    Tree,
 };
 use std::collections::HashMap;
 use tidl_runtime::{Client, Context, Error, Server};
@@ -19,11 +20,11 @@ use tidl_runtime::{Client, Context, Error, Server};
 struct Impl;
 
 impl Geometry for Impl {
-    async fn ping(&self, _ctx: Context, (): ()) -> Result<(), String> {
+    async fn ping(&self, _ctx: Context, (): ()) -> Result<(), Error> {
         Ok(())
     }
 
-    async fn area(&self, _ctx: Context, shape: Shape) -> Result<f64, String> {
+    async fn area(&self, _ctx: Context, shape: Shape) -> Result<f64, Error> {
         Ok(match shape {
             Shape::Empty => 0.0,
             Shape::Circle(r) => std::f64::consts::PI * r * r,
@@ -31,23 +32,23 @@ impl Geometry for Impl {
         })
     }
 
-    async fn lookup(&self, _ctx: Context, name: String) -> Result<Point, LookupError> {
+    async fn lookup(&self, _ctx: Context, name: String) -> Result<Point, Error<LookupError>> {
         match name.as_str() {
             "origin" => Ok(Point { x: 0, y: 0 }),
-            "secret" => Err(LookupError::Denied { reason: "classified".into() }),
-            _ => Err(LookupError::NotFound),
+            "secret" => Err(Error::App(LookupError::Denied { reason: "classified".into() })),
+            _ => Err(Error::App(LookupError::NotFound)),
         }
     }
 
-    async fn everything(&self, _ctx: Context, value: Everything) -> Result<Everything, String> {
+    async fn everything(&self, _ctx: Context, value: Everything) -> Result<Everything, Error> {
         Ok(value)
     }
 
-    async fn evaluate(&self, _ctx: Context, expr: Expr) -> Result<i64, String> {
-        eval(&expr)
+    async fn evaluate(&self, _ctx: Context, expr: Expr) -> Result<i64, Error> {
+        eval(&expr).map_err(Error::App)
     }
 
-    async fn r#type(&self, _ctx: Context, tree: Tree) -> Result<u64, String> {
+    async fn r#type(&self, _ctx: Context, tree: Tree) -> Result<u64, Error> {
         fn count(tree: &Tree) -> u64 {
             1 + tree.children.iter().map(count).sum::<u64>()
         }
@@ -68,8 +69,12 @@ fn eval(expr: &Expr) -> Result<i64, String> {
 }
 
 impl kitchen_sink::T for Impl {
-    async fn a(&self, _ctx: Context, (): ()) -> Result<(), String> {
+    async fn a(&self, _ctx: Context, (): ()) -> Result<(), Error> {
         Ok(())
+    }
+
+    async fn i(&self, _ctx: Context, i: I) -> Result<I, Error> {
+        Ok(I { n: i.n + 1 })
     }
 }
 
@@ -106,6 +111,7 @@ async fn every_type_round_trips() {
     assert_eq!(client.geometry().everything(value.clone()).await, Ok(value));
     assert_eq!(client.geometry().ping(()).await, Ok(()));
     assert_eq!(client.t().a(()).await, Ok(()));
+    assert_eq!(client.t().i(I { n: 1 }).await, Ok(I { n: 2 }));
 }
 
 #[tokio::test]

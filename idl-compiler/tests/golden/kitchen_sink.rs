@@ -226,7 +226,7 @@ pub trait Archive: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: ::std::string::String,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<LegacyPoint, OldError>,
+        Output = ::core::result::Result<LegacyPoint, ::tidl_runtime::Error<OldError>>,
     > + ::core::marker::Send;
 }
 
@@ -293,16 +293,18 @@ impl<T: Archive> ::tidl_runtime::Service for ArchiveServer<T> {
 }
 
 /// A client of the `Archive` service: get one with `client.archive()` (import [`ArchiveClientExt`]). Cheap to clone; calls made through clones share the connection.
+///
+/// Its calls go through `J`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
-pub struct ArchiveClient {
-    client: ::tidl_runtime::Client,
+pub struct ArchiveClient<J = ::tidl_runtime::Client> {
+    client: J,
     options: ::tidl_runtime::CallOptions,
 }
 
 #[allow(deprecated)]
-impl ArchiveClient {
-    /// A client of the service on `client`'s connection.
-    pub fn new(client: ::tidl_runtime::Client) -> Self {
+impl<J: ::tidl_runtime::Invoke> ArchiveClient<J> {
+    /// A client of the service whose calls go through `client`.
+    pub fn new(client: J) -> Self {
         Self {
             client,
             options: ::tidl_runtime::CallOptions::default(),
@@ -338,21 +340,25 @@ impl ArchiveClient {
         &self,
         arg: ::std::string::String,
     ) -> ::tidl_runtime::Call<LegacyPoint, OldError> {
-        self.client
-            .call(::tidl_runtime::Method::new("Archive", "find"), &arg, &self.options)
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Archive", "find"),
+            &arg,
+            &self.options,
+        )
     }
 }
 
-/// Adds `archive()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+/// Adds `archive()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
 #[allow(deprecated)]
-pub trait ArchiveClientExt {
-    /// The `Archive` service on this connection.
-    fn archive(&self) -> ArchiveClient;
+pub trait ArchiveClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
+    /// The `Archive` service, called through this connection.
+    fn archive(&self) -> ArchiveClient<Self>;
 }
 
 #[allow(deprecated)]
-impl ArchiveClientExt for ::tidl_runtime::Client {
-    fn archive(&self) -> ArchiveClient {
+impl<J: ::tidl_runtime::Invoke + ::core::clone::Clone> ArchiveClientExt for J {
+    fn archive(&self) -> ArchiveClient<Self> {
         ArchiveClient::new(::core::clone::Clone::clone(self))
     }
 }
@@ -368,7 +374,7 @@ pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: (),
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<(), ::std::string::String>,
+        Output = ::core::result::Result<(), ::tidl_runtime::Error<::std::string::String>>,
     > + ::core::marker::Send;
     /// `area(Shape) -> f64`
     fn area(
@@ -376,7 +382,10 @@ pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: Shape,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<f64, ::std::string::String>,
+        Output = ::core::result::Result<
+            f64,
+            ::tidl_runtime::Error<::std::string::String>,
+        >,
     > + ::core::marker::Send;
     /// `lookup(string) -> Point throws LookupError`
     fn lookup(
@@ -384,7 +393,7 @@ pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: ::std::string::String,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<Point, LookupError>,
+        Output = ::core::result::Result<Point, ::tidl_runtime::Error<LookupError>>,
     > + ::core::marker::Send;
     /// `everything(Everything) -> Everything`
     fn everything(
@@ -392,7 +401,10 @@ pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: Everything,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<Everything, ::std::string::String>,
+        Output = ::core::result::Result<
+            Everything,
+            ::tidl_runtime::Error<::std::string::String>,
+        >,
     > + ::core::marker::Send;
     /// `evaluate(Expr) -> i64 throws string`
     fn evaluate(
@@ -400,7 +412,10 @@ pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: Expr,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<i64, ::std::string::String>,
+        Output = ::core::result::Result<
+            i64,
+            ::tidl_runtime::Error<::std::string::String>,
+        >,
     > + ::core::marker::Send;
     /// `type(Tree) -> u64`
     fn r#type(
@@ -408,7 +423,10 @@ pub trait Geometry: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: Tree,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<u64, ::std::string::String>,
+        Output = ::core::result::Result<
+            u64,
+            ::tidl_runtime::Error<::std::string::String>,
+        >,
     > + ::core::marker::Send;
 }
 
@@ -530,16 +548,18 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
 }
 
 /// A client of the `Geometry` service: get one with `client.geometry()` (import [`GeometryClientExt`]). Cheap to clone; calls made through clones share the connection.
+///
+/// Its calls go through `J`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
-pub struct GeometryClient {
-    client: ::tidl_runtime::Client,
+pub struct GeometryClient<J = ::tidl_runtime::Client> {
+    client: J,
     options: ::tidl_runtime::CallOptions,
 }
 
 #[allow(deprecated)]
-impl GeometryClient {
-    /// A client of the service on `client`'s connection.
-    pub fn new(client: ::tidl_runtime::Client) -> Self {
+impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
+    /// A client of the service whose calls go through `client`.
+    pub fn new(client: J) -> Self {
         Self {
             client,
             options: ::tidl_runtime::CallOptions::default(),
@@ -572,15 +592,23 @@ impl GeometryClient {
     /// Takes nothing, returns nothing.
     #[allow(clippy::needless_pass_by_value)]
     pub fn ping(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "ping"), &arg, &self.options)
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Geometry", "ping"),
+            &arg,
+            &self.options,
+        )
     }
 
     /// `area(Shape) -> f64`
     #[allow(clippy::needless_pass_by_value)]
     pub fn area(&self, arg: Shape) -> ::tidl_runtime::Call<f64, ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "area"), &arg, &self.options)
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Geometry", "area"),
+            &arg,
+            &self.options,
+        )
     }
 
     /// `lookup(string) -> Point throws LookupError`
@@ -589,8 +617,12 @@ impl GeometryClient {
         &self,
         arg: ::std::string::String,
     ) -> ::tidl_runtime::Call<Point, LookupError> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "lookup"), &arg, &self.options)
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Geometry", "lookup"),
+            &arg,
+            &self.options,
+        )
     }
 
     /// `everything(Everything) -> Everything`
@@ -599,12 +631,12 @@ impl GeometryClient {
         &self,
         arg: Everything,
     ) -> ::tidl_runtime::Call<Everything, ::std::string::String> {
-        self.client
-            .call(
-                ::tidl_runtime::Method::new("Geometry", "everything"),
-                &arg,
-                &self.options,
-            )
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Geometry", "everything"),
+            &arg,
+            &self.options,
+        )
     }
 
     /// `evaluate(Expr) -> i64 throws string`
@@ -613,34 +645,53 @@ impl GeometryClient {
         &self,
         arg: Expr,
     ) -> ::tidl_runtime::Call<i64, ::std::string::String> {
-        self.client
-            .call(
-                ::tidl_runtime::Method::new("Geometry", "evaluate"),
-                &arg,
-                &self.options,
-            )
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Geometry", "evaluate"),
+            &arg,
+            &self.options,
+        )
     }
 
     /// `type(Tree) -> u64`
     #[allow(clippy::needless_pass_by_value)]
     pub fn r#type(&self, arg: Tree) -> ::tidl_runtime::Call<u64, ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Geometry", "type"), &arg, &self.options)
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Geometry", "type"),
+            &arg,
+            &self.options,
+        )
     }
 }
 
-/// Adds `geometry()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+/// Adds `geometry()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
 #[allow(deprecated)]
-pub trait GeometryClientExt {
-    /// The `Geometry` service on this connection.
-    fn geometry(&self) -> GeometryClient;
+pub trait GeometryClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
+    /// The `Geometry` service, called through this connection.
+    fn geometry(&self) -> GeometryClient<Self>;
 }
 
 #[allow(deprecated)]
-impl GeometryClientExt for ::tidl_runtime::Client {
-    fn geometry(&self) -> GeometryClient {
+impl<J: ::tidl_runtime::Invoke + ::core::clone::Clone> GeometryClientExt for J {
+    fn geometry(&self) -> GeometryClient<Self> {
         GeometryClient::new(::core::clone::Clone::clone(self))
     }
+}
+
+/// A one-letter type name, the same as a client's usual type parameter.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    ::tidl_runtime::serde::Serialize,
+    ::tidl_runtime::serde::Deserialize
+)]
+#[serde(crate = "::tidl_runtime::serde")]
+#[allow(deprecated)]
+pub struct I {
+    /// The `n` field.
+    pub n: u8,
 }
 
 /// A one-letter service name, the same as a server's usual type parameter.
@@ -654,7 +705,15 @@ pub trait T: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: (),
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<(), ::std::string::String>,
+        Output = ::core::result::Result<(), ::tidl_runtime::Error<::std::string::String>>,
+    > + ::core::marker::Send;
+    /// `i(I) -> I`
+    fn i(
+        &self,
+        ctx: ::tidl_runtime::Context,
+        arg: I,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<I, ::tidl_runtime::Error<::std::string::String>>,
     > + ::core::marker::Send;
 }
 
@@ -713,22 +772,33 @@ impl<S: T> ::tidl_runtime::Service for TServer<S> {
                     );
                 ::core::result::Result::Ok(())
             }
+            "i" => {
+                let inner = ::std::sync::Arc::clone(&self.inner);
+                request
+                    .spawn(
+                        ::tidl_runtime::Method::new("T", "i"),
+                        move |ctx, arg| async move { T::i(&*inner, ctx, arg).await },
+                    );
+                ::core::result::Result::Ok(())
+            }
             _ => ::core::result::Result::Err(request),
         }
     }
 }
 
 /// A client of the `T` service: get one with `client.t()` (import [`TClientExt`]). Cheap to clone; calls made through clones share the connection.
+///
+/// Its calls go through `J`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
-pub struct TClient {
-    client: ::tidl_runtime::Client,
+pub struct TClient<J = ::tidl_runtime::Client> {
+    client: J,
     options: ::tidl_runtime::CallOptions,
 }
 
 #[allow(deprecated)]
-impl TClient {
-    /// A client of the service on `client`'s connection.
-    pub fn new(client: ::tidl_runtime::Client) -> Self {
+impl<J: ::tidl_runtime::Invoke> TClient<J> {
+    /// A client of the service whose calls go through `client`.
+    pub fn new(client: J) -> Self {
         Self {
             client,
             options: ::tidl_runtime::CallOptions::default(),
@@ -761,20 +831,36 @@ impl TClient {
     /// `a()`
     #[allow(clippy::needless_pass_by_value)]
     pub fn a(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
-        self.client.call(::tidl_runtime::Method::new("T", "a"), &arg, &self.options)
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("T", "a"),
+            &arg,
+            &self.options,
+        )
+    }
+
+    /// `i(I) -> I`
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn i(&self, arg: I) -> ::tidl_runtime::Call<I, ::std::string::String> {
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("T", "i"),
+            &arg,
+            &self.options,
+        )
     }
 }
 
-/// Adds `t()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+/// Adds `t()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
 #[allow(deprecated)]
-pub trait TClientExt {
-    /// The `T` service on this connection.
-    fn t(&self) -> TClient;
+pub trait TClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
+    /// The `T` service, called through this connection.
+    fn t(&self) -> TClient<Self>;
 }
 
 #[allow(deprecated)]
-impl TClientExt for ::tidl_runtime::Client {
-    fn t(&self) -> TClient {
+impl<J: ::tidl_runtime::Invoke + ::core::clone::Clone> TClientExt for J {
+    fn t(&self) -> TClient<Self> {
         TClient::new(::core::clone::Clone::clone(self))
     }
 }

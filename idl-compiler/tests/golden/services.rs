@@ -11,7 +11,7 @@ pub trait Example: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: (),
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<(), ::std::string::String>,
+        Output = ::core::result::Result<(), ::tidl_runtime::Error<::std::string::String>>,
     > + ::core::marker::Send;
     /// Returns its argument.
     fn echo(
@@ -19,7 +19,10 @@ pub trait Example: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::tidl_runtime::Context,
         arg: ::std::string::String,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<::std::string::String, ::std::string::String>,
+        Output = ::core::result::Result<
+            ::std::string::String,
+            ::tidl_runtime::Error<::std::string::String>,
+        >,
     > + ::core::marker::Send;
 }
 
@@ -95,15 +98,17 @@ impl<T: Example> ::tidl_runtime::Service for ExampleServer<T> {
 }
 
 /// A client of the `Example` service: get one with `client.example()` (import [`ExampleClientExt`]). Cheap to clone; calls made through clones share the connection.
+///
+/// Its calls go through `I`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
-pub struct ExampleClient {
-    client: ::tidl_runtime::Client,
+pub struct ExampleClient<I = ::tidl_runtime::Client> {
+    client: I,
     options: ::tidl_runtime::CallOptions,
 }
 
-impl ExampleClient {
-    /// A client of the service on `client`'s connection.
-    pub fn new(client: ::tidl_runtime::Client) -> Self {
+impl<I: ::tidl_runtime::Invoke> ExampleClient<I> {
+    /// A client of the service whose calls go through `client`.
+    pub fn new(client: I) -> Self {
         Self {
             client,
             options: ::tidl_runtime::CallOptions::default(),
@@ -139,12 +144,12 @@ impl ExampleClient {
         &self,
         arg: (),
     ) -> ::tidl_runtime::Call<(), ::std::string::String> {
-        self.client
-            .call(
-                ::tidl_runtime::Method::new("Example", "finite_loop"),
-                &arg,
-                &self.options,
-            )
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Example", "finite_loop"),
+            &arg,
+            &self.options,
+        )
     }
 
     /// Returns its argument.
@@ -153,19 +158,23 @@ impl ExampleClient {
         &self,
         arg: ::std::string::String,
     ) -> ::tidl_runtime::Call<::std::string::String, ::std::string::String> {
-        self.client
-            .call(::tidl_runtime::Method::new("Example", "echo"), &arg, &self.options)
+        ::tidl_runtime::Invoke::call(
+            &self.client,
+            ::tidl_runtime::Method::new("Example", "echo"),
+            &arg,
+            &self.options,
+        )
     }
 }
 
-/// Adds `example()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
-pub trait ExampleClientExt {
-    /// The `Example` service on this connection.
-    fn example(&self) -> ExampleClient;
+/// Adds `example()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+pub trait ExampleClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
+    /// The `Example` service, called through this connection.
+    fn example(&self) -> ExampleClient<Self>;
 }
 
-impl ExampleClientExt for ::tidl_runtime::Client {
-    fn example(&self) -> ExampleClient {
+impl<I: ::tidl_runtime::Invoke + ::core::clone::Clone> ExampleClientExt for I {
+    fn example(&self) -> ExampleClient<Self> {
         ExampleClient::new(::core::clone::Clone::clone(self))
     }
 }

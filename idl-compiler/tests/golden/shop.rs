@@ -263,7 +263,7 @@ pub mod shop {
             ctx: ::tidl_runtime::Context,
             arg: Order,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<u64, ShopError>,
+            Output = ::core::result::Result<u64, ::tidl_runtime::Error<ShopError>>,
         > + ::core::marker::Send;
         /// The order with this id.
         fn get(
@@ -273,7 +273,7 @@ pub mod shop {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<
                 ::core::option::Option<Order>,
-                ::std::string::String,
+                ::tidl_runtime::Error<::std::string::String>,
             >,
         > + ::core::marker::Send;
         /// Every order id.
@@ -282,7 +282,10 @@ pub mod shop {
             ctx: ::tidl_runtime::Context,
             arg: (),
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<OrderIds, ::std::string::String>,
+            Output = ::core::result::Result<
+                OrderIds,
+                ::tidl_runtime::Error<::std::string::String>,
+            >,
         > + ::core::marker::Send;
         /// How many categories a tree has.
         fn count(
@@ -290,7 +293,10 @@ pub mod shop {
             ctx: ::tidl_runtime::Context,
             arg: Category,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<u32, ::std::string::String>,
+            Output = ::core::result::Result<
+                u32,
+                ::tidl_runtime::Error<::std::string::String>,
+            >,
         > + ::core::marker::Send;
         /// The price a rule gives.
         fn price(
@@ -298,7 +304,10 @@ pub mod shop {
             ctx: ::tidl_runtime::Context,
             arg: Rule,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<super::money::Money, ::std::string::String>,
+            Output = ::core::result::Result<
+                super::money::Money,
+                ::tidl_runtime::Error<::std::string::String>,
+            >,
         > + ::core::marker::Send;
         /// `fetch(u64) -> option<Order>`
         #[deprecated(note = "use `get`")]
@@ -309,7 +318,7 @@ pub mod shop {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<
                 ::core::option::Option<Order>,
-                ::std::string::String,
+                ::tidl_runtime::Error<::std::string::String>,
             >,
         > + ::core::marker::Send;
         /// A Rust keyword as a method name.
@@ -318,7 +327,10 @@ pub mod shop {
             ctx: ::tidl_runtime::Context,
             arg: inventory::Sku,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<::std::string::String, ::std::string::String>,
+            Output = ::core::result::Result<
+                ::std::string::String,
+                ::tidl_runtime::Error<::std::string::String>,
+            >,
         > + ::core::marker::Send;
     }
 
@@ -451,16 +463,18 @@ pub mod shop {
     }
 
     /// A client of the `shop.Shop` service: get one with `client.shop()` (import [`ShopClientExt`]). Cheap to clone; calls made through clones share the connection.
+    ///
+    /// Its calls go through `I`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
     #[derive(Clone, Debug)]
-    pub struct ShopClient {
-        client: ::tidl_runtime::Client,
+    pub struct ShopClient<I = ::tidl_runtime::Client> {
+        client: I,
         options: ::tidl_runtime::CallOptions,
     }
 
     #[allow(deprecated)]
-    impl ShopClient {
-        /// A client of the service on `client`'s connection.
-        pub fn new(client: ::tidl_runtime::Client) -> Self {
+    impl<I: ::tidl_runtime::Invoke> ShopClient<I> {
+        /// A client of the service whose calls go through `client`.
+        pub fn new(client: I) -> Self {
             Self {
                 client,
                 options: ::tidl_runtime::CallOptions::default(),
@@ -493,12 +507,12 @@ pub mod shop {
         /// Places an order; fails if something is out of stock.
         #[allow(clippy::needless_pass_by_value)]
         pub fn place(&self, arg: Order) -> ::tidl_runtime::Call<u64, ShopError> {
-            self.client
-                .call(
-                    ::tidl_runtime::Method::new("shop.Shop", "place"),
-                    &arg,
-                    &self.options,
-                )
+            ::tidl_runtime::Invoke::call(
+                &self.client,
+                ::tidl_runtime::Method::new("shop.Shop", "place"),
+                &arg,
+                &self.options,
+            )
         }
 
         /// The order with this id.
@@ -507,12 +521,12 @@ pub mod shop {
             &self,
             arg: u64,
         ) -> ::tidl_runtime::Call<::core::option::Option<Order>, ::std::string::String> {
-            self.client
-                .call(
-                    ::tidl_runtime::Method::new("shop.Shop", "get"),
-                    &arg,
-                    &self.options,
-                )
+            ::tidl_runtime::Invoke::call(
+                &self.client,
+                ::tidl_runtime::Method::new("shop.Shop", "get"),
+                &arg,
+                &self.options,
+            )
         }
 
         /// Every order id.
@@ -521,12 +535,12 @@ pub mod shop {
             &self,
             arg: (),
         ) -> ::tidl_runtime::Call<OrderIds, ::std::string::String> {
-            self.client
-                .call(
-                    ::tidl_runtime::Method::new("shop.Shop", "ids"),
-                    &arg,
-                    &self.options,
-                )
+            ::tidl_runtime::Invoke::call(
+                &self.client,
+                ::tidl_runtime::Method::new("shop.Shop", "ids"),
+                &arg,
+                &self.options,
+            )
         }
 
         /// How many categories a tree has.
@@ -535,12 +549,12 @@ pub mod shop {
             &self,
             arg: Category,
         ) -> ::tidl_runtime::Call<u32, ::std::string::String> {
-            self.client
-                .call(
-                    ::tidl_runtime::Method::new("shop.Shop", "count"),
-                    &arg,
-                    &self.options,
-                )
+            ::tidl_runtime::Invoke::call(
+                &self.client,
+                ::tidl_runtime::Method::new("shop.Shop", "count"),
+                &arg,
+                &self.options,
+            )
         }
 
         /// The price a rule gives.
@@ -549,12 +563,12 @@ pub mod shop {
             &self,
             arg: Rule,
         ) -> ::tidl_runtime::Call<super::money::Money, ::std::string::String> {
-            self.client
-                .call(
-                    ::tidl_runtime::Method::new("shop.Shop", "price"),
-                    &arg,
-                    &self.options,
-                )
+            ::tidl_runtime::Invoke::call(
+                &self.client,
+                ::tidl_runtime::Method::new("shop.Shop", "price"),
+                &arg,
+                &self.options,
+            )
         }
 
         /// `fetch(u64) -> option<Order>`
@@ -564,12 +578,12 @@ pub mod shop {
             &self,
             arg: u64,
         ) -> ::tidl_runtime::Call<::core::option::Option<Order>, ::std::string::String> {
-            self.client
-                .call(
-                    ::tidl_runtime::Method::new("shop.Shop", "fetch"),
-                    &arg,
-                    &self.options,
-                )
+            ::tidl_runtime::Invoke::call(
+                &self.client,
+                ::tidl_runtime::Method::new("shop.Shop", "fetch"),
+                &arg,
+                &self.options,
+            )
         }
 
         /// A Rust keyword as a method name.
@@ -578,25 +592,25 @@ pub mod shop {
             &self,
             arg: inventory::Sku,
         ) -> ::tidl_runtime::Call<::std::string::String, ::std::string::String> {
-            self.client
-                .call(
-                    ::tidl_runtime::Method::new("shop.Shop", "type"),
-                    &arg,
-                    &self.options,
-                )
+            ::tidl_runtime::Invoke::call(
+                &self.client,
+                ::tidl_runtime::Method::new("shop.Shop", "type"),
+                &arg,
+                &self.options,
+            )
         }
     }
 
-    /// Adds `shop()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+    /// Adds `shop()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
     #[allow(deprecated)]
-    pub trait ShopClientExt {
-        /// The `shop.Shop` service on this connection.
-        fn shop(&self) -> ShopClient;
+    pub trait ShopClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
+        /// The `shop.Shop` service, called through this connection.
+        fn shop(&self) -> ShopClient<Self>;
     }
 
     #[allow(deprecated)]
-    impl ShopClientExt for ::tidl_runtime::Client {
-        fn shop(&self) -> ShopClient {
+    impl<I: ::tidl_runtime::Invoke + ::core::clone::Clone> ShopClientExt for I {
+        fn shop(&self) -> ShopClient<Self> {
             ShopClient::new(::core::clone::Clone::clone(self))
         }
     }
@@ -639,7 +653,10 @@ pub mod shop {
                 ctx: ::tidl_runtime::Context,
                 arg: Sku,
             ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<u32, ::std::string::String>,
+                Output = ::core::result::Result<
+                    u32,
+                    ::tidl_runtime::Error<::std::string::String>,
+                >,
             > + ::core::marker::Send;
             /// The area a warehouse covers.
             fn area(
@@ -647,7 +664,10 @@ pub mod shop {
                 ctx: ::tidl_runtime::Context,
                 arg: super::super::geo::Polygon,
             ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<f64, ::std::string::String>,
+                Output = ::core::result::Result<
+                    f64,
+                    ::tidl_runtime::Error<::std::string::String>,
+                >,
             > + ::core::marker::Send;
         }
 
@@ -732,16 +752,18 @@ pub mod shop {
         }
 
         /// A client of the `shop.inventory.Inventory` service: get one with `client.inventory()` (import [`InventoryClientExt`]). Cheap to clone; calls made through clones share the connection.
+        ///
+        /// Its calls go through `I`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
         #[derive(Clone, Debug)]
-        pub struct InventoryClient {
-            client: ::tidl_runtime::Client,
+        pub struct InventoryClient<I = ::tidl_runtime::Client> {
+            client: I,
             options: ::tidl_runtime::CallOptions,
         }
 
         #[allow(deprecated)]
-        impl InventoryClient {
-            /// A client of the service on `client`'s connection.
-            pub fn new(client: ::tidl_runtime::Client) -> Self {
+        impl<I: ::tidl_runtime::Invoke> InventoryClient<I> {
+            /// A client of the service whose calls go through `client`.
+            pub fn new(client: I) -> Self {
                 Self {
                     client,
                     options: ::tidl_runtime::CallOptions::default(),
@@ -777,12 +799,12 @@ pub mod shop {
                 &self,
                 arg: Sku,
             ) -> ::tidl_runtime::Call<u32, ::std::string::String> {
-                self.client
-                    .call(
-                        ::tidl_runtime::Method::new("shop.inventory.Inventory", "stock"),
-                        &arg,
-                        &self.options,
-                    )
+                ::tidl_runtime::Invoke::call(
+                    &self.client,
+                    ::tidl_runtime::Method::new("shop.inventory.Inventory", "stock"),
+                    &arg,
+                    &self.options,
+                )
             }
 
             /// The area a warehouse covers.
@@ -791,25 +813,25 @@ pub mod shop {
                 &self,
                 arg: super::super::geo::Polygon,
             ) -> ::tidl_runtime::Call<f64, ::std::string::String> {
-                self.client
-                    .call(
-                        ::tidl_runtime::Method::new("shop.inventory.Inventory", "area"),
-                        &arg,
-                        &self.options,
-                    )
+                ::tidl_runtime::Invoke::call(
+                    &self.client,
+                    ::tidl_runtime::Method::new("shop.inventory.Inventory", "area"),
+                    &arg,
+                    &self.options,
+                )
             }
         }
 
-        /// Adds `inventory()` to [`tidl_runtime::Client`](::tidl_runtime::Client).
+        /// Adds `inventory()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
         #[allow(deprecated)]
-        pub trait InventoryClientExt {
-            /// The `shop.inventory.Inventory` service on this connection.
-            fn inventory(&self) -> InventoryClient;
+        pub trait InventoryClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
+            /// The `shop.inventory.Inventory` service, called through this connection.
+            fn inventory(&self) -> InventoryClient<Self>;
         }
 
         #[allow(deprecated)]
-        impl InventoryClientExt for ::tidl_runtime::Client {
-            fn inventory(&self) -> InventoryClient {
+        impl<I: ::tidl_runtime::Invoke + ::core::clone::Clone> InventoryClientExt for I {
+            fn inventory(&self) -> InventoryClient<Self> {
                 InventoryClient::new(::core::clone::Clone::clone(self))
             }
         }

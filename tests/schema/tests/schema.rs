@@ -20,10 +20,10 @@ struct Shop {
 }
 
 impl shop::Shop for Shop {
-    async fn place(&self, _ctx: Context, order: Order) -> Result<u64, ShopError> {
+    async fn place(&self, _ctx: Context, order: Order) -> Result<u64, Error<ShopError>> {
         for line in &order.lines {
             if line.quantity > 10 {
-                return Err(ShopError::OutOfStock { sku: line.item.sku.clone(), available: 10 });
+                return Err(Error::App(ShopError::OutOfStock { sku: line.item.sku.clone(), available: 10 }));
             }
         }
         let id = order.id;
@@ -31,24 +31,24 @@ impl shop::Shop for Shop {
         Ok(id)
     }
 
-    async fn get(&self, _ctx: Context, id: u64) -> Result<Option<Order>, String> {
+    async fn get(&self, _ctx: Context, id: u64) -> Result<Option<Order>, Error> {
         Ok(self.orders.lock().await.get(&id).cloned())
     }
 
-    async fn ids(&self, _ctx: Context, (): ()) -> Result<OrderIds, String> {
+    async fn ids(&self, _ctx: Context, (): ()) -> Result<OrderIds, Error> {
         let mut ids: Vec<u64> = self.orders.lock().await.keys().copied().collect();
         ids.sort_unstable();
         Ok(ids)
     }
 
-    async fn count(&self, _ctx: Context, tree: Category) -> Result<u32, String> {
+    async fn count(&self, _ctx: Context, tree: Category) -> Result<u32, Error> {
         fn count(c: &Category) -> u32 {
             1 + c.children.iter().map(count).sum::<u32>()
         }
         Ok(count(&tree))
     }
 
-    async fn price(&self, _ctx: Context, rule: Rule) -> Result<Money, String> {
+    async fn price(&self, _ctx: Context, rule: Rule) -> Result<Money, Error> {
         fn cents(rule: &Rule) -> i64 {
             match rule {
                 Rule::Fixed(money) => money.cents,
@@ -60,11 +60,11 @@ impl shop::Shop for Shop {
     }
 
     #[allow(deprecated)]
-    async fn fetch(&self, ctx: Context, id: u64) -> Result<Option<Order>, String> {
+    async fn fetch(&self, ctx: Context, id: u64) -> Result<Option<Order>, Error> {
         self.get(ctx, id).await
     }
 
-    async fn r#type(&self, _ctx: Context, sku: Sku) -> Result<String, String> {
+    async fn r#type(&self, _ctx: Context, sku: Sku) -> Result<String, Error> {
         Ok(format!("type of {sku}"))
     }
 }
@@ -72,11 +72,11 @@ impl shop::Shop for Shop {
 struct Inventory;
 
 impl inventory::Inventory for Inventory {
-    async fn stock(&self, _ctx: Context, sku: Sku) -> Result<u32, String> {
+    async fn stock(&self, _ctx: Context, sku: Sku) -> Result<u32, Error> {
         Ok(u32::try_from(sku.len()).unwrap_or(u32::MAX))
     }
 
-    async fn area(&self, _ctx: Context, polygon: geo::Polygon) -> Result<f64, String> {
+    async fn area(&self, _ctx: Context, polygon: geo::Polygon) -> Result<f64, Error> {
         Ok(polygon.len() as f64)
     }
 }

@@ -6,12 +6,21 @@
 //! so the generated file works wherever it is included. Everything outside the generated module
 //! is named by absolute path (`::std::string::String`, `::tidl_runtime::Call`), and serde is
 //! reached only through `tidl_runtime`'s re-export.
+//!
+//! This module generates types and modules; a service's server side (its trait and
+//! `<Service>Server`) comes from `server`, its client side (`<Service>Client` and
+//! `<Service>ClientExt`) from `client`. Both match on a method's [`MethodKind`](crate::model::MethodKind),
+//! the axis streaming methods will extend.
+
+mod client;
+mod server;
 
 use crate::diagnostic::FileId;
 use crate::model::{Decl, DeclKind, Deprecated, FieldDef, MethodDef, Model, ServiceDef, Shape, Ty};
+use crate::names::ServiceType;
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote};
-use std::collections::{BTreeMap, HashSet};
+use quote::quote;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What to generate, besides the model itself.
 #[derive(Debug, Clone)]
@@ -38,8 +47,24 @@ pub(crate) fn generate(
     } else {
         quote! {}
     };
+    // The Rust names of each module: declarations, and the types services generate.
+    let mut taken: HashMap<&[String], HashSet<String>> = HashMap::new();
+    for decl in &model.decls {
+        let names = taken.entry(decl.module.as_slice()).or_default();
+        match &decl.kind {
+            DeclKind::Struct(s) => names.insert(s.name.clone()),
+            DeclKind::Enum(e) => names.insert(e.name.clone()),
+            DeclKind::Alias(a) => names.insert(a.name.clone()),
+            DeclKind::Service(s) => {
+                names.extend(ServiceType::ALL.map(|t| t.name(&s.names.service)));
+                names.insert(s.names.service.clone())
+            }
+        };
+    }
     for decl in model.decls.iter().filter(|d| files.contains(&d.file)) {
-        root.at(&decl.module).items.push(decl_tokens(decl, options, &allow));
+        let in_module = &taken[decl.module.as_slice()];
+        let is_taken = |name: &str| in_module.contains(name);
+        root.at(&decl.module).items.push(decl_tokens(decl, options, &allow, &is_taken));
     }
     for package in &model.packages {
         if root.find(&package.module).is_some() {
@@ -262,7 +287,7 @@ fn uses_deprecation(decl: &Decl) -> bool {
         }
 }
 
-fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStream {
+fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream, taken: &dyn Fn(&str) -> bool) -> TokenStream {
     let deprecated = deprecated(decl.deprecated.as_ref());
     let from = decl.module.as_slice();
     match &decl.kind {
@@ -271,7 +296,7 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStre
             let attrs = data_attrs();
             let extra = extra_attributes(&options.type_attributes, &decl.tidl_path);
             let name = ident(&s.name);
-            let fields = fields(&s.fields, true, from, &decl.tidl_path, options);
+            let fields = fields(&s.fields, FieldVisibility::Pub, from, &decl.tidl_path, options);
             let display = s.is_error.then(|| display_impl(&name, allow));
             quote! {
                 #doc
@@ -302,7 +327,7 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStre
                     }
                     Shape::Struct(f) => {
                         let path = format!("{}.{}", decl.tidl_path, v.name);
-                        let f = fields(f, false, from, &path, options);
+                        let f = fields(f, FieldVisibility::Inherited, from, &path, options);
                         quote! { #doc #deprecated #vname { #(#f,)* } }
                     }
                 }
@@ -333,7 +358,7 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream) -> TokenStre
                 pub type #name = #target;
             }
         }
-        DeclKind::Service(s) => service_def(decl, s, options, allow),
+        DeclKind::Service(s) => service_def(decl, s, options, allow, taken),
     }
 }
 
@@ -358,7 +383,20 @@ fn display_impl(name: &Ident, allow: &TokenStream) -> TokenStream {
     }
 }
 
-fn fields(fields: &[FieldDef], with_pub: bool, from: &[String], owner: &str, options: &Options) -> Vec<TokenStream> {
+/// Whether generated fields are `pub` (a struct's) or take their enum's visibility (a variant's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldVisibility {
+    Pub,
+    Inherited,
+}
+
+fn fields(
+    fields: &[FieldDef],
+    visibility: FieldVisibility,
+    from: &[String],
+    owner: &str,
+    options: &Options,
+) -> Vec<TokenStream> {
     fields
         .iter()
         .map(|f| {
@@ -367,230 +405,59 @@ fn fields(fields: &[FieldDef], with_pub: bool, from: &[String], owner: &str, opt
             let extra = extra_attributes(&options.field_attributes, &format!("{owner}.{}", f.tidl_name));
             let name = ident(&f.name);
             let t = ty(&f.ty, from);
-            let vis = if with_pub {
-                quote! { pub }
-            } else {
-                quote! {}
+            let vis = match visibility {
+                FieldVisibility::Pub => quote! { pub },
+                FieldVisibility::Inherited => quote! {},
             };
             quote! { #doc #deprecated #extra #vis #name: #t }
         })
         .collect()
 }
 
-fn service_def(decl: &Decl, s: &ServiceDef, options: &Options, allow: &TokenStream) -> TokenStream {
-    let from = decl.module.as_slice();
-    let service = ident(&s.name);
-    let client = format_ident!("{}Client", s.name);
-    let server = format_ident!("{}Server", s.name);
-    let ext = format_ident!("{}ClientExt", s.name);
-    // The server's type parameter; only the service trait's own name can collide with it.
-    let param = if s.name == "T" { format_ident!("S") } else { format_ident!("T") };
-    let accessor = ident(&s.accessor);
-    let wire_service = &s.wire_name;
-    let deprecated = deprecated(decl.deprecated.as_ref());
+/// What the client and server generators of one service work from.
+pub(super) struct ServiceContext<'a> {
+    decl: &'a Decl,
+    service: &'a ServiceDef,
+    /// The module the service is generated in.
+    from: &'a [String],
+    /// `#[allow(deprecated)]` when the generated code uses deprecated items.
+    allow: &'a TokenStream,
+    /// The service's own `#[deprecated]`, if any.
+    deprecated: TokenStream,
+    /// Whether a name is taken in the service's module (by a declaration or a generated type), so
+    /// a generic parameter named so would hide it.
+    taken: &'a dyn Fn(&str) -> bool,
+}
+
+/// The code of one service: the server side, the client side, or both, as `options` ask.
+fn service_def(
+    decl: &Decl,
+    s: &ServiceDef,
+    options: &Options,
+    allow: &TokenStream,
+    taken: &dyn Fn(&str) -> bool,
+) -> TokenStream {
+    let cx = ServiceContext {
+        decl,
+        service: s,
+        from: decl.module.as_slice(),
+        allow,
+        deprecated: deprecated(decl.deprecated.as_ref()),
+        taken,
+    };
     let mut out = TokenStream::new();
-
     if options.build_server {
-        let service_doc = docs(&decl.docs, || format!("The `{}` service.", s.wire_name));
-        let trait_note = format!(
-            " Implement this trait to serve `{}`, and register the implementation with \
-             `Server::builder().register({}::new(...))`.",
-            s.wire_name, server
-        );
-        let trait_methods = s.methods.iter().map(|m| trait_method(m, from));
-        let dispatch_arms = s.methods.iter().map(|m| dispatch_arm(&service, wire_service, m));
-        let server_doc = format!(
-            " Serves an implementation of [`{}`]: pass it to \
-             [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).",
-            s.name
-        );
-        out.extend(quote! {
-            #service_doc
-            #[doc = ""]
-            #[doc = #trait_note]
-            #deprecated
-            #allow
-            pub trait #service: ::core::marker::Send + ::core::marker::Sync + 'static {
-                #(#trait_methods)*
-            }
-
-            #[doc = #server_doc]
-            pub struct #server<#param> {
-                inner: ::std::sync::Arc<#param>,
-            }
-
-            #allow
-            impl<#param: #service> #server<#param> {
-                /// Serves `inner`.
-                pub fn new(inner: #param) -> Self {
-                    Self { inner: ::std::sync::Arc::new(inner) }
-                }
-
-                /// Serves an implementation that is shared with other code.
-                pub fn from_arc(inner: ::std::sync::Arc<#param>) -> Self {
-                    Self { inner }
-                }
-            }
-
-            impl<#param> ::core::clone::Clone for #server<#param> {
-                fn clone(&self) -> Self {
-                    Self { inner: ::std::sync::Arc::clone(&self.inner) }
-                }
-            }
-
-            impl<#param> ::core::fmt::Debug for #server<#param> {
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    f.debug_struct(::core::stringify!(#server)).finish_non_exhaustive()
-                }
-            }
-
-            #allow
-            impl<#param: #service> ::tidl_runtime::Service for #server<#param> {
-                fn name(&self) -> &'static str {
-                    #wire_service
-                }
-
-                fn call(
-                    &self,
-                    method: &str,
-                    request: ::tidl_runtime::Incoming,
-                ) -> ::core::result::Result<(), ::tidl_runtime::Incoming> {
-                    match method {
-                        #(#dispatch_arms)*
-                        _ => ::core::result::Result::Err(request),
-                    }
-                }
-            }
-        });
+        out.extend(server::generate(&cx));
     }
-
     if options.build_client {
-        let client_methods = s.methods.iter().map(|m| client_method(wire_service, m, from));
-        let client_doc = format!(
-            " A client of the `{}` service: get one with `client.{}()` (import [`{}`]). \
-             Cheap to clone; calls made through clones share the connection.",
-            s.wire_name, s.accessor, ext
-        );
-        let ext_doc = format!(" Adds `{}()` to [`tidl_runtime::Client`](::tidl_runtime::Client).", s.accessor);
-        let accessor_doc = format!(" The `{}` service on this connection.", s.wire_name);
-        out.extend(quote! {
-            #[doc = #client_doc]
-            #deprecated
-            #[derive(Clone, Debug)]
-            pub struct #client {
-                client: ::tidl_runtime::Client,
-                options: ::tidl_runtime::CallOptions,
-            }
-
-            #allow
-            impl #client {
-                /// A client of the service on `client`'s connection.
-                pub fn new(client: ::tidl_runtime::Client) -> Self {
-                    Self { client, options: ::tidl_runtime::CallOptions::default() }
-                }
-
-                /// Calls made through the returned client fail with `DeadlineExceeded` after
-                /// `timeout`; the server is told, and stops the handler then.
-                #[must_use]
-                pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
-                    self.options = self.options.timeout(timeout);
-                    self
-                }
-
-                /// Calls made through the returned client belong to the handler call `ctx`: they are
-                /// cancelled when it is, and their deadline is never later than its deadline.
-                #[must_use]
-                pub fn context(mut self, ctx: &::tidl_runtime::Context) -> Self {
-                    self.options = self.options.context(ctx);
-                    self
-                }
-
-                /// Calls made through the returned client use `options`.
-                #[must_use]
-                pub fn with_options(mut self, options: ::tidl_runtime::CallOptions) -> Self {
-                    self.options = options;
-                    self
-                }
-
-                #(#client_methods)*
-            }
-
-            #[doc = #ext_doc]
-            #deprecated
-            #allow
-            pub trait #ext {
-                #[doc = #accessor_doc]
-                fn #accessor(&self) -> #client;
-            }
-
-            #allow
-            impl #ext for ::tidl_runtime::Client {
-                fn #accessor(&self) -> #client {
-                    #client::new(::core::clone::Clone::clone(self))
-                }
-            }
-        });
+        out.extend(client::generate(&cx));
     }
     out
 }
 
+/// A method's docs, or its signature as declared.
 fn method_doc(m: &MethodDef) -> TokenStream {
     docs(&m.docs, || format!("`{}`", m.signature))
-}
-
-fn trait_method(m: &MethodDef, from: &[String]) -> TokenStream {
-    let doc = method_doc(m);
-    let deprecated = deprecated(m.deprecated.as_ref());
-    let name = ident(&m.name);
-    let (arg, reply, error) = (ty(&m.arg, from), ty(&m.reply, from), ty(&m.error, from));
-    quote! {
-        #doc
-        #deprecated
-        fn #name(
-            &self,
-            ctx: ::tidl_runtime::Context,
-            arg: #arg,
-        ) -> impl ::core::future::Future<Output = ::core::result::Result<#reply, #error>> + ::core::marker::Send;
-    }
-}
-
-fn client_method(wire_service: &str, m: &MethodDef, from: &[String]) -> TokenStream {
-    let doc = method_doc(m);
-    let deprecated = deprecated(m.deprecated.as_ref());
-    let name = ident(&m.name);
-    let wire_method = &m.wire_name;
-    let (arg, reply, error) = (ty(&m.arg, from), ty(&m.reply, from), ty(&m.error, from));
-    quote! {
-        #doc
-        #deprecated
-        // Like a function call, a call takes its argument by value (it is encoded at once).
-        #[allow(clippy::needless_pass_by_value)]
-        pub fn #name(&self, arg: #arg) -> ::tidl_runtime::Call<#reply, #error> {
-            self.client.call(
-                ::tidl_runtime::Method::new(#wire_service, #wire_method),
-                &arg,
-                &self.options,
-            )
-        }
-    }
-}
-
-fn dispatch_arm(service: &Ident, wire_service: &str, m: &MethodDef) -> TokenStream {
-    let name = ident(&m.name);
-    let wire_method = &m.wire_name;
-    // A unit argument is passed as the literal `()` (clippy's `unit_arg`).
-    let (param, arg) =
-        if m.arg == Ty::Unit { (quote! { (): () }, quote! { () }) } else { (quote! { arg }, quote! { arg }) };
-    quote! {
-        #wire_method => {
-            let inner = ::std::sync::Arc::clone(&self.inner);
-            request.spawn(
-                ::tidl_runtime::Method::new(#wire_service, #wire_method),
-                move |ctx, #param| async move { #service::#name(&*inner, ctx, #arg).await },
-            );
-            ::core::result::Result::Ok(())
-        }
-    }
 }
 
 #[cfg(test)]
