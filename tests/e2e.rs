@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tidl_runtime::{Call, CallOptions, Client, Code, Context, Error, Method, Server};
+use tidl_runtime::{Call, CallOptions, Client, Code, Context, Error, Invoke, Method, Server};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 

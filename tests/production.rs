@@ -268,8 +268,10 @@ async fn an_inner_deadline_is_never_later_than_the_outer_one() {
     let (b_addr, _b) = serve(b).await;
     let b_client = Client::dial(b_addr).await.expect("dial B");
     // The caller's context has a 200 ms deadline; the inner call asks for 60 s.
-    let parent =
-        Context::new(tidl_runtime::CancellationToken::new(), Some(Instant::now() + Duration::from_millis(200)));
+    let parent = Context::new(
+        tidl_runtime::CancellationToken::new(),
+        Some(std::time::Instant::now() + Duration::from_millis(200)),
+    );
     let inner = b_client.interop().context(&parent).timeout(Duration::from_secs(60)).sleep(60_000);
     let started = Instant::now();
     assert_eq!(status(inner.await).code(), Code::DeadlineExceeded);
