@@ -6,7 +6,7 @@
 //! returns named numbers, which the driver prints as one `RESULT` line.
 
 use crate::alloc::{self, Side, Snapshot};
-use crate::imp::{CancelClient, EchoClient, Impl, Rpc};
+use crate::imp::{BusyClient, CancelClient, EchoClient, Impl, Rpc};
 use crate::probe::Probe;
 use crate::raw::Raw;
 use crate::stats::{micros, peak_rss_mib, percentile};
@@ -47,11 +47,14 @@ pub enum Case {
     Cancel,
     /// Heap allocations and bytes on the wire per echo call.
     Cost,
+    /// While a handler computes without awaiting, a new connection's first echo: how long the
+    /// busy handler delays it.
+    Busy,
 }
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 12] = [
+    pub const ALL: [Case; 13] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -64,6 +67,7 @@ impl Case {
         Case::Payload(1024 * 1024),
         Case::Cancel,
         Case::Cost,
+        Case::Busy,
     ];
 
     /// The cases also run with client and server in separate processes.
@@ -74,9 +78,10 @@ impl Case {
         Case::ALL.into_iter().find(|c| c.to_string() == name)
     }
 
-    /// Whether `imp` takes part in this case (cancellation does not apply to raw frames).
+    /// Whether `imp` takes part in this case (cancellation and handlers do not apply to raw
+    /// frames).
     pub fn applies_to(self, imp: Impl) -> bool {
-        !(self == Case::Cancel && imp == Impl::Raw)
+        !(matches!(self, Case::Cancel | Case::Busy) && imp == Impl::Raw)
     }
 }
 
@@ -89,6 +94,7 @@ impl fmt::Display for Case {
             Case::Payload(n) => write!(f, "payload-{n}"),
             Case::Cancel => f.write_str("cancel"),
             Case::Cost => f.write_str("cost"),
+            Case::Busy => f.write_str("busy"),
         }
     }
 }
@@ -106,16 +112,18 @@ pub struct Counts {
     pub cancel: usize,
     /// Sequential calls counted in the cost case.
     pub cost: usize,
+    /// Trials of the busy-server case.
+    pub busy: usize,
 }
 
 impl Counts {
     /// The counts named in the issue.
     pub const FULL: Counts =
-        Counts { seq: 20_000, tput: 200_000, payload: [100_000, 100_000, 20_000, 2_000], cancel: 2_000, cost: 20_000 };
+        Counts { seq: 20_000, tput: 200_000, payload: [100_000, 100_000, 20_000, 2_000], cancel: 2_000, cost: 20_000, busy: 10 };
 
     /// A smoke test: a tenth or less of everything.
     pub const QUICK: Counts =
-        Counts { seq: 2_000, tput: 20_000, payload: [10_000, 10_000, 2_000, 200], cancel: 200, cost: 2_000 };
+        Counts { seq: 2_000, tput: 20_000, payload: [10_000, 10_000, 2_000, 200], cancel: 200, cost: 2_000, busy: 3 };
 
     fn payload_calls(&self, size: usize) -> u64 {
         match size {
@@ -135,9 +143,11 @@ pub type Metrics = Vec<(&'static str, f64)>;
 pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> Metrics {
     match imp {
         Impl::Raw => {
-            assert!(case != Case::Cancel, "the cancel case does not apply to raw frames");
+            assert!(case.applies_to(imp), "the {case} case does not apply to raw frames");
             run_for::<Raw, _>(case, counts, addr, |_, _| async { unreachable!("checked above") })
         }
+        Impl::Tarpc if case == Case::Busy => busy::<Tarpc>(counts.busy),
+        Impl::Tidl if case == Case::Busy => busy::<Tidl>(counts.busy),
         Impl::Tarpc => run_for::<Tarpc, _>(case, counts, addr, cancel::<Tarpc>),
         Impl::Tidl => run_for::<Tidl, _>(case, counts, addr, cancel::<Tidl>),
     }
@@ -187,7 +197,7 @@ fn run_for<R: Rpc, F: Future<Output = Metrics> + Send + 'static>(
                 tokio::spawn(throughput::<R>(addr, 1, PAYLOAD_IN_FLIGHT, counts.payload_calls(size), body))
             }
             Case::Cancel => tokio::spawn(cancel_case(addr, (probe, counts.cancel))),
-            Case::Cost => unreachable!("handled above"),
+            Case::Cost | Case::Busy => unreachable!("handled apart"),
         };
         let mut metrics = task.await.expect("the benchmark task panicked");
         if matches!(case, Case::Tput(_))
@@ -308,6 +318,60 @@ where
         ("p99_us", micros(percentile(&samples, 0.99))),
         ("max_us", micros(percentile(&samples, 1.0))),
     ]
+}
+
+/// How long the busy-server case's handler computes.
+const COMPUTE_MS: u64 = 300;
+
+/// Case 7: `n` trials of: one connection calls `compute(COMPUTE_MS)`, whose handler computes
+/// without awaiting; once it runs, a new connection is made and makes one echo, timed from the
+/// connect to the reply. The server runs on a 2-worker runtime of its own, in another thread, as
+/// a server does in production (a client sharing its workers would hide a stall). Median and
+/// maximum in milliseconds.
+fn busy<R>(n: usize) -> Metrics
+where
+    R: Rpc,
+    R::Client: BusyClient,
+{
+    let probe = Arc::new(Probe::default());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn({
+        let probe = probe.clone();
+        move || {
+            runtime().block_on(async move {
+                let addr = start_server::<R>(probe).await;
+                addr_tx.send(addr).expect("sending the server's address");
+                let _ = stop_rx.await;
+            });
+        }
+    });
+    let addr = addr_rx.recv().expect("the server thread's address");
+    let metrics = runtime().block_on(async move {
+        let busy = R::connect(addr, false).await;
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let computing = tokio::spawn({
+                let busy = busy.clone();
+                async move { busy.compute(COMPUTE_MS).await }
+            });
+            probe.wait_started().await;
+            let start = Instant::now();
+            let other = R::connect(addr, false).await;
+            let len = other.echo(HELLO.to_owned()).await;
+            samples.push(start.elapsed());
+            assert_eq!(len, HELLO.len(), "echo returned a reply of the wrong length");
+            computing.await.expect("the compute task panicked");
+        }
+        samples.sort_unstable();
+        vec![
+            ("median_ms", micros(percentile(&samples, 0.50)) / 1000.0),
+            ("max_ms", micros(percentile(&samples, 1.0)) / 1000.0),
+        ]
+    });
+    let _ = stop_tx.send(());
+    server.join().expect("the server thread panicked");
+    metrics
 }
 
 /// Case 6: heap allocations (client and server separately) and bytes on the wire per echo call,

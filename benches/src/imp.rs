@@ -62,6 +62,12 @@ pub trait CancelClient: EchoClient {
     fn cancel_trial(&self, probe: &Probe) -> impl Future<Output = Duration> + Send;
 }
 
+/// A client whose `compute` calls occupy a server worker: the busy-server case.
+pub trait BusyClient: EchoClient {
+    /// Calls `compute(ms)`: the handler computes for `ms` milliseconds without awaiting.
+    fn compute(&self, ms: u64) -> impl Future<Output = u64> + Send;
+}
+
 /// How to serve and connect one implementation.
 pub trait Rpc: Send + Sync + 'static {
     /// Its client.

@@ -63,3 +63,13 @@ impl Drop for SpinGuard {
         self.probe.dropped.notify_one();
     }
 }
+
+/// Computes for about `ms` milliseconds without awaiting anything, as a CPU-bound handler does.
+pub fn compute(ms: u64) -> u64 {
+    let until = Instant::now() + std::time::Duration::from_millis(ms);
+    let mut x = 0u64;
+    while Instant::now() < until {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    }
+    x
+}

@@ -82,6 +82,8 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Cost, "wire_sent", "6. bytes on the wire per echo call, request", 1),
     row(Case::Cost, "wire_received", "6. bytes on the wire per echo call, response", 1),
     row(Case::Cost, "wire_bytes", "6. bytes on the wire per echo call, total", 1),
+    row(Case::Busy, "median_ms", "7. new connection's echo while a handler computes 300 ms, median (ms)", 1),
+    row(Case::Busy, "max_ms", "7. new connection's echo while a handler computes 300 ms, max (ms)", 1),
 ];
 
 /// The rows of the two-process table.
@@ -239,6 +241,15 @@ pub fn targets(table: &Table) -> String {
         Some(4.0),
         true,
         format!("tidl {} MiB at 256, {} MiB at 1,024", fmt(rss(256), 1), fmt(rss(1024), 1)),
+    );
+    let busy = |imp| m(Case::Busy, imp, "max_ms");
+    check(
+        "a handler computing without awaiting delays another connection's call no more than tarpc's \
+         (max over trials, with 5 ms of slack for noise)",
+        busy(tidl),
+        busy(tarpc).map(|v| v + 5.0),
+        true,
+        format!("tidl {} ms, tarpc {} ms", fmt(busy(tidl), 1), fmt(busy(tarpc), 1)),
     );
     let wire = |imp| m(Case::Cost, imp, "wire_bytes");
     check(

@@ -6,7 +6,7 @@
 //! (tarpc's default is 1,000; tidl's server allows 4,096), so the 1,024-in-flight case runs
 //! unthrottled on both.
 
-use crate::imp::{CancelClient, EchoClient, Rpc, tcp_connect};
+use crate::imp::{BusyClient, CancelClient, EchoClient, Rpc, tcp_connect};
 use crate::probe::Probe;
 use crate::wire::{Counted, WireCounter};
 use bytes::Bytes;
@@ -36,6 +36,8 @@ mod service {
         async fn echo_bytes(body: Bytes) -> Bytes;
         /// Loops on a 1 ms sleep until cancelled.
         async fn spin();
+        /// Computes for this many milliseconds without awaiting.
+        async fn compute(ms: u64) -> u64;
     }
 }
 
@@ -58,6 +60,11 @@ impl service::Bench for Handlers {
 
     async fn echo_bytes(self, _: context::Context, body: Bytes) -> Bytes {
         body
+    }
+
+    async fn compute(self, _: context::Context, ms: u64) -> u64 {
+        let _guard = self.probe.enter();
+        crate::probe::compute(ms)
     }
 
     async fn spin(self, _: context::Context) {
@@ -94,6 +101,12 @@ impl EchoClient for TarpcClient {
 
     async fn echo_bytes(&self, body: Bytes) -> usize {
         self.client.echo_bytes(context::current(), body).await.expect("tarpc echo_bytes failed").len()
+    }
+}
+
+impl BusyClient for TarpcClient {
+    async fn compute(&self, ms: u64) -> u64 {
+        self.client.compute(context::current(), ms).await.expect("tarpc compute failed")
     }
 }
 

@@ -2,7 +2,7 @@
 //! with the generated `BenchServer`, and a `Client` with the generated `BenchClient`.
 
 use crate::generated::{self, BenchClient, BenchClientExt, BenchServer};
-use crate::imp::{CancelClient, EchoClient, Rpc, tcp_connect};
+use crate::imp::{BusyClient, CancelClient, EchoClient, Rpc, tcp_connect};
 use crate::probe::Probe;
 use crate::wire::{Counted, WireCounter};
 use bytes::Bytes;
@@ -31,6 +31,11 @@ impl generated::Bench for Handlers {
         Ok(body)
     }
 
+    async fn compute(&self, _ctx: Context, ms: u64) -> Result<u64, Error> {
+        let _guard = self.probe.enter();
+        Ok(crate::probe::compute(ms))
+    }
+
     async fn spin(&self, _ctx: Context, (): ()) -> Result<(), Error> {
         let _guard = self.probe.enter();
         loop {
@@ -52,6 +57,12 @@ impl EchoClient for TidlClient {
 
     async fn echo_bytes(&self, body: Bytes) -> usize {
         self.client.echo_bytes(body).await.expect("tidl echo_bytes failed").len()
+    }
+}
+
+impl BusyClient for TidlClient {
+    async fn compute(&self, ms: u64) -> u64 {
+        self.client.compute(ms).await.expect("tidl compute failed")
     }
 }
 
