@@ -105,9 +105,20 @@ pub struct Label {
     pub primary: bool,
 }
 
-/// One error in a `.tidl` file.
+/// Whether a diagnostic stops compilation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The input cannot be compiled.
+    Error,
+    /// The input compiles, but probably not into what was meant.
+    Warning,
+}
+
+/// One error (or warning) in a `.tidl` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Whether it is an error or a warning.
+    pub severity: Severity,
     /// The headline, without a trailing dot.
     pub message: String,
     /// The error's location first, then related locations.
@@ -120,10 +131,21 @@ impl Diagnostic {
     /// An error at `span` with headline `message`.
     pub(crate) fn error(span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
+            severity: Severity::Error,
             message: message.into(),
             labels: vec![Label { span, message: String::new(), primary: true }],
             help: Vec::new(),
         }
+    }
+
+    /// A warning at `span` with headline `message`.
+    pub(crate) fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, message) }
+    }
+
+    /// Whether this is an error (not a warning).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     /// Sets the text under the primary span.
@@ -166,7 +188,11 @@ impl Diagnostic {
             .max()
             .unwrap_or(1);
         let pad = " ".repeat(width);
-        writeln!(out, "error: {}", self.message)?;
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(out, "{severity}: {}", self.message)?;
         // Labels grouped by file, the primary's file first; within a file, by position.
         let mut files: Vec<FileId> = vec![primary.file];
         for label in &self.labels {
@@ -228,14 +254,11 @@ fn expand_tabs(text: &str) -> String {
     text.replace('\t', "    ")
 }
 
-/// Renders several diagnostics, separated by blank lines, then a summary line.
+/// Renders several diagnostics, separated by blank lines, then a summary line counting the
+/// errors (warnings are shown, not counted).
 pub(crate) fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
-    let mut out = String::new();
-    for d in diagnostics {
-        out.push_str(&d.render(sources));
-        out.push('\n');
-    }
-    let n = diagnostics.len();
+    let mut out = render_each(diagnostics, sources);
+    let n = diagnostics.iter().filter(|d| d.is_error()).count();
     let _ = writeln!(
         out,
         "error: could not compile the .tidl input due to {n} previous error{}",
@@ -244,20 +267,39 @@ pub(crate) fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap) -> Str
     out
 }
 
-/// Edit distance between two names, for "did you mean" suggestions.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
-        }
+/// Renders several diagnostics, each followed by a blank line, with no summary.
+pub(crate) fn render_each(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.render(sources));
+        out.push('\n');
     }
-    row[b.len()]
+    out
+}
+
+/// Edit distance between two names, for "did you mean" suggestions: the optimal string
+/// alignment distance (Levenshtein's, plus swapping two adjacent characters as one edit), so
+/// `Plcae` is one edit from `Place`.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Three rows of the table: two rows back (for swaps), the previous one, the current one.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (previous[j - 1] + cost).min(previous[j] + 1).min(current[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            current[j] = d;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
 }
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
@@ -321,5 +363,20 @@ mod tests {
         assert_eq!(suggest("strng", ["string", "bytes", "bool"]), Some("string"));
         assert_eq!(suggest("u33", ["u32", "u64", "i32"]), Some("u32"));
         assert_eq!(suggest("Widget", ["string", "Point"]), None);
+        // A swapped pair of letters is one edit.
+        assert_eq!(suggest("Plcae", ["Place", "Point"]), Some("Place"));
+        assert_eq!(suggest("Ponit", ["Place", "Point"]), Some("Point"));
+    }
+
+    #[test]
+    fn edit_distance_counts_a_swap_as_one_edit() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("Plcae", "Place"), 1);
+        // Optimal string alignment: no substring is edited twice.
+        assert_eq!(edit_distance("ca", "abc"), 3);
     }
 }

@@ -49,6 +49,7 @@ mod ast;
 mod codegen;
 mod diagnostic;
 mod format;
+mod habits;
 mod loader;
 mod model;
 mod names;
@@ -57,7 +58,7 @@ mod parser;
 mod proptests;
 mod validate;
 
-pub use diagnostic::{Diagnostic, FileId, Label, SourceMap, Span};
+pub use diagnostic::{Diagnostic, FileId, Label, Severity, SourceMap, Span};
 /// The names a service's accessor may not take, for the test that compares them with the
 /// runtime's source. Not part of the API.
 #[doc(hidden)]
@@ -118,6 +119,9 @@ pub struct GeneratedFile {
     pub name: String,
     /// The Rust source.
     pub code: String,
+    /// Warnings about the input (its own file and those it imports), rendered as rustc renders
+    /// them; empty if there are none. [`Config::compile`] prints them.
+    pub warnings: String,
 }
 
 /// An input to [`Config::generate`]: a path (used in messages, to resolve imports, and for the
@@ -234,6 +238,15 @@ impl Config {
             }
         }
         let generated = generated?;
+        for file in &generated {
+            for line in file.warnings.lines().filter(|l| !l.is_empty()) {
+                if in_build_script {
+                    println!("cargo:warning={line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        }
         let out_dir = match (&self.out_dir, std::env::var_os("OUT_DIR")) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => PathBuf::from(dir),
@@ -292,22 +305,23 @@ impl Config {
         };
         self.checked(roots, loader)?
             .into_iter()
-            .map(|(name, path, closure, model)| {
+            .map(|(name, path, closure, model, warnings)| {
                 codegen::generate(&model, &closure, &path, &options)
-                    .map(|code| GeneratedFile { name, code })
+                    .map(|code| GeneratedFile { name, code, warnings })
                     .map_err(Error::config)
             })
             .collect()
     }
 
     /// Loads and checks every root, each once (`p.tidl` and `./p.tidl` are one root, and the
-    /// first spelling is kept): for each, its output name, path, files and model.
+    /// first spelling is kept): for each, its output name, path, files, model and rendered
+    /// warnings. Warnings alone do not fail; with errors, they are reported with them.
     #[allow(clippy::type_complexity)]
     fn checked(
         &self,
         roots: &[String],
         loader: &mut dyn Loader,
-    ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model)>, Error> {
+    ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model, String)>, Error> {
         let mut seen = HashSet::new();
         let roots: Vec<String> =
             roots.iter().filter(|root| seen.insert(loader::normalize(Path::new(root.as_str())))).cloned().collect();
@@ -330,6 +344,8 @@ impl Config {
                 })
                 .collect();
             let (model, mut invalid) = validate::validate(&units, &loaded.sources, &include_dirs);
+            let warnings: Vec<Diagnostic> = invalid.iter().filter(|d| !d.is_error()).cloned().collect();
+            let warnings = diagnostic::render_each(&warnings, &loaded.sources);
             diagnostics.append(&mut invalid);
             let name = output_name(root_path);
             if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
@@ -338,9 +354,9 @@ impl Config {
                 )));
             }
             names.push((name.clone(), root_path));
-            outputs.push((name, root_path.clone(), closure, model));
+            outputs.push((name, root_path.clone(), closure, model, warnings));
         }
-        if !diagnostics.is_empty() {
+        if diagnostics.iter().any(Diagnostic::is_error) {
             diagnostics.sort_by_key(Diagnostic::span);
             let mut unique: Vec<Diagnostic> = Vec::with_capacity(diagnostics.len());
             for d in diagnostics {
@@ -425,7 +441,8 @@ impl Error {
         Error { kind: ErrorKind::Config(message.into()) }
     }
 
-    /// The diagnostics, if the error is errors in `.tidl` files.
+    /// The diagnostics, if the error is errors in `.tidl` files (with any warnings, which
+    /// [`Diagnostic::is_error`] tells apart).
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match &self.kind {
             ErrorKind::Diagnostics { diagnostics, .. } => diagnostics,

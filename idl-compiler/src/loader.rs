@@ -18,6 +18,8 @@ pub(crate) trait Loader {
 
     /// The directories searched for imports after the importing file's own.
     fn include_dirs(&self) -> &[PathBuf];
+    /// Whether a file exists at `path`, without reading it (for suggestions).
+    fn exists(&self, path: &str) -> bool;
 }
 
 /// Reads from the file system and remembers what it read (for `rerun-if-changed`).
@@ -47,6 +49,10 @@ impl Loader for FsLoader {
     fn include_dirs(&self) -> &[PathBuf] {
         &self.include_dirs
     }
+
+    fn exists(&self, path: &str) -> bool {
+        Path::new(path).is_file()
+    }
 }
 
 /// Serves in-memory sources, by normalised path.
@@ -73,6 +79,10 @@ impl Loader for MemoryLoader {
 
     fn include_dirs(&self) -> &[PathBuf] {
         &self.include_dirs
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.files.contains_key(path)
     }
 }
 
@@ -199,10 +209,19 @@ impl State {
                     .map(|d| if d.is_empty() { ".".to_owned() } else { d })
                     .collect();
                 looked.dedup();
-                self.loaded.diagnostics.push(
-                    Diagnostic::error(import.span, format!("cannot find the imported file `{}`", import.path))
-                        .help(format!("looked in: {}", looked.join(", "))),
-                );
+                let mut d = Diagnostic::error(import.span, format!("cannot find the imported file `{}`", import.path));
+                // `import "geo";` for `geo.tidl`: imports name the file, extension and all.
+                if !import.path.ends_with(".tidl") {
+                    let with_extension = format!("{}.tidl", import.path);
+                    let exists = candidates.iter().any(|c| {
+                        let c = format!("{c}.tidl");
+                        self.by_path.contains_key(&c) || loader.exists(&c)
+                    });
+                    if exists {
+                        d = d.label(format!("did you mean `\"{with_extension}\"`?"));
+                    }
+                }
+                self.loaded.diagnostics.push(d.help(format!("looked in: {}", looked.join(", "))));
                 missing_import = true;
                 continue;
             };

@@ -126,6 +126,12 @@ pub(crate) fn value_name(tidl: &str) -> RustName {
     RustName::Ok(escape(rust))
 }
 
+/// A type's or variant's Rust name in lower-case words, for messages: `OutOfStock` -> `out of
+/// stock`.
+pub(crate) fn words(rust_name: &str) -> String {
+    rust_name.trim_start_matches("r#").to_snake_case().replace('_', " ")
+}
+
 /// The Rust name of a method (what [`value_name`] gives).
 pub(crate) fn method_name(tidl: &str) -> RustName {
     value_name(tidl)
@@ -233,6 +239,7 @@ mod tests {
         assert_eq!(value_name("_1x"), RustName::StartsWithDigit("1x".into()));
         assert_eq!(type_name("point_2d"), RustName::Ok("Point2d".into()));
         assert_eq!(type_name("self_"), RustName::Reserved);
+        assert_eq!(words("OutOfStock"), "out of stock");
     }
 
     #[test]

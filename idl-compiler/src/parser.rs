@@ -151,6 +151,9 @@ fn syntax_error(file: FileId, text: &str, base: usize, at: usize, error: &pest::
     expected.sort();
     expected.dedup();
     let offset = base + at;
+    if let Some(d) = crate::habits::rust_path(file, text, offset) {
+        return d;
+    }
     let (found, len) = found_at(&text[offset..]);
     let message = match expected.as_slice() {
         [] => format!("unexpected {found}"),

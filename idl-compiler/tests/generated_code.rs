@@ -125,7 +125,7 @@ async fn enums_recursive_types_and_declared_errors_work() {
     assert_eq!(geometry.lookup("origin".into()).await, Ok(Point { x: 0, y: 0 }));
     assert_eq!(geometry.lookup("nowhere".into()).await, Err(Error::App(LookupError::NotFound)));
     let denied = geometry.lookup("secret".into()).await.expect_err("denied");
-    assert_eq!(denied.to_string(), "application error: Denied { reason: \"classified\" }");
+    assert_eq!(denied.to_string(), "application error: denied (reason: \"classified\")");
 
     let expr = Expr::Sum(
         Box::new(Expr::Literal(40)),

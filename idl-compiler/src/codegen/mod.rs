@@ -13,6 +13,7 @@
 //! the axis streaming methods will extend.
 
 mod client;
+mod display;
 mod server;
 
 use crate::diagnostic::FileId;
@@ -297,7 +298,8 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream, taken: &dyn 
             let extra = extra_attributes(&options.type_attributes, &decl.tidl_path);
             let name = ident(&s.name);
             let fields = fields(&s.fields, FieldVisibility::Pub, from, &decl.tidl_path, options);
-            let display = s.is_error.then(|| display_impl(&name, allow));
+            let display =
+                s.is_error.then(|| display::display_impl(&name, &display::struct_display(s, &decl.docs), allow));
             quote! {
                 #doc
                 #deprecated
@@ -332,7 +334,7 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream, taken: &dyn 
                     }
                 }
             });
-            let display = e.is_error.then(|| display_impl(&name, allow));
+            let display = e.is_error.then(|| display::display_impl(&name, &display::enum_display(e), allow));
             quote! {
                 #doc
                 #deprecated
@@ -367,19 +369,6 @@ fn data_attrs() -> TokenStream {
     quote! {
         #[derive(Clone, Debug, PartialEq, ::tidl_runtime::serde::Serialize, ::tidl_runtime::serde::Deserialize)]
         #[serde(crate = "::tidl_runtime::serde")]
-    }
-}
-
-/// `Display` for types used as a method's error, so `tidl_runtime::Error<T>` is a
-/// `std::error::Error`. It shows the value as `Debug` does.
-fn display_impl(name: &Ident, allow: &TokenStream) -> TokenStream {
-    quote! {
-        #allow
-        impl ::core::fmt::Display for #name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                ::core::fmt::Debug::fmt(self, f)
-            }
-        }
     }
 }
 

@@ -36,6 +36,9 @@ impl<'a> Checker<'a> {
             let arg = m.arg.as_ref().map_or(Ty::Unit, |t| self.resolve(t, scope, Some(lists)));
             let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.resolve(t, scope, Some(lists)));
             let error = m.error.as_ref().map_or(Ty::String, |t| self.resolve(t, scope, Some(lists)));
+            if let Some(written) = &m.error {
+                self.check_error_type(written, &error);
+            }
             let Some(mname) = self.method_name(&m.name) else { continue };
             if names::method_is_reserved(&mname) {
                 self.error(

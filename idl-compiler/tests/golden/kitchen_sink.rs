@@ -167,7 +167,10 @@ pub enum LookupError {
 #[allow(deprecated)]
 impl ::core::fmt::Display for LookupError {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-        ::core::fmt::Debug::fmt(self, f)
+        match self {
+            Self::NotFound => f.write_str("not found"),
+            Self::Denied { reason: v0 } => ::core::write!(f, "denied (reason: {v0:?})"),
+        }
     }
 }
 
@@ -211,7 +214,9 @@ pub enum OldError {
 #[allow(deprecated)]
 impl ::core::fmt::Display for OldError {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-        ::core::fmt::Debug::fmt(self, f)
+        match self {
+            Self::Gone => f.write_str("gone"),
+        }
     }
 }
 

@@ -196,7 +196,12 @@ pub mod shop {
     #[allow(deprecated)]
     impl ::core::fmt::Display for ShopError {
         fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            ::core::fmt::Debug::fmt(self, f)
+            match self {
+                Self::OutOfStock { sku: v0, available: v1 } => {
+                    ::core::write!(f, "out of stock (sku: {v0:?}, available: {v1:?})")
+                }
+                Self::Unknown(v0) => ::core::write!(f, "unknown ({v0:?})"),
+            }
         }
     }
 

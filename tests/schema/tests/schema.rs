@@ -140,7 +140,7 @@ async fn declared_errors_arrive_typed() {
     assert_eq!(refused, Err(Error::App(ShopError::OutOfStock { sku: "SKU-1".into(), available: 10 })));
     assert_eq!(
         refused.expect_err("refused").to_string(),
-        "application error: OutOfStock { sku: \"SKU-1\", available: 10 }"
+        "application error: out of stock (sku: \"SKU-1\", available: 10)"
     );
 }
 
