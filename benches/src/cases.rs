@@ -118,8 +118,14 @@ pub struct Counts {
 
 impl Counts {
     /// The counts named in the issue.
-    pub const FULL: Counts =
-        Counts { seq: 20_000, tput: 200_000, payload: [100_000, 100_000, 20_000, 2_000], cancel: 2_000, cost: 20_000, busy: 10 };
+    pub const FULL: Counts = Counts {
+        seq: 20_000,
+        tput: 200_000,
+        payload: [100_000, 100_000, 20_000, 2_000],
+        cancel: 2_000,
+        cost: 20_000,
+        busy: 10,
+    };
 
     /// A smoke test: a tenth or less of everything.
     pub const QUICK: Counts =
