@@ -17,6 +17,8 @@ pub mod services {
 
 pub use services::{ExampleClient, ExampleClientExt, ExampleServer};
 
+pub mod lab;
+
 /// What `finite_loop` handlers have done so far, across all calls.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoopStats {
