@@ -18,7 +18,7 @@ pub(crate) mod options;
 use crate::codec;
 use crate::conn::outbox::{Outbox, PushError};
 use crate::conn::reader::{self, Ended};
-use crate::conn::{Handled, Interrupt, Link, Settings, Side};
+use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline::Deadline;
 use crate::error::{Code, Status};
 use crate::method::Method;
@@ -432,7 +432,7 @@ impl Side for Conn {
         &self.link
     }
 
-    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<Handled, Status> {
+    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
         match header {
             Header::Response { id, outcome } => {
                 let reply = match outcome {
@@ -457,7 +457,7 @@ impl Side for Conn {
                 )));
             }
         }
-        Ok(Handled::Done)
+        Ok(())
     }
 
     async fn interrupt(&self) -> Interrupt {

@@ -49,15 +49,6 @@ pub(crate) struct Settings {
     pub(crate) keepalive_timeout: Duration,
 }
 
-/// What the read loop did with a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Handled {
-    /// Nothing that needs the scheduler's attention.
-    Done,
-    /// Started a task that may run for long (a handler): see [`crate::sched`].
-    Started,
-}
-
 /// Something other than the peer that needs the read loop's attention.
 #[derive(Debug)]
 pub(crate) enum Interrupt {
@@ -74,7 +65,7 @@ pub(crate) trait Side: Send + Sync + 'static {
 
     /// Handles a frame other than a ping or a pong; an error closes the connection with that
     /// status.
-    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<Handled, Status>;
+    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status>;
 
     /// Completes when something other than the peer needs the loop (a shutdown, a close); never,
     /// if nothing can. Dropped and called again at every turn of the loop, so it keeps its

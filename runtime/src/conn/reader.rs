@@ -2,9 +2,8 @@
 
 use super::buffers::{LARGE_FRAME, LargeBuffers, Pooled, read_some};
 use super::keepalive::{Due, Keepalive};
-use super::{Handled, Interrupt, Side};
+use super::{Interrupt, Side};
 use crate::error::Status;
-use crate::sched::YieldOnce;
 use crate::wire::{self, FrameDecoder, Header, handshake::HELLO_LEN};
 use bytes::{Bytes, BytesMut};
 use std::io;
@@ -56,23 +55,22 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
     // A large frame being read: its buffer and its length.
     let mut large: Option<(Vec<u8>, usize)> = None;
     loop {
-        let mut started = false;
         if let Some((body, len)) = &large
             && body.len() == *len
         {
             let Some((body, _)) = large.take() else { continue };
             let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
-            match on_frame(side, &frame) {
-                Ok(handled) => started |= handled == Handled::Started,
-                Err(ended) => return ended,
+            if let Err(ended) = on_frame(side, &frame) {
+                return ended;
             }
         }
         while large.is_none() {
             match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => match on_frame(side, &frame.freeze()) {
-                    Ok(handled) => started |= handled == Handled::Started,
-                    Err(ended) => return ended,
-                },
+                Ok(Some(frame)) => {
+                    if let Err(ended) = on_frame(side, &frame.freeze()) {
+                        return ended;
+                    }
+                }
                 Ok(None) => {
                     // A large frame: read the rest of it straight into a buffer of its own, so
                     // the read buffer is not held while its value is decoded.
@@ -86,11 +84,6 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
                 }
                 Err(e) => return Ended::TooLarge(e),
             }
-        }
-        if started {
-            // A handler just started may compute for long without awaiting, on this worker:
-            // make sure another worker is awake to go on reading (see `crate::sched`).
-            YieldOnce::default().await;
         }
         if side.finished() {
             return Ended::Stopped;
@@ -142,14 +135,14 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
 }
 
 /// Parses one frame and handles it: pings here, everything else by the side.
-fn on_frame<S: Side>(side: &S, frame: &Bytes) -> Result<Handled, Ended> {
+fn on_frame<S: Side>(side: &S, frame: &Bytes) -> Result<(), Ended> {
     let (header, payload) = wire::parse(frame).map_err(Ended::NotAFrame)?;
     match header {
         Header::Ping { nonce } => {
             let _ = side.link().outbox.push_header(&Header::Pong { nonce });
-            Ok(Handled::Done)
+            Ok(())
         }
-        Header::Pong { .. } => Ok(Handled::Done),
+        Header::Pong { .. } => Ok(()),
         header => side.on_frame(header, payload).map_err(Ended::Refused),
     }
 }

@@ -6,7 +6,7 @@ use super::dispatch::Incoming;
 use super::in_flight::{InFlight, Refused};
 use crate::conn::outbox::Outbox;
 use crate::conn::reader::{self, Ended};
-use crate::conn::{Handled, Interrupt, Link, Settings, Side};
+use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline;
 use crate::error::{Code, Status};
 use crate::transport::Peer;
@@ -184,17 +184,17 @@ impl Conn {
         method: &str,
         timeout_micros: Option<u64>,
         payload: Bytes,
-    ) -> Result<Handled, Status> {
+    ) -> Result<(), Status> {
         let server = &self.server;
         if server.draining.is_cancelled() {
             self.send_status(id, &Status::unavailable("the server is shutting down and takes no new calls"));
-            return Ok(Handled::Done);
+            return Ok(());
         }
         let Some((_, svc)) = server.services.iter().find(|(name, _)| *name == service) else {
             let message = format!("the server has no service `{service}` (it serves: {})", server.service_names);
             tracing::debug!(peer = %self.name, "call refused: {message}");
             self.send_status(id, &Status::unimplemented(message));
-            return Ok(Handled::Done);
+            return Ok(());
         };
         let limit = server.config.max_concurrent_calls;
         match self.in_flight.admit(id, limit) {
@@ -211,7 +211,7 @@ impl Conn {
                 );
                 tracing::debug!(peer = %self.name, "call refused: {message}");
                 self.send_status(id, &Status::resource_exhausted(message));
-                return Ok(Handled::Done);
+                return Ok(());
             }
         }
         let request = Incoming::new(self.clone(), id, payload, deadline::from_wire(timeout_micros));
@@ -219,9 +219,9 @@ impl Conn {
             let message = format!("the service `{service}` has no method `{method}`");
             tracing::debug!(peer = %self.name, "call refused: {message}");
             self.send_status(id, &Status::unimplemented(message));
-            return Ok(Handled::Done);
+            return Ok(());
         }
-        Ok(Handled::Started)
+        Ok(())
     }
 
     /// Tells the client to start no new calls, once.
@@ -241,7 +241,7 @@ impl Side for Arc<Conn> {
         &self.link
     }
 
-    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<Handled, Status> {
+    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
         match header {
             Header::Request { id, service, method, timeout_micros } => {
                 self.on_request(id, &service, &method, timeout_micros, payload)
@@ -252,9 +252,9 @@ impl Side for Arc<Conn> {
                 if !self.in_flight.cancel(id) && self.unknown_cancels.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::debug!(peer = %self.name, "ignored a cancel for call {id}, which is not running");
                 }
-                Ok(Handled::Done)
+                Ok(())
             }
-            Header::Ping { .. } | Header::Pong { .. } => Ok(Handled::Done),
+            Header::Ping { .. } | Header::Pong { .. } => Ok(()),
             Header::Response { .. } | Header::GoAway { .. } => {
                 Err(Status::invalid_argument("received a server-to-client frame from a client"))
             }

@@ -14,6 +14,7 @@ use crate::conn::outbox::PushError;
 use crate::context::{CallState, Context};
 use crate::error::{Error, Status};
 use crate::method::Method;
+use crate::sched::watchdog;
 use crate::wire::{self, Header, Outcome};
 use bytes::Bytes;
 use serde::Serialize;
@@ -98,6 +99,8 @@ impl Incoming {
             let mut work = std::pin::pin!(handler(ctx, arg));
             // A panicking handler fails its own call with `Internal`; nothing else notices.
             let work = std::future::poll_fn(|cx| {
+                // Watched: a poll that runs for long gets another worker woken to poll for I/O.
+                let _polling = watchdog::Polling::enter();
                 match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
                     Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
                     Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),

@@ -1,0 +1,128 @@
+//! A watchdog for handler polls that run for long: a CPU-bound handler must not leave the server
+//! without a worker polling for I/O.
+//!
+//! Every handler poll is bracketed by [`Polling::enter`], which stamps the polling thread's slot
+//! (two relaxed atomic stores, no clock read). A thread of its own samples every slot every
+//! millisecond while handlers are being polled (backing off to 10 ms when none is): a slot that
+//! shows the same poll in two samples in a row belongs to a worker stuck in one handler poll.
+//! The watchdog then spawns an empty task on that worker's runtime from outside it; tokio queues
+//! it on the shared injection queue and wakes an idle worker, which runs it, steals what waits
+//! in the stuck worker's queue, and parks on the I/O driver, so connections are read again.
+//! This is Go's `sysmon`, reduced to what tidl needs: it cannot stop the handler, only keep the
+//! rest of the server going.
+
+use crate::sync::lock;
+use std::cell::{Cell, OnceCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+/// How often the slots are sampled while handlers are being polled.
+const BUSY_PERIOD: Duration = Duration::from_millis(1);
+
+/// How often they are sampled when no handler poll was seen.
+const IDLE_PERIOD: Duration = Duration::from_millis(10);
+
+/// One thread's current handler poll.
+#[derive(Debug)]
+struct Slot {
+    /// 0 when no handler poll runs on the thread, else a number unique to the poll.
+    stamp: AtomicU64,
+    /// The runtime the thread works for.
+    runtime: tokio::runtime::Handle,
+}
+
+/// The slots of every thread that has polled a handler.
+static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+
+/// Started with the first slot.
+static WATCHDOG: OnceLock<()> = OnceLock::new();
+
+thread_local! {
+    static SLOT: OnceCell<Option<Arc<Slot>>> = const { OnceCell::new() };
+    /// Numbers this thread's polls.
+    static POLLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A handler poll in progress on this thread; ends when dropped.
+#[derive(Debug)]
+pub(crate) struct Polling(Option<Arc<Slot>>);
+
+impl Polling {
+    /// Marks the start of a handler poll on this thread.
+    pub(crate) fn enter() -> Polling {
+        let slot = SLOT.with(|slot| slot.get_or_init(register).clone());
+        if let Some(slot) = &slot {
+            let n = POLLS.with(|polls| {
+                let n = polls.get().wrapping_add(1).max(1);
+                polls.set(n);
+                n
+            });
+            slot.stamp.store(n, Ordering::Relaxed);
+        }
+        Polling(slot)
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.0 {
+            slot.stamp.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// This thread's slot, registered with the watchdog; `None` outside a multi-thread runtime,
+/// where there is no other worker to wake.
+fn register() -> Option<Arc<Slot>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return None;
+    }
+    let slot = Arc::new(Slot { stamp: AtomicU64::new(0), runtime });
+    lock(&SLOTS).push(Arc::downgrade(&slot));
+    WATCHDOG.get_or_init(|| {
+        let spawned = std::thread::Builder::new().name("tidl-watchdog".to_owned()).spawn(watch);
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start tidl's watchdog thread; a handler that computes \
+                without awaiting may delay other connections");
+        }
+    });
+    Some(slot)
+}
+
+/// The watchdog thread: samples the slots for ever.
+fn watch() {
+    // Per slot (by address), the stamp seen at the last sample, and whether it was acted on.
+    let mut seen: Vec<(Weak<Slot>, u64, bool)> = Vec::new();
+    loop {
+        let mut busy = false;
+        {
+            let mut slots = lock(&SLOTS);
+            slots.retain(|slot| slot.strong_count() > 0);
+            seen.retain(|(slot, _, _)| slot.strong_count() > 0);
+            for weak in slots.iter() {
+                if !seen.iter().any(|(s, _, _)| s.ptr_eq(weak)) {
+                    seen.push((weak.clone(), 0, false));
+                }
+            }
+        }
+        for (weak, last, kicked) in &mut seen {
+            let Some(slot) = weak.upgrade() else { continue };
+            let stamp = slot.stamp.load(Ordering::Relaxed);
+            if stamp != 0 {
+                busy = true;
+                if stamp == *last && !*kicked {
+                    // The same poll for a whole period: wake another worker.
+                    drop(slot.runtime.spawn(async {}));
+                    *kicked = true;
+                }
+            }
+            if stamp != *last {
+                *kicked = false;
+            }
+            *last = stamp;
+        }
+        std::thread::sleep(if busy { BUSY_PERIOD } else { IDLE_PERIOD });
+    }
+}
