@@ -323,8 +323,10 @@ impl Config {
                     missing_import: f.missing_import,
                 })
                 .collect();
-            let (model, mut invalid) = validate::validate(&units, &loaded.sources, &include_dirs);
-            diagnostics.append(&mut invalid);
+            let (model, invalid) = validate::validate(&units, &loaded.sources, &include_dirs);
+            let broken = broken_declarations(&units);
+            diagnostics
+                .extend(invalid.into_iter().filter(|d| !names_a_broken_declaration(d, &broken, &loaded.sources)));
             let name = output_name(root_path);
             if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
                 return Err(Error::config(format!(
@@ -347,6 +349,38 @@ impl Config {
         }
         Ok(outputs)
     }
+}
+
+/// The declarations with syntax errors in `units`: their packages and names.
+fn broken_declarations(units: &[validate::Unit<'_>]) -> Vec<(String, String)> {
+    let mut broken = Vec::new();
+    for unit in units {
+        let package = unit.ast.packages.first().map(|p| p.path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>());
+        let package = package.unwrap_or_default().join(".");
+        broken.extend(unit.ast.broken.iter().map(|name| (package.clone(), name.name.clone())));
+    }
+    broken
+}
+
+/// Whether `d` says that a name is unknown which a declaration with a syntax error declares:
+/// the syntax error is reported already, and the name would probably be known without it.
+fn names_a_broken_declaration(d: &Diagnostic, broken: &[(String, String)], sources: &SourceMap) -> bool {
+    let quoted = |text: &str| -> Option<String> { Some(text.strip_prefix('`')?.strip_suffix('`')?.to_owned()) };
+    if let Some(name) = d.message.strip_prefix("unknown type ").and_then(quoted) {
+        return broken.iter().any(|(_, n)| *n == name);
+    }
+    if let Some((package, name)) = d.message.strip_prefix("package ").and_then(|m| m.split_once(" has no type ")) {
+        let (Some(package), Some(name)) = (quoted(package), quoted(name)) else { return false };
+        return broken.iter().any(|(p, n)| *p == package && *n == name);
+    }
+    if let Some(package) = d.message.strip_prefix("there is no package ").and_then(quoted) {
+        // A package whose only declarations are broken is unknown: the name as written tells
+        // which of them is meant.
+        let written = sources.text(d.span().file).get(d.span().start..d.span().end).unwrap_or_default();
+        let name = written.rsplit('.').next().unwrap_or_default().trim();
+        return broken.iter().any(|(p, n)| (*p == package || p.ends_with(&format!(".{package}"))) && n == name);
+    }
+    false
 }
 
 /// Parses configured attribute strings as Rust attributes.
