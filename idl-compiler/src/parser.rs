@@ -134,7 +134,7 @@ impl SyntaxError {
         let detailed = Grammar::parse(Rule::next_item, rest);
         pest::set_error_detail(false);
         let error = detailed.err()?;
-        let (at, mut expected) = expected(&error);
+        let (at, mut expected) = expected(&error, rest);
         let at = (pos + at).min(text.len());
         let last_token = last_token(text, pos, at);
         // `<` can only follow `list`, `map` and `option`.
@@ -210,10 +210,19 @@ fn or_list(items: &[String]) -> String {
     }
 }
 
-/// Where the parser stopped in the text it was given, and what it expected there, in words.
-fn expected(error: &pest::error::Error<Rule>) -> (usize, Vec<String>) {
+/// Where the parser stopped in `text` (the text it was given), and what it expected there, in
+/// words.
+fn expected(error: &pest::error::Error<Rule>, text: &str) -> (usize, Vec<String>) {
     let location = match error.location {
         InputLocation::Pos(p) | InputLocation::Span((p, _)) => p,
+    };
+    let positives = || -> Vec<String> {
+        match &error.variant {
+            ErrorVariant::ParsingError { positives, .. } => {
+                positives.iter().filter_map(|rule| describe_rule(*rule)).map(str::to_owned).collect()
+            }
+            ErrorVariant::CustomError { .. } => Vec::new(),
+        }
     };
     let mut expected: Vec<String> = Vec::new();
     // pest tracks two things: the rules tried at the furthest position any rule was tried
@@ -237,20 +246,25 @@ fn expected(error: &pest::error::Error<Rule>) -> (usize, Vec<String>) {
                     expected.push(format!("`{token}`"));
                 }
             }
-            if let ErrorVariant::ParsingError { positives, .. } = &error.variant
-                && attempts.max_position == location
-            {
-                expected.extend(positives.iter().filter_map(|rule| describe_rule(*rule)).map(str::to_owned));
+            let at = attempts.max_position;
+            let word_start = text[..at].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_').len();
+            if expected.is_empty() && name && word_start < at {
+                // Only more letters of the word before `at` would do: a keyword where a name
+                // belongs (`!keyword` tried the letters after it). The error is the whole word.
+                expected = if location == word_start { positives() } else { Vec::new() };
+                word_start
+            } else {
+                if attempts.max_position == location {
+                    expected.extend(positives());
+                }
+                if name && !expected.iter().any(|e| e == "a name" || e == "a type") {
+                    expected.push("a name".to_owned());
+                }
+                at
             }
-            if name && !expected.iter().any(|e| e == "a name" || e == "a type") {
-                expected.push("a name".to_owned());
-            }
-            attempts.max_position
         }
         None => {
-            if let ErrorVariant::ParsingError { positives, .. } = &error.variant {
-                expected.extend(positives.iter().filter_map(|rule| describe_rule(*rule)).map(str::to_owned));
-            }
+            expected.extend(positives());
             location
         }
     };

@@ -1357,3 +1357,25 @@ error: could not compile the .tidl input due to 2 previous errors
 "#
     );
 }
+
+#[test]
+fn a_keyword_where_a_name_belongs_is_the_error_not_what_follows_it() {
+    let text = "struct Message { enum: u8 }\nstruct Reply { x: service }\n";
+    assert_eq!(
+        check(text),
+        r#"error: unexpected keyword `enum`
+ --> test.tidl:1:18
+  |
+1 | struct Message { enum: u8 }
+  |                  ^^^^
+
+error: expected a type, found keyword `service`
+ --> test.tidl:2:19
+  |
+2 | struct Reply { x: service }
+  |                   ^^^^^^^
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
