@@ -230,17 +230,19 @@ fn expand_tabs(text: &str) -> String {
 
 /// Renders several diagnostics, separated by blank lines, then a summary line.
 pub(crate) fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
+    render_all_then(diagnostics, sources, "compile the .tidl input")
+}
+
+/// Renders several diagnostics, separated by blank lines, then a summary line saying that what
+/// was asked (`action`, e.g. "format `a.tidl`") could not be done.
+pub(crate) fn render_all_then(diagnostics: &[Diagnostic], sources: &SourceMap, action: &str) -> String {
     let mut out = String::new();
     for d in diagnostics {
         out.push_str(&d.render(sources));
         out.push('\n');
     }
     let n = diagnostics.len();
-    let _ = writeln!(
-        out,
-        "error: could not compile the .tidl input due to {n} previous error{}",
-        if n == 1 { "" } else { "s" }
-    );
+    let _ = writeln!(out, "error: could not {action} due to {n} previous error{}", if n == 1 { "" } else { "s" });
     out
 }
 

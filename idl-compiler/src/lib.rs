@@ -276,15 +276,40 @@ impl Config {
         self.run(&roots, &mut loader)
     }
 
+    /// Reads, checks and compiles `files` (and the files they import) into one Rust source
+    /// holding every declaration once, one module per package, even when several of the files
+    /// import the same file or share a package (what `tidl gen` prints). The files are checked
+    /// together, as the one output they become: two files without a package may not both
+    /// declare `Point`.
+    ///
+    /// ```no_run
+    /// let code = tidl_compiler::Config::new().generate_one_file(&["a.tidl", "b.tidl"]).unwrap();
+    /// std::fs::write("services.rs", code).unwrap();
+    /// ```
+    pub fn generate_one_file(&self, files: &[impl AsRef<Path>]) -> Result<String, Error> {
+        let roots: Vec<String> = files.iter().map(|f| f.as_ref().display().to_string()).collect();
+        let mut loader = FsLoader::new(&self.include_dirs);
+        let generated = self.generate_checked(self.checked_as(&roots, &mut loader, Together::Yes)?)?;
+        Ok(generated.into_iter().map(|file| file.code).collect())
+    }
+
     /// Loads, checks and generates every root.
     fn run(&self, roots: &[String], loader: &mut dyn Loader) -> Result<Vec<GeneratedFile>, Error> {
+        self.generate_checked(self.checked(roots, loader)?)
+    }
+
+    /// Generates the code of checked roots.
+    fn generate_checked(
+        &self,
+        checked: Vec<(String, String, HashSet<FileId>, model::Model)>,
+    ) -> Result<Vec<GeneratedFile>, Error> {
         let options = codegen::Options {
             build_client: self.build_client,
             build_server: self.build_server,
             type_attributes: parse_attributes(&self.type_attributes, "type_attribute")?,
             field_attributes: parse_attributes(&self.field_attributes, "field_attribute")?,
         };
-        self.checked(roots, loader)?
+        checked
             .into_iter()
             .map(|(name, path, closure, model)| {
                 codegen::generate(&model, &closure, &path, &options)
@@ -302,6 +327,18 @@ impl Config {
         roots: &[String],
         loader: &mut dyn Loader,
     ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model)>, Error> {
+        self.checked_as(roots, loader, Together::No)
+    }
+
+    /// Like [`checked`](Config::checked); with [`Together::Yes`], the roots are checked as one
+    /// (their output name is the first's, and their path all of them, comma-separated).
+    #[allow(clippy::type_complexity)]
+    fn checked_as(
+        &self,
+        roots: &[String],
+        loader: &mut dyn Loader,
+        together: Together,
+    ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model)>, Error> {
         let mut seen = HashSet::new();
         let roots: Vec<String> =
             roots.iter().filter(|root| seen.insert(loader::normalize(Path::new(root.as_str())))).cloned().collect();
@@ -310,8 +347,13 @@ impl Config {
         let mut diagnostics = std::mem::take(&mut loaded.diagnostics);
         let mut outputs = Vec::new();
         let mut names: Vec<(String, &str)> = Vec::new();
-        for (root, root_path) in loaded.roots.iter().zip(&roots) {
-            let closure = loaded.closure(*root);
+        let all_roots = roots.join(", ");
+        let groups: Vec<(Vec<FileId>, &String)> = match together {
+            Together::No => loaded.roots.iter().map(|root| vec![*root]).zip(&roots).collect(),
+            Together::Yes => vec![(loaded.roots.clone(), &all_roots)],
+        };
+        for (group, root_path) in groups {
+            let closure: HashSet<FileId> = group.iter().flat_map(|root| loaded.closure(*root)).collect();
             let units: Vec<validate::Unit<'_>> = loaded
                 .files
                 .iter()
@@ -349,6 +391,13 @@ impl Config {
         }
         Ok(outputs)
     }
+}
+
+/// Whether several roots are compiled into one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Together {
+    No,
+    Yes,
 }
 
 /// The declarations with syntax errors in `units`: their packages and names.
@@ -410,7 +459,7 @@ pub fn format(path: &str, text: &str) -> Result<String, Error> {
     let file = sources.add(path, text);
     let (_, diagnostics) = parser::parse(file, text);
     if !diagnostics.is_empty() {
-        let rendered = diagnostic::render_all(&diagnostics, &sources);
+        let rendered = diagnostic::render_all_then(&diagnostics, &sources, &format!("format `{path}`"));
         return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics } });
     }
     Ok(format::format(text))
