@@ -257,7 +257,8 @@ fn expected(error: &pest::error::Error<Rule>, text: &str) -> (usize, Vec<String>
                 if attempts.max_position == location {
                     expected.extend(positives());
                 }
-                if name && !expected.iter().any(|e| e == "a name" || e == "a type") {
+                // Right after a word, the letters only continue it.
+                if name && word_start == at && !expected.iter().any(|e| e == "a name" || e == "a type") {
                     expected.push("a name".to_owned());
                 }
                 at
@@ -272,6 +273,11 @@ fn expected(error: &pest::error::Error<Rule>, text: &str) -> (usize, Vec<String>
         // `(`, `[` and `stream` only start kinds of type.
         expected.retain(|e| !matches!(e.as_str(), "`(`" | "`[`" | "`stream`"));
     }
+    if expected.iter().any(|e| e == "a string in double quotes") {
+        expected.retain(|e| e != "`\"`");
+    }
+    // A dot could continue a dotted name, but suggesting one helps nobody.
+    expected.retain(|e| e != "`.`");
     expected.sort();
     expected.dedup();
     (at, expected)

@@ -1379,3 +1379,27 @@ error: could not compile the .tidl input due to 2 previous errors
 "#
     );
 }
+
+#[test]
+fn what_only_continues_a_token_is_not_listed_as_expected() {
+    // After `u32` more letters or a `.` would continue the name, and after `import` a `"` starts
+    // the string: listing them helps nobody.
+    let text = "type A = list<u32;\nimport geo;\n";
+    assert_eq!(
+        check(text),
+        r#"error: expected `,` or `>`, found `;`
+ --> test.tidl:1:18
+  |
+1 | type A = list<u32;
+  |                  ^
+
+error: expected a string in double quotes, found name `geo`
+ --> test.tidl:2:8
+  |
+2 | import geo;
+  |        ^^^
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
