@@ -9,6 +9,9 @@ pub(crate) struct File {
     pub(crate) packages: Vec<Package>,
     pub(crate) imports: Vec<Import>,
     pub(crate) items: Vec<Item>,
+    /// The names of declarations with syntax errors (reported by the parser): other
+    /// declarations' uses of them are not reported again as unknown names.
+    pub(crate) broken: Vec<Ident>,
 }
 
 /// `package a.b;`. A file has at most one (validation reports more).
@@ -217,6 +220,7 @@ pub(crate) fn erase_spans(file: &mut File) {
     for i in &mut file.imports {
         i.span = zero;
     }
+    file.broken.iter_mut().for_each(|i| i.span = zero);
     for item in &mut file.items {
         match item {
             Item::Service(s) => {

@@ -257,13 +257,16 @@ fn expand_tabs(text: &str) -> String {
 /// Renders several diagnostics, separated by blank lines, then a summary line counting the
 /// errors (warnings are shown, not counted).
 pub(crate) fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
+    render_all_then(diagnostics, sources, "compile the .tidl input")
+}
+
+/// Renders several diagnostics, separated by blank lines, then a summary line saying that what
+/// was asked (`action`, e.g. "format `a.tidl`") could not be done, counting the errors (warnings
+/// are shown, not counted).
+pub(crate) fn render_all_then(diagnostics: &[Diagnostic], sources: &SourceMap, action: &str) -> String {
     let mut out = render_each(diagnostics, sources);
     let n = diagnostics.iter().filter(|d| d.is_error()).count();
-    let _ = writeln!(
-        out,
-        "error: could not compile the .tidl input due to {n} previous error{}",
-        if n == 1 { "" } else { "s" }
-    );
+    let _ = writeln!(out, "error: could not {action} due to {n} previous error{}", if n == 1 { "" } else { "s" });
     out
 }
 

@@ -272,9 +272,11 @@ impl Config {
 
     /// Reads and checks `files` (and the files they import) without generating anything: the
     /// diagnostics [`compile`](Config::compile) would report, faster (what `tidl check` runs).
-    pub fn check_files(&self, files: &[impl AsRef<Path>]) -> Result<(), Error> {
+    /// On success, returns the warnings, rendered (empty if there are none).
+    pub fn check_files(&self, files: &[impl AsRef<Path>]) -> Result<String, Error> {
         let roots: Vec<String> = files.iter().map(|f| f.as_ref().display().to_string()).collect();
-        self.checked(&roots, &mut FsLoader::new(&self.include_dirs)).map(|_| ())
+        let checked = self.checked(&roots, &mut FsLoader::new(&self.include_dirs))?;
+        Ok(checked.into_iter().map(|(_, _, _, _, warnings)| warnings).collect())
     }
 
     /// Checks and compiles in-memory sources, doing no IO: imports are resolved among the
@@ -295,15 +297,46 @@ impl Config {
         self.run(&roots, &mut loader)
     }
 
+    /// Reads, checks and compiles `files` (and the files they import) into one Rust source
+    /// holding every declaration once, one module per package, even when several of the files
+    /// import the same file or share a package (what `tidl gen` prints). The files are checked
+    /// together, as the one output they become: two files without a package may not both
+    /// declare `Point`.
+    ///
+    /// ```no_run
+    /// let generated = tidl_compiler::Config::new().generate_one_file(&["a.tidl", "b.tidl"]).unwrap();
+    /// std::fs::write("services.rs", generated.code).unwrap();
+    /// ```
+    pub fn generate_one_file(&self, files: &[impl AsRef<Path>]) -> Result<GeneratedFile, Error> {
+        let roots: Vec<String> = files.iter().map(|f| f.as_ref().display().to_string()).collect();
+        let mut loader = FsLoader::new(&self.include_dirs);
+        let generated = self.generate_checked(self.checked_as(&roots, &mut loader, Together::Yes)?)?;
+        let mut files = generated.into_iter();
+        let mut one = files.next().ok_or_else(|| Error::config("no .tidl file was given"))?;
+        for file in files {
+            one.code.push_str(&file.code);
+            one.warnings.push_str(&file.warnings);
+        }
+        Ok(one)
+    }
+
     /// Loads, checks and generates every root.
     fn run(&self, roots: &[String], loader: &mut dyn Loader) -> Result<Vec<GeneratedFile>, Error> {
+        self.generate_checked(self.checked(roots, loader)?)
+    }
+
+    /// Generates the code of checked roots.
+    fn generate_checked(
+        &self,
+        checked: Vec<(String, String, HashSet<FileId>, model::Model, String)>,
+    ) -> Result<Vec<GeneratedFile>, Error> {
         let options = codegen::Options {
             build_client: self.build_client,
             build_server: self.build_server,
             type_attributes: parse_attributes(&self.type_attributes, "type_attribute")?,
             field_attributes: parse_attributes(&self.field_attributes, "field_attribute")?,
         };
-        self.checked(roots, loader)?
+        checked
             .into_iter()
             .map(|(name, path, closure, model, warnings)| {
                 codegen::generate(&model, &closure, &path, &options)
@@ -322,6 +355,18 @@ impl Config {
         roots: &[String],
         loader: &mut dyn Loader,
     ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model, String)>, Error> {
+        self.checked_as(roots, loader, Together::No)
+    }
+
+    /// Like [`checked`](Config::checked); with [`Together::Yes`], the roots are checked as one
+    /// (their output name is the first's, and their path all of them, comma-separated).
+    #[allow(clippy::type_complexity)]
+    fn checked_as(
+        &self,
+        roots: &[String],
+        loader: &mut dyn Loader,
+        together: Together,
+    ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model, String)>, Error> {
         let mut seen = HashSet::new();
         let roots: Vec<String> =
             roots.iter().filter(|root| seen.insert(loader::normalize(Path::new(root.as_str())))).cloned().collect();
@@ -330,8 +375,13 @@ impl Config {
         let mut diagnostics = std::mem::take(&mut loaded.diagnostics);
         let mut outputs = Vec::new();
         let mut names: Vec<(String, &str)> = Vec::new();
-        for (root, root_path) in loaded.roots.iter().zip(&roots) {
-            let closure = loaded.closure(*root);
+        let all_roots = roots.join(", ");
+        let groups: Vec<(Vec<FileId>, &String)> = match together {
+            Together::No => loaded.roots.iter().map(|root| vec![*root]).zip(&roots).collect(),
+            Together::Yes => vec![(loaded.roots.clone(), &all_roots)],
+        };
+        for (group, root_path) in groups {
+            let closure: HashSet<FileId> = group.iter().flat_map(|root| loaded.closure(*root)).collect();
             let units: Vec<validate::Unit<'_>> = loaded
                 .files
                 .iter()
@@ -343,10 +393,13 @@ impl Config {
                     missing_import: f.missing_import,
                 })
                 .collect();
-            let (model, mut invalid) = validate::validate(&units, &loaded.sources, &include_dirs);
+            let (model, invalid) = validate::validate(&units, &loaded.sources, &include_dirs);
+            let broken = broken_declarations(&units);
+            let invalid: Vec<Diagnostic> =
+                invalid.into_iter().filter(|d| !names_a_broken_declaration(d, &broken, &loaded.sources)).collect();
             let warnings: Vec<Diagnostic> = invalid.iter().filter(|d| !d.is_error()).cloned().collect();
             let warnings = diagnostic::render_each(&warnings, &loaded.sources);
-            diagnostics.append(&mut invalid);
+            diagnostics.extend(invalid);
             let name = output_name(root_path);
             if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
                 return Err(Error::config(format!(
@@ -369,6 +422,45 @@ impl Config {
         }
         Ok(outputs)
     }
+}
+
+/// Whether several roots are compiled into one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Together {
+    No,
+    Yes,
+}
+
+/// The declarations with syntax errors in `units`: their packages and names.
+fn broken_declarations(units: &[validate::Unit<'_>]) -> Vec<(String, String)> {
+    let mut broken = Vec::new();
+    for unit in units {
+        let package = unit.ast.packages.first().map(|p| p.path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>());
+        let package = package.unwrap_or_default().join(".");
+        broken.extend(unit.ast.broken.iter().map(|name| (package.clone(), name.name.clone())));
+    }
+    broken
+}
+
+/// Whether `d` says that a name is unknown which a declaration with a syntax error declares:
+/// the syntax error is reported already, and the name would probably be known without it.
+fn names_a_broken_declaration(d: &Diagnostic, broken: &[(String, String)], sources: &SourceMap) -> bool {
+    let quoted = |text: &str| -> Option<String> { Some(text.strip_prefix('`')?.strip_suffix('`')?.to_owned()) };
+    if let Some(name) = d.message.strip_prefix("unknown type ").and_then(quoted) {
+        return broken.iter().any(|(_, n)| *n == name);
+    }
+    if let Some((package, name)) = d.message.strip_prefix("package ").and_then(|m| m.split_once(" has no type ")) {
+        let (Some(package), Some(name)) = (quoted(package), quoted(name)) else { return false };
+        return broken.iter().any(|(p, n)| *p == package && *n == name);
+    }
+    if let Some(package) = d.message.strip_prefix("there is no package ").and_then(quoted) {
+        // A package whose only declarations are broken is unknown: the name as written tells
+        // which of them is meant.
+        let written = sources.text(d.span().file).get(d.span().start..d.span().end).unwrap_or_default();
+        let name = written.rsplit('.').next().unwrap_or_default().trim();
+        return broken.iter().any(|(p, n)| (*p == package || p.ends_with(&format!(".{package}"))) && n == name);
+    }
+    false
 }
 
 /// Parses configured attribute strings as Rust attributes.
@@ -398,7 +490,7 @@ pub fn format(path: &str, text: &str) -> Result<String, Error> {
     let file = sources.add(path, text);
     let (_, diagnostics) = parser::parse(file, text);
     if !diagnostics.is_empty() {
-        let rendered = diagnostic::render_all(&diagnostics, &sources);
+        let rendered = diagnostic::render_all_then(&diagnostics, &sources, &format!("format `{path}`"));
         return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics } });
     }
     Ok(format::format(text))

@@ -3,6 +3,12 @@
 //! The file is parsed one declaration at a time. After a syntax error the parser reports it,
 //! skips to the next line that starts a declaration, and goes on, so one run reports the syntax
 //! errors of every declaration, not just the first.
+//!
+//! A syntax error that is a missing token (`;`, `,`, `}`, ...) is shown rustc-style, just after
+//! the last good token, and if adding that one token makes the declaration parse, the repaired
+//! declaration is kept: what refers to it is checked as usual. A declaration that cannot be
+//! repaired is left out, and its name recorded in [`File::broken`] so that its uses are not
+//! reported as unknown names as well.
 
 use crate::ast::{
     Alias, Attribute, Enum, Field, File, Ident, Import, Item, Meta, Method, Package, Service, Struct, TypeRef, Variant,
@@ -12,6 +18,7 @@ use crate::diagnostic::{Diagnostic, FileId, Span, suggest};
 use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
+use pest::iterators::Pairs;
 use pest_derive::Parser;
 
 #[derive(Parser)]
@@ -39,37 +46,289 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut pos = 0;
     loop {
-        let rest = &text[pos..];
-        match Grammar::parse(Rule::next_item, rest) {
-            Ok(mut pairs) => {
-                let Some(next) = pairs.next().and_then(|p| p.into_inner().next()) else { break };
-                if next.as_rule() != Rule::item {
-                    break;
+        let builder = Builder { file, offset: pos };
+        if let Ok(pairs) = Grammar::parse(Rule::next_item, &text[pos..]) {
+            match builder.next_item(pairs, &mut parsed) {
+                Some(end) => {
+                    pos += end;
+                    continue;
                 }
-                let end = next.as_span().end();
-                let builder = Builder { file, offset: pos };
-                if let Some(item) = next.into_inner().next() {
-                    builder.top_level(item, &mut parsed);
-                }
-                pos += end;
+                None => break,
             }
-            Err(_) => {
-                pest::set_error_detail(true);
-                let detailed = Grammar::parse(Rule::next_item, rest);
-                pest::set_error_detail(false);
-                let Err(error) = detailed else { break };
-                let at = match error.location {
-                    InputLocation::Pos(p) | InputLocation::Span((p, _)) => p,
-                };
-                diagnostics.push(syntax_error(file, text, pos, at, &error));
-                match resume_point(text, pos + at) {
-                    Some(next) => pos = next,
-                    None => break,
-                }
-            }
+        }
+        let Some(error) = SyntaxError::find(text, pos) else { break };
+        diagnostics.push(error.diagnostic(file, text));
+        // With the missing token added the declaration may parse: then it is used as if it had
+        // been written so, and nothing that refers to it reports an error of its own.
+        if let Some(end) = error.fix.as_ref().and_then(|fix| {
+            let pairs = Grammar::parse(Rule::next_item, &fix.repaired).ok()?;
+            builder.next_item(pairs, &mut parsed)
+        }) {
+            pos += end;
+            continue;
+        }
+        if let Some(name) = broken_name(file, text, pos) {
+            parsed.broken.push(name);
+        }
+        match resume_point(text, error.resume_after()) {
+            Some(next) => pos = next,
+            None => break,
         }
     }
     (parsed, diagnostics)
+}
+
+/// The name a declaration with a syntax error at `pos` would have declared, if it gets that far.
+fn broken_name(file: FileId, text: &str, pos: usize) -> Option<Ident> {
+    let head = Grammar::parse(Rule::decl_head, &text[pos..]).ok()?.next()?;
+    let builder = Builder { file, offset: pos };
+    head.into_inner().find(|p| p.as_rule() == Rule::ident).map(|p| builder.ident(&p))
+}
+
+/// A syntax error: where the parser stopped, what it expected there, and what fixes it.
+struct SyntaxError {
+    /// Where the parser stopped (a byte offset in the whole text).
+    at: usize,
+    /// What would have been accepted there, in words, sorted.
+    expected: Vec<String>,
+    /// The last token before `at` (start and end), if the failing declaration has one.
+    last_token: Option<(usize, usize)>,
+    /// A token that, added right after `last_token`, makes the declaration parse.
+    fix: Option<Fix>,
+}
+
+/// A missing token and the failing declaration's text with it added.
+struct Fix {
+    token: char,
+    /// The text from the start of the failing declaration to the end of the file, with the
+    /// byte after the last token (whitespace) replaced by the missing token, so that every offset
+    /// stays the same.
+    repaired: String,
+}
+
+impl Fix {
+    /// Whether the repaired declaration parses and gets past `at` (where the original stopped),
+    /// or ends where another declaration starts: `}` added in `struct A { x: i32 y }` makes
+    /// `struct A { x: i32 }` parse, but what follows it (`y }`) does not.
+    fn works(&self, at: usize) -> bool {
+        let Some(end) = Grammar::parse(Rule::next_item, &self.repaired)
+            .ok()
+            .and_then(|mut pairs| pairs.next()?.into_inner().next())
+            .filter(|item| item.as_rule() == Rule::item)
+            .map(|item| item.as_span().end())
+        else {
+            return false;
+        };
+        end > at || Grammar::parse(Rule::item_start, &self.repaired[end..]).is_ok()
+    }
+}
+
+/// Tokens the parser may report missing, in the order they are tried as fixes.
+const FIXES: [char; 10] = [';', ',', ')', ']', '>', '}', ':', '=', '{', '('];
+
+impl SyntaxError {
+    /// Parses the declaration at `pos` again with error tracking on, and describes the error.
+    fn find(text: &str, pos: usize) -> Option<SyntaxError> {
+        let rest = &text[pos..];
+        pest::set_error_detail(true);
+        let detailed = Grammar::parse(Rule::next_item, rest);
+        pest::set_error_detail(false);
+        let error = detailed.err()?;
+        let (at, mut expected) = expected(&error, rest);
+        let at = (pos + at).min(text.len());
+        let last_token = last_token(text, pos, at);
+        // `<` can only follow `list`, `map` and `option`.
+        if last_token.is_some_and(|(start, end)| !matches!(&text[start..end], "list" | "map" | "option")) {
+            expected.retain(|e| e != "`<`");
+        }
+        let mut error = SyntaxError { at, expected, last_token, fix: None };
+        if let Some((_, end)) = error.last_token.filter(|_| error.missing_token()) {
+            let replaced = end - pos;
+            if rest.as_bytes().get(replaced).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+                error.fix = FIXES
+                    .iter()
+                    .filter(|token| error.expected.contains(&format!("`{token}`")))
+                    .map(|&token| {
+                        let repaired = format!("{}{token}{}", &rest[..replaced], &rest[replaced + 1..]);
+                        Fix { token, repaired }
+                    })
+                    .find(|fix| fix.works(at - pos));
+            }
+        }
+        Some(error)
+    }
+
+    /// Whether the error is best shown as a token missing after the last good one, rustc-style:
+    /// the parser skipped whitespace or comments after that token and wanted punctuation.
+    fn missing_token(&self) -> bool {
+        self.last_token.is_some_and(|(_, end)| end < self.at)
+            && self.expected.iter().any(|e| e.starts_with('`') && !e[1..].starts_with(|c: char| c.is_alphabetic()))
+    }
+
+    /// Where to look for the next declaration from: after the last token that belongs to the
+    /// failing one (the error may be at the start of the next line's declaration).
+    fn resume_after(&self) -> usize {
+        self.last_token.map_or(self.at, |(_, end)| end)
+    }
+
+    fn diagnostic(&self, file: FileId, text: &str) -> Diagnostic {
+        if let Some(d) = crate::habits::rust_path(file, text, self.at) {
+            return d;
+        }
+        let (found, len) = found_at(&text[self.at..]);
+        let message = match self.expected.as_slice() {
+            [] => format!("unexpected {found}"),
+            [only] => format!("expected {only}, found {found}"),
+            [init @ .., last] => format!("expected {} or {last}, found {found}", init.join(", ")),
+        };
+        let found_span = Span::new(file, self.at, self.at + len);
+        // A misspelt keyword: say which one.
+        let word = &text[self.at..self.at + len];
+        let keywords =
+            self.expected.iter().filter_map(|e| e.strip_prefix('`')?.strip_suffix('`')).filter(|k| is_keyword(k));
+        if let Some(keyword) = suggest(word, keywords).filter(|k| !word.is_empty() && word != *k) {
+            return Diagnostic::error(found_span, message).label(format!("did you mean `{keyword}`?"));
+        }
+        match self.last_token {
+            Some((_, end)) if self.missing_token() => {
+                let after = Span::new(file, end, end);
+                let label = match &self.fix {
+                    Some(fix) => format!("help: add `{}` here", fix.token),
+                    None => format!("expected {} after this", or_list(&self.expected)),
+                };
+                let d = Diagnostic::error(after, message).label(label);
+                if len == 0 { d } else { d.secondary(found_span, "unexpected token") }
+            }
+            _ => Diagnostic::error(found_span, message),
+        }
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn or_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Where the parser stopped in `text` (the text it was given), and what it expected there, in
+/// words.
+fn expected(error: &pest::error::Error<Rule>, text: &str) -> (usize, Vec<String>) {
+    let location = match error.location {
+        InputLocation::Pos(p) | InputLocation::Span((p, _)) => p,
+    };
+    let positives = || -> Vec<String> {
+        match &error.variant {
+            ErrorVariant::ParsingError { positives, .. } => {
+                positives.iter().filter_map(|rule| describe_rule(*rule)).map(str::to_owned).collect()
+            }
+            ErrorVariant::CustomError { .. } => Vec::new(),
+        }
+    };
+    let mut expected: Vec<String> = Vec::new();
+    // pest tracks two things: the rules tried at the furthest position any rule was tried
+    // (`positives`), and the tokens tried at the furthest position any token was tried (the
+    // parse attempts). The two positions differ when, say, an optional `<...>` was tried after a
+    // name and a `;` further on: the tokens are the ones to report, at their position.
+    let at = match error.parse_attempts() {
+        Some(attempts) => {
+            let mut name = false;
+            for token in attempts.expected_tokens() {
+                let token = token.to_string();
+                // Character ranges (`a..z`) and `_` only spell out what "a name" means.
+                if token == "_" || (token.chars().count() == 4 && token.contains("..")) {
+                    name = true;
+                    continue;
+                }
+                // `@` only starts an optional attribute; whitespace and comments may appear
+                // anywhere. Listing them helps nobody.
+                let trivia = token.trim().is_empty() || token.starts_with("//") || token.starts_with("/*");
+                if !trivia && token != "@" && token != "BUILTIN_RULE" {
+                    expected.push(format!("`{token}`"));
+                }
+            }
+            let at = attempts.max_position;
+            let word_start = text[..at].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_').len();
+            if expected.is_empty() && name && word_start < at {
+                // Only more letters of the word before `at` would do: a keyword where a name
+                // belongs (`!keyword` tried the letters after it). The error is the whole word.
+                expected = if location == word_start { positives() } else { Vec::new() };
+                word_start
+            } else {
+                if attempts.max_position == location {
+                    expected.extend(positives());
+                }
+                // Right after a word, the letters only continue it.
+                if name && word_start == at && !expected.iter().any(|e| e == "a name" || e == "a type") {
+                    expected.push("a name".to_owned());
+                }
+                at
+            }
+        }
+        None => {
+            expected.extend(positives());
+            location
+        }
+    };
+    if expected.iter().any(|e| e == "a type") {
+        // `(`, `[` and `stream` only start kinds of type.
+        expected.retain(|e| !matches!(e.as_str(), "`(`" | "`[`" | "`stream`"));
+    }
+    if expected.iter().any(|e| e == "a string in double quotes") {
+        expected.retain(|e| e != "`\"`");
+    }
+    // A dot could continue a dotted name, but suggesting one helps nobody.
+    expected.retain(|e| e != "`.`");
+    expected.sort();
+    expected.dedup();
+    (at, expected)
+}
+
+/// The last token in `text[from..to]` (its start and end), skipping whitespace and comments as
+/// the grammar does.
+fn last_token(text: &str, from: usize, to: usize) -> Option<(usize, usize)> {
+    let mut last = None;
+    let mut i = from;
+    while i < to {
+        let rest = &text[i..to];
+        if rest.starts_with("////") || (rest.starts_with("//") && !rest.starts_with("///")) {
+            i += rest.find('\n').unwrap_or(rest.len());
+            continue;
+        }
+        if let Some(comment) = rest.strip_prefix("/*") {
+            i += comment.find("*/").map_or(rest.len(), |end| end + 4);
+            continue;
+        }
+        let Some(first) = rest.chars().next() else { break };
+        if first.is_whitespace() {
+            i += first.len_utf8();
+            continue;
+        }
+        let len = if rest.starts_with("///") {
+            rest.find('\n').unwrap_or(rest.len())
+        } else if first == '"' {
+            let mut escaped = false;
+            rest.char_indices()
+                .skip(1)
+                .find(|&(_, c)| {
+                    let end = (c == '"' && !escaped) || c == '\n';
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map_or(rest.len(), |(j, c)| j + c.len_utf8())
+        } else if first.is_alphanumeric() || first == '_' {
+            rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len())
+        } else if rest.starts_with("->") {
+            2
+        } else {
+            first.len_utf8()
+        };
+        last = Some((i, i + len));
+        i += len;
+    }
+    last
 }
 
 /// Where brackets (`{`, `(`, `<`, `[`) first nest deeper than [`MAX_NESTING`], outside comments
@@ -124,52 +383,6 @@ fn resume_point(text: &str, after: usize) -> Option<usize> {
     }
 }
 
-fn syntax_error(file: FileId, text: &str, base: usize, at: usize, error: &pest::error::Error<Rule>) -> Diagnostic {
-    let mut expected: Vec<String> = Vec::new();
-    if let ErrorVariant::ParsingError { positives, .. } = &error.variant {
-        expected.extend(positives.iter().filter_map(|rule| describe_rule(*rule)).map(str::to_owned));
-    }
-    if let Some(attempts) = error.parse_attempts() {
-        for token in attempts.expected_tokens() {
-            let token = token.to_string();
-            // Character ranges (`a..z`) and `_` only spell out what "a name" means.
-            // `@` only starts an optional attribute.
-            if token == "_" || token == "@" || (token.chars().count() == 4 && token.contains("..")) {
-                continue;
-            }
-            // Whitespace and comments may appear anywhere; listing them helps nobody.
-            let trivia = token.trim().is_empty() || token.starts_with("//") || token.starts_with("/*");
-            if !trivia {
-                expected.push(format!("`{token}`"));
-            }
-        }
-    }
-    if expected.iter().any(|e| e == "a type") {
-        // `(`, `[` and `stream` only start kinds of type.
-        expected.retain(|e| !matches!(e.as_str(), "`(`" | "`[`" | "`stream`"));
-    }
-    expected.sort();
-    expected.dedup();
-    let offset = base + at;
-    if let Some(d) = crate::habits::rust_path(file, text, offset) {
-        return d;
-    }
-    let (found, len) = found_at(&text[offset..]);
-    let message = match expected.as_slice() {
-        [] => format!("unexpected {found}"),
-        [only] => format!("expected {only}, found {found}"),
-        [init @ .., last] => format!("expected {} or {last}, found {found}", init.join(", ")),
-    };
-    let diagnostic = Diagnostic::error(Span::new(file, offset, offset + len), message);
-    // A misspelt keyword: say which one.
-    let word = &text[offset..offset + len];
-    let keywords = expected.iter().filter_map(|e| e.strip_prefix('`')?.strip_suffix('`')).filter(|k| is_keyword(k));
-    match suggest(word, keywords) {
-        Some(keyword) if !word.is_empty() && word != keyword => diagnostic.label(format!("did you mean `{keyword}`?")),
-        _ => diagnostic,
-    }
-}
-
 /// What the parser was looking for, in words; `None` for rules that only add noise.
 fn describe_rule(rule: Rule) -> Option<&'static str> {
     Some(match rule {
@@ -207,7 +420,10 @@ fn found_at(rest: &str) -> (String, usize) {
         let len = word.len();
         return (format!("{kind} `{word}`"), len);
     }
-    for punct in ["///", "->", "//"] {
+    if rest.starts_with("///") && !rest.starts_with("////") {
+        return ("a doc comment".to_owned(), 3);
+    }
+    for punct in ["->", "//"] {
         if rest.starts_with(punct) {
             return (format!("`{punct}`"), punct.len());
         }
@@ -239,6 +455,20 @@ impl Builder {
 
     fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
         Ident { name: pair.as_str().to_owned(), span: self.span(pair) }
+    }
+
+    /// Adds the declaration `pairs` hold (a `next_item`) to `file`; returns where it ends, or
+    /// `None` at the end of the input.
+    fn next_item(&self, mut pairs: Pairs<'_, Rule>, file: &mut File) -> Option<usize> {
+        let next = pairs.next()?.into_inner().next()?;
+        if next.as_rule() != Rule::item {
+            return None;
+        }
+        let end = next.as_span().end();
+        if let Some(item) = next.into_inner().next() {
+            self.top_level(item, file);
+        }
+        Some(end)
     }
 
     fn top_level(&self, pair: Pair<'_, Rule>, file: &mut File) {

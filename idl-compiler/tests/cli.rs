@@ -131,7 +131,7 @@ fn fmt_leaves_a_file_with_syntax_errors_alone() {
     let dir = workdir("fmt-broken", &[("b.tidl", broken)]);
     let out = tidl(&["fmt", "b.tidl"], &dir);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: expected `,`, `<` or `}`, found name `y`"));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: expected `,` or `}`, found name `y`"));
     assert_eq!(std::fs::read_to_string(dir.join("b.tidl")).expect("read"), broken);
 }
 
@@ -154,4 +154,182 @@ fn gen_writes_a_directory_and_follows_imports_and_include_dirs() {
     let out = tidl(&["check", "app.tidl"], &dir);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot find the imported file `money.tidl`"));
+}
+
+#[test]
+fn fmt_without_arguments_formats_every_file_below_and_lists_the_ones_it_changed() {
+    let messy = "struct Point{x:i32}\n";
+    let tidy = "struct Point {\n    x: i32,\n}\n";
+    let dir = workdir(
+        "fmt-tree",
+        &[
+            ("a.tidl", messy),
+            ("ok.tidl", tidy),
+            ("schemas/deep/b.tidl", messy),
+            ("notes.txt", messy),
+            ("target/generated.tidl", messy),
+            (".hidden/c.tidl", messy),
+        ],
+    );
+
+    let out = tidl(&["fmt", "--check"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: `a.tidl` is not formatted; run `tidl fmt a.tidl`
+error: `schemas/deep/b.tidl` is not formatted; run `tidl fmt schemas/deep/b.tidl`
+"
+    );
+
+    let out = tidl(&["fmt"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "formatted a.tidl\nformatted schemas/deep/b.tidl\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    for (file, text) in [
+        ("a.tidl", tidy),
+        ("ok.tidl", tidy),
+        ("schemas/deep/b.tidl", tidy),
+        ("notes.txt", messy),
+        ("target/generated.tidl", messy),
+        (".hidden/c.tidl", messy),
+    ] {
+        assert_eq!(std::fs::read_to_string(dir.join(file)).expect("read"), text, "{file}");
+    }
+
+    // Nothing left to change: nothing listed.
+    let out = tidl(&["fmt"], &dir);
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), ""));
+    assert_eq!(tidl(&["fmt", "--check"], &dir).status.code(), Some(0));
+}
+
+#[test]
+fn fmt_takes_directories_and_files_together() {
+    let messy = "struct Point{x:i32}\n";
+    let dir = workdir("fmt-dirs", &[("a/one.tidl", messy), ("b/two.tidl", messy), ("three.tidl", messy)]);
+    let out = tidl(&["fmt", "a", "three.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "formatted a/one.tidl\nformatted three.tidl\n");
+    assert_eq!(std::fs::read_to_string(dir.join("b/two.tidl")).expect("read"), messy);
+
+    // A directory without .tidl files is not an error, but is said.
+    std::fs::create_dir_all(dir.join("empty")).expect("mkdir");
+    let out = tidl(&["fmt", "empty"], &dir);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "warning: no .tidl files in `empty`\n");
+}
+
+#[test]
+fn fmt_reports_a_syntax_error_as_a_file_it_could_not_format() {
+    let broken = "struct Point { x: i32 y: i32 }\n";
+    let dir = workdir("fmt-syntax", &[("b.tidl", broken), ("c.tidl", "struct C{}\n")]);
+    let out = tidl(&["fmt"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "formatted c.tidl\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: expected `,` or `}`, found name `y`
+ --> b.tidl:1:22
+  |
+1 | struct Point { x: i32 y: i32 }
+  |                      ^ help: add `,` here
+  |                       - unexpected token
+
+error: could not format `b.tidl` due to 1 previous error
+"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("b.tidl")).expect("read"), broken);
+}
+
+/// The names of the items of a Rust file, by module, each module's names in order.
+fn item_names(items: &[syn::Item], module: &str, out: &mut Vec<String>) {
+    for item in items {
+        match item {
+            syn::Item::Mod(m) => {
+                let path = format!("{module}::{}", m.ident);
+                out.push(path.clone());
+                item_names(m.content.as_ref().map_or(&[][..], |(_, items)| items), &path, out);
+            }
+            syn::Item::Struct(s) => out.push(format!("{module}::{}", s.ident)),
+            syn::Item::Enum(e) => out.push(format!("{module}::{}", e.ident)),
+            syn::Item::Trait(t) => out.push(format!("{module}::{}", t.ident)),
+            syn::Item::Type(t) => out.push(format!("{module}::{}", t.ident)),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn gen_prints_each_shared_module_once() {
+    let dir = workdir(
+        "gen-shared",
+        &[
+            ("money.tidl", "package money;\nstruct Money { cents: i64 }\n"),
+            ("till.tidl", "package shop;\nimport \"money.tidl\";\nservice Till { rpc total() -> money.Money; }\n"),
+            ("refunds.tidl", "package shop;\nimport \"money.tidl\";\nstruct Refund { amount: money.Money }\n"),
+        ],
+    );
+    let out = tidl(&["gen", "till.tidl", "refunds.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(code.starts_with("// @generated by tidl-compiler"), "{code}");
+    assert_eq!(code.matches("// @generated").count(), 1, "{code}");
+    let file = syn::parse_file(&code).expect("the output is one Rust file");
+    let mut names = Vec::new();
+    item_names(&file.items, "", &mut names);
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(names.len(), unique.len(), "an item is defined twice: {names:?}");
+    for expected in ["::money", "::money::Money", "::shop", "::shop::Till", "::shop::Refund"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+
+    // Written to a directory, each file still gets its own output with what it imports.
+    let out = tidl(&["gen", "-o", "out", "till.tidl", "refunds.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["till.rs", "refunds.rs"] {
+        let code = std::fs::read_to_string(dir.join("out").join(name)).expect("generated");
+        assert!(code.contains("pub mod money {") && code.contains("pub mod shop {"), "{name}");
+    }
+}
+
+#[test]
+fn gen_checks_the_files_it_prints_together() {
+    // Two files without a package each declare `Point`: printed together, that is one module
+    // with two `Point`s, so it is an error; written to a directory, it is not.
+    let point = "struct Point { x: i32 }\n";
+    let dir = workdir("gen-together", &[("a.tidl", point), ("b.tidl", point)]);
+    let out = tidl(&["gen", "a.tidl", "b.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: `Point` is already defined
+ --> b.tidl:1:8
+  |
+1 | struct Point { x: i32 }
+  |        ^^^^^ defined again here
+ ::: a.tidl:1:8
+  |
+1 | struct Point { x: i32 }
+  |        ----- first defined here
+
+error: could not compile the .tidl input due to 1 previous error
+"
+    );
+    let out = tidl(&["gen", "-o", "out", "a.tidl", "b.tidl"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_and_gen_print_warnings_and_still_succeed() {
+    let dir = workdir("warnings", &[("a.tidl", "service S {\n    rpc get() -> () throws list<string>;\n}\n")]);
+    for args in [&["check", "a.tidl"][..], &["gen", "a.tidl"][..]] {
+        let out = tidl(args, &dir);
+        assert_eq!(out.status.code(), Some(0), "{args:?} succeeds with only a warning");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("warning: "), "{args:?} prints the warning:\n{stderr}");
+        assert!(stderr.contains("a.tidl:2:"), "{args:?} locates the warning:\n{stderr}");
+    }
 }

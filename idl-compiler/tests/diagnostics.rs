@@ -250,11 +250,13 @@ fn missing_semicolon() {
 }"#;
     assert_eq!(
         check(text),
-        r#"error: expected `;`, `<` or `throws`, found keyword `rpc`
- --> test.tidl:3:5
+        r#"error: expected `;` or `throws`, found keyword `rpc`
+ --> test.tidl:2:30
   |
+2 |     rpc get(string) -> string
+  |                              ^ help: add `;` here
 3 |     rpc put(string);
-  |     ^^^
+  |     --- unexpected token
 
 error: could not compile the .tidl input due to 1 previous error
 "#
@@ -287,11 +289,12 @@ enum C { D( }
 "#;
     assert_eq!(
         check(text),
-        r#"error: expected `,`, `<` or `}`, found name `y`
- --> test.tidl:1:19
+        r#"error: expected `,` or `}`, found name `y`
+ --> test.tidl:1:18
   |
 1 | struct A { x: i32 y: i32 }
-  |                   ^
+  |                  ^ help: add `,` here
+  |                   - unexpected token
 
 error: unknown type `nope`
  --> test.tidl:3:15
@@ -406,10 +409,10 @@ fn unexpected_eof() {
     assert_eq!(
         check(text),
         r#"error: expected `rpc` or `}`, found the end of the file
- --> test.tidl:3:1
+ --> test.tidl:2:31
   |
-3 | 
-  | ^
+2 |     rpc get(string) -> string;
+  |                               ^ help: add `}` here
 
 error: could not compile the .tidl input due to 1 previous error
 "#
@@ -574,11 +577,18 @@ fn a_stray_brace_and_a_misspelt_keyword_after_another_error_are_both_reported() 
 servce Store {}"#;
     assert_eq!(
         check(text),
-        r#"error: expected `,`, `<` or `}`, found name `y`
- --> test.tidl:1:19
+        r#"error: expected `,` or `}`, found name `y`
+ --> test.tidl:1:18
   |
 1 | struct A { x: i32 y: i32 }
-  |                   ^
+  |                  ^ help: add `,` here
+  |                   - unexpected token
+
+error: expected `enum`, `import`, `package`, `service`, `struct` or `type`, found `}`
+ --> test.tidl:2:1
+  |
+2 | }
+  | ^
 
 error: expected `enum`, `import`, `package`, `service`, `struct` or `type`, found name `servce`
  --> test.tidl:3:1
@@ -586,7 +596,7 @@ error: expected `enum`, `import`, `package`, `service`, `struct` or `type`, foun
 3 | servce Store {}
   | ^^^^^^ did you mean `service`?
 
-error: could not compile the .tidl input due to 2 previous errors
+error: could not compile the .tidl input due to 3 previous errors
 "#
     );
 }
@@ -1164,6 +1174,230 @@ error: unknown type `Nope`
   |                   ^^^^
   |
   = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with `struct`, `enum` or `type`
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn a_missing_semicolon_after_an_array_type_is_shown_after_it() {
+    let text = "type A = [u8; 4]\nstruct P { a: A }\n";
+    assert_eq!(
+        check(text),
+        r#"error: expected `;`, found keyword `struct`
+ --> test.tidl:1:17
+  |
+1 | type A = [u8; 4]
+  |                 ^ help: add `;` here
+2 | struct P { a: A }
+  | ------ unexpected token
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_missing_semicolon_after_type_arguments_hides_no_declaration() {
+    let text = "type A = list<u8>\nstruct P { a: A }\n";
+    assert_eq!(
+        check(text),
+        r#"error: expected `;`, found keyword `struct`
+ --> test.tidl:1:18
+  |
+1 | type A = list<u8>
+  |                  ^ help: add `;` here
+2 | struct P { a: A }
+  | ------ unexpected token
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_missing_comma_after_type_arguments() {
+    let text = "struct A { x: list<u8> y: u8 }\n";
+    assert_eq!(
+        check(text),
+        r#"error: expected `,` or `}`, found name `y`
+ --> test.tidl:1:23
+  |
+1 | struct A { x: list<u8> y: u8 }
+  |                       ^ help: add `,` here
+  |                        - unexpected token
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_missing_semicolon_after_the_package_keeps_the_package() {
+    let files = [
+        ("geo.tidl", "package geo\n\nstruct Point { x: i32 }\n"),
+        ("map.tidl", "package map;\nimport \"geo.tidl\";\nstruct Pin { at: geo.Point }\n"),
+    ];
+    assert_eq!(
+        check_files(&files),
+        r#"error: expected `;`, found keyword `struct`
+ --> geo.tidl:1:12
+  |
+1 | package geo
+  |            ^ help: add `;` here
+...
+3 | struct Point { x: i32 }
+  | ------ unexpected token
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_missing_semicolon_after_an_import_keeps_the_import() {
+    let files = [
+        ("map.tidl", "package map;\nimport \"geo.tidl\"\n\nstruct Pin { at: geo.Point }\n"),
+        ("geo.tidl", "package geo;\n\nstruct Point { x: i32 }\n"),
+    ];
+    assert_eq!(
+        check_files(&files),
+        r#"error: expected `;`, found keyword `struct`
+ --> map.tidl:2:18
+  |
+2 | import "geo.tidl"
+  |                  ^ help: add `;` here
+...
+4 | struct Pin { at: geo.Point }
+  | ------ unexpected token
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_missing_semicolon_before_a_doc_comment() {
+    let text =
+        "service Echo {\n    rpc echo(string) -> string\n    /// Says it again.\n    rpc again(string) -> string;\n}\n";
+    assert_eq!(
+        check(text),
+        r#"error: expected `;` or `throws`, found a doc comment
+ --> test.tidl:2:31
+  |
+2 |     rpc echo(string) -> string
+  |                               ^ help: add `;` here
+3 |     /// Says it again.
+  |     --- unexpected token
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
+
+#[test]
+fn a_declaration_that_does_not_parse_hides_only_its_own_name() {
+    // `A` cannot be repaired by adding one token: its uses are not reported, but every other
+    // declaration is still checked.
+    let text = "type A = list<u8\nstruct P { a: A, b: list<A> }\nstruct Q { x: Nope }\nstruct Q {}\n";
+    assert_eq!(
+        check(text),
+        r#"error: expected `,` or `>`, found keyword `struct`
+ --> test.tidl:1:17
+  |
+1 | type A = list<u8
+  |                 ^ expected `,` or `>` after this
+2 | struct P { a: A, b: list<A> }
+  | ------ unexpected token
+
+error: unknown type `Nope`
+ --> test.tidl:3:15
+  |
+3 | struct Q { x: Nope }
+  |               ^^^^
+  |
+  = help: the built-in types are `()`, `bool`, `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `string`, `bytes`, `list<T>`, `option<T>`, `map<K, V>` and `[T; N]`; others must be declared with `struct`, `enum` or `type`
+
+error: `Q` is already defined
+ --> test.tidl:4:8
+  |
+3 | struct Q { x: Nope }
+  |        - first defined here
+4 | struct Q {}
+  |        ^ defined again here
+
+error: could not compile the .tidl input due to 3 previous errors
+"#
+    );
+}
+
+#[test]
+fn a_broken_declaration_in_another_package_hides_its_qualified_uses() {
+    let files = [
+        ("money.tidl", "package money;\nstruct Money { cents: i64 y }\n"),
+        ("shop.tidl", "package shop;\nimport \"money.tidl\";\nstruct Order { total: money.Money, tax: money.Tax }\n"),
+    ];
+    assert_eq!(
+        check_files(&files),
+        r#"error: expected `,` or `}`, found name `y`
+ --> money.tidl:2:26
+  |
+2 | struct Money { cents: i64 y }
+  |                          ^ expected `,` or `}` after this
+  |                           - unexpected token
+
+error: there is no package `money`
+ --> shop.tidl:3:41
+  |
+3 | struct Order { total: money.Money, tax: money.Tax }
+  |                                         ^^^^^^^^^
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn a_keyword_where_a_name_belongs_is_the_error_not_what_follows_it() {
+    let text = "struct Message { enum: u8 }\nstruct Reply { x: service }\n";
+    assert_eq!(
+        check(text),
+        r#"error: unexpected keyword `enum`
+ --> test.tidl:1:18
+  |
+1 | struct Message { enum: u8 }
+  |                  ^^^^
+
+error: expected a type, found keyword `service`
+ --> test.tidl:2:19
+  |
+2 | struct Reply { x: service }
+  |                   ^^^^^^^
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn what_only_continues_a_token_is_not_listed_as_expected() {
+    // After `u32` more letters or a `.` would continue the name, and after `import` a `"` starts
+    // the string: listing them helps nobody.
+    let text = "type A = list<u32;\nimport geo;\n";
+    assert_eq!(
+        check(text),
+        r#"error: expected `,` or `>`, found `;`
+ --> test.tidl:1:18
+  |
+1 | type A = list<u32;
+  |                  ^
+
+error: expected a string in double quotes, found name `geo`
+ --> test.tidl:2:8
+  |
+2 | import geo;
+  |        ^^^
 
 error: could not compile the .tidl input due to 2 previous errors
 "#

@@ -33,13 +33,13 @@ enum Command {
         #[arg(short = 'I', long = "include", value_name = "DIR")]
         include: Vec<PathBuf>,
     },
-    /// Prints the Rust generated from each file (with what it imports), or writes it to a
-    /// directory as <name>.rs.
+    /// Prints the Rust generated from the files and what they import, as one file (each shared
+    /// module once), or writes one NAME.rs per file to a directory.
     Gen {
         /// The .tidl files to compile.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Write <name>.rs files here instead of printing (a file is rewritten only if it changes).
+        /// Write NAME.rs files here instead of printing (a file is rewritten only if it changes).
         #[arg(short, long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
         /// Also look for imported files in DIR (after the importing file's own directory).
@@ -52,11 +52,11 @@ enum Command {
         #[arg(long)]
         server_only: bool,
     },
-    /// Rewrites files in the canonical layout; only whitespace and trailing commas change, and
-    /// comments stay.
+    /// Rewrites files in the canonical layout, and lists the files it changed; only whitespace
+    /// and trailing commas change, and comments stay.
     Fmt {
-        /// The .tidl files to format.
-        #[arg(required = true)]
+        /// The .tidl files to format, or directories: every .tidl file below them, skipping
+        /// target and hidden directories. Default: the current directory.
         files: Vec<PathBuf>,
         /// Change nothing; list the files that are not formatted, and exit with 1 if there are any.
         #[arg(long)]
@@ -67,13 +67,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { files, include } => config(&include).check_files(&files).map_err(|e| e.to_string()),
+        Command::Check { files, include } => {
+            config(&include).check_files(&files).map(|warnings| eprint!("{warnings}")).map_err(|e| e.to_string())
+        }
         Command::Gen { files, out_dir, include, client_only, server_only } => {
             let mut config = config(&include);
             config.build_client(!server_only).build_server(!client_only);
             generate(&config, &files, out_dir.as_deref())
         }
-        Command::Fmt { files, check } => fmt(&files, check),
+        Command::Fmt { files, check } => {
+            let files = if files.is_empty() { vec![PathBuf::from(".")] } else { files };
+            fmt(&files, check)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,14 +98,19 @@ fn config(include: &[PathBuf]) -> Config {
 }
 
 fn generate(config: &Config, files: &[PathBuf], out_dir: Option<&Path>) -> Result<(), String> {
-    let generated = config.generate_files(files).map_err(|e| e.to_string())?;
     match out_dir {
         None => {
-            for file in generated {
-                print!("{}", file.code);
-            }
+            // One file, so that it can be redirected to a file and compiled: modules that several
+            // of the files share (an import, a package) appear once.
+            let generated = config.generate_one_file(files).map_err(|e| e.to_string())?;
+            eprint!("{}", generated.warnings);
+            print!("{}", generated.code);
         }
         Some(dir) => {
+            let generated = config.generate_files(files).map_err(|e| e.to_string())?;
+            for file in &generated {
+                eprint!("{}", file.warnings);
+            }
             std::fs::create_dir_all(dir).map_err(|e| format!("error: could not create `{}`: {e}", dir.display()))?;
             for file in generated {
                 let path = dir.join(&file.name);
@@ -115,10 +125,11 @@ fn generate(config: &Config, files: &[PathBuf], out_dir: Option<&Path>) -> Resul
     Ok(())
 }
 
-fn fmt(files: &[PathBuf], check: bool) -> Result<(), String> {
+fn fmt(paths: &[PathBuf], check: bool) -> Result<(), String> {
     let mut errors = Vec::new();
     let mut unformatted = Vec::new();
-    for path in files {
+    let files = tidl_files(paths, &mut errors);
+    for path in &files {
         let shown = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -141,10 +152,60 @@ fn fmt(files: &[PathBuf], check: bool) -> Result<(), String> {
             unformatted.push(shown);
         } else if let Err(e) = std::fs::write(path, formatted) {
             errors.push(format!("error: could not write `{shown}`: {e}"));
+        } else {
+            println!("formatted {shown}");
         }
     }
     for file in &unformatted {
         errors.push(format!("error: `{file}` is not formatted; run `tidl fmt {file}`"));
     }
     if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+}
+
+/// The files `tidl fmt` formats: each path that is not a directory, and the `.tidl` files below
+/// each directory (in name order, skipping `target` and hidden directories, as `cargo fmt` does).
+/// Directories that cannot be read are reported in `errors`.
+fn tidl_files(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let before = files.len();
+        walk(path, &mut files, errors);
+        if files.len() == before {
+            eprintln!("warning: no .tidl files in `{}`", path.display());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    files
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<String>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(format!("error: could not read `{}`: {e}", dir.display()));
+            return;
+        }
+    };
+    let mut entries: Vec<std::fs::DirEntry> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // `./a.tidl` is shown as `a.tidl`.
+        let path = if dir == Path::new(".") { PathBuf::from(&*name) } else { dir.join(&*name) };
+        // Symbolic links to directories are not followed (there may be cycles).
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            if !(name.starts_with('.') || name == "target") {
+                walk(&path, files, errors);
+            }
+        } else if name.ends_with(".tidl") && !name.starts_with('.') {
+            files.push(path);
+        }
+    }
 }
