@@ -115,6 +115,7 @@ pub use client::call::Call;
 pub use client::in_flight::Reply;
 pub use client::invoke::{Invoke, ReplyFuture, Request};
 pub use client::options::CallOptions;
+pub use client::streaming::{RequestSink, Streaming};
 pub use client::{Client, ClientConfig};
 pub use context::Context;
 pub use error::{Code, Error, Status};
@@ -123,6 +124,7 @@ pub use method::Method;
 #[doc(hidden)]
 pub use server::dispatch::Incoming;
 pub use server::dispatch::Service;
+pub use server::streaming::{Sink, Source};
 pub use server::{Server, ServerBuilder, ServerConfig};
 pub use transport::Peer;
 pub use wire::handshake::{MAGIC, VERSION_MAJOR, VERSION_MINOR};

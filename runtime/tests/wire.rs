@@ -138,7 +138,7 @@ async fn the_server_refuses_a_newer_major_version_with_its_own_hello() {
     let mut reply = Vec::new();
     tokio::time::timeout(raw::TIMEOUT, stream.read_to_end(&mut reply)).await.expect("closed in time").expect("read");
     // Its own version, with the status byte saying "unsupported", then the connection closes.
-    assert_eq!(reply, b"TIDL\x01\x00\x01\x00");
+    assert_eq!(reply, b"TIDL\x01\x01\x01\x00");
 }
 
 #[tokio::test]

@@ -132,7 +132,7 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Future for Call<T, E> {
 }
 
 /// The typed outcome of a call of `method` that ended with `reply`.
-fn decode<T: DeserializeOwned, E: DeserializeOwned>(method: Method, reply: Reply) -> Result<T, Error<E>> {
+pub(crate) fn decode<T: DeserializeOwned, E: DeserializeOwned>(method: Method, reply: Reply) -> Result<T, Error<E>> {
     match reply {
         Reply::Ok(bytes) => codec::decode::<T>(&bytes).map_err(|e| undecodable(method, "reply", &e)),
         Reply::App(bytes) => match codec::decode::<E>(&bytes) {
@@ -202,6 +202,13 @@ impl Pending {
 
     /// Polls for the reply; the call's deadline and its parent's cancellation end it early.
     pub(crate) fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Reply> {
+        self.poll_timers(cx);
+        self.poll_end(cx)
+    }
+
+    /// Ends the call early if its deadline has passed or its parent was cancelled (the reply
+    /// then says so).
+    pub(crate) fn poll_timers(&mut self, cx: &mut Context<'_>) {
         if let Some(parent) = &mut self.parent
             && parent.as_mut().poll(cx).is_ready()
         {
@@ -221,11 +228,35 @@ impl Pending {
             self.deadline = None;
             self.cancel(Status::new(Code::DeadlineExceeded, message));
         }
+    }
+
+    /// Polls for the reply alone.
+    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Reply> {
         let reply = ready!(Pin::new(&mut self.reply).poll(cx));
         self.over = true;
         Poll::Ready(reply.unwrap_or_else(|_| {
             Reply::Status(Status::unavailable(format!("the connection closed before `{}` completed", self.method)))
         }))
+    }
+
+    /// The call's id on its connection.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The client the call was made on.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The method called.
+    pub(crate) fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Ends the call with `status` and tells the server, unless it has already completed.
+    pub(crate) fn cancel_with(&self, status: Status) {
+        self.cancel(status);
     }
 }
 

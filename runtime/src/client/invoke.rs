@@ -5,6 +5,7 @@
 use super::call::Call;
 use super::in_flight::Reply;
 use super::options::CallOptions;
+use super::streaming::{RequestSink, Streaming};
 use crate::codec;
 use crate::error::{Code, Status};
 use crate::method::Method;
@@ -71,6 +72,46 @@ pub trait Invoke: Send + Sync + 'static {
             Err(status) => Call::failed(status),
         }
     }
+
+    /// Starts a call of `method` whose reply is a stream of items. Implementations that carry
+    /// no streams keep the default, which fails with `Unimplemented`.
+    fn server_stream<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Streaming<T, E>
+    where
+        A: Serialize + ?Sized,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        let _ = (arg, options);
+        Streaming::failed(no_streams(method))
+    }
+
+    /// Starts a call of `method` whose request is a stream of items: the sink for them, and the
+    /// call for the reply. The default fails with `Unimplemented`.
+    fn client_stream<I, R, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Call<R, E>)
+    where
+        I: Serialize,
+        R: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        let _ = options;
+        (RequestSink::closed(), Call::failed(no_streams(method)))
+    }
+
+    /// Starts a call of `method` whose request and reply are streams of items. The default fails
+    /// with `Unimplemented`.
+    fn bidi_stream<I, T, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Streaming<T, E>)
+    where
+        I: Serialize,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        let _ = options;
+        (RequestSink::closed(), Streaming::failed(no_streams(method)))
+    }
+}
+
+fn no_streams(method: Method) -> Status {
+    Status::unimplemented(format!("`{method}` is a streaming call, and this Invoke implementation carries no streams"))
 }
 
 /// A call's request, encoded: what [`Invoke::invoke`] receives.

@@ -14,16 +14,18 @@ pub(crate) mod call;
 pub(crate) mod in_flight;
 pub(crate) mod invoke;
 pub(crate) mod options;
+pub(crate) mod streaming;
 
 use crate::codec;
 use crate::conn::outbox::{Outbox, PushError};
 use crate::conn::reader::{self, Ended};
+use crate::conn::stream::Stream;
 use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline::Deadline;
 use crate::error::{Code, Status};
 use crate::method::Method;
 use crate::transport::{self, Connector, Io, Peer};
-use crate::wire::handshake::{self, HelloError};
+use crate::wire::handshake::{self, HelloError, STREAMS_MINOR};
 use crate::wire::{self, DEFAULT_MAX_FRAME_LEN, Header, Outcome};
 use bytes::Bytes;
 use call::{Call, Pending, RawCall};
@@ -31,11 +33,14 @@ use in_flight::{InFlight, Reply};
 use invoke::{Invoke, ReplyFuture, Request};
 use options::CallOptions;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
+use streaming::{RequestSink, Streaming};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 use tokio::sync::watch;
@@ -61,6 +66,9 @@ pub struct ClientConfig {
     /// If nothing arrives within this long of a ping, the server is considered dead: the
     /// connection closes and every pending call fails with `Unavailable`. Default: 20 s.
     pub keepalive_timeout: Duration,
+    /// Bytes of items a stream from the server may have in flight beyond what this side has
+    /// taken: the server waits when a consumer falls this far behind. Default: 1 MiB.
+    pub stream_window: usize,
 }
 
 impl Default for ClientConfig {
@@ -71,9 +79,16 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_timeout: Duration::from_secs(20),
+            stream_window: DEFAULT_STREAM_WINDOW,
         }
     }
 }
+
+/// The default window of a stream, in bytes.
+pub(crate) const DEFAULT_STREAM_WINDOW: usize = 1024 * 1024;
+
+/// The protocol minor version of a connection whose server has not answered yet.
+const MINOR_UNKNOWN: u8 = u8::MAX;
 
 /// A connection to a tidl server; clone it freely, every clone shares the connection.
 ///
@@ -212,6 +227,7 @@ impl Client {
             closing: CancellationToken::new(),
             failed: CancellationToken::new(),
             ready: watch::Sender::new(Readiness::Connecting),
+            minor: AtomicU8::new(MINOR_UNKNOWN),
             config,
             name,
         });
@@ -258,11 +274,58 @@ impl Client {
         self.handle.conn.in_flight.end(id);
     }
 
+    /// Queues a frame with no payload; a closed connection drops it (the server then cancels
+    /// the call anyway).
+    pub(crate) fn send_header(&self, header: &Header<'_>) {
+        let _ = self.handle.conn.link.outbox.push_header(header);
+    }
+
+    /// The connection's outbox.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.handle.conn.link.outbox
+    }
+
+    /// Starts a streaming call of `method` whose request payload `arg` is; `Err` if the
+    /// connection cannot carry streams.
+    fn start_stream<A: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        arg: &A,
+        options: &CallOptions,
+    ) -> Result<(Pending, Arc<Stream>), Status> {
+        let conn = &self.handle.conn;
+        match conn.minor.load(Ordering::Acquire) {
+            MINOR_UNKNOWN => {
+                return Err(Status::unavailable(format!(
+                    "`{method}` is a streaming call, and {} has not answered the handshake yet: await \
+                     Client::ready() before starting a stream",
+                    conn.name
+                )));
+            }
+            minor if minor < STREAMS_MINOR => {
+                return Err(Status::unimplemented(format!(
+                    "`{method}` is a streaming call, and {} speaks tidl protocol 1.{minor}, which has no \
+                     streams (1.{STREAMS_MINOR} added them); nothing was sent",
+                    conn.name
+                )));
+            }
+            _ => {}
+        }
+        let stream = Arc::new(Stream::new(conn.config.stream_window));
+        let pending =
+            self.start_call(method, options, Some(stream.clone()), |buf, limit| codec::encode_into(arg, buf, limit))?;
+        if let Some(bytes) = stream.opening_grant() {
+            self.send_header(&Header::Credit { id: pending.id(), bytes });
+        }
+        Ok((pending, stream))
+    }
+
     /// Starts a call whose payload `write_payload` encodes into the outbox.
     fn start_call(
         &self,
         method: Method,
         options: &CallOptions,
+        stream: Option<Arc<Stream>>,
         write_payload: impl FnOnce(&mut bytes::BytesMut, usize) -> Result<(), codec::EncodeFailure>,
     ) -> Result<Pending, Status> {
         let conn = &self.handle.conn;
@@ -280,7 +343,7 @@ impl Client {
                 format!("`{method}` was not started: its deadline had already passed"),
             ));
         }
-        let (id, reply) = conn.in_flight.start()?;
+        let (id, reply) = conn.in_flight.start(stream)?;
         let header = Header::Request {
             id,
             service: method.service().into(),
@@ -308,9 +371,9 @@ impl Invoke for Client {
     /// Sends the encoded request as it is.
     fn invoke(&self, request: Request) -> ReplyFuture {
         let payload = request.payload().clone();
-        match self
-            .start_call(request.method(), request.options(), |buf, limit| codec::extend_limited(buf, &payload, limit))
-        {
+        match self.start_call(request.method(), request.options(), None, |buf, limit| {
+            codec::extend_limited(buf, &payload, limit)
+        }) {
             Ok(pending) => Box::pin(RawCall(pending)),
             Err(status) => Box::pin(std::future::ready(Reply::Status(status))),
         }
@@ -323,9 +386,50 @@ impl Invoke for Client {
     where
         A: Serialize + ?Sized,
     {
-        match self.start_call(method, options, |buf, limit| codec::encode_into(arg, buf, limit)) {
+        match self.start_call(method, options, None, |buf, limit| codec::encode_into(arg, buf, limit)) {
             Ok(pending) => Call::pending(pending),
             Err(status) => Call::failed(status),
+        }
+    }
+
+    fn server_stream<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Streaming<T, E>
+    where
+        A: Serialize + ?Sized,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.start_stream(method, arg, options) {
+            Ok((pending, stream)) => Streaming::open(pending, stream),
+            Err(status) => Streaming::failed(status),
+        }
+    }
+
+    fn client_stream<I, R, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Call<R, E>)
+    where
+        I: Serialize,
+        R: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.start_stream(method, &(), options) {
+            Ok((pending, stream)) => {
+                (RequestSink::open(self.clone(), pending.id(), stream, method), Call::pending(pending))
+            }
+            Err(status) => (RequestSink::closed(), Call::failed(status)),
+        }
+    }
+
+    fn bidi_stream<I, T, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Streaming<T, E>)
+    where
+        I: Serialize,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.start_stream(method, &(), options) {
+            Ok((pending, stream)) => {
+                let sink = RequestSink::open(self.clone(), pending.id(), stream.clone(), method);
+                (sink, Streaming::open(pending, stream))
+            }
+            Err(status) => (RequestSink::closed(), Streaming::failed(status)),
         }
     }
 }
@@ -346,6 +450,8 @@ struct Conn {
     /// Fires when the connection failed: the writer stops without flushing.
     failed: CancellationToken,
     ready: watch::Sender<Readiness>,
+    /// The protocol minor version the connection speaks, once the server has answered.
+    minor: AtomicU8,
     config: ClientConfig,
     /// The server, in messages.
     name: String,
@@ -391,9 +497,12 @@ impl Conn {
                 .with_source(e);
             }
         };
-        if let Err(e) = handshake::decode_server_hello(hello) {
-            let code = if e == HelloError::Busy { Code::ResourceExhausted } else { Code::Unavailable };
-            return Status::new(code, format!("handshake with {} failed: {e}", self.name));
+        match handshake::decode_server_hello(hello) {
+            Ok(hello) => self.minor.store(hello.minor.min(handshake::VERSION_MINOR), Ordering::Release),
+            Err(e) => {
+                let code = if e == HelloError::Busy { Code::ResourceExhausted } else { Code::Unavailable };
+                return Status::new(code, format!("handshake with {} failed: {e}", self.name));
+            }
         }
         self.ready.send_replace(Readiness::Ready);
         match reader::run(read, self).await {
@@ -450,7 +559,28 @@ impl Side for Conn {
             Header::GoAway { code, message } => {
                 self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
             }
-            Header::Request { .. } | Header::Cancel { .. } | Header::Ping { .. } | Header::Pong { .. } => {
+            Header::Item { id } => {
+                // Items of a call that ended are dropped.
+                if let Some(stream) = self.in_flight.stream(id)
+                    && let Err(overrun) = stream.push(payload, self.link.settings.max_frame_len)
+                {
+                    return Err(Status::unavailable(format!(
+                        "{} sent {} bytes of items on call {id} beyond what this side had taken, more than \
+                         the credit it was granted; closed the connection",
+                        self.name, overrun.buffered
+                    )));
+                }
+            }
+            Header::Credit { id, bytes } => {
+                if let Some(stream) = self.in_flight.stream(id) {
+                    stream.grant(bytes);
+                }
+            }
+            Header::Request { .. }
+            | Header::Cancel { .. }
+            | Header::HalfClose { .. }
+            | Header::Ping { .. }
+            | Header::Pong { .. } => {
                 return Err(Status::unavailable(format!(
                     "{} sent a client-to-server frame; closed the connection",
                     self.name

@@ -17,6 +17,7 @@ pub(crate) mod buffers;
 pub(crate) mod keepalive;
 pub(crate) mod outbox;
 pub(crate) mod reader;
+pub(crate) mod stream;
 
 use crate::error::Status;
 use crate::transport::Peer;

@@ -10,7 +10,7 @@ use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline;
 use crate::error::{Code, Status};
 use crate::transport::Peer;
-use crate::wire::handshake::{self, Answer, HelloError};
+use crate::wire::handshake::{self, Answer, HelloError, VERSION_MINOR};
 use crate::wire::{Header, Outcome};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub(crate) struct Conn {
     pub(super) name: String,
     /// Set once this connection was told the server is shutting down.
     goaway_sent: AtomicBool,
+    /// The protocol minor version the connection speaks.
+    pub(super) minor: u8,
     /// Cancels received for calls that were not running (they had usually just finished); only
     /// the first is logged.
     unknown_cancels: AtomicU64,
@@ -66,8 +68,12 @@ where
         }
         Ok(Ok(hello)) => hello,
     };
+    let mut minor = VERSION_MINOR;
     let answer = match handshake::decode(hello) {
-        Ok(_) => Answer::Accepted,
+        Ok(hello) => {
+            minor = hello.minor.min(VERSION_MINOR);
+            Answer::Accepted
+        }
         Err(e @ HelloError::NotTidl(_)) => {
             tracing::info!(peer = %name, "closed a connection: {e}");
             return;
@@ -94,9 +100,11 @@ where
         server: server.clone(),
         name,
         goaway_sent: AtomicBool::new(false),
+        minor,
         unknown_cancels: AtomicU64::new(0),
     });
-    let reply_hello = handshake::encode(answer);
+    // The server answers with the version the connection speaks.
+    let reply_hello = handshake::encode_minor(answer, minor);
     let _ = conn.link.outbox.push(|buf, _| {
         buf.extend_from_slice(&reply_hello);
         Ok(())
@@ -251,6 +259,31 @@ impl Side for Arc<Conn> {
                 // that is not running usually crossed its reply: nothing to do.
                 if !self.in_flight.cancel(id) && self.unknown_cancels.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::debug!(peer = %self.name, "ignored a cancel for call {id}, which is not running");
+                }
+                Ok(())
+            }
+            Header::Item { id } => {
+                // Items of a call that ended are dropped.
+                if let Some(stream) = self.in_flight.stream(id)
+                    && let Err(overrun) = stream.push(payload, self.link.settings.max_frame_len)
+                {
+                    return Err(Status::resource_exhausted(format!(
+                        "the client sent {} bytes of items on call {id} beyond what the handler had taken, \
+                         more than the credit it was granted",
+                        overrun.buffered
+                    )));
+                }
+                Ok(())
+            }
+            Header::HalfClose { id } => {
+                if let Some(stream) = self.in_flight.stream(id) {
+                    stream.close_inbox();
+                }
+                Ok(())
+            }
+            Header::Credit { id, bytes } => {
+                if let Some(stream) = self.in_flight.stream(id) {
+                    stream.grant(bytes);
                 }
                 Ok(())
             }

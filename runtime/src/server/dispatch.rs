@@ -11,6 +11,7 @@
 use super::connection::Conn;
 use crate::codec;
 use crate::conn::outbox::PushError;
+use crate::conn::stream::Stream;
 use crate::context::{CallState, Context};
 use crate::error::{Error, Status};
 use crate::method::Method;
@@ -40,10 +41,10 @@ pub trait Service: Send + Sync + 'static {
 /// A request the server has read and is about to run; generated code hands it to
 /// [`Incoming::spawn`] with the method's handler.
 pub struct Incoming {
-    conn: Arc<Conn>,
-    id: u64,
-    payload: Bytes,
-    deadline: Option<Instant>,
+    pub(super) conn: Arc<Conn>,
+    pub(super) id: u64,
+    pub(super) payload: Bytes,
+    pub(super) deadline: Option<Instant>,
 }
 
 impl fmt::Debug for Incoming {
@@ -90,42 +91,61 @@ impl Incoming {
             }
         };
         drop(payload);
-        let call = Arc::new(CallState::new(method, conn.link.peer.clone()));
-        conn.in_flight.insert(id, call.clone());
-        let ctx = Context::for_call(call, deadline);
-        let tracker = conn.server.tracker.clone();
-        let task = async move {
-            let call = ctx.state().clone();
-            let mut work = std::pin::pin!(handler(ctx, arg));
-            // A panicking handler fails its own call with `Internal`; nothing else notices.
-            let work = std::future::poll_fn(|cx| {
-                // Watched: a poll that runs for long gets another worker woken to poll for I/O.
-                let _polling = watchdog::Polling::enter();
-                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
-                    Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
-                    Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(status)),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(panic) => Poll::Ready(Ended::Panicked(panic)),
-                }
-            });
-            // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
-            let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-            let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
-                Some(timer) => timer.as_mut().poll(cx),
-                None => Poll::Pending,
-            });
-            let ended = tokio::select! {
-                biased;
-                () = call.cancelled() => Ended::Cancelled,
-                () = deadline_passed => Ended::DeadlineExceeded,
-                ended = work => ended,
-            };
-            // The handler's future is dropped here, whatever ended it.
-            finish(&conn, id, method, ended, &call).await;
-        };
-        tracker.spawn(task);
+        run(conn, id, method, deadline, None, move |ctx| handler(ctx, arg));
     }
+}
+
+/// Runs the handler that `start` makes from the call's context in a task of its own, under the
+/// call's cancellation and deadline, and sends its result as the reply. `stream` is the call's
+/// stream, for a streaming call.
+pub(super) fn run<T, E, F, Fut>(
+    conn: Arc<Conn>,
+    id: u64,
+    method: Method,
+    deadline: Option<Instant>,
+    stream: Option<Arc<Stream>>,
+    start: F,
+) where
+    T: Serialize + Send + 'static,
+    E: Serialize + Send + 'static,
+    F: FnOnce(Context) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, Error<E>>> + Send,
+{
+    let call = Arc::new(CallState::new(method, conn.link.peer.clone()));
+    conn.in_flight.insert(id, call.clone(), stream);
+    let ctx = Context::for_call(call, deadline);
+    let tracker = conn.server.tracker.clone();
+    let task = async move {
+        let call = ctx.state().clone();
+        let mut work = std::pin::pin!(start(ctx));
+        // A panicking handler fails its own call with `Internal`; nothing else notices.
+        let work = std::future::poll_fn(|cx| {
+            // Watched: a poll that runs for long gets another worker woken to poll for I/O.
+            let _polling = watchdog::Polling::enter();
+            match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
+                Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
+                Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(status)),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+            }
+        });
+        // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
+        let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
+            Some(timer) => timer.as_mut().poll(cx),
+            None => Poll::Pending,
+        });
+        let ended = tokio::select! {
+            biased;
+            () = call.cancelled() => Ended::Cancelled,
+            () = deadline_passed => Ended::DeadlineExceeded,
+            ended = work => ended,
+        };
+        // The handler's future is dropped here, whatever ended it.
+        finish(&conn, id, method, ended, &call).await;
+    };
+    tracker.spawn(task);
 }
 
 /// Sends the reply of a call that ended (if anyone is still waiting for it), then forgets the

@@ -1,5 +1,6 @@
 //! The server's calls running on one connection: the only count of them.
 
+use crate::conn::stream::Stream;
 use crate::context::CallState;
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -16,14 +17,23 @@ pub(crate) enum Refused {
     Full,
 }
 
-/// The calls running on one connection, by request id, each with its cancellation.
+/// The calls running on one connection, by request id, each with its cancellation and, for a
+/// streaming call, its stream.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
-    calls: Mutex<HashMap<u64, Arc<CallState>>>,
+    calls: Mutex<HashMap<u64, Entry>>,
     /// The number of calls in `calls`, readable without its lock.
     count: AtomicUsize,
+    /// How many of them are streaming calls.
+    streams: AtomicUsize,
     /// Signalled when the last running call ends.
     idle: Notify,
+}
+
+#[derive(Debug)]
+struct Entry {
+    call: Arc<CallState>,
+    stream: Option<Arc<Stream>>,
 }
 
 impl InFlight {
@@ -41,18 +51,34 @@ impl InFlight {
         }
     }
 
-    /// Records that call `id` is running.
-    pub(crate) fn insert(&self, id: u64, call: Arc<CallState>) {
+    /// Records that call `id` is running, with its stream if it is a streaming call.
+    pub(crate) fn insert(&self, id: u64, call: Arc<CallState>, stream: Option<Arc<Stream>>) {
         let mut calls = lock(&self.calls);
-        calls.insert(id, call);
+        if stream.is_some() {
+            self.streams.fetch_add(1, Ordering::Relaxed);
+        }
+        calls.insert(id, Entry { call, stream });
         self.count.store(calls.len(), Ordering::Relaxed);
+    }
+
+    /// The stream of call `id`, if it is a running streaming call.
+    pub(crate) fn stream(&self, id: u64) -> Option<Arc<Stream>> {
+        lock(&self.calls).get(&id).and_then(|entry| entry.stream.clone())
+    }
+
+    /// The number of streaming calls running.
+    pub(crate) fn streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
     }
 
     /// Records that call `id` has ended (its reply, if any, is queued).
     pub(crate) fn end(&self, id: u64) {
         let now_idle = {
             let mut calls = lock(&self.calls);
-            calls.remove(&id);
+            if let Some(Entry { stream: Some(stream), .. }) = calls.remove(&id) {
+                self.streams.fetch_sub(1, Ordering::Relaxed);
+                stream.finish();
+            }
             self.count.store(calls.len(), Ordering::Relaxed);
             calls.is_empty()
         };
@@ -63,14 +89,14 @@ impl InFlight {
 
     /// Cancels call `id`; whether it was running.
     pub(crate) fn cancel(&self, id: u64) -> bool {
-        let call = lock(&self.calls).get(&id).cloned();
+        let call = lock(&self.calls).get(&id).map(|entry| entry.call.clone());
         // Cancelled outside the lock: cancelling wakes the handler's task.
         call.map(|call| call.cancel()).is_some()
     }
 
     /// Cancels every running call.
     pub(crate) fn cancel_all(&self) {
-        let calls: Vec<_> = lock(&self.calls).values().cloned().collect();
+        let calls: Vec<_> = lock(&self.calls).values().map(|entry| entry.call.clone()).collect();
         for call in calls {
             call.cancel();
         }
@@ -109,7 +135,7 @@ mod tests {
     fn admits_up_to_the_limit_and_never_a_running_id() {
         let in_flight = InFlight::default();
         assert_eq!(in_flight.admit(1, 1), Ok(()));
-        in_flight.insert(1, call());
+        in_flight.insert(1, call(), None);
         assert_eq!(in_flight.admit(1, 5), Err(Refused::Duplicate));
         assert_eq!(in_flight.admit(2, 1), Err(Refused::Full));
         assert_eq!(in_flight.len(), 1);
@@ -122,7 +148,8 @@ mod tests {
     async fn idle_completes_when_the_last_call_ends() {
         let in_flight = Arc::new(InFlight::default());
         in_flight.idle().await;
-        in_flight.insert(7, call());
+        in_flight.insert(7, call(), Some(Arc::new(Stream::new(0))));
+        assert_eq!(in_flight.streams(), 1);
         assert!(in_flight.cancel(7));
         assert!(!in_flight.cancel(8));
         let waiter = tokio::spawn({
@@ -132,6 +159,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         in_flight.end(7);
+        assert_eq!(in_flight.streams(), 0);
         waiter.await.expect("idle");
     }
 }

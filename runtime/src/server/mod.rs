@@ -8,6 +8,7 @@ mod accept;
 pub(crate) mod connection;
 pub(crate) mod dispatch;
 mod in_flight;
+pub(crate) mod streaming;
 
 use crate::transport::{Io, Listener, Peer};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
@@ -49,6 +50,13 @@ pub struct ServerConfig {
     /// If nothing arrives within this long of a ping, the client is considered gone: the
     /// connection closes and its calls are cancelled. Default: 20 s.
     pub keepalive_timeout: Duration,
+    /// Streaming calls one connection may have open at once; further ones fail at once with
+    /// `ResourceExhausted`. Each holds at most `stream_window` bytes of items the handler has not
+    /// taken, plus one frame. Default: 100.
+    pub max_concurrent_streams: usize,
+    /// Bytes of items a client's stream may have in flight beyond what the handler has taken:
+    /// the client waits when the handler falls this far behind. Default: 1 MiB.
+    pub stream_window: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +69,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_timeout: Duration::from_secs(20),
+            max_concurrent_streams: 100,
+            stream_window: 1024 * 1024,
         }
     }
 }

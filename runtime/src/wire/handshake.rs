@@ -11,8 +11,13 @@ use std::fmt;
 pub const MAGIC: [u8; 4] = *b"TIDL";
 /// The protocol's major version: peers with different majors cannot talk.
 pub const VERSION_MAJOR: u8 = 1;
-/// The protocol's minor version: additions that older peers of the same major can ignore.
-pub const VERSION_MINOR: u8 = 0;
+/// The protocol's minor version: additions that older peers of the same major can ignore. A
+/// connection speaks the lower of its two peers' minor versions: the server answers the client's
+/// hello with that version. Version 1.1 added streams.
+pub const VERSION_MINOR: u8 = 1;
+
+/// The first minor version with streams (`Item`, `HalfClose` and `Credit` frames).
+pub(crate) const STREAMS_MINOR: u8 = 1;
 /// Length of a hello.
 pub(crate) const HELLO_LEN: usize = 8;
 
@@ -82,13 +87,19 @@ fn hex(bytes: &[u8]) -> String {
 
 /// This side's hello, with `answer` in its status byte.
 pub(crate) fn encode(answer: Answer) -> [u8; HELLO_LEN] {
+    encode_minor(answer, VERSION_MINOR)
+}
+
+/// A hello announcing minor version `minor` (the server answers with the version the connection
+/// will speak), with `answer` in its status byte.
+pub(crate) fn encode_minor(answer: Answer, minor: u8) -> [u8; HELLO_LEN] {
     let [m0, m1, m2, m3] = MAGIC;
     let status = match answer {
         Answer::Accepted => 0,
         Answer::UnsupportedVersion => 1,
         Answer::Busy => 2,
     };
-    [m0, m1, m2, m3, VERSION_MAJOR, VERSION_MINOR, status, 0]
+    [m0, m1, m2, m3, VERSION_MAJOR, minor, status, 0]
 }
 
 /// Decodes a peer's hello and checks that its major version is ours.
@@ -141,13 +152,13 @@ mod tests {
         let err = decode([b'T', b'I', b'D', b'L', 2, 3, 0, 0]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the peer speaks tidl protocol 2.3, this side speaks 1.0; major versions must match"
+            "the peer speaks tidl protocol 2.3, this side speaks 1.1; major versions must match"
         );
     }
 
     #[test]
     fn refusal_from_server_is_reported() {
-        let mut bytes = encode(Answer::UnsupportedVersion);
+        let mut bytes = encode_minor(Answer::UnsupportedVersion, 0);
         bytes[4] = 2;
         let err = decode_server_hello(bytes).unwrap_err();
         assert_eq!(err, HelloError::Refused { major: 2, minor: 0 });

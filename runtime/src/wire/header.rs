@@ -57,6 +57,25 @@ pub(crate) enum Header<'a> {
         #[serde(borrow)]
         message: Cow<'a, str>,
     },
+    /// Either direction, protocol 1.1 and later: one item of the stream of call `id`. The
+    /// payload is the encoded item. Sent only within the credit the receiver granted.
+    Item {
+        /// The call's id.
+        id: u64,
+    },
+    /// Client to server, protocol 1.1 and later: the client sends no more items for call `id`.
+    HalfClose {
+        /// The call's id.
+        id: u64,
+    },
+    /// Either direction, protocol 1.1 and later: the receiver of call `id`'s items grants the
+    /// sender `bytes` more bytes of item payloads, as its application has taken that many.
+    Credit {
+        /// The call's id.
+        id: u64,
+        /// Bytes granted, on top of what was granted before.
+        bytes: u64,
+    },
 }
 
 /// How a call ended, in a [`Header::Response`].

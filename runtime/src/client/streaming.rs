@@ -1,0 +1,267 @@
+//! Streaming calls on the client: [`Streaming`], the items a server streams back, and
+//! [`RequestSink`], the items the client streams to the server.
+//!
+//! A streaming call is a call whose request or reply (or both) is a stream of items; it starts
+//! with a request frame as a unary call does and ends with the server's response frame, its
+//! final outcome. Items travel in `Item` frames within the credit the receiver grants (see
+//! `conn/stream.rs`). Dropping a [`Streaming`] cancels the call, and the server drops its
+//! handler; dropping a [`RequestSink`] only says that no more items come (a half-close).
+
+use super::Client;
+use super::call::{Pending, decode};
+use super::in_flight::Reply;
+use crate::codec;
+use crate::conn::stream::{Stream, Taken};
+use crate::error::{Code, Error, Status};
+use crate::method::Method;
+use crate::wire::{self, Header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// The items a server streams back for one call, then its final outcome.
+///
+/// Yields `Ok(item)` for each item as it arrives, then ends (`None`) if the call succeeded, or
+/// yields one `Err` with the method's declared error or a [`Status`] and then ends. Take items
+/// with [`message`](Streaming::message) or [`next`](Streaming::next), or use it as a
+/// `futures::Stream`. The server sends only as far ahead as this side has taken (about one window
+/// of items), so a slow consumer slows the producer instead of filling memory.
+///
+/// Dropping it before the end cancels the call, as [`cancel`](Streaming::cancel) does: the
+/// server drops the handler.
+#[must_use = "a Streaming is cancelled when dropped"]
+pub struct Streaming<T, E = String> {
+    state: State,
+    _items: PhantomData<fn() -> (T, E)>,
+}
+
+enum State {
+    Open {
+        pending: Pending,
+        stream: Arc<Stream>,
+        /// The final outcome, received while items were still to be taken.
+        end: Option<Reply>,
+    },
+    Failed(Status),
+    Done,
+}
+
+impl<T, E> Streaming<T, E> {
+    pub(crate) fn open(pending: Pending, stream: Arc<Stream>) -> Streaming<T, E> {
+        Streaming { state: State::Open { pending, stream, end: None }, _items: PhantomData }
+    }
+
+    /// A streaming call that has already failed with `status`.
+    pub fn failed(status: Status) -> Streaming<T, E> {
+        Streaming { state: State::Failed(status), _items: PhantomData }
+    }
+
+    /// Cancels the call: it ends with `Cancelled`, items not yet taken are dropped, and the
+    /// server is told to stop the handler. Does nothing once the call has ended.
+    pub fn cancel(&self) {
+        if let State::Open { pending, stream, .. } = &self.state {
+            stream.clear();
+            pending.cancel_with(Status::cancelled(format!("`{}` was cancelled by the caller", pending.method())));
+        }
+    }
+}
+
+impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
+    /// The next item: `Ok(Some(item))`, `Ok(None)` once the call has ended successfully, or the
+    /// error it ended with.
+    pub async fn message(&mut self) -> Result<Option<T>, Error<E>> {
+        self.next().await.transpose()
+    }
+
+    /// The next item (`Some(Ok(item))`), the error the call ended with (`Some(Err(_))`), or
+    /// `None` once it has ended.
+    pub async fn next(&mut self) -> Option<Result<T, Error<E>>> {
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error<E>>>> {
+        let State::Open { pending, stream, end } = &mut self.state else {
+            return match std::mem::replace(&mut self.state, State::Done) {
+                State::Failed(status) => Poll::Ready(Some(Err(Error::Status(status)))),
+                _ => Poll::Ready(None),
+            };
+        };
+        if end.is_none() {
+            pending.poll_timers(cx);
+        }
+        if let Poll::Ready(Some(taken)) = stream.poll_take(cx) {
+            return Poll::Ready(Some(take(pending, stream, &taken)));
+        }
+        if end.is_none() {
+            match pending.poll_end(cx) {
+                Poll::Ready(reply) => {
+                    // An item may have arrived between the two looks: take it first.
+                    if let Poll::Ready(Some(taken)) = stream.poll_take(cx) {
+                        *end = Some(reply);
+                        return Poll::Ready(Some(take(pending, stream, &taken)));
+                    }
+                    *end = Some(reply);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let method = pending.method();
+        let Some(reply) = end.take() else { return Poll::Pending };
+        self.state = State::Done;
+        Poll::Ready(match reply {
+            Reply::Ok(_) => None,
+            reply => decode::<(), E>(method, reply).err().map(Err),
+        })
+    }
+}
+
+/// Decodes a taken item, granting credit back if a batch is due; a bad item cancels the call.
+fn take<T: DeserializeOwned, E>(pending: &Pending, stream: &Stream, taken: &Taken) -> Result<T, Error<E>> {
+    if let Some(bytes) = taken.grant {
+        pending.client().send_header(&Header::Credit { id: pending.id(), bytes });
+    }
+    codec::decode::<T>(&taken.bytes).map_err(|e| {
+        let status = Status::new(
+            Code::Internal,
+            format!(
+                "item {} from `{}` did not decode ({e}); are client and server built from the same .tidl?",
+                taken.index,
+                pending.method()
+            ),
+        );
+        stream.clear();
+        pending.cancel_with(status.clone());
+        Error::Status(status)
+    })
+}
+
+impl<T: DeserializeOwned, E: DeserializeOwned> futures_core::Stream for Streaming<T, E> {
+    type Item = Result<T, Error<E>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // `Streaming` is `Unpin`: its only self-referential parts are boxed.
+        self.get_mut().poll_item(cx)
+    }
+}
+
+impl<T, E> fmt::Debug for Streaming<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Streaming");
+        match &self.state {
+            State::Open { pending, .. } => s.field("method", &pending.method()).field("id", &pending.id()),
+            State::Failed(status) => s.field("failed", status),
+            State::Done => s.field("done", &true),
+        };
+        s.finish()
+    }
+}
+
+/// Where a client puts the items it streams to the server in one call.
+///
+/// [`send`](RequestSink::send) waits while the server has not granted room for more (it grants
+/// as its handler takes items), and fails once the call has ended. Dropping the sink, or
+/// [`close`](RequestSink::close), tells the server that no more items come: its handler's
+/// source then ends. Dropping it does not cancel the call.
+#[must_use = "a RequestSink half-closes the call when dropped"]
+pub struct RequestSink<T> {
+    open: Option<SinkOpen>,
+    _items: PhantomData<fn(T)>,
+}
+
+struct SinkOpen {
+    client: Client,
+    id: u64,
+    stream: Arc<Stream>,
+    method: Method,
+}
+
+impl<T> RequestSink<T> {
+    pub(crate) fn open(client: Client, id: u64, stream: Arc<Stream>, method: Method) -> RequestSink<T> {
+        RequestSink { open: Some(SinkOpen { client, id, stream, method }), _items: PhantomData }
+    }
+
+    /// A sink of a call that never started: every send fails.
+    pub fn closed() -> RequestSink<T> {
+        RequestSink { open: None, _items: PhantomData }
+    }
+
+    /// Tells the server that no more items come. Later sends fail.
+    pub fn close(&mut self) {
+        if let Some(open) = self.open.take()
+            && !open.stream.is_finished()
+        {
+            open.client.send_header(&Header::HalfClose { id: open.id });
+        }
+    }
+}
+
+impl<T: Serialize> RequestSink<T> {
+    /// Sends `item`, once the server has room for it. Fails if the call has ended (the server
+    /// answered, the call was cancelled or the connection was lost: the call's own outcome says
+    /// which), if the sink was closed, or if the item is larger than the maximum frame length.
+    pub async fn send(&mut self, item: T) -> Result<(), Status> {
+        let Some(open) = &self.open else {
+            return Err(Status::failed_precondition("the request stream was closed; no more items can be sent"));
+        };
+        if !open.stream.wait_for_credit().await {
+            return Err(Status::cancelled(format!(
+                "`{}` has ended; its outcome says why, and items sent now are not read",
+                open.method
+            )));
+        }
+        // Credit counts item payloads, as the receiver sees them.
+        let mut len = 0;
+        let pushed = open.client.outbox().push(|buf, max| {
+            wire::write_frame(buf, max, &Header::Item { id: open.id }, |buf, limit| {
+                let start = buf.len();
+                codec::encode_into(&item, buf, limit)?;
+                len = buf.len() - start;
+                Ok(())
+            })
+        });
+        match pushed {
+            Ok(()) => {
+                open.stream.spend(len);
+                Ok(())
+            }
+            Err(crate::conn::outbox::PushError::Closed) => {
+                Err(Status::unavailable(format!("the connection closed before `{}` ended", open.method)))
+            }
+            Err(crate::conn::outbox::PushError::Frame(e)) => {
+                Err(e.into_status(&format!("an item for `{}`", open.method), "ClientConfig::max_frame_len"))
+            }
+        }
+    }
+
+    /// Sends every item of `items` in turn, then closes the sink.
+    pub async fn send_all<S>(&mut self, items: S) -> Result<(), Status>
+    where
+        S: futures_core::Stream<Item = T>,
+    {
+        let mut items = std::pin::pin!(items);
+        while let Some(item) = std::future::poll_fn(|cx| items.as_mut().poll_next(cx)).await {
+            self.send(item).await?;
+        }
+        self.close();
+        Ok(())
+    }
+}
+
+impl<T> Drop for RequestSink<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for RequestSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.open {
+            Some(open) => f.debug_struct("RequestSink").field("method", &open.method).field("id", &open.id).finish(),
+            None => f.debug_struct("RequestSink").field("closed", &true).finish(),
+        }
+    }
+}

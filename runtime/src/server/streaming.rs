@@ -1,0 +1,230 @@
+//! Streaming calls on the server: the [`Sink`] a handler sends its items into, the [`Source`] it
+//! takes the client's items from, and how generated servers start streaming handlers.
+//!
+//! A streaming handler is still one future the runtime owns: cancel, deadline and disconnect
+//! drop it exactly as they drop a unary handler. Its items travel within the credit the
+//! receiver grants (see `conn/stream.rs`); the call ends with the handler's result.
+
+use super::connection::Conn;
+use super::dispatch::{Incoming, run};
+use crate::codec;
+use crate::conn::outbox::PushError;
+use crate::conn::stream::Stream;
+use crate::context::{CallState, Context};
+use crate::error::{Error, Status};
+use crate::method::Method;
+use crate::wire::handshake::STREAMS_MINOR;
+use crate::wire::{self, Header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+/// Where a streaming handler sends its items to the caller.
+///
+/// [`send`](Sink::send) waits while the caller has not taken enough of the items already sent
+/// (about one window), so a slow consumer slows the handler instead of filling memory; it fails
+/// with `Cancelled` once the call is cancelled. A single item is sent at once, never held back.
+pub struct Sink<T> {
+    conn: Arc<Conn>,
+    id: u64,
+    stream: Arc<Stream>,
+    call: Arc<CallState>,
+    method: Method,
+    _items: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize> Sink<T> {
+    /// Sends `item` to the caller, once it has room for it.
+    pub async fn send(&mut self, item: T) -> Result<(), Status> {
+        let has_credit = tokio::select! {
+            biased;
+            () = self.call.cancelled() => false,
+            credit = self.stream.wait_for_credit() => credit,
+        };
+        if !has_credit {
+            return Err(Status::cancelled(format!("`{}` was cancelled; the caller takes no more items", self.method)));
+        }
+        let outbox = &self.conn.link.outbox;
+        if !outbox.has_space() {
+            // The client is not reading its socket at all.
+            Box::pin(outbox.wait_for_space()).await;
+        }
+        let mut len = 0;
+        let pushed = outbox.push(|buf, max| {
+            wire::write_frame(buf, max, &Header::Item { id: self.id }, |buf, limit| {
+                let start = buf.len();
+                codec::encode_into(&item, buf, limit)?;
+                len = buf.len() - start;
+                Ok(())
+            })
+        });
+        match pushed {
+            Ok(()) => {
+                self.stream.spend(len);
+                Ok(())
+            }
+            Err(PushError::Closed) => Err(Status::cancelled(format!("the connection of `{}` is closing", self.method))),
+            Err(PushError::Frame(e)) => {
+                Err(e.into_status(&format!("an item of `{}`", self.method), "ServerConfig::max_frame_len"))
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink").field("method", &self.method).field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Where a streaming handler takes the items the caller streams to it.
+///
+/// [`next`](Source::next) gives the items in order, and `None` once the caller has said it sends
+/// no more (a half-close). Taking items grants the caller room for more. An item that does not
+/// decode gives an `InvalidArgument` status naming its index: return it (`?`) to fail the call.
+pub struct Source<T> {
+    conn: Arc<Conn>,
+    id: u64,
+    stream: Arc<Stream>,
+    method: Method,
+    _items: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Source<T> {
+    /// The next item, an error if it does not decode, or `None` after the last one.
+    pub async fn next(&mut self) -> Option<Result<T, Status>> {
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// The next item (`Ok(None)` after the last one), or an error if it does not decode.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        self.next().await.transpose()
+    }
+
+    fn poll_item(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<T, Status>>> {
+        let Some(taken) = std::task::ready!(self.stream.poll_take(cx)) else {
+            return Poll::Ready(None);
+        };
+        if let Some(bytes) = taken.grant {
+            let _ = self.conn.link.outbox.push_header(&Header::Credit { id: self.id, bytes });
+        }
+        Poll::Ready(Some(codec::decode::<T>(&taken.bytes).map_err(|e| {
+            Status::invalid_argument(format!("item {} of `{}` did not decode: {e}", taken.index, self.method))
+        })))
+    }
+}
+
+impl<T: DeserializeOwned> futures_core::Stream for Source<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_item(cx)
+    }
+}
+
+impl<T> fmt::Debug for Source<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source").field("method", &self.method).field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Incoming {
+    /// Runs a server-streaming `handler` (argument in, items out through its [`Sink`]) in a task
+    /// of its own, as [`spawn`](Incoming::spawn) runs a unary one.
+    pub fn spawn_server_stream<A, T, E, F, Fut>(self, method: Method, handler: F)
+    where
+        A: DeserializeOwned + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: FnOnce(Context, A, Sink<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Error<E>>> + Send,
+    {
+        let Some(stream) = self.open_stream(method) else { return };
+        let Incoming { conn, id, payload, deadline } = self;
+        let arg = match codec::decode::<A>(&payload) {
+            Ok(arg) => arg,
+            Err(e) => {
+                let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
+                conn.send_status(id, &status);
+                return;
+            }
+        };
+        drop(payload);
+        let sink_conn = conn.clone();
+        run(conn, id, method, deadline, Some(stream.clone()), move |ctx| {
+            let sink = Sink { conn: sink_conn, id, stream, call: ctx.state().clone(), method, _items: PhantomData };
+            handler(ctx, arg, sink)
+        });
+    }
+
+    /// Runs a client-streaming `handler` (items in through its [`Source`], one reply out) in a
+    /// task of its own.
+    pub fn spawn_client_stream<I, R, E, F, Fut>(self, method: Method, handler: F)
+    where
+        I: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: FnOnce(Context, Source<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, Error<E>>> + Send,
+    {
+        let Some(stream) = self.open_stream(method) else { return };
+        let Incoming { conn, id, deadline, .. } = self;
+        let source = Source { conn: conn.clone(), id, stream: stream.clone(), method, _items: PhantomData };
+        run(conn, id, method, deadline, Some(stream), move |ctx| handler(ctx, source));
+    }
+
+    /// Runs a bidirectional `handler` (items in through its [`Source`], items out through its
+    /// [`Sink`]) in a task of its own.
+    pub fn spawn_bidi<I, T, E, F, Fut>(self, method: Method, handler: F)
+    where
+        I: DeserializeOwned + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: FnOnce(Context, Source<I>, Sink<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Error<E>>> + Send,
+    {
+        let Some(stream) = self.open_stream(method) else { return };
+        let Incoming { conn, id, deadline, .. } = self;
+        let source = Source { conn: conn.clone(), id, stream: stream.clone(), method, _items: PhantomData };
+        let sink_conn = conn.clone();
+        run(conn, id, method, deadline, Some(stream.clone()), move |ctx| {
+            let sink = Sink { conn: sink_conn, id, stream, call: ctx.state().clone(), method, _items: PhantomData };
+            handler(ctx, source, sink)
+        });
+    }
+
+    /// The stream of a streaming call about to start, its opening credit granted; `None` (the
+    /// caller told why) if the connection cannot carry streams or has as many open as it may.
+    fn open_stream(&self, method: Method) -> Option<Arc<Stream>> {
+        let conn = &self.conn;
+        if conn.minor < STREAMS_MINOR {
+            let status = Status::unimplemented(format!(
+                "`{method}` is a streaming method, and this client speaks tidl protocol 1.{}, which has no \
+                 streams (1.{STREAMS_MINOR} added them)",
+                conn.minor
+            ));
+            conn.send_status(self.id, &status);
+            return None;
+        }
+        let limit = conn.server.config.max_concurrent_streams;
+        if conn.in_flight.streams() >= limit {
+            let status = Status::resource_exhausted(format!(
+                "`{method}` was refused: this connection already has {limit} streams open, the limit \
+                 (ServerConfig::max_concurrent_streams)"
+            ));
+            tracing::debug!(peer = %conn.name, "call refused: {}", status.message());
+            conn.send_status(self.id, &status);
+            return None;
+        }
+        let stream = Arc::new(Stream::new(conn.server.config.stream_window));
+        if let Some(bytes) = stream.opening_grant() {
+            let _ = conn.link.outbox.push_header(&Header::Credit { id: self.id, bytes });
+        }
+        Some(stream)
+    }
+}
