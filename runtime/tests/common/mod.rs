@@ -313,3 +313,15 @@ pub async fn serve_over_with(
         }
     }
 }
+
+/// Three servers, A -> B -> C, each relaying with its handler's context; a client of A, the
+/// probes, and the servers (kept alive with the chain).
+pub async fn chain() -> (Client, [Probe; 3], [Server; 3]) {
+    let c = Probe::default();
+    let (c_addr, c_server) = serve(c.clone()).await;
+    let b = Probe::with_next(Client::dial(c_addr).await.expect("dial C"));
+    let (b_addr, b_server) = serve(b.clone()).await;
+    let a = Probe::with_next(Client::dial(b_addr).await.expect("dial B"));
+    let (a_addr, a_server) = serve(a.clone()).await;
+    (Client::dial(a_addr).await.expect("dial A"), [a, b, c], [a_server, b_server, c_server])
+}
