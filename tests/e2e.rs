@@ -313,10 +313,11 @@ impl Invoke for Double {
 /// A double that answers `Example.echo` with a canned greeting for its argument, never answers
 /// `Example.finite_loop`, and answers everything else `Unimplemented`.
 fn example_double() -> Double {
-    let echo: Arc<dyn Fn(&Request) -> Reply + Send + Sync> = Arc::new(|request: &Request| match request.decode::<String>() {
-        Ok(text) => Reply::ok(&format!("canned: {text}")),
-        Err(status) => Reply::Status(status),
-    });
+    let echo: Arc<dyn Fn(&Request) -> Reply + Send + Sync> =
+        Arc::new(|request: &Request| match request.decode::<String>() {
+            Ok(text) => Reply::ok(&format!("canned: {text}")),
+            Err(status) => Reply::Status(status),
+        });
     Double::new(
         HashMap::from([("Example.echo", Canned::Reply(echo)), ("Example.finite_loop", Canned::Never)]),
         Status::unimplemented("the double has no answer for this"),

@@ -92,7 +92,7 @@ impl Service for Busy {
                 Ok::<_, Error>(i)
             }),
             "echo" => {
-                request.spawn(Method::new("Busy", "echo"), |_ctx: Context, s: String| async move { Ok::<_, Error>(s) })
+                request.spawn(Method::new("Busy", "echo"), |_ctx: Context, s: String| async move { Ok::<_, Error>(s) });
             }
             _ => return Err(request),
         }

@@ -26,9 +26,8 @@ async fn empty_request_and_empty_reply() {
 #[tokio::test]
 async fn large_request_and_large_reply() {
     let (client, _server) = connected(Probe::default()).await;
-    let reply = call::<_, Bytes>(&client, "large", &large(314_159, Bytes::from(vec![0; 271_828])))
-        .await
-        .expect("large call");
+    let reply =
+        call::<_, Bytes>(&client, "large", &large(314_159, Bytes::from(vec![0; 271_828]))).await.expect("large call");
     assert_eq!(reply.len(), 314_159);
     assert!(reply.iter().all(|b| *b == 0xab));
 }
@@ -57,7 +56,8 @@ async fn thousand_concurrent_echo_calls_each_get_their_own_answer() {
     let (client, _server) = connected(Probe::default()).await;
 
     // All thousand are in flight at once: each was sent when it was made.
-    let calls: Vec<(usize, Call<String>)> = (0..1000).map(|i| (i, call(&client, "echo", &format!("message {i}")))).collect();
+    let calls: Vec<(usize, Call<String>)> =
+        (0..1000).map(|i| (i, call(&client, "echo", &format!("message {i}")))).collect();
     // And some from concurrent tasks, too.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 1000..1100 {

@@ -36,7 +36,6 @@ pub struct Stats {
 /// - `sleep(u64 ms)`, tracked;
 /// - `ticks(u64 n) -> u64`: sleeps 1 ms, `n` times, counting each in [`Stats::ticks`]; tracked;
 /// - `fail((kind, message))`: fails with the status `Status::<kind>(message)`;
-/// - `fail_app(string)`: fails with that application error;
 /// - `explode(string)`: panics with that message;
 /// - `relay(bool) -> list<option<u64>>`: calls `relay` on the next server with its context and
 ///   returns the microseconds each hop had left; the last one waits until it is cancelled if
@@ -127,9 +126,6 @@ impl Service for Probe {
             "fail" => request.spawn(m("fail"), |_ctx, (kind, message): (String, String)| async move {
                 Err::<(), Error>(status_of_kind(&kind, message).into())
             }),
-            "fail_app" => {
-                request.spawn(m("fail_app"), |_ctx, message: String| async move { Err::<(), _>(Error::App(message)) })
-            }
             "explode" => request.spawn(m("explode"), |_ctx, message: String| async move {
                 if !message.is_empty() {
                     panic!("{message}");
