@@ -217,7 +217,7 @@ async fn arguments_of_the_wrong_type_get_invalid_argument_and_the_connection_goe
 }
 
 #[tokio::test]
-async fn an_unknown_service_or_method_gets_unimplemented() {
+async fn an_unknown_service_or_method_gets_unimplemented_and_the_connection_survives() {
     let f = fixture().await;
     let mut raw = Raw::connect(f.addr).await;
     raw.send(&request(1, "Nope", "echo", None, &string("x"))).await;
@@ -229,6 +229,9 @@ async fn an_unknown_service_or_method_gets_unimplemented() {
             message: "the server has no service `Nope` (it serves: Echo)".into()
         }
     );
+    // The connection survives: the next call on it is answered.
+    raw.send(&request(2, "Echo", "echo", None, &string("still here"))).await;
+    assert_eq!(raw.recv().await, Frame::ResponseOk { id: 2, payload: string("still here") });
     f.logs.assert_one_line(local(&raw), "no service `Nope`");
 
     let mut raw = Raw::connect(f.addr).await;
@@ -241,6 +244,8 @@ async fn an_unknown_service_or_method_gets_unimplemented() {
             message: "the service `Echo` has no method `nope`".into()
         }
     );
+    raw.send(&request(2, "Echo", "echo", None, &string("still here"))).await;
+    assert_eq!(raw.recv().await, Frame::ResponseOk { id: 2, payload: string("still here") });
     f.logs.assert_one_line(local(&raw), "no method `nope`");
     f.good.finish().await;
 }

@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 enum Event {
     Started,
+    /// How far a `spin` loop got.
+    Spun(u64),
     Stopped(Instant),
 }
 
@@ -36,7 +38,8 @@ fn compute(ms: u64) -> u64 {
 
 /// `Busy.plain(ms)` computes with no checks at all; `Busy.checked(ms)` computes in 1 ms slices
 /// with a checkpoint between them; `Busy.blocking(ms)` computes on the blocking pool, checking
-/// its context; `Busy.echo(s)` answers at once.
+/// its context; `Busy.spin(n)` counts to `n` without ever awaiting, until its context says it
+/// is cancelled; `Busy.echo(s)` answers at once.
 struct Busy(mpsc::UnboundedSender<Event>);
 
 impl Service for Busy {
@@ -76,6 +79,17 @@ impl Service for Busy {
                     })
                     .await?;
                 Ok::<_, Error>(x)
+            }),
+            "spin" => request.spawn(Method::new("Busy", "spin"), move |ctx: Context, n: u64| async move {
+                let _ = events.send(Event::Started);
+                let _guard = StopGuard(events.clone());
+                let mut i = 0;
+                // Never awaits, so only the context can stop it.
+                while i < n && !ctx.is_cancelled() {
+                    i = std::hint::black_box(i + 1);
+                }
+                let _ = events.send(Event::Spun(i));
+                Ok::<_, Error>(i)
             }),
             "echo" => {
                 request.spawn(Method::new("Busy", "echo"), |_ctx: Context, s: String| async move { Ok::<_, Error>(s) });
@@ -172,4 +186,20 @@ async fn a_handler_computing_with_no_checks_does_not_stall_other_connections() {
     assert_eq!(echo, Ok("again".to_owned()));
     assert!(start.elapsed() < PROMPTLY, "the busy handler's own connection waited {:?}", start.elapsed());
     assert!(call.await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_never_awaits_sees_its_cancel_in_its_context() {
+    let (addr, mut events) = server();
+    let client = Client::dial(&addr).await.expect("dial");
+    let call: tidl_runtime::Call<u64> = client.call(Method::new("Busy", "spin"), &u64::MAX, &CallOptions::default());
+    started(&mut events).await;
+    let cancelled_at = Instant::now();
+    call.cancel();
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("the loop ends in time") {
+        Some(Event::Spun(reached)) => assert!(reached < u64::MAX, "the loop stopped early, at {reached}"),
+        other => panic!("expected the loop to end, got {other:?}"),
+    }
+    let stop = stopped(&mut events).await.saturating_duration_since(cancelled_at);
+    assert!(stop < PROMPTLY, "the handler ran on for {stop:?} after its cancel");
 }

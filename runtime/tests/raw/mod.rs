@@ -224,3 +224,19 @@ pub async fn echo_server_with(config: tidl_runtime::ServerConfig) -> (std::net::
     let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
     (addr, server)
 }
+
+/// A scripted server: accepts one client, answers the hello, and hands over the stream.
+pub async fn scripted_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<Raw>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accept = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut raw = Raw { stream };
+        let mut theirs = [0u8; 8];
+        raw.read_exact(&mut theirs).await;
+        assert_eq!(&theirs[..], &hello()[..], "the client's hello");
+        raw.send(&hello()).await;
+        raw
+    });
+    (addr, accept)
+}

@@ -1,0 +1,179 @@
+//! Limits: what a connection carries (empty and large messages, a thousand calls at once), and
+//! where it stops — frames over the limit either way, calls over the concurrency limit,
+//! connections over the connection limit — with a message naming the setting that raises it.
+
+mod common;
+mod raw;
+
+use common::{Probe, call, connected, serve, serve_with, status};
+use raw::{Frame, response_ok, scripted_server, string};
+use tidl_runtime::bytes::Bytes;
+use tidl_runtime::{Call, CallOptions, Client, ClientConfig, Code, Invoke, Method, ServerConfig};
+
+/// `Probe.large`'s argument: the size of the reply, and a payload sent along.
+fn large(response_size: u32, payload: Bytes) -> (u32, Bytes) {
+    (response_size, payload)
+}
+
+// Within the limits: the gRPC interop cases.
+
+#[tokio::test]
+async fn empty_request_and_empty_reply() {
+    let (client, _server) = connected(Probe::default()).await;
+    assert_eq!(call::<_, ()>(&client, "empty", &()).await, Ok(()));
+}
+
+#[tokio::test]
+async fn large_request_and_large_reply() {
+    let (client, _server) = connected(Probe::default()).await;
+    let reply =
+        call::<_, Bytes>(&client, "large", &large(314_159, Bytes::from(vec![0; 271_828]))).await.expect("large call");
+    assert_eq!(reply.len(), 314_159);
+    assert!(reply.iter().all(|b| *b == 0xab));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_large_calls_in_parallel_on_one_client() {
+    let (client, _server) = connected(Probe::default()).await;
+    let payload = Bytes::from(vec![7; 271_828]);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..1000u32 {
+        let client = client.clone();
+        let request = large(314_159 + i, payload.clone());
+        calls.spawn(async move { (i, call::<_, Bytes>(&client, "large", &request).await) });
+    }
+    let mut done = 0;
+    while let Some(joined) = calls.join_next().await {
+        let (i, reply) = joined.expect("task");
+        assert_eq!(reply.expect("large call").len(), 314_159 + i as usize);
+        done += 1;
+    }
+    assert_eq!(done, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_echo_calls_each_get_their_own_answer() {
+    let (client, _server) = connected(Probe::default()).await;
+
+    // All thousand are in flight at once: each was sent when it was made.
+    let calls: Vec<(usize, Call<String>)> =
+        (0..1000).map(|i| (i, call(&client, "echo", &format!("message {i}")))).collect();
+    // And some from concurrent tasks, too.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 1000..1100 {
+        let client = client.clone();
+        tasks.spawn(async move { (i, call::<_, String>(&client, "echo", &format!("message {i}")).await) });
+    }
+    for (i, call) in calls {
+        assert_eq!(call.await, Ok(format!("message {i}")));
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, reply) = joined.expect("task");
+        assert_eq!(reply, Ok(format!("message {i}")));
+    }
+}
+
+// Over the limits.
+
+#[tokio::test]
+async fn calls_beyond_the_concurrency_limit_are_refused_and_cancels_still_work() {
+    let probe = Probe::default();
+    let mut config = ServerConfig::default();
+    config.max_concurrent_calls = 4;
+    let (addr, _server) = serve_with(probe.clone(), config).await;
+    let client = Client::dial(addr).await.expect("dial");
+    let running: Vec<Call<()>> = (0..4).map(|_| call(&client, "sleep", &60_000u64)).collect();
+    probe.wait("four handlers to run", |s| s.started == 4).await;
+
+    let refused = status(call::<_, ()>(&client, "sleep", &1u64).await);
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(
+        refused.message(),
+        "`Probe.sleep` was refused: this connection already has 4 calls running, the limit \
+         (ServerConfig::max_concurrent_calls)"
+    );
+
+    // Cancels are still read at the limit, and free a place.
+    running[0].cancel();
+    probe.wait("the cancelled handler to stop", |s| s.dropped == 1).await;
+    assert_eq!(call::<_, ()>(&client, "sleep", &1u64).await, Ok(()));
+    drop(running);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused_with_resource_exhausted() {
+    let mut config = ServerConfig::default();
+    config.max_connections = 2;
+    let (addr, _server) = serve_with(Probe::default(), config).await;
+    let first = Client::dial(addr).await.expect("first");
+    let second = Client::dial(addr).await.expect("second");
+    let refused = Client::dial(addr).await.expect_err("third is over the limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("maximum number of connections (ServerConfig::max_connections)"), "{refused}");
+    assert_eq!(call::<_, ()>(&first, "empty", &()).await, Ok(()));
+
+    // Closing one frees a place.
+    drop(second);
+    let again = tokio::time::timeout(common::EVENT_TIMEOUT, async {
+        loop {
+            match Client::dial(addr).await {
+                Ok(client) => break client,
+                Err(e) if e.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
+                Err(e) => panic!("unexpected: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a place frees up");
+    assert_eq!(call::<_, ()>(&again, "empty", &()).await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_request_over_the_frame_limit_fails_locally_and_the_connection_goes_on() {
+    let (addr, _server) = serve(Probe::default()).await;
+    let mut config = ClientConfig::default();
+    config.max_frame_len = 64 * 1024;
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let refused = status(call::<_, Bytes>(&client, "large", &large(0, Bytes::from(vec![0; 100_000]))).await);
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(
+        refused.message(),
+        "the request to `Probe.large` is larger than the maximum frame length of 65536 bytes; raise \
+         ClientConfig::max_frame_len on both peers to send it"
+    );
+    assert_eq!(call::<_, ()>(&client, "empty", &()).await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_reply_over_the_frame_limit_fails_that_call_only() {
+    let mut config = ServerConfig::default();
+    config.max_frame_len = 64 * 1024;
+    let (addr, _server) = serve_with(Probe::default(), config).await;
+    let client = Client::dial(addr).await.expect("dial");
+    let refused = status(call::<_, Bytes>(&client, "large", &large(100_000, Bytes::new())).await);
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(
+        refused.message(),
+        "the reply of `Probe.large` is larger than the maximum frame length of 65536 bytes; raise \
+         ServerConfig::max_frame_len on both peers to send it"
+    );
+    assert_eq!(call::<_, ()>(&client, "empty", &()).await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_reply_over_the_clients_frame_limit_closes_the_connection_with_a_reason() {
+    let (addr, accept) = scripted_server().await;
+    let mut config = ClientConfig::default();
+    config.max_frame_len = 1024;
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let call = client.call::<_, String, String>(Method::new("Echo", "echo"), "big?", &CallOptions::default());
+    let Frame::Request { id, .. } = server.recv().await else { panic!("expected a request") };
+    server.send(&response_ok(id, &string(&"x".repeat(5000)))).await;
+    let status = tokio::time::timeout(raw::TIMEOUT, call).await.expect("no hang").expect_err("too big");
+    let message = status.to_string();
+    assert!(
+        message.contains("over the maximum frame length of 1024 bytes; raise ClientConfig::max_frame_len"),
+        "{message}"
+    );
+}
