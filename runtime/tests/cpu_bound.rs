@@ -78,7 +78,7 @@ impl Service for Busy {
                 Ok::<_, Error>(x)
             }),
             "echo" => {
-                request.spawn(Method::new("Busy", "echo"), |_ctx: Context, s: String| async move { Ok::<_, Error>(s) })
+                request.spawn(Method::new("Busy", "echo"), |_ctx: Context, s: String| async move { Ok::<_, Error>(s) });
             }
             _ => return Err(request),
         }
