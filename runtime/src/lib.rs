@@ -97,6 +97,10 @@
 //! - `client`: [`Client`], [`Call`], [`CallOptions`], and the [`Invoke`] seam generated clients
 //!   call. `server`: [`Server`], its connections, and the dispatch of calls to handlers.
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 mod cancel;
 mod client;
 mod codec;

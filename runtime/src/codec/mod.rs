@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
-use strict::StrictSeed;
+use strict::{Budget, StrictSeed};
 
 mod strict;
 
@@ -76,7 +76,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 /// Decodes one `T` from the front of `bytes`, borrowing from it where `T` allows, and returns how
 /// many bytes it used.
 pub(crate) fn decode_borrowed<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize), String> {
-    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>), bytes, CONFIG).map_err(|e| e.to_string())
+    let budget = Budget::new(bytes.len());
+    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>, &budget), bytes, CONFIG)
+        .map_err(|e| e.to_string())
 }
 
 /// A bincode `Writer` that appends to a `BytesMut` up to a total length.
@@ -148,6 +150,56 @@ mod tests {
         let mut bytes = vec![1, 1, b'k'];
         bytes.extend(huge_len());
         assert!(decode::<HashMap<String, String>>(&bytes).is_err());
+    }
+
+    // Found by the fuzzer (fuzz/README.md): serde's `Vec` and `HashMap` reserve room for the
+    // length bincode reports, up to 1 MiB, so a few bytes made a server reserve a megabyte.
+    #[test]
+    fn a_claimed_list_length_reserves_no_more_than_the_input_holds() {
+        let mut bytes = huge_len();
+        bytes.push(7);
+        let info = allocation_counter::measure(|| {
+            assert!(decode::<Vec<u8>>(&bytes).is_err());
+            assert!(decode::<Vec<String>>(&bytes).is_err());
+            assert!(decode::<HashMap<String, u64>>(&bytes).is_err());
+        });
+        assert!(info.bytes_max < 4096, "decoding {} bytes held {} bytes", bytes.len(), info.bytes_max);
+        // Claims nested a thousand deep, each for 250 elements and none filled: 6 MB before the
+        // budget was shared, as every level reserved its claim.
+        #[derive(Debug, Deserialize)]
+        struct Node {
+            #[allow(dead_code)]
+            children: Vec<Node>,
+        }
+        let nested = vec![250u8; 1000];
+        let info = allocation_counter::measure(|| assert!(decode::<Node>(&nested).is_err()));
+        assert!(info.bytes_max < 64_000, "decoding {} bytes held {} bytes", nested.len(), info.bytes_max);
+        // A real list still decodes, with room reserved for all of it at once.
+        let list: Vec<u64> = (0..1000).collect();
+        let encoded = encode(&list).unwrap();
+        let info = allocation_counter::measure(|| assert_eq!(decode::<Vec<u64>>(&encoded).unwrap(), list));
+        assert_eq!(info.count_total, 1, "one allocation for the whole list");
+    }
+
+    // Found by the fuzzer's regression test above: a thousand bytes nesting a recursive type
+    // overflowed the stack and aborted the process.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        #[derive(Debug, PartialEq, Deserialize, Serialize)]
+        struct Tree {
+            value: u8,
+            left: Option<Box<Tree>>,
+        }
+        // `Some` nested 100 000 deep: value 0, tag 1, again and again.
+        let deep = [0u8, 1].repeat(100_000);
+        let err = decode::<Tree>(&deep).unwrap_err();
+        assert!(err.contains("the value nests deeper than 256 levels"), "{err}");
+        // Two `Strict` levels per tree level (the struct and the option): 127 levels decode.
+        let mut tree = Tree { value: 0, left: None };
+        for value in 1..127 {
+            tree = Tree { value, left: Some(Box::new(tree)) };
+        }
+        assert_eq!(decode::<Tree>(&encode(&tree).unwrap()).unwrap(), tree);
     }
 
     #[test]
