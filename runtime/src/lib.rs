@@ -119,10 +119,10 @@ pub use client::{Client, ClientConfig};
 pub use context::Context;
 pub use error::{Code, Error, Status};
 pub use method::Method;
-pub use server::dispatch::Service;
 /// The request generated servers hand to their handlers; not for use by hand.
 #[doc(hidden)]
 pub use server::dispatch::Incoming;
+pub use server::dispatch::Service;
 pub use server::{Server, ServerBuilder, ServerConfig};
 pub use transport::Peer;
 pub use wire::handshake::{MAGIC, VERSION_MAJOR, VERSION_MINOR};
