@@ -34,12 +34,12 @@ enum Command {
         include: Vec<PathBuf>,
     },
     /// Prints the Rust generated from each file (with what it imports), or writes it to a
-    /// directory as <name>.rs.
+    /// directory, as NAME.rs for NAME.tidl.
     Gen {
         /// The .tidl files to compile.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Write <name>.rs files here instead of printing (a file is rewritten only if it changes).
+        /// Write the NAME.rs files here instead of printing (a file is rewritten only if it changes).
         #[arg(short, long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
         /// Also look for imported files in DIR (after the importing file's own directory).
