@@ -13,6 +13,7 @@ use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use pest_derive::Parser;
+use std::sync::{Mutex, PoisonError};
 
 #[derive(Parser)]
 #[grammar = "grammar.pest"]
@@ -34,7 +35,6 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     }
     // Tracking what was expected costs time on every parse; it is only needed for an error,
     // so a failing declaration is parsed a second time with it on.
-    pest::set_error_detail(false);
     let mut parsed = File::default();
     let mut diagnostics = Vec::new();
     let mut pos = 0;
@@ -54,9 +54,10 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
                 pos += end;
             }
             Err(_) => {
-                pest::set_error_detail(true);
-                let detailed = Grammar::parse(Rule::next_item, rest);
-                pest::set_error_detail(false);
+                let detailed = {
+                    let _detail = ErrorDetail::on();
+                    Grammar::parse(Rule::next_item, rest)
+                };
                 let Err(error) = detailed else { break };
                 let at = match error.location {
                     InputLocation::Pos(p) | InputLocation::Span((p, _)) => p,
@@ -121,6 +122,35 @@ fn resume_point(text: &str, after: usize) -> Option<usize> {
             return Some(line_start);
         }
         line_start += line.find('\n')? + 1;
+    }
+}
+
+/// How many parses on this process want pest's error detail. pest keeps that setting in one
+/// flag for the whole process, so a parse that turned it off when done would take it away from
+/// a detailed parse running on another thread (parallel tests; a tool compiling files on several
+/// threads), whose error would then say only "unexpected ...". The flag stays on while any
+/// [`ErrorDetail`] lives.
+static DETAILED_PARSES: Mutex<usize> = Mutex::new(0);
+
+/// pest's error detail, on while this lives.
+struct ErrorDetail;
+
+impl ErrorDetail {
+    fn on() -> Self {
+        let mut parses = DETAILED_PARSES.lock().unwrap_or_else(PoisonError::into_inner);
+        *parses += 1;
+        pest::set_error_detail(true);
+        ErrorDetail
+    }
+}
+
+impl Drop for ErrorDetail {
+    fn drop(&mut self) {
+        let mut parses = DETAILED_PARSES.lock().unwrap_or_else(PoisonError::into_inner);
+        *parses -= 1;
+        if *parses == 0 {
+            pest::set_error_detail(false);
+        }
     }
 }
 
