@@ -6,12 +6,16 @@
 //!
 //! ```toml
 //! [dependencies]
-//! tidl-runtime = "0.1"
-//! tokio = { version = "1", features = ["rt-multi-thread", "macros"] }
+//! tidl-runtime = { path = "../tidl/runtime" }
+//! tokio = { version = "1", features = ["rt-multi-thread", "macros", "net", "time"] }
 //!
 //! [build-dependencies]
-//! tidl-compiler = "0.1"
+//! tidl-compiler = { path = "../tidl/idl-compiler", default-features = false }
 //! ```
+//!
+//! The crates are not on crates.io yet: the paths assume the tidl repository is checked out
+//! next to your crate. `default-features = false` leaves the `tidl` command-line tool and its
+//! `clap` dependency out of your build script.
 //!
 //! Compile the `.tidl` files in `build.rs`:
 //!

@@ -20,6 +20,7 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use pest::iterators::Pairs;
 use pest_derive::Parser;
+use std::sync::{Mutex, PoisonError};
 
 #[derive(Parser)]
 #[grammar = "grammar.pest"]
@@ -41,7 +42,6 @@ pub(crate) fn parse(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     }
     // Tracking what was expected costs time on every parse; it is only needed for an error,
     // so a failing declaration is parsed a second time with it on.
-    pest::set_error_detail(false);
     let mut parsed = File::default();
     let mut diagnostics = Vec::new();
     let mut pos = 0;
@@ -123,6 +123,35 @@ impl Fix {
     }
 }
 
+/// How many parses on this process want pest's error detail. pest keeps that setting in one
+/// flag for the whole process, so a parse that turned it off when done would take it away from
+/// a detailed parse running on another thread (parallel tests; a tool compiling files on several
+/// threads), whose error would then say only "unexpected ...". The flag stays on while any
+/// [`ErrorDetail`] lives.
+static DETAILED_PARSES: Mutex<usize> = Mutex::new(0);
+
+/// pest's error detail, on while this lives.
+struct ErrorDetail;
+
+impl ErrorDetail {
+    fn on() -> Self {
+        let mut parses = DETAILED_PARSES.lock().unwrap_or_else(PoisonError::into_inner);
+        *parses += 1;
+        pest::set_error_detail(true);
+        ErrorDetail
+    }
+}
+
+impl Drop for ErrorDetail {
+    fn drop(&mut self) {
+        let mut parses = DETAILED_PARSES.lock().unwrap_or_else(PoisonError::into_inner);
+        *parses -= 1;
+        if *parses == 0 {
+            pest::set_error_detail(false);
+        }
+    }
+}
+
 /// Tokens the parser may report missing, in the order they are tried as fixes.
 const FIXES: [char; 10] = [';', ',', ')', ']', '>', '}', ':', '=', '{', '('];
 
@@ -130,9 +159,10 @@ impl SyntaxError {
     /// Parses the declaration at `pos` again with error tracking on, and describes the error.
     fn find(text: &str, pos: usize) -> Option<SyntaxError> {
         let rest = &text[pos..];
-        pest::set_error_detail(true);
-        let detailed = Grammar::parse(Rule::next_item, rest);
-        pest::set_error_detail(false);
+        let detailed = {
+            let _detail = ErrorDetail::on();
+            Grammar::parse(Rule::next_item, rest)
+        };
         let error = detailed.err()?;
         let (at, mut expected) = expected(&error, rest);
         let at = (pos + at).min(text.len());

@@ -1403,3 +1403,22 @@ error: could not compile the .tidl input due to 2 previous errors
 "#
     );
 }
+
+/// pest's error detail is one flag for the whole process: errors found on several threads at
+/// once are each reported in full, not as a bare "unexpected ...".
+#[test]
+fn errors_found_on_several_threads_at_once_are_each_reported_in_full() {
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..2000 {
+                    let message = check("servce Store {}");
+                    assert!(message.contains("did you mean `service`?"), "a bare error:\n{message}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a thread's errors were reported in full");
+    }
+}

@@ -22,13 +22,13 @@ pub(super) fn generate(cx: &ServiceContext<'_>) -> TokenStream {
          Cheap to clone; calls made through clones share the connection.",
         s.wire_name, names.accessor, names.client_ext
     );
-    let invoke_doc = " Its calls go through `I`, by default a \
-                      [`tidl_runtime::Client`](::tidl_runtime::Client): any \
+    let invoke_doc = " Its calls go through `I`, by default \
+                      `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any \
                       [`Invoke`](::tidl_runtime::Invoke) implementation will do."
         .replace("`I`", &format!("`{param}`"));
     let ext_doc = format!(
         " Adds `{}()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, \
-         [`tidl_runtime::Client`](::tidl_runtime::Client) among them.",
+         `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.",
         names.accessor
     );
     let accessor_doc = format!(" The `{}` service, called through this connection.", s.wire_name);

@@ -299,7 +299,7 @@ impl<T: Archive> ::tidl_runtime::Service for ArchiveServer<T> {
 
 /// A client of the `Archive` service: get one with `client.archive()` (import [`ArchiveClientExt`]). Cheap to clone; calls made through clones share the connection.
 ///
-/// Its calls go through `J`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
+/// Its calls go through `J`, by default `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
 pub struct ArchiveClient<J = ::tidl_runtime::Client> {
     client: J,
@@ -354,7 +354,7 @@ impl<J: ::tidl_runtime::Invoke> ArchiveClient<J> {
     }
 }
 
-/// Adds `archive()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+/// Adds `archive()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.
 #[allow(deprecated)]
 pub trait ArchiveClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
     /// The `Archive` service, called through this connection.
@@ -554,7 +554,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
 
 /// A client of the `Geometry` service: get one with `client.geometry()` (import [`GeometryClientExt`]). Cheap to clone; calls made through clones share the connection.
 ///
-/// Its calls go through `J`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
+/// Its calls go through `J`, by default `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
 pub struct GeometryClient<J = ::tidl_runtime::Client> {
     client: J,
@@ -670,7 +670,7 @@ impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
     }
 }
 
-/// Adds `geometry()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+/// Adds `geometry()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.
 #[allow(deprecated)]
 pub trait GeometryClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
     /// The `Geometry` service, called through this connection.
@@ -793,7 +793,7 @@ impl<S: T> ::tidl_runtime::Service for TServer<S> {
 
 /// A client of the `T` service: get one with `client.t()` (import [`TClientExt`]). Cheap to clone; calls made through clones share the connection.
 ///
-/// Its calls go through `J`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
+/// Its calls go through `J`, by default `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
 pub struct TClient<J = ::tidl_runtime::Client> {
     client: J,
@@ -856,7 +856,7 @@ impl<J: ::tidl_runtime::Invoke> TClient<J> {
     }
 }
 
-/// Adds `t()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+/// Adds `t()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.
 #[allow(deprecated)]
 pub trait TClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
     /// The `T` service, called through this connection.

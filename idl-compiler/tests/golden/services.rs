@@ -99,7 +99,7 @@ impl<T: Example> ::tidl_runtime::Service for ExampleServer<T> {
 
 /// A client of the `Example` service: get one with `client.example()` (import [`ExampleClientExt`]). Cheap to clone; calls made through clones share the connection.
 ///
-/// Its calls go through `I`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
+/// Its calls go through `I`, by default `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
 #[derive(Clone, Debug)]
 pub struct ExampleClient<I = ::tidl_runtime::Client> {
     client: I,
@@ -167,7 +167,7 @@ impl<I: ::tidl_runtime::Invoke> ExampleClient<I> {
     }
 }
 
-/// Adds `example()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+/// Adds `example()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.
 pub trait ExampleClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
     /// The `Example` service, called through this connection.
     fn example(&self) -> ExampleClient<Self>;

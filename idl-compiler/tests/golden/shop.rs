@@ -469,7 +469,7 @@ pub mod shop {
 
     /// A client of the `shop.Shop` service: get one with `client.shop()` (import [`ShopClientExt`]). Cheap to clone; calls made through clones share the connection.
     ///
-    /// Its calls go through `I`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
+    /// Its calls go through `I`, by default `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
     #[derive(Clone, Debug)]
     pub struct ShopClient<I = ::tidl_runtime::Client> {
         client: I,
@@ -606,7 +606,7 @@ pub mod shop {
         }
     }
 
-    /// Adds `shop()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+    /// Adds `shop()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.
     #[allow(deprecated)]
     pub trait ShopClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
         /// The `shop.Shop` service, called through this connection.
@@ -758,7 +758,7 @@ pub mod shop {
 
         /// A client of the `shop.inventory.Inventory` service: get one with `client.inventory()` (import [`InventoryClientExt`]). Cheap to clone; calls made through clones share the connection.
         ///
-        /// Its calls go through `I`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
+        /// Its calls go through `I`, by default `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
         #[derive(Clone, Debug)]
         pub struct InventoryClient<I = ::tidl_runtime::Client> {
             client: I,
@@ -827,7 +827,7 @@ pub mod shop {
             }
         }
 
-        /// Adds `inventory()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+        /// Adds `inventory()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.
         #[allow(deprecated)]
         pub trait InventoryClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
             /// The `shop.inventory.Inventory` service, called through this connection.
