@@ -61,7 +61,7 @@ pub const RUNTIME_CLIENT_METHODS: &[&str] =
     &["call", "connect", "connect_with", "dial", "dial_with", "invoke", "new", "peer", "ready", "with_config"];
 
 /// Methods of the `tidl_runtime::Invoke` trait, which every accessor's blanket impl builds on.
-pub const INVOKE_METHODS: &[&str] = &["call", "invoke"];
+pub const INVOKE_METHODS: &[&str] = &["bidi_stream", "call", "client_stream", "invoke", "server_stream"];
 
 /// Whether a service's accessor may be called `accessor`: a method of `tidl_runtime::Client`,
 /// of `Invoke`, or of the standard traits would clash with it.
