@@ -718,6 +718,7 @@ error: could not compile the .tidl input due to 1 previous error
 fn streams_of_streams_and_streams_inside_method_types() {
     let text = r#"service Feed {
     rpc watch(u64) -> stream stream Event;
+    rpc pulse(stream stream ());
     rpc search(stream string) -> stream list<stream Event> throws stream string;
 }
 struct Event { id: u64 }
@@ -732,23 +733,31 @@ struct Event { id: u64 }
   |
   = help: write `stream` once; to send items in groups, stream a `list<T>`
 
-error: `stream` may only start a method's argument or reply
- --> test.tidl:3:46
+error: a stream's items cannot be streams
+ --> test.tidl:3:22
   |
-3 |     rpc search(stream string) -> stream list<stream Event> throws stream string;
+3 |     rpc pulse(stream stream ());
+  |                      ^^^^^^^^^ a stream of streams
+  |
+  = help: write `stream` once; to send items in groups, stream a `list<T>`
+
+error: `stream` may only start a method's argument or reply
+ --> test.tidl:4:46
+  |
+4 |     rpc search(stream string) -> stream list<stream Event> throws stream string;
   |                                              ^^^^^^^^^^^^ the elements of a `list` cannot be streams
   |
   = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
 
 error: `stream` may only start a method's argument or reply
- --> test.tidl:3:67
+ --> test.tidl:4:67
   |
-3 |     rpc search(stream string) -> stream list<stream Event> throws stream string;
+4 |     rpc search(stream string) -> stream list<stream Event> throws stream string;
   |                                                                   ^^^^^^^^^^^^^ a method's error cannot be a stream
   |
   = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
 
-error: could not compile the .tidl input due to 3 previous errors
+error: could not compile the .tidl input due to 4 previous errors
 "#
     );
 }

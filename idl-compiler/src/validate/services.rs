@@ -89,7 +89,10 @@ impl<'a> Checker<'a> {
             None => self.resolve(ty, scope, Some(lists)),
             Some(items) => {
                 let resolved = self.resolve(items, scope, Some(lists));
-                self.stream_items.push((items.span(), resolved.clone()));
+                // A stream of streams is reported already.
+                if streams::stream_items(items).is_none() {
+                    self.stream_items.push((items.span(), resolved.clone()));
+                }
                 resolved
             }
         }
