@@ -559,6 +559,14 @@ service Orders {
     }
 
     #[test]
+    fn streams_keep_one_space_after_stream() {
+        let messy = "service Feed {\n  rpc watch( Filter )->stream   Event ;\nrpc up(stream\n  Chunk)->Summary throws E;\n    rpc chat(stream Msg)->stream Msg;}\n";
+        let expected = "service Feed {\n    rpc watch(Filter) -> stream Event;\n    rpc up(stream Chunk) -> Summary throws E;\n    rpc chat(stream Msg) -> stream Msg;\n}\n";
+        assert_eq!(formatted(messy), expected);
+        assert_eq!(formatted(expected), expected);
+    }
+
+    #[test]
     fn no_blank_line_before_a_closing_brace() {
         assert_eq!(formatted("struct S { y: u8,\n\n}"), "struct S {\n    y: u8,\n}\n");
         assert_eq!(formatted("struct S { y: u8 // c\n\n}"), "struct S {\n    y: u8, // c\n}\n");

@@ -155,11 +155,31 @@ pub(crate) struct ServiceDef {
     pub(crate) methods: Vec<MethodDef>,
 }
 
-/// How a method's messages flow. Only unary calls exist today; streaming methods will add kinds.
+/// How a method's messages flow: one argument or a stream of them, one reply or a stream of
+/// them. Either way a call ends with one outcome, success or the declared error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MethodKind {
     /// One argument, one reply (or error).
     Unary,
+    /// `rpc watch(Filter) -> stream Event;`: one argument, a stream of replies.
+    ServerStreaming,
+    /// `rpc upload(stream Chunk) -> Summary;`: a stream of arguments, one reply.
+    ClientStreaming,
+    /// `rpc chat(stream Msg) -> stream Msg;`: a stream each way.
+    Bidi,
+}
+
+impl MethodKind {
+    /// The kind of a method whose argument (`client`) and reply (`server`) are or are not
+    /// streams.
+    pub(crate) fn new(client: bool, server: bool) -> MethodKind {
+        match (client, server) {
+            (false, false) => MethodKind::Unary,
+            (false, true) => MethodKind::ServerStreaming,
+            (true, false) => MethodKind::ClientStreaming,
+            (true, true) => MethodKind::Bidi,
+        }
+    }
 }
 
 /// A method.
@@ -172,7 +192,9 @@ pub(crate) struct MethodDef {
     pub(crate) docs: Vec<String>,
     pub(crate) deprecated: Option<Deprecated>,
     pub(crate) kind: MethodKind,
+    /// The argument, or for a client or bidirectional stream the type of its items.
     pub(crate) arg: Ty,
+    /// The reply, or for a server or bidirectional stream the type of its items.
     pub(crate) reply: Ty,
     pub(crate) error: Ty,
     /// The method as declared, for generated docs: `echo(string) -> string`.

@@ -639,25 +639,173 @@ error: could not compile the .tidl input due to 3 previous errors
 }
 
 #[test]
-fn streams_are_reserved() {
-    let text = r#"service Feed {
-    rpc watch(string) -> stream Event;
-}
-struct Event {}
+fn streams_only_start_a_method_argument_or_reply() {
+    let text = r#"struct Event { stream: u64, items: stream u64 }
+struct Index { by_id: map<u64, stream Event>, all: list<stream Event> }
+enum Change { Added(stream Event), Removed { ids: option<stream u64> } }
 "#;
     assert_eq!(
         check(text),
-        r#"error: streams are not supported yet
- --> test.tidl:2:26
+        r#"error: `stream` may only start a method's argument or reply
+ --> test.tidl:1:36
   |
-2 |     rpc watch(string) -> stream Event;
-  |                          ^^^^^^^^^^^^ `stream` is reserved for streaming methods, which a later version will add
+1 | struct Event { stream: u64, items: stream u64 }
+  |                                    ^^^^^^^^^^ a field cannot be a stream
   |
-  = help: send a `list<T>` for now
+  = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
+
+error: `stream` may only start a method's argument or reply
+ --> test.tidl:2:32
+  |
+2 | struct Index { by_id: map<u64, stream Event>, all: list<stream Event> }
+  |                                ^^^^^^^^^^^^ the values of a `map` cannot be streams
+  |
+  = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
+
+error: `stream` may only start a method's argument or reply
+ --> test.tidl:2:57
+  |
+2 | struct Index { by_id: map<u64, stream Event>, all: list<stream Event> }
+  |                                                         ^^^^^^^^^^^^ the elements of a `list` cannot be streams
+  |
+  = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
+
+error: `stream` may only start a method's argument or reply
+ --> test.tidl:3:21
+  |
+3 | enum Change { Added(stream Event), Removed { ids: option<stream u64> } }
+  |                     ^^^^^^^^^^^^ an enum variant cannot hold a stream
+  |
+  = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
+
+error: `stream` may only start a method's argument or reply
+ --> test.tidl:3:58
+  |
+3 | enum Change { Added(stream Event), Removed { ids: option<stream u64> } }
+  |                                                          ^^^^^^^^^^ an `option` cannot hold a stream
+  |
+  = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
+
+error: could not compile the .tidl input due to 5 previous errors
+"#
+    );
+}
+
+#[test]
+fn an_alias_cannot_be_a_stream() {
+    let text = r#"type Events = stream Event;
+struct Event { id: u64 }
+service Feed {
+    rpc watch() -> Events;
+}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: `stream` may only start a method's argument or reply
+ --> test.tidl:1:15
+  |
+1 | type Events = stream Event;
+  |               ^^^^^^^^^^^^ a type alias cannot stand for a stream
+  |
+  = help: write `stream` in the method itself (`rpc watch(Filter) -> stream Event;`); an alias may name the item type
 
 error: could not compile the .tidl input due to 1 previous error
 "#
     );
+}
+
+#[test]
+fn streams_of_streams_and_streams_inside_method_types() {
+    let text = r#"service Feed {
+    rpc watch(u64) -> stream stream Event;
+    rpc pulse(stream stream ());
+    rpc search(stream string) -> stream list<stream Event> throws stream string;
+}
+struct Event { id: u64 }
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: a stream's items cannot be streams
+ --> test.tidl:2:30
+  |
+2 |     rpc watch(u64) -> stream stream Event;
+  |                              ^^^^^^^^^^^^ a stream of streams
+  |
+  = help: write `stream` once; to send items in groups, stream a `list<T>`
+
+error: a stream's items cannot be streams
+ --> test.tidl:3:22
+  |
+3 |     rpc pulse(stream stream ());
+  |                      ^^^^^^^^^ a stream of streams
+  |
+  = help: write `stream` once; to send items in groups, stream a `list<T>`
+
+error: `stream` may only start a method's argument or reply
+ --> test.tidl:4:46
+  |
+4 |     rpc search(stream string) -> stream list<stream Event> throws stream string;
+  |                                              ^^^^^^^^^^^^ the elements of a `list` cannot be streams
+  |
+  = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
+
+error: `stream` may only start a method's argument or reply
+ --> test.tidl:4:67
+  |
+4 |     rpc search(stream string) -> stream list<stream Event> throws stream string;
+  |                                                                   ^^^^^^^^^^^^^ a method's error cannot be a stream
+  |
+  = help: a method streams its argument (`rpc upload(stream Chunk);`) or its reply (`rpc watch(Filter) -> stream Event;`); to send several values in one message, use `list<T>`
+
+error: could not compile the .tidl input due to 4 previous errors
+"#
+    );
+}
+
+#[test]
+fn stream_items_take_up_space() {
+    let text = r#"type Tick = ();
+struct Empty {}
+service Clock {
+    rpc ticks() -> stream Tick;
+    rpc pokes(stream Empty) -> u64;
+}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: stream items must take up space on the wire
+ --> test.tidl:4:27
+  |
+4 |     rpc ticks() -> stream Tick;
+  |                           ^^^^ this type encodes to zero bytes
+  |
+  = help: an item that encodes to nothing carries no information but its arrival; stream a type with a value, such as a `u64` count
+
+error: stream items must take up space on the wire
+ --> test.tidl:5:22
+  |
+5 |     rpc pokes(stream Empty) -> u64;
+  |                      ^^^^^ this type encodes to zero bytes
+  |
+  = help: an item that encodes to nothing carries no information but its arrival; stream a type with a value, such as a `u64` count
+
+error: could not compile the .tidl input due to 2 previous errors
+"#
+    );
+}
+
+#[test]
+fn stream_is_still_a_name() {
+    // `stream` is a keyword only before a type: fields, methods and types may be named so.
+    let text = r#"struct stream { stream: u64 }
+service Feed {
+    rpc stream(stream) -> stream stream;
+}
+"#;
+    let generated = Config::new().generate(&[Source { path: "test.tidl", text }]).unwrap_or_else(|e| panic!("{e}"));
+    let code = &generated[0].code;
+    assert!(code.contains("pub stream: u64") && code.contains("out: ::tidl_runtime::Sink<Stream>"), "{code}");
+    assert!(code.contains("::tidl_runtime::Invoke::server_stream("), "{code}");
 }
 
 #[test]

@@ -36,6 +36,11 @@ fn services_tidl() {
 }
 
 #[test]
+fn streams() {
+    check_golden(&here("tests/golden/streams.tidl"), &here("tests/golden/streams.rs"));
+}
+
+#[test]
 fn kitchen_sink() {
     check_golden(&here("tests/golden/kitchen_sink.tidl"), &here("tests/golden/kitchen_sink.rs"));
 }

@@ -2,7 +2,7 @@
 //! seam that carries its calls, and `<Service>ClientExt`, which adds `client.<service>()` to
 //! every `Invoke` implementation.
 
-use super::{ServiceContext, ident, method_doc, ty};
+use super::{ServiceContext, doc_note, ident, method_doc, ty};
 use crate::model::{MethodDef, MethodKind};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
@@ -97,29 +97,102 @@ pub(super) fn generate(cx: &ServiceContext<'_>) -> TokenStream {
 fn method(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
     match m.kind {
         MethodKind::Unary => unary(cx, m),
+        MethodKind::ServerStreaming => server_streaming(cx, m),
+        MethodKind::ClientStreaming => client_streaming(cx, m),
+        MethodKind::Bidi => bidi(cx, m),
+    }
+}
+
+/// What every client method starts from: its docs and deprecation, its name, the wire
+/// `Method`, and the Rust types of its argument (or request items), reply (or reply items)
+/// and error.
+struct Parts {
+    doc: TokenStream,
+    deprecated: TokenStream,
+    name: Ident,
+    method: TokenStream,
+    arg: TokenStream,
+    reply: TokenStream,
+    error: TokenStream,
+}
+
+fn parts(cx: &ServiceContext<'_>, m: &MethodDef) -> Parts {
+    let (wire_service, wire_method) = (&cx.service.wire_name, &m.wire_name);
+    Parts {
+        doc: method_doc(m),
+        deprecated: super::deprecated(m.deprecated.as_ref()),
+        name: ident(&m.name),
+        method: quote! { ::tidl_runtime::Method::new(#wire_service, #wire_method) },
+        arg: ty(&m.arg, cx.from),
+        reply: ty(&m.reply, cx.from),
+        error: ty(&m.error, cx.from),
     }
 }
 
 /// A unary method: takes the argument, returns the `Call` to await or cancel.
 fn unary(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
-    let doc = method_doc(m);
-    let deprecated = super::deprecated(m.deprecated.as_ref());
-    let name: Ident = ident(&m.name);
-    let wire_service = &cx.service.wire_name;
-    let wire_method = &m.wire_name;
-    let (arg, reply, error) = (ty(&m.arg, cx.from), ty(&m.reply, cx.from), ty(&m.error, cx.from));
+    let Parts { doc, deprecated, name, method, arg, reply, error } = parts(cx, m);
     quote! {
         #doc
         #deprecated
         // Like a function call, a call takes its argument by value (it is encoded at once).
         #[allow(clippy::needless_pass_by_value)]
         pub fn #name(&self, arg: #arg) -> ::tidl_runtime::Call<#reply, #error> {
-            ::tidl_runtime::Invoke::call(
-                &self.client,
-                ::tidl_runtime::Method::new(#wire_service, #wire_method),
-                &arg,
-                &self.options,
-            )
+            ::tidl_runtime::Invoke::call(&self.client, #method, &arg, &self.options)
+        }
+    }
+}
+
+/// A server-streaming method: takes the argument, returns the `Streaming` of replies.
+fn server_streaming(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
+    let Parts { doc, deprecated, name, method, arg, reply, error } = parts(cx, m);
+    let note = doc_note(
+        "Returns the stream of replies, which ends with the call's outcome. Dropping the stream cancels \
+         the call.",
+    );
+    quote! {
+        #doc
+        #note
+        #deprecated
+        // Like a function call, a call takes its argument by value (it is encoded at once).
+        #[allow(clippy::needless_pass_by_value)]
+        pub fn #name(&self, arg: #arg) -> ::tidl_runtime::Streaming<#reply, #error> {
+            ::tidl_runtime::Invoke::server_stream(&self.client, #method, &arg, &self.options)
+        }
+    }
+}
+
+/// A client-streaming method: returns the sink for the requests and the `Call` for the reply.
+fn client_streaming(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
+    let Parts { doc, deprecated, name, method, arg, reply, error } = parts(cx, m);
+    let note = doc_note(
+        "Returns the sink for the requests and the call, which completes with the reply. Dropping the \
+         sink ends the requests (the call is half-closed); dropping the call cancels it.",
+    );
+    quote! {
+        #doc
+        #note
+        #deprecated
+        pub fn #name(&self) -> (::tidl_runtime::RequestSink<#arg>, ::tidl_runtime::Call<#reply, #error>) {
+            ::tidl_runtime::Invoke::client_stream(&self.client, #method, &self.options)
+        }
+    }
+}
+
+/// A bidirectional method: returns the sink for the requests and the `Streaming` of replies.
+fn bidi(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
+    let Parts { doc, deprecated, name, method, arg, reply, error } = parts(cx, m);
+    let note = doc_note(
+        "Returns the sink for the requests and the stream of replies, which ends with the call's \
+         outcome. Dropping the sink ends the requests (the call is half-closed); dropping the stream \
+         cancels the call.",
+    );
+    quote! {
+        #doc
+        #note
+        #deprecated
+        pub fn #name(&self) -> (::tidl_runtime::RequestSink<#arg>, ::tidl_runtime::Streaming<#reply, #error>) {
+            ::tidl_runtime::Invoke::bidi_stream(&self.client, #method, &self.options)
         }
     }
 }

@@ -9,8 +9,8 @@
 //!
 //! This module generates types and modules; a service's server side (its trait and
 //! `<Service>Server`) comes from `server`, its client side (`<Service>Client` and
-//! `<Service>ClientExt`) from `client`. Both match on a method's [`MethodKind`](crate::model::MethodKind),
-//! the axis streaming methods will extend.
+//! `<Service>ClientExt`) from `client`. Both match on a method's [`MethodKind`](crate::model::MethodKind):
+//! unary, server streaming, client streaming or bidirectional, one generator each.
 
 mod client;
 mod display;
@@ -447,6 +447,15 @@ fn service_def(
 /// A method's docs, or its signature as declared.
 fn method_doc(m: &MethodDef) -> TokenStream {
     docs(&m.docs, || format!("`{}`", m.signature))
+}
+
+/// A paragraph added to a method's docs (how a streaming method's streams behave).
+fn doc_note(note: &str) -> TokenStream {
+    let note = format!(" {note}");
+    quote! {
+        #[doc = ""]
+        #[doc = #note]
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The server side of a service: the trait to implement, and `<Service>Server`, which
 //! dispatches incoming calls to it through `tidl_runtime::Service`.
 
-use super::{ServiceContext, docs, ident, method_doc, ty};
+use super::{ServiceContext, doc_note, docs, ident, method_doc, ty};
 use crate::model::{MethodDef, MethodKind, Ty};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -89,27 +89,56 @@ pub(super) fn generate(cx: &ServiceContext<'_>) -> TokenStream {
 }
 
 /// The trait's method for `m`: a handler that can fail with the declared error or a `Status`.
+/// A streamed argument comes as a `Source` of its items, a streamed reply goes out through a
+/// `Sink`, and the handler's result is the call's outcome.
 fn trait_method(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
     let doc = method_doc(m);
     let deprecated = super::deprecated(m.deprecated.as_ref());
     let name = ident(&m.name);
     let (arg, reply, error) = (ty(&m.arg, cx.from), ty(&m.reply, cx.from), ty(&m.error, cx.from));
-    match m.kind {
-        MethodKind::Unary => quote! {
-            #doc
-            #deprecated
-            fn #name(
-                &self,
-                ctx: ::tidl_runtime::Context,
-                arg: #arg,
-            ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<#reply, ::tidl_runtime::Error<#error>>,
-            > + ::core::marker::Send;
-        },
+    let (note, params, output) = match m.kind {
+        MethodKind::Unary => (quote! {}, quote! { arg: #arg, }, reply),
+        MethodKind::ServerStreaming => (
+            doc_note(
+                "Send the replies through `out`, in order; the stream ends with the result the handler \
+                 returns.",
+            ),
+            quote! { arg: #arg, out: ::tidl_runtime::Sink<#reply>, },
+            quote! { () },
+        ),
+        MethodKind::ClientStreaming => (
+            doc_note(
+                "Take the requests from `items`, in order: it ends when the client has sent its last. \
+                 The result the handler returns is the reply.",
+            ),
+            quote! { items: ::tidl_runtime::Source<#arg>, },
+            reply,
+        ),
+        MethodKind::Bidi => (
+            doc_note(
+                "Take the requests from `items` (it ends when the client has sent its last) and send \
+                 the replies through `out`; the reply stream ends with the result the handler returns.",
+            ),
+            quote! { items: ::tidl_runtime::Source<#arg>, out: ::tidl_runtime::Sink<#reply>, },
+            quote! { () },
+        ),
+    };
+    quote! {
+        #doc
+        #note
+        #deprecated
+        fn #name(
+            &self,
+            ctx: ::tidl_runtime::Context,
+            #params
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<#output, ::tidl_runtime::Error<#error>>,
+        > + ::core::marker::Send;
     }
 }
 
-/// The `match` arm that starts `m`'s handler for an incoming call.
+/// The `match` arm that starts `m`'s handler for an incoming call, through the `Incoming`
+/// method for its kind.
 fn dispatch_arm(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
     let service = ident(&cx.service.names.service);
     let wire_service = &cx.service.wire_name;
@@ -118,16 +147,22 @@ fn dispatch_arm(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
     // A unit argument is passed as the literal `()` (clippy's `unit_arg`).
     let (param, arg) =
         if m.arg == Ty::Unit { (quote! { (): () }, quote! { () }) } else { (quote! { arg }, quote! { arg }) };
-    match m.kind {
-        MethodKind::Unary => quote! {
-            #wire_method => {
-                let inner = ::std::sync::Arc::clone(&self.inner);
-                request.spawn(
-                    ::tidl_runtime::Method::new(#wire_service, #wire_method),
-                    move |ctx, #param| async move { #service::#name(&*inner, ctx, #arg).await },
-                );
-                ::core::result::Result::Ok(())
-            }
-        },
+    let (spawn, params, args) = match m.kind {
+        MethodKind::Unary => (quote! { spawn }, quote! { ctx, #param }, quote! { ctx, #arg }),
+        MethodKind::ServerStreaming => {
+            (quote! { spawn_server_stream }, quote! { ctx, #param, out }, quote! { ctx, #arg, out })
+        }
+        MethodKind::ClientStreaming => (quote! { spawn_client_stream }, quote! { ctx, items }, quote! { ctx, items }),
+        MethodKind::Bidi => (quote! { spawn_bidi }, quote! { ctx, items, out }, quote! { ctx, items, out }),
+    };
+    quote! {
+        #wire_method => {
+            let inner = ::std::sync::Arc::clone(&self.inner);
+            request.#spawn(
+                ::tidl_runtime::Method::new(#wire_service, #wire_method),
+                move |#params| async move { #service::#name(&*inner, #args).await },
+            );
+            ::core::result::Result::Ok(())
+        }
     }
 }

@@ -21,6 +21,7 @@ mod recursion;
 mod resolution;
 mod scope;
 mod services;
+mod streams;
 
 use crate::ast;
 use crate::diagnostic::{Diagnostic, FileId, SourceMap, Span};
@@ -52,11 +53,15 @@ pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap, include_dirs: &[
         alias_keys: HashMap::new(),
         aliases: HashMap::new(),
         resolving: Vec::new(),
+        stream_items: Vec::new(),
     };
     let packages = checker.packages(units);
     checker.declare(units);
     let mut decls = Vec::new();
     let mut lists = Vec::new();
+    for unit in units {
+        checker.check_stream_places(unit.ast);
+    }
     for unit in units {
         let scope = checker.scopes[&unit.file].clone();
         for item in &unit.ast.items {
@@ -76,6 +81,7 @@ pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap, include_dirs: &[
         })
         .collect();
     checker.check_list_elements(&model, &lists, &aliases);
+    checker.check_stream_items(&model, &aliases);
     checker.check_recursion(&mut model, &aliases);
     errors::mark_error_types(&mut model, &aliases);
     let mut diagnostics = checker.diagnostics;
@@ -120,6 +126,8 @@ struct Checker<'a> {
     aliases: HashMap<(String, String), (&'a ast::Alias, Scope)>,
     /// Aliases being resolved, innermost last, to detect cycles.
     resolving: Vec<(String, String)>,
+    /// The item types of the methods' streams, where written, for a later check.
+    stream_items: Vec<(Span, Ty)>,
 }
 
 impl Checker<'_> {

@@ -244,7 +244,8 @@ fn has_value(ty: &Ty, inhabited: &HashSet<String>, aliases: &HashMap<String, Ty>
     }
 }
 
-fn encodes_to_nothing(
+/// Whether every value of `ty` encodes to zero bytes (`()`, empty structs, arrays of them).
+pub(super) fn encodes_to_nothing(
     ty: &Ty,
     structs: &HashMap<String, &StructDef>,
     aliases: &HashMap<String, Ty>,

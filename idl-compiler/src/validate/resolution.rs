@@ -49,14 +49,9 @@ impl<'a> Checker<'a> {
     pub(super) fn resolve(&mut self, ty: &TypeRef, scope: &Scope, mut lists: Option<&mut Vec<(Span, Ty)>>) -> Ty {
         let (path, args, span) = match ty {
             TypeRef::Unit(_) => return Ty::Unit,
-            TypeRef::Stream { inner, span } => {
-                self.error(
-                    Diagnostic::error(*span, "streams are not supported yet")
-                        .label("`stream` is reserved for streaming methods, which a later version will add")
-                        .help("send a `list<T>` for now"),
-                );
-                return self.resolve(inner, scope, lists);
-            }
+            // A misplaced `stream` is reported by `check_stream_places`; a method's own streams are
+            // taken off before resolving. Either way what remains is the item type.
+            TypeRef::Stream { inner, .. } => return self.resolve(inner, scope, lists),
             TypeRef::Array { element, len, len_span, .. } => {
                 let element = self.resolve(element, scope, lists);
                 return match len {

@@ -1,8 +1,8 @@
 //! Services: their methods checked against the names every generated client reserves, and the
 //! model of each.
 
-use super::Checker;
 use super::scope::{Scope, qualified};
+use super::{Checker, streams};
 use crate::ast::{self, TypeRef};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::model::{MethodDef, MethodKind, ServiceDef, Ty};
@@ -33,8 +33,12 @@ impl<'a> Checker<'a> {
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for m in &s.methods {
             self.check_attributes(&m.meta.attributes);
-            let arg = m.arg.as_ref().map_or(Ty::Unit, |t| self.resolve(t, scope, Some(lists)));
-            let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.resolve(t, scope, Some(lists)));
+            let arg = m.arg.as_ref().map_or(Ty::Unit, |t| self.message(t, scope, lists));
+            let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.message(t, scope, lists));
+            let kind = MethodKind::new(
+                m.arg.as_ref().and_then(streams::stream_items).is_some(),
+                m.reply.as_ref().and_then(streams::stream_items).is_some(),
+            );
             let error = m.error.as_ref().map_or(Ty::String, |t| self.resolve(t, scope, Some(lists)));
             if let Some(written) = &m.error {
                 self.check_error_type(written, &error);
@@ -68,7 +72,7 @@ impl<'a> Checker<'a> {
                 wire_name: m.name.name.clone(),
                 docs: m.meta.docs.clone(),
                 deprecated: Self::deprecated(&m.meta),
-                kind: MethodKind::Unary,
+                kind,
                 arg,
                 reply,
                 error,
@@ -76,6 +80,22 @@ impl<'a> Checker<'a> {
             });
         }
         ServiceDef { names, wire_name: qualified(&scope.package.join("."), &s.name.name), methods }
+    }
+
+    /// A method's argument or reply type resolved, or for a stream (`stream T`) its item type,
+    /// recorded for `check_stream_items`.
+    fn message(&mut self, ty: &TypeRef, scope: &Scope, lists: &mut Vec<(Span, Ty)>) -> Ty {
+        match streams::stream_items(ty) {
+            None => self.resolve(ty, scope, Some(lists)),
+            Some(items) => {
+                let resolved = self.resolve(items, scope, Some(lists));
+                // A stream of streams is reported already.
+                if streams::stream_items(items).is_none() {
+                    self.stream_items.push((items.span(), resolved.clone()));
+                }
+                resolved
+            }
+        }
     }
 
     /// The method's declaration as written, whitespace normalised: `echo(string) -> string`.
