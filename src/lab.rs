@@ -2,8 +2,8 @@
 //! who is calling, one that computes without awaiting and stays cancellable, and one that fails
 //! with a status.
 
-use std::time::Instant;
-use tidl_runtime::{Context, Error, Status};
+use std::time::{Duration, Instant};
+use tidl_runtime::{Context, Error, Sink, Source, Status};
 
 /// The code generated from `examples/lab.tidl`.
 pub mod generated {
@@ -44,6 +44,30 @@ impl generated::Lab for Lab {
         Ok(sum)
     }
 
+    async fn watch(&self, _ctx: Context, period_ms: u32, mut out: Sink<generated::Event>) -> Result<(), Error> {
+        let started = Instant::now();
+        eprintln!("server: watch started");
+        // Dropped when the handler ends, however it ends: dropping the stream on the client
+        // cancels the call, and the server drops this future.
+        let _stop = Announce(started);
+        let mut ticks = tokio::time::interval(Duration::from_millis(u64::from(period_ms.max(1))));
+        for seq in 1.. {
+            ticks.tick().await;
+            let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            eprintln!("server: sending event {seq}");
+            out.send(generated::Event { seq, at_ms }).await?;
+        }
+        Ok(())
+    }
+
+    async fn sum(&self, _ctx: Context, mut items: Source<u64>) -> Result<u64, Error> {
+        let mut sum = 0u64;
+        while let Some(n) = items.next().await {
+            sum = sum.wrapping_add(n?);
+        }
+        Ok(sum)
+    }
+
     async fn positive(&self, _ctx: Context, n: u64) -> Result<u64, Error> {
         if n == 0 {
             return Err(Status::invalid_argument("`positive` takes a number above zero").into());
@@ -64,5 +88,14 @@ impl Drop for Progress {
     fn drop(&mut self) {
         let how = if self.finished { "finished" } else { "stopped" };
         eprintln!("server: crunch {how} after {} numbers, {:?} after it started", self.done, self.started.elapsed());
+    }
+}
+
+/// Prints when the `watch` handler stops.
+struct Announce(Instant);
+
+impl Drop for Announce {
+    fn drop(&mut self) {
+        eprintln!("server: watch stopped, {:?} after it started", self.0.elapsed());
     }
 }

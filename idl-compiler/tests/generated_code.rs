@@ -141,3 +141,123 @@ async fn enums_recursive_types_and_declared_errors_work() {
         Tree { label: "root".into(), children: vec![leaf("a"), leaf("b")], parent_hint: Some(Box::new(leaf("up"))) };
     assert_eq!(geometry.r#type(tree).await, Ok(3));
 }
+
+#[deny(warnings)]
+#[allow(unreachable_pub, dead_code, deprecated)]
+mod streams {
+    include!("golden/streams.rs");
+}
+
+/// The generated streaming code of every kind, over loopback TCP.
+mod streaming {
+    use super::streams::feed::{Chunk, Event, Feed, FeedClientExt, FeedServer, Filter, Summary, UploadError};
+    use tidl_runtime::{Client, Context, Error, Server, Sink, Source};
+
+    struct FeedImpl;
+
+    impl Feed for FeedImpl {
+        async fn watch(&self, _ctx: Context, filter: Filter, mut out: Sink<Event>) -> Result<(), Error> {
+            for id in 1..=3 {
+                out.send(Event { id, text: format!("{} #{id}", filter.topic) }).await?;
+            }
+            Ok(())
+        }
+
+        async fn ticks(&self, _ctx: Context, (): (), mut out: Sink<u64>) -> Result<(), Error> {
+            for n in 0.. {
+                out.send(n).await?;
+            }
+            Ok(())
+        }
+
+        async fn upload(&self, _ctx: Context, mut chunks: Source<Chunk>) -> Result<Summary, Error<UploadError>> {
+            let mut summary = Summary { chunks: 0, size: 0 };
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                summary.chunks += 1;
+                summary.size += chunk.data.len() as u64;
+                if summary.size > 100 {
+                    return Err(Error::App(UploadError::TooLarge { limit: 100 }));
+                }
+            }
+            if summary.chunks == 0 {
+                return Err(Error::App(UploadError::Empty));
+            }
+            Ok(summary)
+        }
+
+        async fn drain(&self, _ctx: Context, mut chunks: Source<Chunk>) -> Result<(), Error> {
+            while chunks.next().await.is_some() {}
+            Ok(())
+        }
+
+        async fn chat(
+            &self,
+            _ctx: Context,
+            mut msgs: Source<String>,
+            mut out: Sink<String>,
+        ) -> Result<(), Error<UploadError>> {
+            while let Some(msg) = msgs.next().await {
+                out.send(format!("re: {}", msg?)).await?;
+            }
+            Ok(())
+        }
+
+        async fn echo_all(
+            &self,
+            _ctx: Context,
+            mut items: Source<Vec<String>>,
+            mut out: Sink<Vec<String>>,
+        ) -> Result<(), Error> {
+            while let Some(item) = items.next().await {
+                out.send(item?).await?;
+            }
+            Ok(())
+        }
+
+        async fn ping(&self, _ctx: Context, filter: Filter) -> Result<Event, Error> {
+            Ok(Event { id: 0, text: filter.topic })
+        }
+    }
+
+    async fn client() -> Client {
+        let server = Server::builder().register(FeedServer::new(FeedImpl)).build();
+        let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
+        Client::dial(addr).await.expect("dial")
+    }
+
+    #[tokio::test]
+    async fn every_kind_of_streaming_method_works_through_generated_code() {
+        let client = client().await;
+        let feed = client.feed();
+        // Server streaming.
+        let mut events = feed.watch(Filter { topic: "news".into() });
+        let mut texts = Vec::new();
+        while let Some(event) = events.message().await.expect("an event") {
+            texts.push(event.text);
+        }
+        assert_eq!(texts, ["news #1", "news #2", "news #3"]);
+        // An endless stream, dropped: the call is cancelled.
+        let mut ticks = feed.ticks(());
+        assert_eq!(ticks.message().await, Ok(Some(0)));
+        drop(ticks);
+        // Client streaming, with a declared error.
+        let (mut chunks, summary) = feed.upload();
+        for _ in 0..3 {
+            chunks.send(Chunk { data: vec![0; 10].into() }).await.expect("sent");
+        }
+        drop(chunks);
+        assert_eq!(summary.await, Ok(Summary { chunks: 3, size: 30 }));
+        let (chunks, summary) = feed.upload();
+        drop(chunks);
+        assert_eq!(summary.await, Err(Error::App(UploadError::Empty)));
+        // Bidirectional.
+        let (mut msgs, mut replies) = feed.chat();
+        msgs.send("hi".into()).await.expect("sent");
+        assert_eq!(replies.message().await, Ok(Some("re: hi".to_owned())));
+        msgs.close();
+        assert_eq!(replies.message().await, Ok(None));
+        // Unary beside them.
+        assert_eq!(feed.ping(Filter { topic: "x".into() }).await.map(|e| e.text), Ok("x".to_owned()));
+    }
+}
