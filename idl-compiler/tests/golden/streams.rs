@@ -329,7 +329,7 @@ pub mod feed {
 
     /// A client of the `feed.Feed` service: get one with `client.feed()` (import [`FeedClientExt`]). Cheap to clone; calls made through clones share the connection.
     ///
-    /// Its calls go through `I`, by default a [`tidl_runtime::Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
+    /// Its calls go through `I`, by default `tidl_runtime`'s [`Client`](::tidl_runtime::Client): any [`Invoke`](::tidl_runtime::Invoke) implementation will do.
     #[derive(Clone, Debug)]
     pub struct FeedClient<I = ::tidl_runtime::Client> {
         client: I,
@@ -484,7 +484,7 @@ pub mod feed {
         }
     }
 
-    /// Adds `feed()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, [`tidl_runtime::Client`](::tidl_runtime::Client) among them.
+    /// Adds `feed()` to every [`Invoke`](::tidl_runtime::Invoke) implementation, `tidl_runtime`'s [`Client`](::tidl_runtime::Client) among them.
     #[allow(deprecated)]
     pub trait FeedClientExt: ::tidl_runtime::Invoke + ::core::clone::Clone {
         /// The `feed.Feed` service, called through this connection.
