@@ -381,3 +381,86 @@ async fn an_item_that_does_not_decode_fails_the_call_naming_its_index() {
     assert_eq!(err.code(), Some(Code::InvalidArgument));
     assert!(err.to_string().contains("item 0 of `Streams.client_stream`"), "{err}");
 }
+
+#[tokio::test]
+async fn an_item_larger_than_the_window_still_goes_through() {
+    let mut client_config = ClientConfig::default();
+    client_config.stream_window = 64 * 1024;
+    let f = fixture_with(ServerConfig::default(), client_config).await;
+    let sizes = vec![2_000_000u32, 3];
+    let mut stream = f.client.server_stream::<_, Vec<u8>, String>(method("server_stream"), &sizes, &opts());
+    assert_eq!(stream.message().await.map(|i| i.map(|i| i.len())), Ok(Some(2_000_000)));
+    assert_eq!(stream.message().await.map(|i| i.map(|i| i.len())), Ok(Some(3)));
+    assert_eq!(stream.message().await, Ok(None));
+    // And the other way.
+    let (mut sink, reply) = f.client.client_stream::<Vec<u8>, u64, String>(method("client_stream"), &opts());
+    sink.send(vec![0; 3_000_000]).await.expect("sent");
+    sink.send(vec![0; 5]).await.expect("sent after the handler took the large one");
+    drop(sink);
+    assert_eq!(reply.await, Ok(3_000_005));
+}
+
+#[tokio::test]
+async fn a_stream_made_with_a_handlers_context_is_cancelled_with_it() {
+    let mut f = fixture().await;
+    let token = tidl_runtime::CancellationToken::new();
+    let parent = Context::new(token.clone(), None);
+    let options = opts().context(&parent);
+    let mut stream = f.client.server_stream::<_, Vec<u8>, String>(method("endless"), &16u32, &options);
+    assert!(stream.message().await.expect("an item").is_some());
+    assert_eq!(f.event().await, Event::Started("endless"));
+    token.cancel();
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            other => {
+                assert_eq!(other.map_err(|e| e.code()), Err(Some(Code::Cancelled)));
+                break;
+            }
+        }
+    }
+    assert_eq!(f.event().await, Event::Dropped("endless"), "the server dropped the handler");
+}
+
+#[tokio::test]
+async fn a_server_that_speaks_protocol_1_0_gets_no_streaming_call() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut hello = [0u8; 8];
+        stream.read_exact(&mut hello).await.expect("the client's hello");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, b"TIDL\x01\x00\x00\x00").await.expect("a 1.0 answer");
+        let mut rest = Vec::new();
+        // The client sends nothing more before it closes.
+        let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await;
+        rest
+    });
+    let client = Client::dial(addr).await.expect("dial");
+    let mut stream = client.server_stream::<_, u32, String>(method("server_stream"), &vec![1u32], &opts());
+    let err = stream.message().await.expect_err("no streams on 1.0");
+    assert_eq!(err.code(), Some(Code::Unimplemented));
+    assert!(err.to_string().contains("tidl protocol 1.0, which has no streams"), "{err}");
+    let (_sink, reply) = client.bidi_stream::<u32, u32, String>(method("full_duplex"), &opts());
+    assert_eq!(reply.collect_codes().await, vec![Code::Unimplemented]);
+    drop(client);
+    assert_eq!(server.await.expect("server"), Vec::<u8>::new(), "nothing was sent for the streaming calls");
+}
+
+/// The codes of what a stream yields, to its end.
+trait CollectCodes {
+    async fn collect_codes(self) -> Vec<Code>;
+}
+
+impl<T: serde::de::DeserializeOwned> CollectCodes for tidl_runtime::Streaming<T, String> {
+    async fn collect_codes(mut self) -> Vec<Code> {
+        let mut codes = Vec::new();
+        while let Some(item) = self.next().await {
+            if let Err(e) = item {
+                codes.extend(e.code());
+            }
+        }
+        codes
+    }
+}
