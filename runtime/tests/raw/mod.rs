@@ -64,6 +64,31 @@ pub fn ping(nonce: u64) -> Vec<u8> {
     frame(&[vec![3], varint(nonce)].concat())
 }
 
+/// A response frame ending the call with the status `code` and `message`.
+pub fn response_status(id: u64, code: u16, message: &str) -> Vec<u8> {
+    frame(&[vec![2], varint(id), vec![2], varint(u64::from(code)), string(message)].concat())
+}
+
+/// A response frame ending the call with the method's declared error, encoded in `payload`.
+pub fn response_app_error(id: u64, payload: &[u8]) -> Vec<u8> {
+    frame(&[vec![2], varint(id), vec![1], payload.to_vec()].concat())
+}
+
+/// An item frame of call `id` (protocol 1.1) with an encoded `payload`.
+pub fn item(id: u64, payload: &[u8]) -> Vec<u8> {
+    frame(&[vec![6], varint(id), payload.to_vec()].concat())
+}
+
+/// A half-close frame (protocol 1.1): the client sends no more items for call `id`.
+pub fn half_close(id: u64) -> Vec<u8> {
+    frame(&[vec![7], varint(id)].concat())
+}
+
+/// A credit frame (protocol 1.1): `bytes` more bytes of items for call `id`.
+pub fn credit(id: u64, bytes: u64) -> Vec<u8> {
+    frame(&[vec![8], varint(id), varint(bytes)].concat())
+}
+
 /// A decoded frame, as far as the tests need.
 #[derive(Debug, PartialEq)]
 pub enum Frame {
@@ -75,6 +100,9 @@ pub enum Frame {
     Ping { nonce: u64 },
     Pong { nonce: u64 },
     GoAway { code: u16, message: String },
+    Item { id: u64, payload: Vec<u8> },
+    HalfClose { id: u64 },
+    Credit { id: u64, bytes: u64 },
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -141,6 +169,12 @@ pub fn parse(body: &[u8]) -> Frame {
             let code = r.varint() as u16;
             Frame::GoAway { code, message: r.string() }
         }
+        6 => Frame::Item { id: r.varint(), payload: r.rest() },
+        7 => Frame::HalfClose { id: r.varint() },
+        8 => {
+            let id = r.varint();
+            Frame::Credit { id, bytes: r.varint() }
+        }
         other => panic!("unknown frame variant {other}"),
     }
 }
@@ -177,6 +211,27 @@ impl Raw {
         let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
         self.read_exact(&mut body).await;
         parse(&body)
+    }
+
+    /// Splits the connection: a task reads and decodes the peer's frames into the returned
+    /// channel, which closes when the peer closes the connection (or sends a frame that does not
+    /// parse); the write half stays with the caller.
+    pub fn split(self) -> (tokio::sync::mpsc::UnboundedReceiver<Frame>, tokio::net::tcp::OwnedWriteHalf) {
+        let (mut read, write) = self.stream.into_split();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 4];
+                if read.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                if read.read_exact(&mut body).await.is_err() || tx.send(parse(&body)).is_err() {
+                    return;
+                }
+            }
+        });
+        (rx, write)
     }
 
     /// Waits until the peer closes the connection; fails if it sends anything but `allowed`.
