@@ -71,6 +71,11 @@ impl CallState {
     pub(crate) async fn cancelled(&self) {
         self.cancellation.cancelled().await;
     }
+
+    /// Whether the call has been cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancellation.is_cancelled()
+    }
 }
 
 /// What every context made outside the server shares: nobody calls it.

@@ -254,9 +254,10 @@ impl Pending {
         self.method
     }
 
-    /// Ends the call with `status` and tells the server, unless it has already completed.
-    pub(crate) fn cancel_with(&self, status: Status) {
-        self.cancel(status);
+    /// Ends the call with `status` and tells the server, unless it has already completed;
+    /// whether it was still pending.
+    pub(crate) fn cancel_with(&self, status: Status) -> bool {
+        self.client.cancel(self.id, Some(status))
     }
 }
 

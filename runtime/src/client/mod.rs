@@ -562,12 +562,12 @@ impl Side for Conn {
             Header::Item { id } => {
                 // Items of a call that ended are dropped.
                 if let Some(stream) = self.in_flight.stream(id)
-                    && let Err(overrun) = stream.push(payload, self.link.settings.max_frame_len)
+                    && let Err(overrun) = stream.push(payload)
                 {
                     return Err(Status::unavailable(format!(
-                        "{} sent {} bytes of items on call {id} beyond what this side had taken, more than \
-                         the credit it was granted; closed the connection",
-                        self.name, overrun.buffered
+                        "{} sent an item on call {id} with no credit left ({} bytes sent, {} granted); \
+                         closed the connection",
+                        self.name, overrun.sent, overrun.granted
                     )));
                 }
             }

@@ -64,8 +64,11 @@ impl<T, E> Streaming<T, E> {
     /// server is told to stop the handler. Does nothing once the call has ended.
     pub fn cancel(&self) {
         if let State::Open { pending, stream, .. } = &self.state {
-            stream.clear();
-            pending.cancel_with(Status::cancelled(format!("`{}` was cancelled by the caller", pending.method())));
+            // Ended first, so that no item arrives after the clear; cleared only if the call was
+            // still running (once its outcome has arrived, the items before it are kept).
+            if pending.cancel_with(Status::cancelled(format!("`{}` was cancelled by the caller", pending.method()))) {
+                stream.clear();
+            }
         }
     }
 }
@@ -133,8 +136,9 @@ fn take<T: DeserializeOwned, E>(pending: &Pending, stream: &Stream, taken: &Take
                 pending.method()
             ),
         );
-        stream.clear();
-        pending.cancel_with(status.clone());
+        if pending.cancel_with(status.clone()) {
+            stream.clear();
+        }
         Error::Status(status)
     })
 }

@@ -14,7 +14,7 @@ use crate::sync::lock;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
@@ -33,6 +33,8 @@ pub(crate) struct Stream {
     finished: AtomicBool,
     /// This side's receive window, in bytes.
     window: u64,
+    /// Bytes of credit this side has granted the sender so far, the initial window included.
+    granted: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +42,8 @@ struct Inbox {
     items: VecDeque<Bytes>,
     /// Bytes of the items held.
     buffered: u64,
+    /// Bytes of items received so far.
+    received_bytes: u64,
     /// Bytes taken since credit was last granted.
     ungranted: u64,
     /// Items received so far: the index of the next one.
@@ -51,11 +55,13 @@ struct Inbox {
     waker: Option<Waker>,
 }
 
-/// The sender sent more than its credit allowed.
+/// The sender sent an item when it had no credit left.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Overrun {
-    /// Bytes it had in flight beyond what was taken.
-    pub(crate) buffered: u64,
+    /// Bytes it had sent before the item.
+    pub(crate) sent: u64,
+    /// Bytes of credit it had been granted.
+    pub(crate) granted: u64,
 }
 
 /// An item taken from the inbox.
@@ -78,27 +84,32 @@ impl Stream {
             credit_changed: Notify::new(),
             finished: AtomicBool::new(false),
             window: (window as u64).max(INITIAL_WINDOW),
+            granted: AtomicU64::new(INITIAL_WINDOW),
         }
     }
 
-    /// The credit to grant when the stream opens, beyond the initial window.
+    /// The credit to grant when the stream opens, beyond the initial window; counted as granted.
     pub(crate) fn opening_grant(&self) -> Option<u64> {
-        (self.window > INITIAL_WINDOW).then(|| self.window - INITIAL_WINDOW)
+        let grant = (self.window > INITIAL_WINDOW).then(|| self.window - INITIAL_WINDOW)?;
+        self.granted.fetch_add(grant, Ordering::AcqRel);
+        Some(grant)
     }
 
-    /// An item arrived. Fails if the sender has sent more than it was allowed: its credit, plus
-    /// one item of at most `max_item` bytes.
-    pub(crate) fn push(&self, item: Bytes, max_item: usize) -> Result<(), Overrun> {
+    /// An item arrived. Fails if the sender sent it with no credit left: an item may take its
+    /// credit below zero, but none may be sent once it is there.
+    pub(crate) fn push(&self, item: Bytes) -> Result<(), Overrun> {
         let mut inbox = lock(&self.inbox);
-        if self.finished.load(Ordering::Acquire) {
-            // The call ended; what was in flight is dropped.
+        if self.finished.load(Ordering::Acquire) || inbox.closed {
+            // The call ended, or the sender said it sends no more: dropped.
             return Ok(());
         }
+        let granted = self.granted.load(Ordering::Acquire);
+        if inbox.received_bytes >= granted {
+            return Err(Overrun { sent: inbox.received_bytes, granted });
+        }
+        inbox.received_bytes += item.len() as u64;
         inbox.buffered += item.len() as u64;
         inbox.received += 1;
-        if inbox.buffered > self.window + max_item as u64 {
-            return Err(Overrun { buffered: inbox.buffered });
-        }
         inbox.items.push_back(item);
         if let Some(waker) = inbox.waker.take() {
             waker.wake();
@@ -127,6 +138,9 @@ impl Stream {
                 let index = inbox.taken;
                 inbox.taken += 1;
                 let grant = (inbox.ungranted >= self.window / 2).then(|| std::mem::take(&mut inbox.ungranted));
+                if let Some(grant) = grant {
+                    self.granted.fetch_add(grant, Ordering::AcqRel);
+                }
                 Poll::Ready(Some(Taken { bytes, index, grant }))
             }
             None if inbox.closed || self.finished.load(Ordering::Acquire) => Poll::Ready(None),
@@ -209,9 +223,10 @@ mod tests {
     #[test]
     fn items_come_out_in_order_and_the_end_after_them() {
         let stream = Stream::new(1024);
-        stream.push(Bytes::from_static(b"a"), 16).expect("within credit");
-        stream.push(Bytes::from_static(b"b"), 16).expect("within credit");
+        stream.push(Bytes::from_static(b"a")).expect("within credit");
+        stream.push(Bytes::from_static(b"b")).expect("within credit");
         stream.close_inbox();
+        stream.push(Bytes::from_static(b"c")).expect("dropped: after the half-close");
         let Poll::Ready(Some(a)) = take(&stream) else { panic!("an item") };
         assert_eq!((&a.bytes[..], a.index), (&b"a"[..], 0));
         let Poll::Ready(Some(b)) = take(&stream) else { panic!("an item") };
@@ -223,8 +238,8 @@ mod tests {
     fn credit_is_granted_back_in_half_windows_as_items_are_taken() {
         let stream = Stream::new(0); // the protocol's initial window
         let half = (INITIAL_WINDOW / 2) as usize;
-        stream.push(Bytes::from(vec![0; half - 1]), 16).expect("within credit");
-        stream.push(Bytes::from(vec![0; 1]), 16).expect("within credit");
+        stream.push(Bytes::from(vec![0; half - 1])).expect("within credit");
+        stream.push(Bytes::from(vec![0; 1])).expect("within credit");
         let Poll::Ready(Some(first)) = take(&stream) else { panic!("an item") };
         assert_eq!(first.grant, None, "not yet half a window");
         let Poll::Ready(Some(second)) = take(&stream) else { panic!("an item") };
@@ -234,9 +249,10 @@ mod tests {
     #[test]
     fn a_sender_may_overshoot_by_one_item_and_no_more() {
         let stream = Stream::new(0);
-        stream.push(Bytes::from(vec![0; INITIAL_WINDOW as usize]), 100).expect("the window");
-        stream.push(Bytes::from(vec![0; 100]), 100).expect("one item beyond it");
-        assert_eq!(stream.push(Bytes::from(vec![0; 1]), 100), Err(Overrun { buffered: INITIAL_WINDOW + 101 }));
+        stream.push(Bytes::from(vec![0; INITIAL_WINDOW as usize - 1])).expect("within the window");
+        stream.push(Bytes::from(vec![0; 100])).expect("one item past it");
+        let overrun = Overrun { sent: INITIAL_WINDOW + 99, granted: INITIAL_WINDOW };
+        assert_eq!(stream.push(Bytes::from(vec![0; 1])), Err(overrun), "no item once the credit is spent");
     }
 
     #[tokio::test]

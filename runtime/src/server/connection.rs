@@ -265,12 +265,11 @@ impl Side for Arc<Conn> {
             Header::Item { id } => {
                 // Items of a call that ended are dropped.
                 if let Some(stream) = self.in_flight.stream(id)
-                    && let Err(overrun) = stream.push(payload, self.link.settings.max_frame_len)
+                    && let Err(overrun) = stream.push(payload)
                 {
                     return Err(Status::resource_exhausted(format!(
-                        "the client sent {} bytes of items on call {id} beyond what the handler had taken, \
-                         more than the credit it was granted",
-                        overrun.buffered
+                        "the client sent an item on call {id} with no credit left ({} bytes sent, {} granted)",
+                        overrun.sent, overrun.granted
                     )));
                 }
                 Ok(())

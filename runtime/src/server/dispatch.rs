@@ -158,6 +158,14 @@ async fn finish<T: Serialize + Send, E: Serialize + Send>(
     ended: Ended<T, E>,
     call: &CallState,
 ) {
+    let ended = match ended {
+        Ended::Ok(_) | Ended::App(_) | Ended::Status(_) if call.is_cancelled() => {
+            // The handler ended on its own after the call was cancelled (a send that failed
+            // because of the cancel, say): nobody waits for its outcome.
+            Ended::Cancelled
+        }
+        ended => ended,
+    };
     let status = match ended {
         Ended::Ok(reply) => {
             reply_with(conn, id, method, Outcome::Ok, reply).await;
