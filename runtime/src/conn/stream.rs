@@ -167,8 +167,16 @@ impl Stream {
         self.credit_changed.notify_waiters();
     }
 
+    /// Whether this side may send an item now.
+    pub(crate) fn has_credit(&self) -> bool {
+        self.credit.load(Ordering::Acquire) > 0 && !self.finished.load(Ordering::Acquire)
+    }
+
     /// Waits until this side may send an item; `false` if the call ended first.
     pub(crate) async fn wait_for_credit(&self) -> bool {
+        if self.has_credit() {
+            return true;
+        }
         loop {
             let changed = self.credit_changed.notified();
             tokio::pin!(changed);
