@@ -10,8 +10,10 @@ use crate::imp::{BusyClient, CancelClient, EchoClient, Impl, Rpc};
 use crate::probe::Probe;
 use crate::raw::Raw;
 use crate::stats::{micros, peak_rss_mib, percentile};
+use crate::streams;
 use crate::tarpc_bench::Tarpc;
 use crate::tidl_bench::Tidl;
+use crate::tonic_bench::{TonicChan, TonicReady};
 use crate::wire::WireCounter;
 use bytes::Bytes;
 use std::fmt;
@@ -50,11 +52,19 @@ pub enum Case {
     /// While a handler computes without awaiting, a new connection's first echo: how long the
     /// busy handler delays it.
     Busy,
+    /// One server stream of items of this many bytes: items/s and MB/s.
+    StreamItems(usize),
+    /// 16-byte items back and forth on one bidirectional stream, one at a time: latency.
+    StreamPingPong,
+    /// Cancel a server stream: time from `cancel()` (or drop) to the handler's future dropped.
+    StreamCancel,
+    /// A server stream of 64 KiB items that the client never reads: how far the producer gets.
+    StreamStall,
 }
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 13] = [
+    pub const ALL: [Case; 18] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -68,6 +78,11 @@ impl Case {
         Case::Cancel,
         Case::Cost,
         Case::Busy,
+        Case::StreamItems(crate::streams::SMALL_ITEM as usize),
+        Case::StreamItems(crate::streams::LARGE_ITEM as usize),
+        Case::StreamPingPong,
+        Case::StreamCancel,
+        Case::StreamStall,
     ];
 
     /// The cases also run with client and server in separate processes.
@@ -78,10 +93,20 @@ impl Case {
         Case::ALL.into_iter().find(|c| c.to_string() == name)
     }
 
+    /// Whether this is one of the streaming cases (tidl and tonic; tarpc has no streams).
+    pub fn is_streaming(self) -> bool {
+        matches!(self, Case::StreamItems(_) | Case::StreamPingPong | Case::StreamCancel | Case::StreamStall)
+    }
+
     /// Whether `imp` takes part in this case (cancellation and handlers do not apply to raw
-    /// frames).
+    /// frames; tonic runs only the streaming cases, which raw and tarpc do not).
     pub fn applies_to(self, imp: Impl) -> bool {
-        !(matches!(self, Case::Cancel | Case::Busy) && imp == Impl::Raw)
+        match imp {
+            Impl::Tidl => true,
+            Impl::TonicReady | Impl::TonicChan => self.is_streaming(),
+            Impl::Tarpc => !self.is_streaming(),
+            Impl::Raw => !self.is_streaming() && !matches!(self, Case::Cancel | Case::Busy),
+        }
     }
 }
 
@@ -95,6 +120,10 @@ impl fmt::Display for Case {
             Case::Cancel => f.write_str("cancel"),
             Case::Cost => f.write_str("cost"),
             Case::Busy => f.write_str("busy"),
+            Case::StreamItems(n) => write!(f, "stream-{n}"),
+            Case::StreamPingPong => f.write_str("stream-pingpong"),
+            Case::StreamCancel => f.write_str("stream-cancel"),
+            Case::StreamStall => f.write_str("stream-stall"),
         }
     }
 }
@@ -114,6 +143,14 @@ pub struct Counts {
     pub cost: usize,
     /// Trials of the busy-server case.
     pub busy: usize,
+    /// Items in one server stream, for 16-byte and 64 KiB items.
+    pub stream_items: [u64; 2],
+    /// Round trips timed on one bidirectional stream.
+    pub ping_pong: usize,
+    /// Stream cancel trials timed.
+    pub stream_cancel: usize,
+    /// How long the never-reading consumer does not read, in milliseconds.
+    pub stall_ms: u64,
 }
 
 impl Counts {
@@ -125,11 +162,30 @@ impl Counts {
         cancel: 2_000,
         cost: 20_000,
         busy: 10,
+        stream_items: [3_000_000, 30_000],
+        ping_pong: 50_000,
+        stream_cancel: 1_000,
+        stall_ms: 1_000,
     };
 
     /// A smoke test: a tenth or less of everything.
-    pub const QUICK: Counts =
-        Counts { seq: 2_000, tput: 20_000, payload: [10_000, 10_000, 2_000, 200], cancel: 200, cost: 2_000, busy: 3 };
+    pub const QUICK: Counts = Counts {
+        seq: 2_000,
+        tput: 20_000,
+        payload: [10_000, 10_000, 2_000, 200],
+        cancel: 200,
+        cost: 2_000,
+        busy: 3,
+        stream_items: [300_000, 3_000],
+        ping_pong: 5_000,
+        stream_cancel: 100,
+        stall_ms: 200,
+    };
+
+    /// Items in one server stream of `size`-byte items.
+    pub fn stream_items(&self, size: u32) -> u64 {
+        if size <= 1024 { self.stream_items[0] } else { self.stream_items[1] }
+    }
 
     fn payload_calls(&self, size: usize) -> u64 {
         match size {
@@ -147,7 +203,17 @@ pub type Metrics = Vec<(&'static str, f64)>;
 /// Runs `case` for `imp` in this process. With `addr`, the server is another process listening
 /// there; otherwise this process serves too.
 pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> Metrics {
+    if case.is_streaming() {
+        assert!(addr.is_none(), "the streaming cases run in one process");
+        assert!(case.applies_to(imp), "the {case} case does not apply to {imp}");
+        return match imp {
+            Impl::TonicReady => streams::run::<TonicReady>(case, counts),
+            Impl::TonicChan => streams::run::<TonicChan>(case, counts),
+            _ => streams::run::<Tidl>(case, counts),
+        };
+    }
     match imp {
+        Impl::TonicReady | Impl::TonicChan => panic!("tonic runs only the streaming cases"),
         Impl::Raw => {
             assert!(case.applies_to(imp), "the {case} case does not apply to raw frames");
             run_for::<Raw, _>(case, counts, addr, |_, _| async { unreachable!("checked above") })
@@ -203,7 +269,7 @@ fn run_for<R: Rpc, F: Future<Output = Metrics> + Send + 'static>(
                 tokio::spawn(throughput::<R>(addr, 1, PAYLOAD_IN_FLIGHT, counts.payload_calls(size), body))
             }
             Case::Cancel => tokio::spawn(cancel_case(addr, (probe, counts.cancel))),
-            Case::Cost | Case::Busy => unreachable!("handled apart"),
+            _ => unreachable!("handled apart"),
         };
         let mut metrics = task.await.expect("the benchmark task panicked");
         if matches!(case, Case::Tput(_))

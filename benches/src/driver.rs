@@ -18,8 +18,10 @@ use crate::imp::Impl;
 use crate::probe::Probe;
 use crate::raw::Raw;
 use crate::report::{self, Parsed, Table};
+use crate::streams;
 use crate::tarpc_bench::Tarpc;
 use crate::tidl_bench::Tidl;
+use crate::tonic_bench::{self, TonicReady};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,8 +35,9 @@ usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-
        suite --serve IMPL
 
 cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 payload-65536
-       payload-1048576 cancel cost
-impls: raw tarpc tidl";
+       payload-1048576 cancel cost busy stream-16 stream-65536 stream-pingpong stream-cancel
+       stream-stall
+impls: raw tarpc tonic-ready tonic-chan tidl (tonic only in the stream-* cases)";
 
 /// A child process that has not reported after this long is stuck; it exits with an error.
 const CHILD_WATCHDOG: Duration = Duration::from_secs(600);
@@ -142,6 +145,7 @@ fn serve(imp: Impl) {
             Impl::Raw => cases::start_server::<Raw>(probe).await,
             Impl::Tarpc => cases::start_server::<Tarpc>(probe).await,
             Impl::Tidl => cases::start_server::<Tidl>(probe).await,
+            Impl::TonicReady | Impl::TonicChan => streams::start_server::<TonicReady>(probe).await,
         }
     });
     println!("LISTENING {addr}");
@@ -237,7 +241,7 @@ fn suite(options: &Options, counts: &Counts) {
     let mut failures = Vec::new();
     for run in 1..=options.runs {
         for &case in &options.cases {
-            for imp in Impl::ALL.into_iter().filter(|&i| case.applies_to(i)) {
+            for imp in Impl::EVERY.into_iter().filter(|&i| case.applies_to(i)) {
                 match run_child(&exe, case, imp, options.quick, None) {
                     Ok(parsed) => {
                         eprintln!("[run {run}/{}] {case} {imp}: {}", options.runs, summary(&parsed));
@@ -275,7 +279,8 @@ fn suite(options: &Options, counts: &Counts) {
          (1, 5, 15 min) before: {load_before}; after: {}.\n\n\
          Counts: {} sequential calls; {} calls per throughput case; payload sweep {:?} calls \
          (16 B, 1 KiB, 64 KiB, 1 MiB) with {} in flight; {} cancel trials; {} calls counted for \
-         the cost case.\n\n",
+         the cost case; streams of {:?} items (16 B, 64 KiB), {} ping-pong round trips, {} stream \
+         cancel trials, a consumer that does not read for {} ms.\n\n",
         options.runs,
         started.elapsed().as_secs_f64(),
         load_average(),
@@ -285,15 +290,38 @@ fn suite(options: &Options, counts: &Counts) {
         cases::PAYLOAD_IN_FLIGHT,
         counts.cancel,
         counts.cost,
+        counts.stream_items,
+        counts.ping_pong,
+        counts.stream_cancel,
+        counts.stall_ms,
     );
-    md.push_str("## Client and server in one process\n\n");
-    md.push_str(&report::render(&one, report::ONE_PROCESS_ROWS));
+    let unary = options.cases.iter().any(|c| !c.is_streaming());
+    let streaming = options.cases.iter().any(|c| c.is_streaming());
+    if unary {
+        md.push_str("## Client and server in one process\n\n");
+        md.push_str(&report::render(&one, report::ONE_PROCESS_ROWS));
+    }
     if !two_process_cases.is_empty() {
         md.push_str("\n## Client and server in two processes\n\n");
         md.push_str(&report::render(&two, report::TWO_PROCESS_ROWS));
     }
+    if streaming {
+        md.push_str(&format!(
+            "\n## Streaming (client and server in one process)\n\n\
+             tonic 0.14 over HTTP/2 with a raw-bytes codec; `tonic-ready`: handlers return a ready \
+             `Stream`; `tonic-chan`: a task feeds an mpsc channel of {} wrapped in a `ReceiverStream`. \
+             tarpc has no streams.\n\n",
+            tonic_bench::CHANNEL_CAPACITY
+        ));
+        md.push_str(&report::render_streams(&one, report::STREAM_ROWS));
+    }
     md.push_str("\n## Targets (one-process medians)\n\n");
-    md.push_str(&report::targets(&one));
+    if unary {
+        md.push_str(&report::targets(&one));
+    }
+    if streaming {
+        md.push_str(&report::stream_targets(&one));
+    }
     if !failures.is_empty() {
         md.push_str("\n## Failed runs\n\n");
         for failure in &failures {

@@ -17,26 +17,39 @@ pub enum Impl {
     Raw,
     /// tarpc over its serde transport on TCP, with the bincode codec.
     Tarpc,
-    /// tidl through code generated from `bench.tidl`.
+    /// tonic (gRPC over HTTP/2) with a server-streaming handler that returns a ready `Stream`
+    /// (`futures::stream::repeat(..).take(n)`, or the request stream itself for bidi): its fastest
+    /// producer. Streaming cases only.
+    TonicReady,
+    /// tonic with a handler that spawns a task feeding a `tokio::sync::mpsc` channel and returns
+    /// it as a `ReceiverStream`, the pattern tonic's examples teach. Streaming cases only.
+    TonicChan,
+    /// tidl through code generated from `bench.tidl` (and, for streams, a hand-written
+    /// `tidl_runtime::Service` registered beside it).
     Tidl,
 }
 
 impl Impl {
-    /// Every implementation, in run order.
+    /// The implementations of the unary tables, in run order (and column order).
     pub const ALL: [Impl; 3] = [Impl::Raw, Impl::Tarpc, Impl::Tidl];
+
+    /// Every implementation, in run order.
+    pub const EVERY: [Impl; 5] = [Impl::Raw, Impl::Tarpc, Impl::TonicReady, Impl::TonicChan, Impl::Tidl];
 
     /// The name used on the command line and in tables.
     pub fn name(self) -> &'static str {
         match self {
             Impl::Raw => "raw",
             Impl::Tarpc => "tarpc",
+            Impl::TonicReady => "tonic-ready",
+            Impl::TonicChan => "tonic-chan",
             Impl::Tidl => "tidl",
         }
     }
 
     /// The implementation called `name`.
     pub fn parse(name: &str) -> Option<Impl> {
-        Impl::ALL.into_iter().find(|i| i.name() == name)
+        Impl::EVERY.into_iter().find(|i| i.name() == name)
     }
 }
 
@@ -85,6 +98,40 @@ pub trait Rpc: Send + Sync + 'static {
     /// Connects to `addr` over TCP, counting every byte the client sends and receives into
     /// `counter`. Used with one call in flight at a time.
     fn connect_counted(addr: SocketAddr, counter: Arc<WireCounter>) -> impl Future<Output = Self::Client> + Send;
+}
+
+/// A connected client of the streaming cases.
+pub trait StreamClient: Send + Sync + 'static {
+    /// Opens a server stream of `count` items of `size` bytes each and takes them all; returns
+    /// the number of bytes taken.
+    fn take_items(&self, count: u64, size: u32) -> impl Future<Output = u64> + Send;
+
+    /// Opens a bidirectional stream whose handler echoes every item, then sends `item`
+    /// `warmup + n` times, each time waiting for the echo; returns the last `n` round trips.
+    fn ping_pong(&self, item: Bytes, warmup: usize, n: usize) -> impl Future<Output = Vec<Duration>> + Send;
+
+    /// Opens an endless server stream of `size`-byte items whose handler holds a guard of
+    /// `probe` (and counts its items there). The stream is cancelled when the returned value is
+    /// dropped; nothing is read from it meanwhile.
+    fn open_endless(&self, size: u32) -> impl Future<Output = Box<dyn std::any::Any + Send>> + Send;
+
+    /// Opens an endless stream of 16-byte items, takes the first, waits until the handler has
+    /// started, cancels (`cancel()`, or dropping the stream) and returns the time from just
+    /// before the cancel to the handler's guard being dropped on the server.
+    fn cancel_trial(&self, probe: &Probe) -> impl Future<Output = Duration> + Send;
+}
+
+/// How to serve and connect one implementation in the streaming cases.
+pub trait StreamRpc: Send + Sync + 'static {
+    /// Its client.
+    type Client: StreamClient;
+
+    /// Serves connections accepted on `listener` in tasks of the current tokio runtime; the
+    /// endless handlers report to `probe`.
+    fn serve(listener: TcpListener, probe: Arc<Probe>);
+
+    /// Connects to `addr` over TCP with `TCP_NODELAY`, as a user of the implementation would.
+    fn connect(addr: SocketAddr) -> impl Future<Output = Self::Client> + Send;
 }
 
 /// Connects a TCP stream to `addr` with `TCP_NODELAY` set.

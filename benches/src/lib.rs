@@ -1,11 +1,13 @@
-//! Side-by-side benchmarks of tidl, tarpc and a raw length-delimited echo over loopback TCP.
+//! Side-by-side benchmarks of tidl, tarpc and a raw length-delimited echo over loopback TCP, and
+//! of tidl's streams against tonic's.
 //!
 //! Run the suite with `cargo bench -p tidl-benches` (add `-- --quick` for a smoke test);
 //! BENCHMARKS.md at the repository root describes the cases and holds a full run's results.
 //!
 //! - [`driver`]: the command line; runs every case in a child process of its own.
-//! - [`cases`]: the cases, as run inside a child.
-//! - [`raw`], [`tarpc_bench`], [`tidl_bench`]: the three implementations behind [`imp::Rpc`].
+//! - [`cases`]: the cases, as run inside a child; [`streams`]: the streaming ones.
+//! - [`raw`], [`tarpc_bench`], [`tidl_bench`]: the three implementations behind [`imp::Rpc`];
+//!   [`tonic_bench`] and [`tidl_bench`] behind [`imp::StreamRpc`].
 //! - [`report`]: markdown tables and the check of the targets.
 //! - [`alloc`], [`wire`], [`probe`], [`stats`]: the measuring instruments.
 
@@ -17,8 +19,10 @@ pub mod probe;
 pub mod raw;
 pub mod report;
 pub mod stats;
+pub mod streams;
 pub mod tarpc_bench;
 pub mod tidl_bench;
+pub mod tonic_bench;
 pub mod wire;
 
 /// The code generated from `bench.tidl`.

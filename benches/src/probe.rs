@@ -1,6 +1,8 @@
 //! The cancel-latency probe: the `spin` handler of every implementation holds a [`SpinGuard`]
-//! that records when the handler's future is dropped.
+//! that records when the handler's future is dropped. The endless streaming handlers hold one
+//! too, and count the items they have sent.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -11,6 +13,8 @@ pub struct Probe {
     started: Notify,
     dropped: Notify,
     dropped_at: Mutex<Option<Instant>>,
+    /// Items the endless streaming handlers have handed to their implementation so far.
+    items: AtomicU64,
 }
 
 impl Probe {
@@ -29,6 +33,16 @@ impl Probe {
     /// Forgets the drop time of an earlier trial.
     pub fn reset(&self) {
         *self.slot() = None;
+    }
+
+    /// Counts one item sent by an endless streaming handler.
+    pub fn count_item(&self) {
+        self.items.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Items the endless streaming handlers have sent so far.
+    pub fn items(&self) -> u64 {
+        self.items.load(Ordering::Relaxed)
     }
 
     /// Completes once a `spin` handler has started (at once if one started since the last call).

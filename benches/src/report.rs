@@ -86,6 +86,24 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Busy, "max_ms", "7. new connection's echo while a handler computes 300 ms, max (ms)", 1),
 ];
 
+/// The rows of the streaming table.
+pub const STREAM_ROWS: &[Row] = &[
+    row(Case::StreamItems(16), "items_per_s", "8. server stream, 16 B items (items/s)", 0),
+    row(Case::StreamItems(16), "mb_per_s", "8. server stream, 16 B items (MB/s)", 1),
+    row(Case::StreamItems(65536), "items_per_s", "9. server stream, 64 KiB items (items/s)", 0),
+    row(Case::StreamItems(65536), "mb_per_s", "9. server stream, 64 KiB items (MB/s)", 0),
+    row(Case::StreamPingPong, "p50_us", "10. bidi ping-pong, 16 B, p50 (µs)", 1),
+    row(Case::StreamPingPong, "p99_us", "10. bidi ping-pong, 16 B, p99 (µs)", 1),
+    row(Case::StreamPingPong, "p999_us", "10. bidi ping-pong, 16 B, p99.9 (µs)", 1),
+    row(Case::StreamPingPong, "round_trips_per_s", "10. bidi ping-pong, 16 B (round trips/s)", 0),
+    row(Case::StreamCancel, "median_us", "11. stream cancel-to-drop median (µs)", 1),
+    row(Case::StreamCancel, "p99_us", "11. stream cancel-to-drop p99 (µs)", 1),
+    row(Case::StreamCancel, "max_us", "11. stream cancel-to-drop max (µs)", 1),
+    row(Case::StreamStall, "items_sent", "12. consumer never reads, 64 KiB items: items the producer sent in 1 s", 0),
+    row(Case::StreamStall, "mib_sent", "12. consumer never reads: MiB the producer sent", 1),
+    row(Case::StreamStall, "rss_growth_mib", "12. consumer never reads: process RSS growth (MiB)", 1),
+];
+
 /// The rows of the two-process table.
 pub const TWO_PROCESS_ROWS: &[Row] = &[
     row(Case::Seq, "p50_us", "1. sequential latency p50 (µs)", 1),
@@ -148,6 +166,114 @@ pub fn render(table: &Table, rows: &[Row]) -> String {
             ratio(tidl, table.median(row.case, Impl::Raw, row.key), row.decimals)
         );
     }
+    out
+}
+
+/// The cell of `row` for `imp`: the median over runs with the minimum and maximum in
+/// parentheses.
+fn cell(table: &Table, row: &Row, imp: Impl) -> String {
+    match median_min_max(&table.values(row.case, imp, row.key)) {
+        None => "n/a".to_owned(),
+        Some((median, min, max)) if min == max => number(median, row.decimals),
+        Some((median, min, max)) => {
+            format!("{} ({}–{})", number(median, row.decimals), number(min, row.decimals), number(max, row.decimals))
+        }
+    }
+}
+
+/// A markdown table of the streaming `rows`: tarpc (which has no streams), tonic with each
+/// producer and tidl, then tidl's median as a multiple of each of tonic's.
+pub fn render_streams(table: &Table, rows: &[Row]) -> String {
+    let mut out =
+        String::from("| case | tarpc | tonic-ready | tonic-chan | tidl | tidl/tonic-ready | tidl/tonic-chan |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    for row in rows {
+        let _ = write!(out, "| {} | n/a (no streams) ", row.label);
+        for imp in [Impl::TonicReady, Impl::TonicChan, Impl::Tidl] {
+            let _ = write!(out, "| {} ", cell(table, row, imp));
+        }
+        let tidl = table.median(row.case, Impl::Tidl, row.key);
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            ratio(tidl, table.median(row.case, Impl::TonicReady, row.key), row.decimals),
+            ratio(tidl, table.median(row.case, Impl::TonicChan, row.key), row.decimals)
+        );
+    }
+    out
+}
+
+/// One target's line: met, missed by how much, or not measured.
+fn verdict(name: &str, value: Option<f64>, limit: Option<f64>, at_most: bool, detail: &str) -> String {
+    let verdict = match (value, limit) {
+        (Some(v), Some(l)) if (at_most && v <= l) || (!at_most && v >= l) => "**met**".to_owned(),
+        (Some(v), Some(l)) if at_most => format!("**missed**, {:.0}% over the limit", (v / l - 1.0) * 100.0),
+        (Some(v), Some(l)) => format!("**missed**, {:.0}% short of the target", (1.0 - v / l) * 100.0),
+        _ => "not measured".to_owned(),
+    };
+    format!("- {name}: {verdict} ({detail})\n")
+}
+
+/// The streaming targets checked against the one-process medians, one line each.
+pub fn stream_targets(table: &Table) -> String {
+    let m = |case, imp, key| table.median(case, imp, key);
+    let fmt = |v: Option<f64>, d: usize| v.map_or_else(|| "n/a".to_owned(), |v| number(v, d));
+    let (tidl, ready, chan) = (Impl::Tidl, Impl::TonicReady, Impl::TonicChan);
+    let mut out = String::new();
+    let small = |imp| m(Case::StreamItems(16), imp, "items_per_s");
+    let detail = format!(
+        "tidl {} items/s, tonic {} with a channel, {} with a ready stream",
+        fmt(small(tidl), 0),
+        fmt(small(chan), 0),
+        fmt(small(ready), 0)
+    );
+    out.push_str(&verdict(
+        "16 B items: tidl >= 2x tonic's channel-fed items/s",
+        small(tidl),
+        small(chan).map(|v| v * 2.0),
+        false,
+        &detail,
+    ));
+    out.push_str(&verdict(
+        "16 B items: tidl >= tonic's ready-stream items/s",
+        small(tidl),
+        small(ready),
+        false,
+        &detail,
+    ));
+    let large = |imp| m(Case::StreamItems(65536), imp, "mb_per_s");
+    out.push_str(&verdict(
+        "64 KiB items: tidl >= tonic's MB/s (the better of its two producers)",
+        large(tidl),
+        large(ready).zip(large(chan)).map(|(a, b)| a.max(b)),
+        false,
+        &format!(
+            "tidl {} MB/s, tonic {} with a ready stream, {} with a channel",
+            fmt(large(tidl), 0),
+            fmt(large(ready), 0),
+            fmt(large(chan), 0)
+        ),
+    ));
+    // The default window is 1 MiB: 16 items of 64 KiB, plus the one whose send is under way.
+    let sent = |imp| m(Case::StreamStall, imp, "items_sent");
+    let growth = |imp| m(Case::StreamStall, imp, "rss_growth_mib");
+    out.push_str(&verdict(
+        "memory bounded by the window with a consumer that never reads: tidl's producer sends at \
+         most 1 MiB / 64 KiB + 2 = 18 items",
+        sent(tidl),
+        Some(18.0),
+        true,
+        &format!(
+            "items sent in 1 s: tidl {}, tonic {} with a ready stream, {} with a channel; RSS growth \
+             {} / {} / {} MiB",
+            fmt(sent(tidl), 0),
+            fmt(sent(ready), 0),
+            fmt(sent(chan), 0),
+            fmt(growth(tidl), 1),
+            fmt(growth(ready), 1),
+            fmt(growth(chan), 1)
+        ),
+    ));
     out
 }
 

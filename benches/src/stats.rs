@@ -31,8 +31,17 @@ pub fn median_min_max(values: &[f64]) -> Option<(f64, f64, f64)> {
 
 /// The process's peak resident set size in MiB (`VmHWM` in `/proc/self/status`), if known.
 pub fn peak_rss_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// The process's current resident set size in MiB (`VmRSS` in `/proc/self/status`), if known.
+pub fn rss_mib() -> Option<f64> {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
