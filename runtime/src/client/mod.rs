@@ -19,11 +19,12 @@ pub(crate) mod streaming;
 use crate::codec;
 use crate::conn::outbox::{Outbox, PushError};
 use crate::conn::reader::{self, Ended};
-use crate::conn::stream::Stream;
+use crate::conn::stream::{Deliveries, Overrun, Stream};
 use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline::Deadline;
 use crate::error::{Code, Status};
 use crate::method::Method;
+use crate::sync::lock;
 use crate::transport::{self, Connector, Io, Peer};
 use crate::wire::handshake::{self, HelloError, STREAMS_MINOR};
 use crate::wire::{self, DEFAULT_MAX_FRAME_LEN, Header, Outcome};
@@ -38,6 +39,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use streaming::{RequestSink, Streaming};
@@ -228,6 +230,7 @@ impl Client {
             failed: CancellationToken::new(),
             ready: watch::Sender::new(Readiness::Connecting),
             minor: AtomicU8::new(MINOR_UNKNOWN),
+            deliveries: Mutex::default(),
             config,
             name,
         });
@@ -354,7 +357,7 @@ impl Client {
         if let Err(e) = pushed {
             conn.in_flight.end(id);
             return Err(match e {
-                PushError::Closed => {
+                PushError::Closed | PushError::Retry => {
                     conn.in_flight.refusal().unwrap_or_else(|| Status::unavailable("the connection is closed"))
                 }
                 PushError::Frame(e) => {
@@ -452,6 +455,8 @@ struct Conn {
     ready: watch::Sender<Readiness>,
     /// The protocol minor version the connection speaks, once the server has answered.
     minor: AtomicU8,
+    /// Stream items read and not yet handed to their streams (the reader's alone).
+    deliveries: Mutex<Deliveries>,
     config: ClientConfig,
     /// The server, in messages.
     name: String,
@@ -526,6 +531,14 @@ impl Conn {
         }
     }
 
+    /// The status that closes the connection when the server sent an item with no credit left.
+    fn overrun(&self, id: u64, overrun: &Overrun) -> Status {
+        Status::unavailable(format!(
+            "{} sent an item on call {id} with no credit left ({} bytes sent, {} granted); closed the connection",
+            self.name, overrun.sent, overrun.granted
+        ))
+    }
+
     fn closed_by_server(&self) -> Status {
         match self.in_flight.refusal() {
             Some(goaway) => {
@@ -542,6 +555,25 @@ impl Side for Conn {
     }
 
     fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
+        let mut deliveries = lock(&self.deliveries);
+        if let Header::Item { id } = header {
+            // Items of a call that ended are dropped.
+            for item in wire::items(&payload) {
+                let item = item.map_err(|e| {
+                    Status::unavailable(format!(
+                        "{} sent an item frame that is not one ({e}); closed the connection",
+                        self.name
+                    ))
+                })?;
+                deliveries
+                    .add(id, item, |id| self.in_flight.stream(id))
+                    .map_err(|(id, overrun)| self.overrun(id, &overrun))?;
+            }
+            return Ok(());
+        }
+        // Every item before this frame goes first.
+        deliveries.flush().map_err(|(id, overrun)| self.overrun(id, &overrun))?;
+        drop(deliveries);
         match header {
             Header::Response { id, outcome } => {
                 let reply = match outcome {
@@ -559,24 +591,13 @@ impl Side for Conn {
             Header::GoAway { code, message } => {
                 self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
             }
-            Header::Item { id } => {
-                // Items of a call that ended are dropped.
-                if let Some(stream) = self.in_flight.stream(id)
-                    && let Err(overrun) = stream.push(payload)
-                {
-                    return Err(Status::unavailable(format!(
-                        "{} sent an item on call {id} with no credit left ({} bytes sent, {} granted); \
-                         closed the connection",
-                        self.name, overrun.sent, overrun.granted
-                    )));
-                }
-            }
             Header::Credit { id, bytes } => {
                 if let Some(stream) = self.in_flight.stream(id) {
                     stream.grant(bytes);
                 }
             }
-            Header::Request { .. }
+            Header::Item { .. }
+            | Header::Request { .. }
             | Header::Cancel { .. }
             | Header::HalfClose { .. }
             | Header::Ping { .. }
@@ -593,5 +614,9 @@ impl Side for Conn {
     async fn interrupt(&self) -> Interrupt {
         self.closing.cancelled().await;
         Interrupt::Stop
+    }
+
+    fn end_of_batch(&self) -> Result<(), Status> {
+        lock(&self.deliveries).flush().map_err(|(id, overrun)| self.overrun(id, &overrun))
     }
 }

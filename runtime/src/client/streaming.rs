@@ -11,10 +11,11 @@ use super::Client;
 use super::call::{Pending, decode};
 use super::in_flight::Reply;
 use crate::codec;
-use crate::conn::stream::{Stream, Taken};
+use crate::conn::outbox::PushError;
+use crate::conn::stream::{Stream, Taken, Taker};
 use crate::error::{Code, Error, Status};
 use crate::method::Method;
-use crate::wire::{self, Header};
+use crate::wire::Header;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -43,6 +44,7 @@ enum State {
     Open {
         pending: Pending,
         stream: Arc<Stream>,
+        taker: Taker,
         /// The final outcome, received while items were still to be taken.
         end: Option<Reply>,
     },
@@ -52,7 +54,7 @@ enum State {
 
 impl<T, E> Streaming<T, E> {
     pub(crate) fn open(pending: Pending, stream: Arc<Stream>) -> Streaming<T, E> {
-        Streaming { state: State::Open { pending, stream, end: None }, _items: PhantomData }
+        Streaming { state: State::Open { pending, stream, taker: Taker::default(), end: None }, _items: PhantomData }
     }
 
     /// A streaming call that has already failed with `status`.
@@ -87,7 +89,7 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error<E>>>> {
-        let State::Open { pending, stream, end } = &mut self.state else {
+        let State::Open { pending, stream, taker, end } = &mut self.state else {
             return match std::mem::replace(&mut self.state, State::Done) {
                 State::Failed(status) => Poll::Ready(Some(Err(Error::Status(status)))),
                 _ => Poll::Ready(None),
@@ -96,14 +98,14 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
         if end.is_none() {
             pending.poll_timers(cx);
         }
-        if let Poll::Ready(Some(taken)) = stream.poll_take(cx) {
+        if let Poll::Ready(Some(taken)) = taker.poll_take(stream, cx) {
             return Poll::Ready(Some(take(pending, stream, &taken)));
         }
         if end.is_none() {
             match pending.poll_end(cx) {
                 Poll::Ready(reply) => {
                     // An item may have arrived between the two looks: take it first.
-                    if let Poll::Ready(Some(taken)) = stream.poll_take(cx) {
+                    if let Poll::Ready(Some(taken)) = taker.poll_take(stream, cx) {
                         *end = Some(reply);
                         return Poll::Ready(Some(take(pending, stream, &taken)));
                     }
@@ -217,25 +219,22 @@ impl<T: Serialize> RequestSink<T> {
                 open.method
             )));
         }
-        // Credit counts item payloads, as the receiver sees them.
-        let mut len = 0;
-        let pushed = open.client.outbox().push(|buf, max| {
-            wire::write_frame(buf, max, &Header::Item { id: open.id }, |buf, limit| {
-                let start = buf.len();
-                codec::encode_into(&item, buf, limit)?;
-                len = buf.len() - start;
-                Ok(())
-            })
-        });
+        // Credit counts items' lengths, as the receiver sees them.
+        let pushed = loop {
+            match open.client.outbox().push_item(open.id, |buf, limit| codec::encode_into(&item, buf, limit)) {
+                Err(PushError::Retry) => {}
+                pushed => break pushed,
+            }
+        };
         match pushed {
-            Ok(()) => {
+            Ok(len) => {
                 open.stream.spend(len);
                 Ok(())
             }
-            Err(crate::conn::outbox::PushError::Closed) => {
+            Err(PushError::Closed | PushError::Retry) => {
                 Err(Status::unavailable(format!("the connection closed before `{}` ended", open.method)))
             }
-            Err(crate::conn::outbox::PushError::Frame(e)) => {
+            Err(PushError::Frame(e)) => {
                 Err(e.into_status(&format!("an item for `{}`", open.method), "ClientConfig::max_frame_len"))
             }
         }

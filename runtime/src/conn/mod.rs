@@ -78,4 +78,9 @@ pub(crate) trait Side: Send + Sync + 'static {
     fn finished(&self) -> bool {
         false
     }
+
+    /// Every frame read so far has been handed over: deliver what was held for the batch.
+    fn end_of_batch(&self) -> Result<(), Status> {
+        Ok(())
+    }
 }

@@ -6,6 +6,7 @@
 //! for a task switch, many frames share one system call under load, and no frame is copied into a
 //! per-frame allocation on its way to the socket.
 
+use crate::codec::EncodeFailure;
 use crate::sched::YieldOnce;
 use crate::sync::lock;
 use crate::wire::{self, Header, WriteFailure};
@@ -54,6 +55,9 @@ struct State {
     closing: bool,
     /// Set when the writer has stopped: frames can no longer be sent at all.
     dead: bool,
+    /// The `Item` frame at the end of `buf`, if the last frame queued is one: its call and
+    /// where it starts. The next item of that call joins it.
+    open_item: Option<(u64, usize)>,
 }
 
 /// A frame could not be queued.
@@ -63,12 +67,20 @@ pub(crate) enum PushError {
     Closed,
     /// The frame could not be built.
     Frame(WriteFailure),
+    /// The item did not fit in the frame it was to join; push it again (it gets a frame of its
+    /// own).
+    Retry,
 }
 
 impl Outbox {
     pub(crate) fn new(max_frame_len: usize, high_water: usize) -> Outbox {
         Outbox {
-            state: Mutex::new(State { buf: BytesMut::with_capacity(8 * 1024), closing: false, dead: false }),
+            state: Mutex::new(State {
+                buf: BytesMut::with_capacity(8 * 1024),
+                closing: false,
+                dead: false,
+                open_item: None,
+            }),
             wake_writer: Notify::new(),
             drained: Notify::new(),
             max_frame_len,
@@ -95,12 +107,54 @@ impl Outbox {
         }
         let was_empty = state.buf.is_empty();
         write(&mut state.buf, self.max_frame_len).map_err(PushError::Frame)?;
+        state.open_item = None;
         self.queued.store(state.buf.len(), Ordering::Relaxed);
         drop(state);
         if was_empty {
             self.wake_writer.notify_one();
         }
         Ok(())
+    }
+
+    /// Queues one item of call `id`'s stream, written by `encode`; returns its length. Items of
+    /// one call queued one after another, with nothing between them, share one `Item` frame (up
+    /// to the frame length limit), so a burst of small items costs one header.
+    pub(crate) fn push_item(
+        &self,
+        id: u64,
+        encode: impl FnOnce(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
+    ) -> Result<usize, PushError> {
+        let mut state = self.lock();
+        if state.closing || state.dead {
+            return Err(PushError::Closed);
+        }
+        let was_empty = state.buf.is_empty();
+        let state = &mut *state;
+        if let Some((open, start)) = state.open_item
+            && open == id
+        {
+            return match wire::append_item(&mut state.buf, start, self.max_frame_len, encode) {
+                Ok(len) => {
+                    self.queued.store(state.buf.len(), Ordering::Relaxed);
+                    Ok(len)
+                }
+                Err(EncodeFailure::TooLarge) => {
+                    // It does not fit beside the others: the caller pushes it again, into a
+                    // frame of its own.
+                    state.open_item = None;
+                    Err(PushError::Retry)
+                }
+                Err(EncodeFailure::Invalid(e)) => Err(PushError::Frame(WriteFailure::Invalid(e))),
+            };
+        }
+        let start = state.buf.len();
+        let len = wire::write_item(&mut state.buf, self.max_frame_len, id, encode).map_err(PushError::Frame)?;
+        state.open_item = Some((id, start));
+        self.queued.store(state.buf.len(), Ordering::Relaxed);
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        Ok(len)
     }
 
     /// Queues a payload-less frame.
@@ -194,6 +248,7 @@ impl Outbox {
                     false
                 } else {
                     std::mem::swap(&mut state.buf, &mut out);
+                    state.open_item = None;
                     self.queued.store(0, Ordering::Relaxed);
                     true
                 }
@@ -295,6 +350,57 @@ mod tests {
     #[tokio::test]
     async fn a_lone_call_is_written_at_once() {
         assert_eq!(two_frames(false).await, vec![b"A".to_vec(), b"B".to_vec()]);
+    }
+
+    /// Each `Item` frame's call and items.
+    type ItemFrames = Vec<(u64, Vec<Vec<u8>>)>;
+
+    /// The items of every `Item` frame queued, by call, and the number of frames.
+    fn queued_items(outbox: &Outbox) -> (ItemFrames, usize) {
+        let mut buf = outbox.lock().buf.clone();
+        let mut decoder = wire::FrameDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        let mut frames = 0;
+        while let Some(frame) = tokio_util::codec::Decoder::decode(&mut decoder, &mut buf).expect("frames") {
+            frames += 1;
+            let frame = frame.freeze();
+            let (header, payload) = wire::parse(&frame).expect("a frame");
+            if let Header::Item { id } = header {
+                out.push((id, wire::items(&payload).map(|i| i.expect("an item").to_vec()).collect()));
+            }
+        }
+        (out, frames)
+    }
+
+    fn item(outbox: &Outbox, id: u64, bytes: &'static [u8]) -> Result<usize, PushError> {
+        outbox.push_item(id, |buf, limit| crate::codec::extend_limited(buf, bytes, limit))
+    }
+
+    #[test]
+    fn items_of_one_call_queued_in_a_row_share_a_frame() {
+        let outbox = Outbox::new(1024, usize::MAX);
+        assert_eq!(item(&outbox, 1, b"a").expect("queued"), 1);
+        item(&outbox, 1, b"bc").expect("queued");
+        item(&outbox, 2, b"d").expect("queued");
+        outbox.push_header(&Header::Ping { nonce: 1 }).expect("queued");
+        item(&outbox, 2, b"e").expect("queued");
+        let (items, frames) = queued_items(&outbox);
+        assert_eq!(
+            items,
+            vec![(1, vec![b"a".to_vec(), b"bc".to_vec()]), (2, vec![b"d".to_vec()]), (2, vec![b"e".to_vec()])]
+        );
+        assert_eq!(frames, 4, "another call's item, or any other frame, starts a new one");
+    }
+
+    #[test]
+    fn an_item_that_does_not_fit_beside_the_others_gets_a_frame_of_its_own() {
+        let outbox = Outbox::new(16, usize::MAX);
+        item(&outbox, 1, b"0123456789").expect("queued");
+        assert!(matches!(item(&outbox, 1, b"0123456789"), Err(PushError::Retry)));
+        item(&outbox, 1, b"0123456789").expect("queued again, in a new frame");
+        let (items, frames) = queued_items(&outbox);
+        assert_eq!(items.len(), 2);
+        assert_eq!(frames, 2);
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
                 Err(e) => return Ended::TooLarge(e),
             }
         }
+        if let Err(status) = side.end_of_batch() {
+            return Ended::Refused(status);
+        }
         if side.finished() {
             return Ended::Stopped;
         }

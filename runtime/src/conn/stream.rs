@@ -18,6 +18,48 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
+/// Items the reader routes to streams, held until the end of a read batch (or until a frame of
+/// another kind or another call arrives) and then handed over together: a stream's consumer is
+/// woken once per batch, not once per item.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    /// The call whose items are held, and its stream.
+    to: Option<(u64, std::sync::Arc<Stream>)>,
+    items: Vec<Bytes>,
+}
+
+impl Deliveries {
+    /// Holds `item` for call `id`, whose stream `find` looks up when the call changes; items of
+    /// a call that is not a running streaming call are dropped.
+    pub(crate) fn add(
+        &mut self,
+        id: u64,
+        item: Bytes,
+        find: impl FnOnce(u64) -> Option<std::sync::Arc<Stream>>,
+    ) -> Result<(), (u64, Overrun)> {
+        if self.to.as_ref().is_none_or(|(to, _)| *to != id) {
+            self.flush()?;
+            match find(id) {
+                Some(stream) => self.to = Some((id, stream)),
+                None => return Ok(()),
+            }
+        }
+        self.items.push(item);
+        Ok(())
+    }
+
+    /// Hands over the items held.
+    pub(crate) fn flush(&mut self) -> Result<(), (u64, Overrun)> {
+        if let Some((id, stream)) = self.to.take()
+            && !self.items.is_empty()
+        {
+            stream.push_all(&mut self.items).map_err(|overrun| (id, overrun))?;
+        }
+        self.items.clear();
+        Ok(())
+    }
+}
+
 /// The credit each direction of a stream starts with, in bytes.
 pub(crate) const INITIAL_WINDOW: u64 = 64 * 1024;
 
@@ -31,6 +73,8 @@ pub(crate) struct Stream {
     credit_changed: Notify,
     /// Set when the call has ended: nothing more is sent or received.
     finished: AtomicBool,
+    /// Set when the items were dropped (the call was cancelled): the taker drops its batch too.
+    cleared: AtomicBool,
     /// This side's receive window, in bytes.
     window: u64,
     /// Bytes of credit this side has granted the sender so far, the initial window included.
@@ -40,19 +84,44 @@ pub(crate) struct Stream {
 #[derive(Debug, Default)]
 struct Inbox {
     items: VecDeque<Bytes>,
-    /// Bytes of the items held.
-    buffered: u64,
     /// Bytes of items received so far.
     received_bytes: u64,
-    /// Bytes taken since credit was last granted.
-    ungranted: u64,
-    /// Items received so far: the index of the next one.
-    received: u64,
-    /// Items taken so far.
-    taken: u64,
     /// The sender said it sends no more.
     closed: bool,
     waker: Option<Waker>,
+}
+
+/// The application's end of a stream's items: it takes the items held in one go and hands them
+/// out one by one, granting credit back as they are handed out.
+#[derive(Debug, Default)]
+pub(crate) struct Taker {
+    batch: VecDeque<Bytes>,
+    /// Bytes handed out since credit was last granted.
+    ungranted: u64,
+    /// Items handed out so far: the index of the next one.
+    taken: u64,
+}
+
+impl Taker {
+    /// The next item of `stream`: `Ready(Some)` with it, `Ready(None)` once the sender closed its
+    /// side and every item was taken, else `Pending`.
+    pub(crate) fn poll_take(&mut self, stream: &Stream, cx: &mut Context<'_>) -> Poll<Option<Taken>> {
+        if stream.cleared.load(Ordering::Acquire) {
+            self.batch.clear();
+        }
+        if self.batch.is_empty() && !std::task::ready!(stream.poll_fill(cx, &mut self.batch)) {
+            return Poll::Ready(None);
+        }
+        let Some(bytes) = self.batch.pop_front() else { return Poll::Ready(None) };
+        self.ungranted += bytes.len() as u64;
+        let index = self.taken;
+        self.taken += 1;
+        let grant = (self.ungranted >= stream.window / 2).then(|| std::mem::take(&mut self.ungranted));
+        if let Some(grant) = grant {
+            stream.granted.fetch_add(grant, Ordering::AcqRel);
+        }
+        Poll::Ready(Some(Taken { bytes, index, grant }))
+    }
 }
 
 /// The sender sent an item when it had no credit left.
@@ -83,6 +152,7 @@ impl Stream {
             credit: AtomicI64::new(INITIAL_WINDOW as i64),
             credit_changed: Notify::new(),
             finished: AtomicBool::new(false),
+            cleared: AtomicBool::new(false),
             window: (window as u64).max(INITIAL_WINDOW),
             granted: AtomicU64::new(INITIAL_WINDOW),
         }
@@ -97,21 +167,32 @@ impl Stream {
 
     /// An item arrived. Fails if the sender sent it with no credit left: an item may take its
     /// credit below zero, but none may be sent once it is there.
+    #[cfg(test)]
     pub(crate) fn push(&self, item: Bytes) -> Result<(), Overrun> {
-        let mut inbox = lock(&self.inbox);
-        if self.finished.load(Ordering::Acquire) || inbox.closed {
-            // The call ended, or the sender said it sends no more: dropped.
-            return Ok(());
-        }
-        let granted = self.granted.load(Ordering::Acquire);
-        if inbox.received_bytes >= granted {
-            return Err(Overrun { sent: inbox.received_bytes, granted });
-        }
-        inbox.received_bytes += item.len() as u64;
-        inbox.buffered += item.len() as u64;
-        inbox.received += 1;
-        inbox.items.push_back(item);
-        if let Some(waker) = inbox.waker.take() {
+        self.push_all(&mut vec![item])
+    }
+
+    /// Items arrived, in order (`items` is left empty): one lock and one wake for them all.
+    /// Fails as [`push`](Self::push) does.
+    pub(crate) fn push_all(&self, items: &mut Vec<Bytes>) -> Result<(), Overrun> {
+        let waker = {
+            let mut inbox = lock(&self.inbox);
+            if self.finished.load(Ordering::Acquire) || inbox.closed {
+                // The call ended, or the sender said it sends no more: dropped.
+                items.clear();
+                return Ok(());
+            }
+            let granted = self.granted.load(Ordering::Acquire);
+            for item in items.drain(..) {
+                if inbox.received_bytes >= granted {
+                    return Err(Overrun { sent: inbox.received_bytes, granted });
+                }
+                inbox.received_bytes += item.len() as u64;
+                inbox.items.push_back(item);
+            }
+            inbox.waker.take()
+        };
+        if let Some(waker) = waker {
             waker.wake();
         }
         Ok(())
@@ -126,38 +207,28 @@ impl Stream {
         }
     }
 
-    /// Takes the next item: `Ready(Some)` with it, `Ready(None)` once the sender closed its side
-    /// and every item was taken, else `Pending` (woken by the next item or the close).
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Taken>> {
+    /// Moves every item held into `batch` (which must be empty): `Ready(true)` if there were
+    /// some, `Ready(false)` once the sender closed its side (or the call ended) and every item
+    /// was taken, else `Pending` (woken by the next items or the close).
+    fn poll_fill(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Bytes>) -> Poll<bool> {
         let mut inbox = lock(&self.inbox);
-        match inbox.items.pop_front() {
-            Some(bytes) => {
-                let len = bytes.len() as u64;
-                inbox.buffered -= len;
-                inbox.ungranted += len;
-                let index = inbox.taken;
-                inbox.taken += 1;
-                let grant = (inbox.ungranted >= self.window / 2).then(|| std::mem::take(&mut inbox.ungranted));
-                if let Some(grant) = grant {
-                    self.granted.fetch_add(grant, Ordering::AcqRel);
-                }
-                Poll::Ready(Some(Taken { bytes, index, grant }))
-            }
-            None if inbox.closed || self.finished.load(Ordering::Acquire) => Poll::Ready(None),
-            None => {
-                if !inbox.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    inbox.waker = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
+        if !inbox.items.is_empty() {
+            std::mem::swap(&mut inbox.items, batch);
+            return Poll::Ready(true);
         }
+        if inbox.closed || self.finished.load(Ordering::Acquire) {
+            return Poll::Ready(false);
+        }
+        if !inbox.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            inbox.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
-    /// Drops the items held (the call was cancelled).
+    /// Drops the items held, and those its taker holds (the call was cancelled).
     pub(crate) fn clear(&self) {
-        let mut inbox = lock(&self.inbox);
-        inbox.items.clear();
-        inbox.buffered = 0;
+        self.cleared.store(true, Ordering::Release);
+        lock(&self.inbox).items.clear();
     }
 
     /// The peer granted `bytes` more credit.
@@ -224,8 +295,8 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
-    fn take(stream: &Stream) -> Poll<Option<Taken>> {
-        stream.poll_take(&mut Context::from_waker(Waker::noop()))
+    fn take(stream: &Stream, taker: &mut Taker) -> Poll<Option<Taken>> {
+        taker.poll_take(stream, &mut Context::from_waker(Waker::noop()))
     }
 
     #[test]
@@ -235,11 +306,12 @@ mod tests {
         stream.push(Bytes::from_static(b"b")).expect("within credit");
         stream.close_inbox();
         stream.push(Bytes::from_static(b"c")).expect("dropped: after the half-close");
-        let Poll::Ready(Some(a)) = take(&stream) else { panic!("an item") };
+        let mut taker = Taker::default();
+        let Poll::Ready(Some(a)) = take(&stream, &mut taker) else { panic!("an item") };
         assert_eq!((&a.bytes[..], a.index), (&b"a"[..], 0));
-        let Poll::Ready(Some(b)) = take(&stream) else { panic!("an item") };
+        let Poll::Ready(Some(b)) = take(&stream, &mut taker) else { panic!("an item") };
         assert_eq!((&b.bytes[..], b.index), (&b"b"[..], 1));
-        assert!(matches!(take(&stream), Poll::Ready(None)));
+        assert!(matches!(take(&stream, &mut taker), Poll::Ready(None)));
     }
 
     #[test]
@@ -248,9 +320,10 @@ mod tests {
         let half = (INITIAL_WINDOW / 2) as usize;
         stream.push(Bytes::from(vec![0; half - 1])).expect("within credit");
         stream.push(Bytes::from(vec![0; 1])).expect("within credit");
-        let Poll::Ready(Some(first)) = take(&stream) else { panic!("an item") };
+        let mut taker = Taker::default();
+        let Poll::Ready(Some(first)) = take(&stream, &mut taker) else { panic!("an item") };
         assert_eq!(first.grant, None, "not yet half a window");
-        let Poll::Ready(Some(second)) = take(&stream) else { panic!("an item") };
+        let Poll::Ready(Some(second)) = take(&stream, &mut taker) else { panic!("an item") };
         assert_eq!(second.grant, Some(INITIAL_WINDOW / 2));
     }
 

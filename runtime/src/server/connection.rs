@@ -6,14 +6,17 @@ use super::dispatch::Incoming;
 use super::in_flight::{InFlight, Refused};
 use crate::conn::outbox::Outbox;
 use crate::conn::reader::{self, Ended};
+use crate::conn::stream::{Deliveries, Overrun};
 use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline;
 use crate::error::{Code, Status};
+use crate::sync::lock;
 use crate::transport::Peer;
 use crate::wire::handshake::{self, Answer, HelloError, VERSION_MINOR};
-use crate::wire::{Header, Outcome};
+use crate::wire::{self, Header, Outcome};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -37,6 +40,8 @@ pub(crate) struct Conn {
     goaway_sent: AtomicBool,
     /// The protocol minor version the connection speaks.
     pub(super) minor: u8,
+    /// Stream items read and not yet handed to their streams (the reader's alone).
+    deliveries: Mutex<Deliveries>,
     /// Cancels received for calls that were not running (they had usually just finished); only
     /// the first is logged.
     unknown_cancels: AtomicU64,
@@ -101,6 +106,7 @@ where
         name,
         goaway_sent: AtomicBool::new(false),
         minor,
+        deliveries: Mutex::default(),
         unknown_cancels: AtomicU64::new(0),
     });
     // The server answers with the version the connection speaks.
@@ -232,6 +238,14 @@ impl Conn {
         Ok(())
     }
 
+    /// The status that closes the connection when the client sent an item with no credit left.
+    fn overrun(id: u64, overrun: &Overrun) -> Status {
+        Status::resource_exhausted(format!(
+            "the client sent an item on call {id} with no credit left ({} bytes sent, {} granted)",
+            overrun.sent, overrun.granted
+        ))
+    }
+
     /// Tells the client to start no new calls, once.
     fn go_away(&self) {
         if !self.goaway_sent.swap(true, Ordering::SeqCst) {
@@ -250,6 +264,19 @@ impl Side for Arc<Conn> {
     }
 
     fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
+        let mut deliveries = lock(&self.deliveries);
+        if let Header::Item { id } = header {
+            // Items of a call that ended are dropped.
+            for item in wire::items(&payload) {
+                let item = item
+                    .map_err(|e| Status::invalid_argument(format!("received an item frame that is not one ({e})")))?;
+                deliveries.add(id, item, |id| self.in_flight.stream(id)).map_err(|(id, o)| Conn::overrun(id, &o))?;
+            }
+            return Ok(());
+        }
+        // Every item before this frame goes first.
+        deliveries.flush().map_err(|(id, o)| Conn::overrun(id, &o))?;
+        drop(deliveries);
         match header {
             Header::Request { id, service, method, timeout_micros } => {
                 self.on_request(id, &service, &method, timeout_micros, payload)
@@ -259,18 +286,6 @@ impl Side for Arc<Conn> {
                 // that is not running usually crossed its reply: nothing to do.
                 if !self.in_flight.cancel(id) && self.unknown_cancels.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::debug!(peer = %self.name, "ignored a cancel for call {id}, which is not running");
-                }
-                Ok(())
-            }
-            Header::Item { id } => {
-                // Items of a call that ended are dropped.
-                if let Some(stream) = self.in_flight.stream(id)
-                    && let Err(overrun) = stream.push(payload)
-                {
-                    return Err(Status::resource_exhausted(format!(
-                        "the client sent an item on call {id} with no credit left ({} bytes sent, {} granted)",
-                        overrun.sent, overrun.granted
-                    )));
                 }
                 Ok(())
             }
@@ -286,7 +301,7 @@ impl Side for Arc<Conn> {
                 }
                 Ok(())
             }
-            Header::Ping { .. } | Header::Pong { .. } => Ok(()),
+            Header::Item { .. } | Header::Ping { .. } | Header::Pong { .. } => Ok(()),
             Header::Response { .. } | Header::GoAway { .. } => {
                 Err(Status::invalid_argument("received a server-to-client frame from a client"))
             }
@@ -304,6 +319,10 @@ impl Side for Arc<Conn> {
             }
             () = self.in_flight.idle(), if goaway_sent => Interrupt::Continue,
         }
+    }
+
+    fn end_of_batch(&self) -> Result<(), Status> {
+        lock(&self.deliveries).flush().map_err(|(id, o)| Conn::overrun(id, &o))
     }
 
     /// Draining, and nothing left to answer: close now rather than wait for the client.

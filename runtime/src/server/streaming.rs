@@ -9,12 +9,12 @@ use super::connection::Conn;
 use super::dispatch::{Incoming, run};
 use crate::codec;
 use crate::conn::outbox::PushError;
-use crate::conn::stream::Stream;
+use crate::conn::stream::{Stream, Taker};
 use crate::context::{CallState, Context};
 use crate::error::{Error, Status};
 use crate::method::Method;
+use crate::wire::Header;
 use crate::wire::handshake::STREAMS_MINOR;
-use crate::wire::{self, Header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -61,21 +61,20 @@ impl<T: Serialize> Sink<T> {
             // The client is not reading its socket at all.
             Box::pin(outbox.wait_for_space()).await;
         }
-        let mut len = 0;
-        let pushed = outbox.push(|buf, max| {
-            wire::write_frame(buf, max, &Header::Item { id: self.id }, |buf, limit| {
-                let start = buf.len();
-                codec::encode_into(&item, buf, limit)?;
-                len = buf.len() - start;
-                Ok(())
-            })
-        });
+        let pushed = loop {
+            match outbox.push_item(self.id, |buf, limit| codec::encode_into(&item, buf, limit)) {
+                Err(PushError::Retry) => {}
+                pushed => break pushed,
+            }
+        };
         match pushed {
-            Ok(()) => {
+            Ok(len) => {
                 self.stream.spend(len);
                 Ok(())
             }
-            Err(PushError::Closed) => Err(Status::cancelled(format!("the connection of `{}` is closing", self.method))),
+            Err(PushError::Closed | PushError::Retry) => {
+                Err(Status::cancelled(format!("the connection of `{}` is closing", self.method)))
+            }
             Err(PushError::Frame(e)) => {
                 Err(e.into_status(&format!("an item of `{}`", self.method), "ServerConfig::max_frame_len"))
             }
@@ -98,6 +97,7 @@ pub struct Source<T> {
     conn: Arc<Conn>,
     id: u64,
     stream: Arc<Stream>,
+    taker: Taker,
     method: Method,
     _items: PhantomData<fn() -> T>,
 }
@@ -114,7 +114,7 @@ impl<T: DeserializeOwned> Source<T> {
     }
 
     fn poll_item(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<T, Status>>> {
-        let Some(taken) = std::task::ready!(self.stream.poll_take(cx)) else {
+        let Some(taken) = std::task::ready!(self.taker.poll_take(&self.stream, cx)) else {
             return Poll::Ready(None);
         };
         if let Some(bytes) = taken.grant {
@@ -181,7 +181,14 @@ impl Incoming {
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, deadline, .. } = self;
-        let source = Source { conn: conn.clone(), id, stream: stream.clone(), method, _items: PhantomData };
+        let source = Source {
+            conn: conn.clone(),
+            id,
+            stream: stream.clone(),
+            taker: Taker::default(),
+            method,
+            _items: PhantomData,
+        };
         run(conn, id, method, deadline, Some(stream), move |ctx| handler(ctx, source));
     }
 
@@ -197,7 +204,14 @@ impl Incoming {
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, deadline, .. } = self;
-        let source = Source { conn: conn.clone(), id, stream: stream.clone(), method, _items: PhantomData };
+        let source = Source {
+            conn: conn.clone(),
+            id,
+            stream: stream.clone(),
+            taker: Taker::default(),
+            method,
+            _items: PhantomData,
+        };
         let sink_conn = conn.clone();
         run(conn, id, method, deadline, Some(stream.clone()), move |ctx| {
             let sink = Sink { conn: sink_conn, id, stream, call: ctx.state().clone(), method, _items: PhantomData };

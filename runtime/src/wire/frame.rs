@@ -67,6 +67,84 @@ pub(crate) fn write_frame(
     }
 }
 
+/// Appends an `Item { id }` frame holding one item, written by `encode` after its 4-byte
+/// little-endian length; returns the item's length. On failure `buf` is left as it was.
+pub(crate) fn write_item(
+    buf: &mut BytesMut,
+    max_frame_len: usize,
+    id: u64,
+    encode: impl FnOnce(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
+) -> Result<usize, WriteFailure> {
+    let mut len = 0;
+    write_frame(buf, max_frame_len, &Header::Item { id }, |buf, limit| {
+        len = put_item(buf, limit, encode)?;
+        Ok(())
+    })?;
+    Ok(len)
+}
+
+/// Appends one more item to the `Item` frame that starts at `start` and ends `buf`, and updates
+/// the frame's length; returns the item's length. Fails with `TooLarge` if the frame would pass
+/// the limit; on failure `buf` is left as it was.
+pub(crate) fn append_item(
+    buf: &mut BytesMut,
+    start: usize,
+    max_frame_len: usize,
+    encode: impl FnOnce(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
+) -> Result<usize, EncodeFailure> {
+    let len = put_item(buf, start + LEN_PREFIX + max_frame_len, encode)?;
+    let frame_len = u32::try_from(buf.len() - start - LEN_PREFIX).unwrap_or(u32::MAX);
+    buf[start..start + LEN_PREFIX].copy_from_slice(&frame_len.to_be_bytes());
+    Ok(len)
+}
+
+/// Writes an item's 4-byte little-endian length and the item; on failure `buf` is left as it was.
+fn put_item(
+    buf: &mut BytesMut,
+    limit: usize,
+    encode: impl FnOnce(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
+) -> Result<usize, EncodeFailure> {
+    let at = buf.len();
+    if at + ITEM_LEN_PREFIX > limit {
+        return Err(EncodeFailure::TooLarge);
+    }
+    buf.put_u32_le(0);
+    if let Err(e) = encode(buf, limit) {
+        buf.truncate(at);
+        return Err(e);
+    }
+    let len = buf.len() - at - ITEM_LEN_PREFIX;
+    // At most the frame length limit, which fits in 32 bits.
+    buf[at..at + ITEM_LEN_PREFIX].copy_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+    Ok(len)
+}
+
+/// Bytes before each item in an `Item` frame's payload: its length.
+const ITEM_LEN_PREFIX: usize = 4;
+
+/// The items of an `Item` frame's payload, as zero-copy slices; an error if the payload does not
+/// split into whole items.
+pub(crate) fn items(payload: &Bytes) -> impl Iterator<Item = Result<Bytes, String>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at == payload.len() {
+            return None;
+        }
+        let Some(prefix) = payload.get(at..at + ITEM_LEN_PREFIX) else {
+            at = payload.len();
+            return Some(Err("an item's length is cut off".to_owned()));
+        };
+        let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        let start = at + ITEM_LEN_PREFIX;
+        if len > payload.len() - start {
+            at = payload.len();
+            return Some(Err(format!("an item claims {len} bytes, more than the frame holds")));
+        }
+        at = start + len;
+        Some(Ok(payload.slice(start..at)))
+    })
+}
+
 /// Appends a frame that has no payload.
 pub(crate) fn write_header(buf: &mut BytesMut, max_frame_len: usize, header: &Header<'_>) -> Result<(), WriteFailure> {
     write_frame(buf, max_frame_len, header, |_, _| Ok(()))

@@ -7,7 +7,7 @@ pub(crate) mod handshake;
 mod header;
 
 pub use decoder::{FrameDecoder, FrameTooLarge};
-pub(crate) use frame::{WriteFailure, parse, write_frame, write_header};
+pub(crate) use frame::{WriteFailure, append_item, items, parse, write_frame, write_header, write_item};
 pub(crate) use header::{Header, Outcome};
 
 /// Bytes in the length prefix of every frame.

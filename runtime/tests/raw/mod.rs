@@ -74,9 +74,20 @@ pub fn response_app_error(id: u64, payload: &[u8]) -> Vec<u8> {
     frame(&[vec![2], varint(id), vec![1], payload.to_vec()].concat())
 }
 
-/// An item frame of call `id` (protocol 1.1) with an encoded `payload`.
+/// An item frame of call `id` (protocol 1.1) holding one encoded item, `payload`.
 pub fn item(id: u64, payload: &[u8]) -> Vec<u8> {
-    frame(&[vec![6], varint(id), payload.to_vec()].concat())
+    items(id, &[payload])
+}
+
+/// An item frame of call `id` (protocol 1.1) holding several encoded items, each after its
+/// 4-byte little-endian length.
+pub fn items(id: u64, payloads: &[&[u8]]) -> Vec<u8> {
+    let mut body = [vec![6], varint(id)].concat();
+    for payload in payloads {
+        body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        body.extend_from_slice(payload);
+    }
+    frame(&body)
 }
 
 /// A half-close frame (protocol 1.1): the client sends no more items for call `id`.
@@ -140,6 +151,28 @@ impl Reader<'_> {
     }
 }
 
+/// The items of an item frame's payload: each a 4-byte little-endian length, then its bytes.
+fn split_items(mut payload: &[u8]) -> Vec<Vec<u8>> {
+    let mut items = Vec::new();
+    while !payload.is_empty() {
+        let len = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")) as usize;
+        items.push(payload[4..4 + len].to_vec());
+        payload = &payload[4 + len..];
+    }
+    items
+}
+
+/// Decodes a frame body into the frames it stands for: an item frame holding several items
+/// gives one `Frame::Item` for each.
+pub fn parse_all(body: &[u8]) -> Vec<Frame> {
+    if body.first() == Some(&6) {
+        let mut r = Reader(&body[1..]);
+        let id = r.varint();
+        return split_items(&r.rest()).into_iter().map(|payload| Frame::Item { id, payload }).collect();
+    }
+    vec![parse(body)]
+}
+
 /// Decodes a frame body.
 pub fn parse(body: &[u8]) -> Frame {
     let mut r = Reader(body);
@@ -169,7 +202,12 @@ pub fn parse(body: &[u8]) -> Frame {
             let code = r.varint() as u16;
             Frame::GoAway { code, message: r.string() }
         }
-        6 => Frame::Item { id: r.varint(), payload: r.rest() },
+        6 => {
+            let id = r.varint();
+            let mut items = split_items(&r.rest());
+            assert_eq!(items.len(), 1, "an item frame holding {} items: read it with parse_all", items.len());
+            Frame::Item { id, payload: items.remove(0) }
+        }
         7 => Frame::HalfClose { id: r.varint() },
         8 => {
             let id = r.varint();
@@ -226,8 +264,13 @@ impl Raw {
                     return;
                 }
                 let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-                if read.read_exact(&mut body).await.is_err() || tx.send(parse(&body)).is_err() {
+                if read.read_exact(&mut body).await.is_err() {
                     return;
+                }
+                for frame in parse_all(&body) {
+                    if tx.send(frame).is_err() {
+                        return;
+                    }
                 }
             }
         });
