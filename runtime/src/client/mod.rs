@@ -11,6 +11,7 @@
 //! down, and the server cancels whatever the client left running.
 
 pub(crate) mod call;
+mod connection;
 pub(crate) mod in_flight;
 pub(crate) mod invoke;
 pub(crate) mod options;
@@ -18,18 +19,16 @@ pub(crate) mod streaming;
 
 use crate::codec;
 use crate::conn::outbox::{Outbox, PushError};
-use crate::conn::reader::{self, Ended};
-use crate::conn::stream::{Deliveries, Overrun, Stream};
-use crate::conn::{Interrupt, Link, Settings, Side};
+use crate::conn::stream::Stream;
+use crate::conn::{Link, Settings};
 use crate::deadline::Deadline;
 use crate::error::{Code, Status};
 use crate::method::Method;
-use crate::sync::lock;
 use crate::transport::{self, Connector, Io, Peer};
-use crate::wire::handshake::{self, HelloError, STREAMS_MINOR};
-use crate::wire::{self, DEFAULT_MAX_FRAME_LEN, Header, Outcome};
-use bytes::Bytes;
+use crate::wire::handshake::{self, STREAMS_MINOR};
+use crate::wire::{self, DEFAULT_MAX_FRAME_LEN, Header};
 use call::{Call, Pending, RawCall};
+use connection::{Conn, Readiness};
 use in_flight::{InFlight, Reply};
 use invoke::{Invoke, ReplyFuture, Request};
 use options::CallOptions;
@@ -90,7 +89,7 @@ impl Default for ClientConfig {
 pub(crate) const DEFAULT_STREAM_WINDOW: usize = 1024 * 1024;
 
 /// The protocol minor version of a connection whose server has not answered yet.
-const MINOR_UNKNOWN: u8 = u8::MAX;
+pub(crate) const MINOR_UNKNOWN: u8 = u8::MAX;
 
 /// A connection to a tidl server; clone it freely, every clone shares the connection.
 ///
@@ -434,189 +433,5 @@ impl Invoke for Client {
             }
             Err(status) => (RequestSink::closed(), Streaming::failed(status)),
         }
-    }
-}
-
-#[derive(Debug)]
-enum Readiness {
-    Connecting,
-    Ready,
-    Failed(Status),
-}
-
-/// The client's side of one connection, shared by handles, calls and the connection's tasks.
-struct Conn {
-    link: Link,
-    in_flight: InFlight,
-    /// Fires when the last handle is dropped: the reader stops.
-    closing: CancellationToken,
-    /// Fires when the connection failed: the writer stops without flushing.
-    failed: CancellationToken,
-    ready: watch::Sender<Readiness>,
-    /// The protocol minor version the connection speaks, once the server has answered.
-    minor: AtomicU8,
-    /// Stream items read and not yet handed to their streams (the reader's alone).
-    deliveries: Mutex<Deliveries>,
-    config: ClientConfig,
-    /// The server, in messages.
-    name: String,
-}
-
-impl Conn {
-    fn close(&self) {
-        self.link.outbox.close();
-        self.closing.cancel();
-    }
-
-    async fn run_reader<R: AsyncRead + Unpin>(&self, mut read: R) {
-        let status = tokio::select! {
-            biased;
-            () = self.closing.cancelled() => Status::unavailable("the client was closed"),
-            status = self.read(&mut read) => status,
-        };
-        if !self.closing.is_cancelled() {
-            // A failure, not a close: the writer stops at once instead of flushing.
-            tracing::debug!(peer = %self.name, %status, "tidl client connection ended");
-            self.failed.cancel();
-        }
-        self.in_flight.fail_all(&status);
-        self.ready.send_if_modified(|state| match state {
-            Readiness::Connecting => {
-                *state = Readiness::Failed(status.clone());
-                true
-            }
-            _ => false,
-        });
-    }
-
-    /// Reads the server's hello, then frames until the connection ends; returns the status
-    /// pending calls fail with.
-    async fn read<R: AsyncRead + Unpin>(&self, read: &mut R) -> Status {
-        let hello = match reader::read_hello(read).await {
-            Ok(hello) => hello,
-            Err(e) => {
-                return Status::unavailable(format!(
-                    "{} closed the connection during the tidl handshake: {e}",
-                    self.name
-                ))
-                .with_source(e);
-            }
-        };
-        match handshake::decode_server_hello(hello) {
-            Ok(hello) => self.minor.store(hello.minor.min(handshake::VERSION_MINOR), Ordering::Release),
-            Err(e) => {
-                let code = if e == HelloError::Busy { Code::ResourceExhausted } else { Code::Unavailable };
-                return Status::new(code, format!("handshake with {} failed: {e}", self.name));
-            }
-        }
-        self.ready.send_replace(Readiness::Ready);
-        match reader::run(read, self).await {
-            Ended::Closed | Ended::ClosedMidFrame => self.closed_by_server(),
-            Ended::Stopped => Status::unavailable("the client was closed"),
-            Ended::Io(e) => Status::unavailable(format!("the connection to {} failed: {e}", self.name)).with_source(e),
-            Ended::TooLarge(e) => Status::unavailable(format!(
-                "closed the connection to {}: {e}; raise ClientConfig::max_frame_len (and the server's) to allow it",
-                self.name
-            )),
-            Ended::Dead(quiet) => Status::unavailable(format!(
-                "{} sent nothing for {quiet:?}, not even an answer to a keepalive ping; the connection is \
-                 considered dead (ClientConfig::keepalive_timeout)",
-                self.name
-            )),
-            Ended::NotAFrame(e) => Status::unavailable(format!(
-                "{} sent a frame that is not a tidl frame ({e}); closed the connection",
-                self.name
-            )),
-            Ended::Refused(status) => status,
-        }
-    }
-
-    /// The status that closes the connection when the server sent an item with no credit left.
-    fn overrun(&self, id: u64, overrun: &Overrun) -> Status {
-        Status::unavailable(format!(
-            "{} sent an item on call {id} with no credit left ({} bytes sent, {} granted); closed the connection",
-            self.name, overrun.sent, overrun.granted
-        ))
-    }
-
-    fn closed_by_server(&self) -> Status {
-        match self.in_flight.refusal() {
-            Some(goaway) => {
-                Status::new(goaway.code(), format!("{} closed the connection: {}", self.name, goaway.message()))
-            }
-            None => Status::unavailable(format!("{} closed the connection", self.name)),
-        }
-    }
-}
-
-impl Side for Conn {
-    fn link(&self) -> &Link {
-        &self.link
-    }
-
-    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
-        let mut deliveries = lock(&self.deliveries);
-        if let Header::Item { id } = header {
-            // Items of a call that ended are dropped.
-            for item in wire::items(&payload) {
-                let item = item.map_err(|e| {
-                    Status::unavailable(format!(
-                        "{} sent an item frame that is not one ({e}); closed the connection",
-                        self.name
-                    ))
-                })?;
-                deliveries
-                    .add(id, item, |id| self.in_flight.stream(id))
-                    .map_err(|(id, overrun)| self.overrun(id, &overrun))?;
-            }
-            return Ok(());
-        }
-        // Every item before this frame goes first.
-        deliveries.flush().map_err(|(id, overrun)| self.overrun(id, &overrun))?;
-        drop(deliveries);
-        match header {
-            Header::Response { id, outcome } => {
-                let reply = match outcome {
-                    Outcome::Ok => Reply::Ok(payload),
-                    Outcome::AppError => Reply::App(payload),
-                    Outcome::Status { code, message } => {
-                        Reply::Status(Status::new(Code::from_u16(code), message.into_owned()))
-                    }
-                };
-                // A reply to a call that was cancelled or forgotten is dropped silently.
-                if let Some(slot) = self.in_flight.end(id) {
-                    let _ = slot.send(reply);
-                }
-            }
-            Header::GoAway { code, message } => {
-                self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
-            }
-            Header::Credit { id, bytes } => {
-                if let Some(stream) = self.in_flight.stream(id) {
-                    stream.grant(bytes);
-                }
-            }
-            Header::Item { .. }
-            | Header::Request { .. }
-            | Header::Cancel { .. }
-            | Header::HalfClose { .. }
-            | Header::Ping { .. }
-            | Header::Pong { .. } => {
-                return Err(Status::unavailable(format!(
-                    "{} sent a client-to-server frame; closed the connection",
-                    self.name
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    async fn interrupt(&self) -> Interrupt {
-        self.closing.cancelled().await;
-        Interrupt::Stop
-    }
-
-    fn end_of_batch(&self) -> Result<(), Status> {
-        lock(&self.deliveries).flush().map_err(|(id, overrun)| self.overrun(id, &overrun))
     }
 }

@@ -1,0 +1,202 @@
+//! The client's side of one connection: the state its handles, calls and tasks share, the
+//! server's hello, and what the read loop does with each frame.
+
+use super::ClientConfig;
+use super::in_flight::{InFlight, Reply};
+use crate::conn::reader::{self, Ended};
+use crate::conn::stream::{Deliveries, Overrun};
+use crate::conn::{Interrupt, Link, Side};
+use crate::error::{Code, Status};
+use crate::sync::lock;
+use crate::wire::handshake::{self, HelloError};
+use crate::wire::{self, Header, Outcome};
+use bytes::Bytes;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::io::AsyncRead;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+pub(super) enum Readiness {
+    Connecting,
+    Ready,
+    Failed(Status),
+}
+
+/// The client's side of one connection, shared by handles, calls and the connection's tasks.
+pub(super) struct Conn {
+    pub(super) link: Link,
+    pub(super) in_flight: InFlight,
+    /// Fires when the last handle is dropped: the reader stops.
+    pub(super) closing: CancellationToken,
+    /// Fires when the connection failed: the writer stops without flushing.
+    pub(super) failed: CancellationToken,
+    pub(super) ready: watch::Sender<Readiness>,
+    /// The protocol minor version the connection speaks, once the server has answered.
+    pub(super) minor: AtomicU8,
+    /// Stream items read and not yet handed to their streams (the reader's alone).
+    pub(super) deliveries: Mutex<Deliveries>,
+    pub(super) config: ClientConfig,
+    /// The server, in messages.
+    pub(super) name: String,
+}
+
+impl Conn {
+    pub(super) fn close(&self) {
+        self.link.outbox.close();
+        self.closing.cancel();
+    }
+
+    pub(super) async fn run_reader<R: AsyncRead + Unpin>(&self, mut read: R) {
+        let status = tokio::select! {
+            biased;
+            () = self.closing.cancelled() => Status::unavailable("the client was closed"),
+            status = self.read(&mut read) => status,
+        };
+        if !self.closing.is_cancelled() {
+            // A failure, not a close: the writer stops at once instead of flushing.
+            tracing::debug!(peer = %self.name, %status, "tidl client connection ended");
+            self.failed.cancel();
+        }
+        self.in_flight.fail_all(&status);
+        self.ready.send_if_modified(|state| match state {
+            Readiness::Connecting => {
+                *state = Readiness::Failed(status.clone());
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// Reads the server's hello, then frames until the connection ends; returns the status
+    /// pending calls fail with.
+    async fn read<R: AsyncRead + Unpin>(&self, read: &mut R) -> Status {
+        let hello = match reader::read_hello(read).await {
+            Ok(hello) => hello,
+            Err(e) => {
+                return Status::unavailable(format!(
+                    "{} closed the connection during the tidl handshake: {e}",
+                    self.name
+                ))
+                .with_source(e);
+            }
+        };
+        match handshake::decode_server_hello(hello) {
+            Ok(hello) => self.minor.store(hello.minor.min(handshake::VERSION_MINOR), Ordering::Release),
+            Err(e) => {
+                let code = if e == HelloError::Busy { Code::ResourceExhausted } else { Code::Unavailable };
+                return Status::new(code, format!("handshake with {} failed: {e}", self.name));
+            }
+        }
+        self.ready.send_replace(Readiness::Ready);
+        match reader::run(read, self).await {
+            Ended::Closed | Ended::ClosedMidFrame => self.closed_by_server(),
+            Ended::Stopped => Status::unavailable("the client was closed"),
+            Ended::Io(e) => Status::unavailable(format!("the connection to {} failed: {e}", self.name)).with_source(e),
+            Ended::TooLarge(e) => Status::unavailable(format!(
+                "closed the connection to {}: {e}; raise ClientConfig::max_frame_len (and the server's) to allow it",
+                self.name
+            )),
+            Ended::Dead(quiet) => Status::unavailable(format!(
+                "{} sent nothing for {quiet:?}, not even an answer to a keepalive ping; the connection is \
+                 considered dead (ClientConfig::keepalive_timeout)",
+                self.name
+            )),
+            Ended::NotAFrame(e) => Status::unavailable(format!(
+                "{} sent a frame that is not a tidl frame ({e}); closed the connection",
+                self.name
+            )),
+            Ended::Refused(status) => status,
+        }
+    }
+
+    /// The status that closes the connection when the server sent an item with no credit left.
+    fn overrun(&self, id: u64, overrun: &Overrun) -> Status {
+        Status::unavailable(format!(
+            "{} sent an item on call {id} with no credit left ({} bytes sent, {} granted); closed the connection",
+            self.name, overrun.sent, overrun.granted
+        ))
+    }
+
+    fn closed_by_server(&self) -> Status {
+        match self.in_flight.refusal() {
+            Some(goaway) => {
+                Status::new(goaway.code(), format!("{} closed the connection: {}", self.name, goaway.message()))
+            }
+            None => Status::unavailable(format!("{} closed the connection", self.name)),
+        }
+    }
+}
+
+impl Side for Conn {
+    fn link(&self) -> &Link {
+        &self.link
+    }
+
+    fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
+        let mut deliveries = lock(&self.deliveries);
+        if let Header::Item { id } = header {
+            // Items of a call that ended are dropped.
+            for item in wire::items(&payload) {
+                let item = item.map_err(|e| {
+                    Status::unavailable(format!(
+                        "{} sent an item frame that is not one ({e}); closed the connection",
+                        self.name
+                    ))
+                })?;
+                deliveries
+                    .add(id, item, |id| self.in_flight.stream(id))
+                    .map_err(|(id, overrun)| self.overrun(id, &overrun))?;
+            }
+            return Ok(());
+        }
+        // Every item before this frame goes first.
+        deliveries.flush().map_err(|(id, overrun)| self.overrun(id, &overrun))?;
+        drop(deliveries);
+        match header {
+            Header::Response { id, outcome } => {
+                let reply = match outcome {
+                    Outcome::Ok => Reply::Ok(payload),
+                    Outcome::AppError => Reply::App(payload),
+                    Outcome::Status { code, message } => {
+                        Reply::Status(Status::new(Code::from_u16(code), message.into_owned()))
+                    }
+                };
+                // A reply to a call that was cancelled or forgotten is dropped silently.
+                if let Some(slot) = self.in_flight.end(id) {
+                    let _ = slot.send(reply);
+                }
+            }
+            Header::GoAway { code, message } => {
+                self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
+            }
+            Header::Credit { id, bytes } => {
+                if let Some(stream) = self.in_flight.stream(id) {
+                    stream.grant(bytes);
+                }
+            }
+            Header::Item { .. }
+            | Header::Request { .. }
+            | Header::Cancel { .. }
+            | Header::HalfClose { .. }
+            | Header::Ping { .. }
+            | Header::Pong { .. } => {
+                return Err(Status::unavailable(format!(
+                    "{} sent a client-to-server frame; closed the connection",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn interrupt(&self) -> Interrupt {
+        self.closing.cancelled().await;
+        Interrupt::Stop
+    }
+
+    fn end_of_batch(&self) -> Result<(), Status> {
+        lock(&self.deliveries).flush().map_err(|(id, overrun)| self.overrun(id, &overrun))
+    }
+}
