@@ -5,7 +5,7 @@ use crate::error::{Code, Status};
 use crate::method::Method;
 use crate::sched::YieldOnce;
 use crate::transport::Peer;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -52,14 +52,22 @@ pub struct Context {
 #[derive(Debug)]
 pub(crate) struct CallState {
     cancellation: Cancellation,
-    method: Option<Method>,
-    peer: Arc<Peer>,
+    /// Set when the server knows which method runs (after the request was admitted).
+    method: OnceLock<Method>,
+    /// A copy (cheap: an address, or Unix credentials and a shared path), so that a call does not
+    /// share a reference count with its connection.
+    peer: Peer,
 }
 
 impl CallState {
-    /// The state of a call of `method` from `peer`, as the server runs it.
-    pub(crate) fn new(method: Method, peer: Arc<Peer>) -> CallState {
-        CallState { cancellation: Cancellation::default(), method: Some(method), peer }
+    /// The state of a call from `peer`, as the server admits it.
+    pub(crate) fn new(peer: Peer) -> CallState {
+        CallState { cancellation: Cancellation::default(), method: OnceLock::new(), peer }
+    }
+
+    /// Records which method the call runs.
+    pub(crate) fn set_method(&self, method: Method) {
+        let _ = self.method.set(method);
     }
 
     /// Cancels the call: its handler is stopped, and its context says so.
@@ -78,26 +86,21 @@ impl CallState {
     }
 }
 
-/// What every context made outside the server shares: nobody calls it.
-fn nobody() -> Arc<Peer> {
-    static UNKNOWN: std::sync::OnceLock<Arc<Peer>> = std::sync::OnceLock::new();
-    UNKNOWN.get_or_init(|| Arc::new(Peer::Unknown)).clone()
-}
-
 impl Context {
     /// A context that is never cancelled and has no deadline, for calls made outside a handler.
     pub fn background() -> Context {
-        Context {
-            call: Arc::new(CallState { cancellation: Cancellation::default(), method: None, peer: nobody() }),
-            deadline: None,
-        }
+        Context { call: Arc::new(CallState::new(Peer::Unknown)), deadline: None }
     }
 
     /// A context cancelled by `token` and expiring at `deadline`, for calls made outside a
     /// handler that should stop together.
     pub fn new(token: CancellationToken, deadline: Option<std::time::Instant>) -> Context {
         Context {
-            call: Arc::new(CallState { cancellation: Cancellation::with_token(token), method: None, peer: nobody() }),
+            call: Arc::new(CallState {
+                cancellation: Cancellation::with_token(token),
+                method: OnceLock::new(),
+                peer: Peer::Unknown,
+            }),
             deadline: deadline.map(Instant::from_std),
         }
     }
@@ -194,7 +197,7 @@ impl Context {
 
     /// The method being called, for the context of a call the server runs.
     pub fn method(&self) -> Option<Method> {
-        self.call.method
+        self.call.method.get().copied()
     }
 
     /// Who made the call: its TCP address, its Unix credentials, or [`Peer::Unknown`] for a
@@ -212,7 +215,7 @@ impl Context {
 
     /// Names the call in messages.
     fn what(&self) -> String {
-        match self.call.method {
+        match self.call.method.get() {
             Some(method) => format!("`{method}`"),
             None => "the call".to_owned(),
         }
@@ -230,7 +233,9 @@ mod tests {
     use super::*;
 
     fn call() -> Arc<CallState> {
-        Arc::new(CallState::new(Method::new("S", "m"), nobody()))
+        let call = CallState::new(Peer::Unknown);
+        call.set_method(Method::new("S", "m"));
+        Arc::new(call)
     }
 
     #[tokio::test]

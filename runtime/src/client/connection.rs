@@ -4,14 +4,12 @@
 use super::ClientConfig;
 use super::in_flight::{InFlight, Reply};
 use crate::conn::reader::{self, Ended};
-use crate::conn::stream::{Deliveries, Overrun};
+use crate::conn::stream::{Overrun, Stream};
 use crate::conn::{Interrupt, Link, Side};
 use crate::error::{Code, Status};
-use crate::sync::lock;
 use crate::wire::handshake::{self, HelloError};
-use crate::wire::{self, Header, Outcome};
+use crate::wire::{Header, Outcome};
 use bytes::Bytes;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
@@ -35,8 +33,6 @@ pub(super) struct Conn {
     pub(super) ready: watch::Sender<Readiness>,
     /// The protocol minor version the connection speaks, once the server has answered.
     pub(super) minor: AtomicU8,
-    /// Stream items read and not yet handed to their streams (the reader's alone).
-    pub(super) deliveries: Mutex<Deliveries>,
     pub(super) config: ClientConfig,
     /// The server, in messages.
     pub(super) name: String,
@@ -135,25 +131,6 @@ impl Side for Conn {
     }
 
     fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
-        let mut deliveries = lock(&self.deliveries);
-        if let Header::Item { id } = header {
-            // Items of a call that ended are dropped.
-            for item in wire::items(&payload) {
-                let item = item.map_err(|e| {
-                    Status::unavailable(format!(
-                        "{} sent an item frame that is not one ({e}); closed the connection",
-                        self.name
-                    ))
-                })?;
-                deliveries
-                    .add(id, item, |id| self.in_flight.stream(id))
-                    .map_err(|(id, overrun)| self.overrun(id, &overrun))?;
-            }
-            return Ok(());
-        }
-        // Every item before this frame goes first.
-        deliveries.flush().map_err(|(id, overrun)| self.overrun(id, &overrun))?;
-        drop(deliveries);
         match header {
             Header::Response { id, outcome } => {
                 let reply = match outcome {
@@ -196,7 +173,17 @@ impl Side for Conn {
         Interrupt::Stop
     }
 
-    fn end_of_batch(&self) -> Result<(), Status> {
-        lock(&self.deliveries).flush().map_err(|(id, overrun)| self.overrun(id, &overrun))
+    fn stream(&self, id: u64) -> Option<std::sync::Arc<Stream>> {
+        self.in_flight.stream(id)
+    }
+
+    fn bad_items(&self, id: u64, overrun: Option<&Overrun>, what: &str) -> Status {
+        match overrun {
+            Some(overrun) => self.overrun(id, overrun),
+            None => Status::unavailable(format!(
+                "{} sent an item frame for call {id} that is not one ({what}); closed the connection",
+                self.name
+            )),
+        }
     }
 }

@@ -38,7 +38,6 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use streaming::{RequestSink, Streaming};
@@ -229,7 +228,6 @@ impl Client {
             failed: CancellationToken::new(),
             ready: watch::Sender::new(Readiness::Connecting),
             minor: AtomicU8::new(MINOR_UNKNOWN),
-            deliveries: Mutex::default(),
             config,
             name,
         });

@@ -79,8 +79,10 @@ pub(crate) trait Side: Send + Sync + 'static {
         false
     }
 
-    /// Every frame read so far has been handed over: deliver what was held for the batch.
-    fn end_of_batch(&self) -> Result<(), Status> {
-        Ok(())
-    }
+    /// The stream of running streaming call `id`, which the read loop hands that call's items.
+    fn stream(&self, id: u64) -> Option<std::sync::Arc<stream::Stream>>;
+
+    /// The status that closes the connection when the peer sent an item with no credit left, or
+    /// an item frame that does not split into items (`overrun` is then `None`).
+    fn bad_items(&self, id: u64, overrun: Option<&stream::Overrun>, what: &str) -> Status;
 }

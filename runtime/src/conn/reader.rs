@@ -2,6 +2,7 @@
 
 use super::buffers::{LARGE_FRAME, LargeBuffers, Pooled, read_some};
 use super::keepalive::{Due, Keepalive};
+use super::stream::Deliveries;
 use super::{Interrupt, Side};
 use crate::error::Status;
 use crate::wire::{self, FrameDecoder, Header, handshake::HELLO_LEN};
@@ -54,20 +55,22 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
     let pool = Arc::new(LargeBuffers::default());
     // A large frame being read: its buffer and its length.
     let mut large: Option<(Vec<u8>, usize)> = None;
+    // Stream items read and not yet handed to their streams.
+    let mut deliveries = Deliveries::default();
     loop {
         if let Some((body, len)) = &large
             && body.len() == *len
         {
             let Some((body, _)) = large.take() else { continue };
             let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
-            if let Err(ended) = on_frame(side, &frame) {
+            if let Err(ended) = on_frame(side, &mut deliveries, &frame) {
                 return ended;
             }
         }
         while large.is_none() {
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
-                    if let Err(ended) = on_frame(side, &frame.freeze()) {
+                    if let Err(ended) = on_frame(side, &mut deliveries, &frame.freeze()) {
                         return ended;
                     }
                 }
@@ -85,8 +88,8 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
                 Err(e) => return Ended::TooLarge(e),
             }
         }
-        if let Err(status) = side.end_of_batch() {
-            return Ended::Refused(status);
+        if let Err((id, overrun)) = deliveries.flush() {
+            return Ended::Refused(side.bad_items(id, Some(&overrun), ""));
         }
         if side.finished() {
             return Ended::Stopped;
@@ -137,9 +140,22 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
     }
 }
 
-/// Parses one frame and handles it: pings here, everything else by the side.
-fn on_frame<S: Side>(side: &S, frame: &Bytes) -> Result<(), Ended> {
+/// Parses one frame and handles it: pings and stream items here, everything else by the side.
+/// Items are held until the end of the read batch, or until a frame of another kind comes.
+fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Result<(), Ended> {
     let (header, payload) = wire::parse(frame).map_err(Ended::NotAFrame)?;
+    if let Header::Item { id } = header {
+        for item in wire::items(&payload) {
+            let item = item.map_err(|e| Ended::Refused(side.bad_items(id, None, &e)))?;
+            // Items of a call that is not a running streaming call are dropped.
+            deliveries
+                .add(id, item, |id| side.stream(id))
+                .map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")))?;
+        }
+        return Ok(());
+    }
+    // Every item before this frame goes first.
+    deliveries.flush().map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")))?;
     match header {
         Header::Ping { nonce } => {
             let _ = side.link().outbox.push_header(&Header::Pong { nonce });

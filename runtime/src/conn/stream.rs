@@ -50,9 +50,11 @@ impl Deliveries {
 
     /// Hands over the items held.
     pub(crate) fn flush(&mut self) -> Result<(), (u64, Overrun)> {
-        if let Some((id, stream)) = self.to.take()
-            && !self.items.is_empty()
-        {
+        if self.items.is_empty() {
+            self.to = None;
+            return Ok(());
+        }
+        if let Some((id, stream)) = self.to.take() {
             stream.push_all(&mut self.items).map_err(|overrun| (id, overrun))?;
         }
         self.items.clear();

@@ -46,29 +46,32 @@ thread_local! {
 
 /// A handler poll in progress on this thread; ends when dropped.
 #[derive(Debug)]
-pub(crate) struct Polling(Option<Arc<Slot>>);
+pub(crate) struct Polling(());
 
 impl Polling {
     /// Marks the start of a handler poll on this thread.
     pub(crate) fn enter() -> Polling {
-        let slot = SLOT.with(|slot| slot.get_or_init(register).clone());
-        if let Some(slot) = &slot {
-            let n = POLLS.with(|polls| {
-                let n = polls.get().wrapping_add(1).max(1);
-                polls.set(n);
-                n
-            });
-            slot.stamp.store(n, Ordering::Relaxed);
-        }
-        Polling(slot)
+        SLOT.with(|slot| {
+            if let Some(slot) = slot.get_or_init(register) {
+                let n = POLLS.with(|polls| {
+                    let n = polls.get().wrapping_add(1).max(1);
+                    polls.set(n);
+                    n
+                });
+                slot.stamp.store(n, Ordering::Relaxed);
+            }
+        });
+        Polling(())
     }
 }
 
 impl Drop for Polling {
     fn drop(&mut self) {
-        if let Some(slot) = &self.0 {
-            slot.stamp.store(0, Ordering::Relaxed);
-        }
+        SLOT.with(|slot| {
+            if let Some(Some(slot)) = slot.get() {
+                slot.stamp.store(0, Ordering::Relaxed);
+            }
+        });
     }
 }
 

@@ -6,17 +6,16 @@ use super::dispatch::Incoming;
 use super::in_flight::{InFlight, Refused};
 use crate::conn::outbox::Outbox;
 use crate::conn::reader::{self, Ended};
-use crate::conn::stream::{Deliveries, Overrun};
+use crate::conn::stream::{Overrun, Stream};
 use crate::conn::{Interrupt, Link, Settings, Side};
+use crate::context::CallState;
 use crate::deadline;
 use crate::error::{Code, Status};
-use crate::sync::lock;
 use crate::transport::Peer;
 use crate::wire::handshake::{self, Answer, HelloError, VERSION_MINOR};
-use crate::wire::{self, Header, Outcome};
+use crate::wire::{Header, Outcome};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -40,8 +39,6 @@ pub(crate) struct Conn {
     goaway_sent: AtomicBool,
     /// The protocol minor version the connection speaks.
     pub(super) minor: u8,
-    /// Stream items read and not yet handed to their streams (the reader's alone).
-    deliveries: Mutex<Deliveries>,
     /// Cancels received for calls that were not running (they had usually just finished); only
     /// the first is logged.
     unknown_cancels: AtomicU64,
@@ -106,7 +103,6 @@ where
         name,
         goaway_sent: AtomicBool::new(false),
         minor,
-        deliveries: Mutex::default(),
         unknown_cancels: AtomicU64::new(0),
     });
     // The server answers with the version the connection speaks.
@@ -211,7 +207,8 @@ impl Conn {
             return Ok(());
         };
         let limit = server.config.max_concurrent_calls;
-        match self.in_flight.admit(id, limit) {
+        let call = Arc::new(CallState::new((*self.link.peer).clone()));
+        match self.in_flight.admit(id, limit, call.clone()) {
             Ok(()) => {}
             Err(Refused::Duplicate) => {
                 return Err(Status::invalid_argument(format!(
@@ -228,8 +225,9 @@ impl Conn {
                 return Ok(());
             }
         }
-        let request = Incoming::new(self.clone(), id, payload, deadline::from_wire(timeout_micros));
+        let request = Incoming::new(self.clone(), id, payload, deadline::from_wire(timeout_micros), call);
         if svc.call(method, request).is_err() {
+            self.in_flight.end(id);
             let message = format!("the service `{service}` has no method `{method}`");
             tracing::debug!(peer = %self.name, "call refused: {message}");
             self.send_status(id, &Status::unimplemented(message));
@@ -264,19 +262,6 @@ impl Side for Arc<Conn> {
     }
 
     fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
-        let mut deliveries = lock(&self.deliveries);
-        if let Header::Item { id } = header {
-            // Items of a call that ended are dropped.
-            for item in wire::items(&payload) {
-                let item = item
-                    .map_err(|e| Status::invalid_argument(format!("received an item frame that is not one ({e})")))?;
-                deliveries.add(id, item, |id| self.in_flight.stream(id)).map_err(|(id, o)| Conn::overrun(id, &o))?;
-            }
-            return Ok(());
-        }
-        // Every item before this frame goes first.
-        deliveries.flush().map_err(|(id, o)| Conn::overrun(id, &o))?;
-        drop(deliveries);
         match header {
             Header::Request { id, service, method, timeout_micros } => {
                 self.on_request(id, &service, &method, timeout_micros, payload)
@@ -321,8 +306,15 @@ impl Side for Arc<Conn> {
         }
     }
 
-    fn end_of_batch(&self) -> Result<(), Status> {
-        lock(&self.deliveries).flush().map_err(|(id, o)| Conn::overrun(id, &o))
+    fn stream(&self, id: u64) -> Option<Arc<Stream>> {
+        self.in_flight.stream(id)
+    }
+
+    fn bad_items(&self, id: u64, overrun: Option<&Overrun>, what: &str) -> Status {
+        match overrun {
+            Some(overrun) => Conn::overrun(id, overrun),
+            None => Status::invalid_argument(format!("received an item frame for call {id} that is not one ({what})")),
+        }
     }
 
     /// Draining, and nothing left to answer: close now rather than wait for the client.

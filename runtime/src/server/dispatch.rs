@@ -11,7 +11,6 @@
 use super::connection::Conn;
 use crate::codec;
 use crate::conn::outbox::PushError;
-use crate::conn::stream::Stream;
 use crate::context::{CallState, Context};
 use crate::error::{Error, Status};
 use crate::method::Method;
@@ -45,6 +44,8 @@ pub struct Incoming {
     pub(super) id: u64,
     pub(super) payload: Bytes,
     pub(super) deadline: Option<Instant>,
+    /// The call's state, recorded in the connection's table of calls in flight.
+    pub(super) call: Arc<CallState>,
 }
 
 impl fmt::Debug for Incoming {
@@ -57,15 +58,22 @@ impl fmt::Debug for Incoming {
 enum Ended<T, E> {
     Ok(T),
     App(E),
-    Status(Status),
+    /// Boxed: the task carries an `Ended` by value, and statuses are rare.
+    Status(Box<Status>),
     Cancelled,
     DeadlineExceeded,
     Panicked(Box<dyn Any + Send>),
 }
 
 impl Incoming {
-    pub(super) fn new(conn: Arc<Conn>, id: u64, payload: Bytes, deadline: Option<Instant>) -> Incoming {
-        Incoming { conn, id, payload, deadline }
+    pub(super) fn new(
+        conn: Arc<Conn>,
+        id: u64,
+        payload: Bytes,
+        deadline: Option<Instant>,
+        call: Arc<CallState>,
+    ) -> Incoming {
+        Incoming { conn, id, payload, deadline, call }
     }
 
     /// Runs `handler` on the decoded argument in a task of its own, under the call's
@@ -78,7 +86,7 @@ impl Incoming {
         F: FnOnce(Context, A) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, Error<E>>> + Send,
     {
-        let Incoming { conn, id, payload, deadline } = self;
+        let Incoming { conn, id, payload, deadline, call } = self;
         // Decoded here, on the connection's reader: the task then carries the value rather than
         // the frame, and the read buffer is free for reuse sooner.
         let arg = match codec::decode::<A>(&payload) {
@@ -87,23 +95,23 @@ impl Incoming {
                 let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
                 tracing::debug!(peer = %conn.name, %method, "call refused: {}", status.message());
                 conn.send_status(id, &status);
+                conn.in_flight.end(id);
                 return;
             }
         };
         drop(payload);
-        run(conn, id, method, deadline, None, move |ctx| handler(ctx, arg));
+        run(conn, id, method, deadline, call, move |ctx| handler(ctx, arg));
     }
 }
 
 /// Runs the handler that `start` makes from the call's context in a task of its own, under the
-/// call's cancellation and deadline, and sends its result as the reply. `stream` is the call's
-/// stream, for a streaming call.
+/// call's cancellation and deadline, and sends its result as the reply.
 pub(super) fn run<T, E, F, Fut>(
     conn: Arc<Conn>,
     id: u64,
     method: Method,
     deadline: Option<Instant>,
-    stream: Option<Arc<Stream>>,
+    call: Arc<CallState>,
     start: F,
 ) where
     T: Serialize + Send + 'static,
@@ -111,8 +119,7 @@ pub(super) fn run<T, E, F, Fut>(
     F: FnOnce(Context) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, Error<E>>> + Send,
 {
-    let call = Arc::new(CallState::new(method, conn.link.peer.clone()));
-    conn.in_flight.insert(id, call.clone(), stream);
+    call.set_method(method);
     let ctx = Context::for_call(call, deadline);
     let tracker = conn.server.tracker.clone();
     let task = async move {
@@ -125,7 +132,7 @@ pub(super) fn run<T, E, F, Fut>(
             match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
                 Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
                 Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
-                Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(status)),
+                Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(Box::new(status))),
                 Ok(Poll::Pending) => Poll::Pending,
                 Err(panic) => Poll::Ready(Ended::Panicked(panic)),
             }
@@ -142,40 +149,30 @@ pub(super) fn run<T, E, F, Fut>(
             () = deadline_passed => Ended::DeadlineExceeded,
             ended = work => ended,
         };
-        // The handler's future is dropped here, whatever ended it.
-        finish(&conn, id, method, ended, &call).await;
+        // The handler's future is dropped here, whatever ended it. The reply is queued before the
+        // call is forgotten: a draining connection closes once no call is left, and must not
+        // close before the last reply is queued. Only a reply can wait (for room in the outbox),
+        // so only it is awaited here: what the task holds across that wait stays small.
+        match ended {
+            Ended::Ok(reply) if !call.is_cancelled() => reply_with(&conn, id, method, Outcome::Ok, reply).await,
+            Ended::App(error) if !call.is_cancelled() => {
+                reply_with(&conn, id, method, Outcome::AppError, error).await;
+            }
+            ended => end_without_reply(&conn, id, method, ended, &call),
+        }
+        conn.in_flight.end(id);
     };
     tracker.spawn(task);
 }
 
-/// Sends the reply of a call that ended (if anyone is still waiting for it), then forgets the
-/// call. In that order: a draining connection closes once no call is left, and must not close
-/// before the last reply is queued.
-async fn finish<T: Serialize + Send, E: Serialize + Send>(
-    conn: &Conn,
-    id: u64,
-    method: Method,
-    ended: Ended<T, E>,
-    call: &CallState,
-) {
-    let ended = match ended {
-        Ended::Ok(_) | Ended::App(_) | Ended::Status(_) if call.is_cancelled() => {
-            // The handler ended on its own after the call was cancelled (a send that failed
-            // because of the cancel, say): nobody waits for its outcome.
-            Ended::Cancelled
-        }
-        ended => ended,
-    };
+/// Tells the caller how a call that ended without a reply ended, if anyone is still waiting.
+fn end_without_reply<T, E>(conn: &Conn, id: u64, method: Method, ended: Ended<T, E>, call: &CallState) {
     let status = match ended {
-        Ended::Ok(reply) => {
-            reply_with(conn, id, method, Outcome::Ok, reply).await;
-            None
-        }
-        Ended::App(error) => {
-            reply_with(conn, id, method, Outcome::AppError, error).await;
-            None
-        }
-        Ended::Status(status) => Some(status),
+        // The handler ended on its own after the call was cancelled (a send that failed because
+        // of the cancel, say): nobody waits for its outcome.
+        Ended::Ok(_) | Ended::App(_) => None,
+        Ended::Status(_) if call.is_cancelled() => None,
+        Ended::Status(status) => Some(*status),
         Ended::DeadlineExceeded => {
             // Blocking work the handler started sees it through its context.
             call.cancel();
@@ -199,7 +196,6 @@ async fn finish<T: Serialize + Send, E: Serialize + Send>(
     if let Some(status) = status {
         conn.send_status(id, &status);
     }
-    conn.in_flight.end(id);
 }
 
 /// Queues the reply `value` of call `id`, waiting first if the client is not reading.

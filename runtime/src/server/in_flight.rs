@@ -37,28 +37,28 @@ struct Entry {
 }
 
 impl InFlight {
-    /// Checks that call `id` may start with at most `limit` calls running. The connection's
-    /// reader is the only task that adds calls, so the answer holds until it calls
-    /// [`insert`](Self::insert).
-    pub(crate) fn admit(&self, id: u64, limit: usize) -> Result<(), Refused> {
-        let calls = lock(&self.calls);
+    /// Records that call `id` is running, if it may: not while a call of that id runs, and not
+    /// beyond `limit` calls.
+    pub(crate) fn admit(&self, id: u64, limit: usize, call: Arc<CallState>) -> Result<(), Refused> {
+        let mut calls = lock(&self.calls);
         if calls.contains_key(&id) {
-            Err(Refused::Duplicate)
-        } else if calls.len() >= limit {
-            Err(Refused::Full)
-        } else {
-            Ok(())
+            return Err(Refused::Duplicate);
         }
+        if calls.len() >= limit {
+            return Err(Refused::Full);
+        }
+        calls.insert(id, Entry { call, stream: None });
+        self.count.store(calls.len(), Ordering::Relaxed);
+        Ok(())
     }
 
-    /// Records that call `id` is running, with its stream if it is a streaming call.
-    pub(crate) fn insert(&self, id: u64, call: Arc<CallState>, stream: Option<Arc<Stream>>) {
-        let mut calls = lock(&self.calls);
-        if stream.is_some() {
+    /// Gives running call `id` its stream: it is a streaming call.
+    pub(crate) fn set_stream(&self, id: u64, stream: Arc<Stream>) {
+        if let Some(entry) = lock(&self.calls).get_mut(&id)
+            && entry.stream.replace(stream).is_none()
+        {
             self.streams.fetch_add(1, Ordering::Relaxed);
         }
-        calls.insert(id, Entry { call, stream });
-        self.count.store(calls.len(), Ordering::Relaxed);
     }
 
     /// The stream of call `id`, if it is a running streaming call.
@@ -128,27 +128,29 @@ mod tests {
     use crate::transport::Peer;
 
     fn call() -> Arc<CallState> {
-        Arc::new(CallState::new(Method::new("S", "m"), Arc::new(Peer::Unknown)))
+        let call = CallState::new(Peer::Unknown);
+        call.set_method(Method::new("S", "m"));
+        Arc::new(call)
     }
 
     #[test]
     fn admits_up_to_the_limit_and_never_a_running_id() {
         let in_flight = InFlight::default();
-        assert_eq!(in_flight.admit(1, 1), Ok(()));
-        in_flight.insert(1, call(), None);
-        assert_eq!(in_flight.admit(1, 5), Err(Refused::Duplicate));
-        assert_eq!(in_flight.admit(2, 1), Err(Refused::Full));
+        assert_eq!(in_flight.admit(1, 1, call()), Ok(()));
+        assert_eq!(in_flight.admit(1, 5, call()), Err(Refused::Duplicate));
+        assert_eq!(in_flight.admit(2, 1, call()), Err(Refused::Full));
         assert_eq!(in_flight.len(), 1);
         in_flight.end(1);
         assert_eq!(in_flight.len(), 0);
-        assert_eq!(in_flight.admit(1, 1), Ok(()), "an ended call's id may be used again");
+        assert_eq!(in_flight.admit(1, 1, call()), Ok(()), "an ended call's id may be used again");
     }
 
     #[tokio::test]
     async fn idle_completes_when_the_last_call_ends() {
         let in_flight = Arc::new(InFlight::default());
         in_flight.idle().await;
-        in_flight.insert(7, call(), Some(Arc::new(Stream::new(0))));
+        in_flight.admit(7, 10, call()).expect("admitted");
+        in_flight.set_stream(7, Arc::new(Stream::new(0)));
         assert_eq!(in_flight.streams(), 1);
         assert!(in_flight.cancel(7));
         assert!(!in_flight.cancel(8));

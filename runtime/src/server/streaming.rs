@@ -152,18 +152,19 @@ impl Incoming {
         Fut: Future<Output = Result<(), Error<E>>> + Send,
     {
         let Some(stream) = self.open_stream(method) else { return };
-        let Incoming { conn, id, payload, deadline } = self;
+        let Incoming { conn, id, payload, deadline, call } = self;
         let arg = match codec::decode::<A>(&payload) {
             Ok(arg) => arg,
             Err(e) => {
                 let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
                 conn.send_status(id, &status);
+                conn.in_flight.end(id);
                 return;
             }
         };
         drop(payload);
         let sink_conn = conn.clone();
-        run(conn, id, method, deadline, Some(stream.clone()), move |ctx| {
+        run(conn, id, method, deadline, call, move |ctx| {
             let sink = Sink { conn: sink_conn, id, stream, call: ctx.state().clone(), method, _items: PhantomData };
             handler(ctx, arg, sink)
         });
@@ -180,7 +181,7 @@ impl Incoming {
         Fut: Future<Output = Result<R, Error<E>>> + Send,
     {
         let Some(stream) = self.open_stream(method) else { return };
-        let Incoming { conn, id, deadline, .. } = self;
+        let Incoming { conn, id, deadline, call, .. } = self;
         let source = Source {
             conn: conn.clone(),
             id,
@@ -189,7 +190,7 @@ impl Incoming {
             method,
             _items: PhantomData,
         };
-        run(conn, id, method, deadline, Some(stream), move |ctx| handler(ctx, source));
+        run(conn, id, method, deadline, call, move |ctx| handler(ctx, source));
     }
 
     /// Runs a bidirectional `handler` (items in through its [`Source`], items out through its
@@ -203,7 +204,7 @@ impl Incoming {
         Fut: Future<Output = Result<(), Error<E>>> + Send,
     {
         let Some(stream) = self.open_stream(method) else { return };
-        let Incoming { conn, id, deadline, .. } = self;
+        let Incoming { conn, id, deadline, call, .. } = self;
         let source = Source {
             conn: conn.clone(),
             id,
@@ -213,7 +214,7 @@ impl Incoming {
             _items: PhantomData,
         };
         let sink_conn = conn.clone();
-        run(conn, id, method, deadline, Some(stream.clone()), move |ctx| {
+        run(conn, id, method, deadline, call, move |ctx| {
             let sink = Sink { conn: sink_conn, id, stream, call: ctx.state().clone(), method, _items: PhantomData };
             handler(ctx, source, sink)
         });
@@ -230,6 +231,7 @@ impl Incoming {
                 conn.minor
             ));
             conn.send_status(self.id, &status);
+            conn.in_flight.end(self.id);
             return None;
         }
         let limit = conn.server.config.max_concurrent_streams;
@@ -240,9 +242,11 @@ impl Incoming {
             ));
             tracing::debug!(peer = %conn.name, "call refused: {}", status.message());
             conn.send_status(self.id, &status);
+            conn.in_flight.end(self.id);
             return None;
         }
         let stream = Arc::new(Stream::new(conn.server.config.stream_window));
+        conn.in_flight.set_stream(self.id, stream.clone());
         if let Some(bytes) = stream.opening_grant() {
             let _ = conn.link.outbox.push_header(&Header::Credit { id: self.id, bytes });
         }

@@ -7,12 +7,14 @@ use super::{Connector, Listener, Peer};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::net::{UnixListener, UnixStream};
 
 /// A peer on a Unix domain socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnixPeer {
-    path: Option<PathBuf>,
+    /// Shared, so that cloning a peer (once per call) never allocates.
+    path: Option<Arc<Path>>,
     credentials: Option<Credentials>,
 }
 
@@ -65,7 +67,7 @@ impl Listener for UnixListener {
                 None
             }
         };
-        let path = addr.as_pathname().map(Path::to_path_buf);
+        let path = addr.as_pathname().map(Arc::from);
         Ok((stream, Peer::Unix(UnixPeer { path, credentials })))
     }
 }
@@ -90,6 +92,6 @@ impl Connector for UnixConnector {
         let stream = UnixStream::connect(&self.path).await?;
         let credentials =
             stream.peer_cred().ok().map(|cred| Credentials { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() });
-        Ok((stream, Peer::Unix(UnixPeer { path: Some(self.path.clone()), credentials })))
+        Ok((stream, Peer::Unix(UnixPeer { path: Some(Arc::from(self.path.as_path())), credentials })))
     }
 }
