@@ -85,6 +85,9 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
     /// The next item (`Some(Ok(item))`), the error the call ended with (`Some(Err(_))`), or
     /// `None` once it has ended.
     pub async fn next(&mut self) -> Option<Result<T, Error<E>>> {
+        // Takes part in tokio's cooperative budget: a consumer of a fast stream steps aside now
+        // and then.
+        tokio::task::coop::consume_budget().await;
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
@@ -210,6 +213,9 @@ impl<T: Serialize> RequestSink<T> {
     /// answered, the call was cancelled or the connection was lost: the call's own outcome says
     /// which), if the sink was closed, or if the item is larger than the maximum frame length.
     pub async fn send(&mut self, item: T) -> Result<(), Status> {
+        // Takes part in tokio's cooperative budget: a sender of many items in a row steps aside
+        // now and then.
+        tokio::task::coop::consume_budget().await;
         let Some(open) = &self.open else {
             return Err(Status::failed_precondition("the request stream was closed; no more items can be sent"));
         };

@@ -39,8 +39,11 @@ pub struct Sink<T> {
 }
 
 impl<T: Serialize> Sink<T> {
-    /// Sends `item` to the caller, once it has room for it.
+    /// Sends `item` to the caller, once it has room for it. Takes part in tokio's cooperative
+    /// budget: a handler that sends many items in a row steps aside now and then, so the
+    /// connection's reader (and a cancel it brings) is not held up.
     pub async fn send(&mut self, item: T) -> Result<(), Status> {
+        tokio::task::coop::consume_budget().await;
         // The common case, credit and no cancel, costs two atomic loads.
         let has_credit = if self.call.is_cancelled() {
             false
@@ -103,8 +106,10 @@ pub struct Source<T> {
 }
 
 impl<T: DeserializeOwned> Source<T> {
-    /// The next item, an error if it does not decode, or `None` after the last one.
+    /// The next item, an error if it does not decode, or `None` after the last one. Takes part
+    /// in tokio's cooperative budget.
     pub async fn next(&mut self) -> Option<Result<T, Status>> {
+        tokio::task::coop::consume_budget().await;
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
