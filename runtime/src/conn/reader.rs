@@ -145,14 +145,13 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
 fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Result<(), Ended> {
     let (header, payload) = wire::parse(frame).map_err(Ended::NotAFrame)?;
     if let Header::Item { id } = header {
-        for item in wire::items(&payload) {
-            let item = item.map_err(|e| Ended::Refused(side.bad_items(id, None, &e)))?;
-            // Items of a call that is not a running streaming call are dropped.
-            deliveries
-                .add(id, item, |id| side.stream(id))
-                .map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")))?;
+        for len in wire::item_lengths(&payload) {
+            len.map_err(|e| Ended::Refused(side.bad_items(id, None, &e)))?;
         }
-        return Ok(());
+        // Items of a call that is not a running streaming call are dropped.
+        return deliveries
+            .add(id, payload, |id| side.stream(id))
+            .map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")));
     }
     // Every item before this frame goes first.
     deliveries.flush().map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")))?;

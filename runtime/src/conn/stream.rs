@@ -18,23 +18,25 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
-/// Items the reader routes to streams, held until the end of a read batch (or until a frame of
-/// another kind or another call arrives) and then handed over together: a stream's consumer is
-/// woken once per batch, not once per item.
+/// Item frames the reader routes to streams, held until the end of a read batch (or until a
+/// frame of another kind or another call arrives) and then handed over together: a stream's
+/// consumer is woken once per batch, not once per item. A frame's items stay in its payload (a
+/// chunk) until the consumer takes them: the reader does no work per item.
 #[derive(Debug, Default)]
 pub(crate) struct Deliveries {
     /// The call whose items are held, and its stream.
     to: Option<(u64, std::sync::Arc<Stream>)>,
-    items: Vec<Bytes>,
+    chunks: Vec<Bytes>,
 }
 
 impl Deliveries {
-    /// Holds `item` for call `id`, whose stream `find` looks up when the call changes; items of
-    /// a call that is not a running streaming call are dropped.
+    /// Holds the items of a valid `Item` frame payload (`chunk`) for call `id`, whose stream
+    /// `find` looks up when the call changes; items of a call that is not a running streaming
+    /// call are dropped.
     pub(crate) fn add(
         &mut self,
         id: u64,
-        item: Bytes,
+        chunk: Bytes,
         find: impl FnOnce(u64) -> Option<std::sync::Arc<Stream>>,
     ) -> Result<(), (u64, Overrun)> {
         if self.to.as_ref().is_none_or(|(to, _)| *to != id) {
@@ -44,20 +46,20 @@ impl Deliveries {
                 None => return Ok(()),
             }
         }
-        self.items.push(item);
+        self.chunks.push(chunk);
         Ok(())
     }
 
     /// Hands over the items held.
     pub(crate) fn flush(&mut self) -> Result<(), (u64, Overrun)> {
-        if self.items.is_empty() {
+        if self.chunks.is_empty() {
             self.to = None;
             return Ok(());
         }
         if let Some((id, stream)) = self.to.take() {
-            stream.push_all(&mut self.items).map_err(|overrun| (id, overrun))?;
+            stream.push_chunks(&mut self.chunks).map_err(|overrun| (id, overrun))?;
         }
-        self.items.clear();
+        self.chunks.clear();
         Ok(())
     }
 }
@@ -85,7 +87,8 @@ pub(crate) struct Stream {
 
 #[derive(Debug, Default)]
 struct Inbox {
-    items: VecDeque<Bytes>,
+    /// `Item` frame payloads: each one or more items, each after its 4-byte length.
+    chunks: VecDeque<Bytes>,
     /// Bytes of items received so far.
     received_bytes: u64,
     /// The sender said it sends no more.
@@ -98,6 +101,8 @@ struct Inbox {
 #[derive(Debug, Default)]
 pub(crate) struct Taker {
     batch: VecDeque<Bytes>,
+    /// What is left of the chunk items are being taken from.
+    chunk: Bytes,
     /// Bytes handed out since credit was last granted.
     ungranted: u64,
     /// Items handed out so far: the index of the next one.
@@ -110,11 +115,20 @@ impl Taker {
     pub(crate) fn poll_take(&mut self, stream: &Stream, cx: &mut Context<'_>) -> Poll<Option<Taken>> {
         if stream.cleared.load(Ordering::Acquire) {
             self.batch.clear();
+            self.chunk = Bytes::new();
         }
-        if self.batch.is_empty() && !std::task::ready!(stream.poll_fill(cx, &mut self.batch)) {
+        if self.chunk.is_empty() {
+            if self.batch.is_empty() && !std::task::ready!(stream.poll_fill(cx, &mut self.batch)) {
+                return Poll::Ready(None);
+            }
+            let Some(chunk) = self.batch.pop_front() else { return Poll::Ready(None) };
+            self.chunk = chunk;
+        }
+        // The reader checked every chunk's items.
+        let Some(bytes) = crate::wire::split_item(&mut self.chunk) else {
+            self.chunk = Bytes::new();
             return Poll::Ready(None);
-        }
-        let Some(bytes) = self.batch.pop_front() else { return Poll::Ready(None) };
+        };
         self.ungranted += bytes.len() as u64;
         let index = self.taken;
         self.taken += 1;
@@ -170,27 +184,33 @@ impl Stream {
     /// An item arrived. Fails if the sender sent it with no credit left: an item may take its
     /// credit below zero, but none may be sent once it is there.
     #[cfg(test)]
-    pub(crate) fn push(&self, item: Bytes) -> Result<(), Overrun> {
-        self.push_all(&mut vec![item])
+    pub(crate) fn push(&self, item: &[u8]) -> Result<(), Overrun> {
+        let mut chunk = bytes::BytesMut::new();
+        bytes::BufMut::put_u32_le(&mut chunk, u32::try_from(item.len()).unwrap_or(u32::MAX));
+        chunk.extend_from_slice(item);
+        self.push_chunks(&mut vec![chunk.freeze()])
     }
 
-    /// Items arrived, in order (`items` is left empty): one lock and one wake for them all.
-    /// Fails as [`push`](Self::push) does.
-    pub(crate) fn push_all(&self, items: &mut Vec<Bytes>) -> Result<(), Overrun> {
+    /// `Item` frame payloads arrived, in order (`chunks` is left empty; the reader has checked
+    /// that each splits into items): one lock and one wake for them all. Fails as
+    /// [`push`](Self::push) does.
+    pub(crate) fn push_chunks(&self, chunks: &mut Vec<Bytes>) -> Result<(), Overrun> {
         let waker = {
             let mut inbox = lock(&self.inbox);
             if self.finished.load(Ordering::Acquire) || inbox.closed {
                 // The call ended, or the sender said it sends no more: dropped.
-                items.clear();
+                chunks.clear();
                 return Ok(());
             }
             let granted = self.granted.load(Ordering::Acquire);
-            for item in items.drain(..) {
-                if inbox.received_bytes >= granted {
-                    return Err(Overrun { sent: inbox.received_bytes, granted });
+            for chunk in chunks.drain(..) {
+                for len in crate::wire::item_lengths(&chunk) {
+                    if inbox.received_bytes >= granted {
+                        return Err(Overrun { sent: inbox.received_bytes, granted });
+                    }
+                    inbox.received_bytes += len.unwrap_or(0) as u64;
                 }
-                inbox.received_bytes += item.len() as u64;
-                inbox.items.push_back(item);
+                inbox.chunks.push_back(chunk);
             }
             inbox.waker.take()
         };
@@ -214,8 +234,8 @@ impl Stream {
     /// was taken, else `Pending` (woken by the next items or the close).
     fn poll_fill(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Bytes>) -> Poll<bool> {
         let mut inbox = lock(&self.inbox);
-        if !inbox.items.is_empty() {
-            std::mem::swap(&mut inbox.items, batch);
+        if !inbox.chunks.is_empty() {
+            std::mem::swap(&mut inbox.chunks, batch);
             return Poll::Ready(true);
         }
         if inbox.closed || self.finished.load(Ordering::Acquire) {
@@ -230,7 +250,7 @@ impl Stream {
     /// Drops the items held, and those its taker holds (the call was cancelled).
     pub(crate) fn clear(&self) {
         self.cleared.store(true, Ordering::Release);
-        lock(&self.inbox).items.clear();
+        lock(&self.inbox).chunks.clear();
     }
 
     /// The peer granted `bytes` more credit.
@@ -304,10 +324,10 @@ mod tests {
     #[test]
     fn items_come_out_in_order_and_the_end_after_them() {
         let stream = Stream::new(1024);
-        stream.push(Bytes::from_static(b"a")).expect("within credit");
-        stream.push(Bytes::from_static(b"b")).expect("within credit");
+        stream.push(b"a").expect("within credit");
+        stream.push(b"b").expect("within credit");
         stream.close_inbox();
-        stream.push(Bytes::from_static(b"c")).expect("dropped: after the half-close");
+        stream.push(b"c").expect("dropped: after the half-close");
         let mut taker = Taker::default();
         let Poll::Ready(Some(a)) = take(&stream, &mut taker) else { panic!("an item") };
         assert_eq!((&a.bytes[..], a.index), (&b"a"[..], 0));
@@ -320,8 +340,8 @@ mod tests {
     fn credit_is_granted_back_in_half_windows_as_items_are_taken() {
         let stream = Stream::new(0); // the protocol's initial window
         let half = (INITIAL_WINDOW / 2) as usize;
-        stream.push(Bytes::from(vec![0; half - 1])).expect("within credit");
-        stream.push(Bytes::from(vec![0; 1])).expect("within credit");
+        stream.push(&vec![0; half - 1]).expect("within credit");
+        stream.push(&[0; 1]).expect("within credit");
         let mut taker = Taker::default();
         let Poll::Ready(Some(first)) = take(&stream, &mut taker) else { panic!("an item") };
         assert_eq!(first.grant, None, "not yet half a window");
@@ -332,10 +352,10 @@ mod tests {
     #[test]
     fn a_sender_may_overshoot_by_one_item_and_no_more() {
         let stream = Stream::new(0);
-        stream.push(Bytes::from(vec![0; INITIAL_WINDOW as usize - 1])).expect("within the window");
-        stream.push(Bytes::from(vec![0; 100])).expect("one item past it");
+        stream.push(&vec![0; INITIAL_WINDOW as usize - 1]).expect("within the window");
+        stream.push(&[0; 100]).expect("one item past it");
         let overrun = Overrun { sent: INITIAL_WINDOW + 99, granted: INITIAL_WINDOW };
-        assert_eq!(stream.push(Bytes::from(vec![0; 1])), Err(overrun), "no item once the credit is spent");
+        assert_eq!(stream.push(&[0; 1]), Err(overrun), "no item once the credit is spent");
     }
 
     #[tokio::test]

@@ -122,8 +122,44 @@ fn put_item(
 /// Bytes before each item in an `Item` frame's payload: its length.
 const ITEM_LEN_PREFIX: usize = 4;
 
+/// The lengths of the items of an `Item` frame's payload; an error if the payload does not split
+/// into whole items.
+pub(crate) fn item_lengths(payload: &[u8]) -> impl Iterator<Item = Result<usize, String>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at == payload.len() {
+            return None;
+        }
+        let Some(prefix) = payload.get(at..at + ITEM_LEN_PREFIX) else {
+            at = payload.len();
+            return Some(Err("an item's length is cut off".to_owned()));
+        };
+        let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        let start = at + ITEM_LEN_PREFIX;
+        if len > payload.len() - start {
+            at = payload.len();
+            return Some(Err(format!("an item claims {len} bytes, more than the frame holds")));
+        }
+        at = start + len;
+        Some(Ok(len))
+    })
+}
+
+/// Splits the first item off a valid `Item` frame payload (one [`item_lengths`] accepted).
+pub(crate) fn split_item(payload: &mut Bytes) -> Option<Bytes> {
+    let prefix = payload.get(..ITEM_LEN_PREFIX)?;
+    let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    if payload.len() < ITEM_LEN_PREFIX + len {
+        return None;
+    }
+    let mut item = payload.split_to(ITEM_LEN_PREFIX + len);
+    bytes::Buf::advance(&mut item, ITEM_LEN_PREFIX);
+    Some(item)
+}
+
 /// The items of an `Item` frame's payload, as zero-copy slices; an error if the payload does not
 /// split into whole items.
+#[cfg(test)]
 pub(crate) fn items(payload: &Bytes) -> impl Iterator<Item = Result<Bytes, String>> + '_ {
     let mut at = 0;
     std::iter::from_fn(move || {

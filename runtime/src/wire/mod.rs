@@ -7,7 +7,11 @@ pub(crate) mod handshake;
 mod header;
 
 pub use decoder::{FrameDecoder, FrameTooLarge};
-pub(crate) use frame::{WriteFailure, append_item, items, parse, write_frame, write_header, write_item};
+#[cfg(test)]
+pub(crate) use frame::items;
+pub(crate) use frame::{
+    WriteFailure, append_item, item_lengths, parse, split_item, write_frame, write_header, write_item,
+};
 pub(crate) use header::{Header, Outcome};
 
 /// Bytes in the length prefix of every frame.
