@@ -1062,12 +1062,15 @@ fn items_sent_with_no_credit_left_close_the_connection() {
         }
         client.send_item(c, 5_524).await;
         assert_eq!(client.calls[c].credit(), 0, "the window is used up");
+        // 1 KiB each, with no credit. The server may close the connection after the first,
+        // so a write may fail from then on: that is what is being tested.
+        let id = client.calls[c].id;
         for _ in 0..8 {
-            client.send_item(c, 1_021).await; // 1 KiB each, with no credit
+            let _ = client.write.write_all(&raw::item(id, &item_payload(&[7; 1_021]))).await;
         }
         client.nonce += 1;
         let nonce = client.nonce;
-        client.send(&raw::ping(nonce)).await;
+        let _ = client.write.write_all(&raw::ping(nonce)).await;
         let mut closed = false;
         loop {
             match client.next_frame().await {
