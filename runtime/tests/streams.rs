@@ -115,6 +115,14 @@ impl Service for Streams {
                     Ok::<_, Error>(first)
                 },
             ),
+            // Sends 0..n with one `send_all`.
+            "all" => request.spawn_server_stream(
+                Method::new("Streams", "all"),
+                |_ctx: Context, n: u32, mut out: Sink<u32>| async move {
+                    out.send_all(Iter(0..n)).await?;
+                    Ok::<_, Error>(())
+                },
+            ),
             // Fails after one item with a status of its own.
             "refuse" => request.spawn_server_stream(
                 Method::new("Streams", "refuse"),
@@ -463,4 +471,29 @@ impl<T: serde::de::DeserializeOwned> CollectCodes for tidl_runtime::Streaming<T,
         }
         codes
     }
+}
+
+/// An iterator as a `futures_core::Stream` whose items are always ready.
+struct Iter<I>(I);
+
+impl<I: Iterator + Unpin> futures_core::Stream for Iter<I> {
+    type Item = I::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<I::Item>> {
+        std::task::Poll::Ready(self.0.next())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_forwards_a_stream_of_items_with_send_all() {
+    let f = fixture().await;
+    let mut stream = f.client.server_stream::<_, u32, String>(method("all"), &1_000u32, &opts());
+    let mut got = Vec::new();
+    while let Some(n) = stream.message().await.expect("an item") {
+        got.push(n);
+    }
+    assert_eq!(got, (0..1_000).collect::<Vec<_>>());
 }

@@ -286,8 +286,9 @@ impl Stream {
 
     /// Records that an item of `len` bytes was sent.
     pub(crate) fn spend(&self, len: usize) {
+        // An item is at most a frame long, and credit at most what was granted: no overflow.
         let len = i64::try_from(len).unwrap_or(i64::MAX);
-        let _ = self.credit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| Some(c.saturating_sub(len)));
+        self.credit.fetch_sub(len, Ordering::AcqRel);
     }
 
     /// The credit left (below zero by at most one item).

@@ -85,6 +85,21 @@ impl<T: Serialize> Sink<T> {
     }
 }
 
+impl<T: Serialize> Sink<T> {
+    /// Sends every item of `items` in turn, each as [`send`](Sink::send) does; stops at the first
+    /// that fails.
+    pub async fn send_all<S>(&mut self, items: S) -> Result<(), Status>
+    where
+        S: futures_core::Stream<Item = T>,
+    {
+        let mut items = std::pin::pin!(items);
+        while let Some(item) = std::future::poll_fn(|cx| items.as_mut().poll_next(cx)).await {
+            self.send(item).await?;
+        }
+        Ok(())
+    }
+}
+
 impl<T> fmt::Debug for Sink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sink").field("method", &self.method).field("id", &self.id).finish_non_exhaustive()
