@@ -354,7 +354,7 @@ impl Client {
         if let Err(e) = pushed {
             conn.in_flight.end(id);
             return Err(match e {
-                PushError::Closed | PushError::Retry => {
+                PushError::Closed => {
                     conn.in_flight.refusal().unwrap_or_else(|| Status::unavailable("the connection is closed"))
                 }
                 PushError::Frame(e) => {

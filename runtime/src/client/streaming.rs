@@ -225,19 +225,9 @@ impl<T: Serialize> RequestSink<T> {
                 open.method
             )));
         }
-        // Credit counts items' lengths, as the receiver sees them.
-        let pushed = loop {
-            match open.client.outbox().push_item(open.id, |buf, limit| codec::encode_into(&item, buf, limit)) {
-                Err(PushError::Retry) => {}
-                pushed => break pushed,
-            }
-        };
-        match pushed {
-            Ok(len) => {
-                open.stream.spend(len);
-                Ok(())
-            }
-            Err(PushError::Closed | PushError::Retry) => {
+        match open.stream.send_item(open.client.outbox(), open.id, &item) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed) => {
                 Err(Status::unavailable(format!("the connection closed before `{}` ended", open.method)))
             }
             Err(PushError::Frame(e)) => {

@@ -67,9 +67,6 @@ pub(crate) enum PushError {
     Closed,
     /// The frame could not be built.
     Frame(WriteFailure),
-    /// The item did not fit in the frame it was to join; push it again (it gets a frame of its
-    /// own).
-    Retry,
 }
 
 impl Outbox {
@@ -122,7 +119,7 @@ impl Outbox {
     pub(crate) fn push_item(
         &self,
         id: u64,
-        encode: impl FnOnce(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
+        mut encode: impl FnMut(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
     ) -> Result<usize, PushError> {
         let mut state = self.lock();
         if state.closing || state.dead {
@@ -133,19 +130,15 @@ impl Outbox {
         if let Some((open, start)) = state.open_item
             && open == id
         {
-            return match wire::append_item(&mut state.buf, start, self.max_frame_len, encode) {
+            match wire::append_item(&mut state.buf, start, self.max_frame_len, &mut encode) {
                 Ok(len) => {
                     self.queued.store(state.buf.len(), Ordering::Relaxed);
-                    Ok(len)
+                    return Ok(len);
                 }
-                Err(EncodeFailure::TooLarge) => {
-                    // It does not fit beside the others: the caller pushes it again, into a
-                    // frame of its own.
-                    state.open_item = None;
-                    Err(PushError::Retry)
-                }
-                Err(EncodeFailure::Invalid(e)) => Err(PushError::Frame(WriteFailure::Invalid(e))),
-            };
+                // It does not fit beside the others: a frame of its own.
+                Err(EncodeFailure::TooLarge) => state.open_item = None,
+                Err(EncodeFailure::Invalid(e)) => return Err(PushError::Frame(WriteFailure::Invalid(e))),
+            }
         }
         let start = state.buf.len();
         let len = wire::write_item(&mut state.buf, self.max_frame_len, id, encode).map_err(PushError::Frame)?;
@@ -366,7 +359,7 @@ mod tests {
             let frame = frame.freeze();
             let (header, payload) = wire::parse(&frame).expect("a frame");
             if let Header::Item { id } = header {
-                out.push((id, wire::items(&payload).map(|i| i.expect("an item").to_vec()).collect()));
+                out.push((id, wire::items(&payload).iter().map(|i| i.to_vec()).collect()));
             }
         }
         (out, frames)
@@ -396,8 +389,7 @@ mod tests {
     fn an_item_that_does_not_fit_beside_the_others_gets_a_frame_of_its_own() {
         let outbox = Outbox::new(16, usize::MAX);
         item(&outbox, 1, b"0123456789").expect("queued");
-        assert!(matches!(item(&outbox, 1, b"0123456789"), Err(PushError::Retry)));
-        item(&outbox, 1, b"0123456789").expect("queued again, in a new frame");
+        item(&outbox, 1, b"0123456789").expect("queued, in a new frame");
         let (items, frames) = queued_items(&outbox);
         assert_eq!(items.len(), 2);
         assert_eq!(frames, 2);

@@ -284,6 +284,18 @@ impl Stream {
         }
     }
 
+    /// Queues `item` on `outbox` as the next item of call `id`'s stream, and spends its credit.
+    pub(crate) fn send_item<T: serde::Serialize>(
+        &self,
+        outbox: &super::outbox::Outbox,
+        id: u64,
+        item: &T,
+    ) -> Result<(), super::outbox::PushError> {
+        let len = outbox.push_item(id, |buf, limit| crate::codec::encode_into(item, buf, limit))?;
+        self.spend(len);
+        Ok(())
+    }
+
     /// Records that an item of `len` bytes was sent.
     pub(crate) fn spend(&self, len: usize) {
         // An item is at most a frame long, and credit at most what was granted: no overflow.

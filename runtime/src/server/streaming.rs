@@ -64,20 +64,9 @@ impl<T: Serialize> Sink<T> {
             // The client is not reading its socket at all.
             Box::pin(outbox.wait_for_space()).await;
         }
-        let pushed = loop {
-            match outbox.push_item(self.id, |buf, limit| codec::encode_into(&item, buf, limit)) {
-                Err(PushError::Retry) => {}
-                pushed => break pushed,
-            }
-        };
-        match pushed {
-            Ok(len) => {
-                self.stream.spend(len);
-                Ok(())
-            }
-            Err(PushError::Closed | PushError::Retry) => {
-                Err(Status::cancelled(format!("the connection of `{}` is closing", self.method)))
-            }
+        match self.stream.send_item(outbox, self.id, &item) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed) => Err(Status::cancelled(format!("the connection of `{}` is closing", self.method))),
             Err(PushError::Frame(e)) => {
                 Err(e.into_status(&format!("an item of `{}`", self.method), "ServerConfig::max_frame_len"))
             }
