@@ -38,6 +38,12 @@ pub struct Sink<T> {
     _items: PhantomData<fn(T)>,
 }
 
+impl<T> Sink<T> {
+    fn new(conn: Arc<Conn>, id: u64, stream: Arc<Stream>, call: Arc<CallState>, method: Method) -> Sink<T> {
+        Sink { conn, id, stream, call, method, _items: PhantomData }
+    }
+}
+
 impl<T: Serialize> Sink<T> {
     /// Sends `item` to the caller, once it has room for it. Takes part in tokio's cooperative
     /// budget: a handler that sends many items in a row steps aside now and then, so the
@@ -109,6 +115,12 @@ pub struct Source<T> {
     _items: PhantomData<fn() -> T>,
 }
 
+impl<T> Source<T> {
+    fn new(conn: Arc<Conn>, id: u64, stream: Arc<Stream>, method: Method) -> Source<T> {
+        Source { conn, id, stream, taker: Taker::default(), method, _items: PhantomData }
+    }
+}
+
 impl<T: DeserializeOwned> Source<T> {
     /// The next item, an error if it does not decode, or `None` after the last one. Takes part
     /// in tokio's cooperative budget.
@@ -174,7 +186,7 @@ impl Incoming {
         drop(payload);
         let sink_conn = conn.clone();
         run(conn, id, method, deadline, call, move |ctx| {
-            let sink = Sink { conn: sink_conn, id, stream, call: ctx.state().clone(), method, _items: PhantomData };
+            let sink = Sink::new(sink_conn, id, stream, ctx.state().clone(), method);
             handler(ctx, arg, sink)
         });
     }
@@ -191,14 +203,7 @@ impl Incoming {
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, deadline, call, .. } = self;
-        let source = Source {
-            conn: conn.clone(),
-            id,
-            stream: stream.clone(),
-            taker: Taker::default(),
-            method,
-            _items: PhantomData,
-        };
+        let source = Source::new(conn.clone(), id, stream.clone(), method);
         run(conn, id, method, deadline, call, move |ctx| handler(ctx, source));
     }
 
@@ -214,17 +219,10 @@ impl Incoming {
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, deadline, call, .. } = self;
-        let source = Source {
-            conn: conn.clone(),
-            id,
-            stream: stream.clone(),
-            taker: Taker::default(),
-            method,
-            _items: PhantomData,
-        };
+        let source = Source::new(conn.clone(), id, stream.clone(), method);
         let sink_conn = conn.clone();
         run(conn, id, method, deadline, call, move |ctx| {
-            let sink = Sink { conn: sink_conn, id, stream, call: ctx.state().clone(), method, _items: PhantomData };
+            let sink = Sink::new(sink_conn, id, stream, ctx.state().clone(), method);
             handler(ctx, source, sink)
         });
     }
