@@ -110,12 +110,52 @@ pub(crate) struct Struct {
     pub(crate) fields: Vec<Field>,
 }
 
-/// `name: Type`.
+/// `name: Type` or `name: Type = default`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Field {
     pub(crate) meta: Meta,
     pub(crate) name: Ident,
     pub(crate) ty: TypeRef,
+    pub(crate) default: Option<DefaultValue>,
+}
+
+/// A field's default as written, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DefaultValue {
+    pub(crate) value: Literal,
+    pub(crate) span: Span,
+}
+
+/// A literal value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Literal {
+    /// An integer; `None` if it does not fit an `i128`.
+    Integer(Option<i128>),
+    /// A number with a fraction, as written.
+    Float(String),
+    String(String),
+    Bool(bool),
+    /// `[]`.
+    EmptyList,
+    /// `{}`.
+    EmptyMap,
+    /// Not written: the implicit default of an `option<T>` field (in the model only).
+    None,
+}
+
+impl std::fmt::Display for Literal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Literal::Integer(Some(n)) => write!(f, "{n}"),
+            Literal::Integer(None) => f.write_str("<too large>"),
+            Literal::Float(text) => f.write_str(text),
+            Literal::String(s) => write!(f, "{s:?}"),
+            Literal::Bool(b) => write!(f, "{b}"),
+            Literal::EmptyList => f.write_str("[]"),
+            Literal::EmptyMap => f.write_str("{}"),
+            Literal::None => f.write_str("none"),
+        }
+    }
 }
 
 /// `enum Name { ... }`.
@@ -210,6 +250,9 @@ pub(crate) fn erase_spans(file: &mut File) {
             meta(&mut f.meta, zero);
             f.name.span = zero;
             ty(&mut f.ty, zero);
+            if let Some(d) = &mut f.default {
+                d.span = zero;
+            }
         }
     }
     for p in &mut file.packages {

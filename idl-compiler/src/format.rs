@@ -73,7 +73,12 @@ fn lex(text: &str) -> Vec<Token<'_>> {
             }
             i = (i + 1).min(bytes.len());
             Kind::Str
-        } else if c.is_ascii_alphanumeric() || c == b'_' {
+        } else if c.is_ascii_alphanumeric()
+            || c == b'_'
+            || (c == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            // A name, or a number (a negative one with its sign).
+            i += 1;
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
             }

@@ -4,7 +4,8 @@
 //! stored once, with the alias's declaration.
 //! Codegen never sees pest pairs, the syntax tree or unresolved names.
 
-use crate::diagnostic::FileId;
+pub(crate) use crate::ast::Literal;
+use crate::diagnostic::{FileId, Span};
 use crate::names::ServiceNames;
 
 /// Everything declared in one compilation (every file and its imports), in declaration order.
@@ -36,6 +37,8 @@ pub(crate) struct Decl {
     pub(crate) docs: Vec<String>,
     pub(crate) deprecated: Option<Deprecated>,
     pub(crate) kind: DeclKind,
+    /// Where its name is written.
+    pub(crate) span: Span,
 }
 
 /// `@deprecated`, with its note if it has one.
@@ -96,6 +99,10 @@ pub(crate) enum Ty {
 pub(crate) struct StructDef {
     pub(crate) name: String,
     pub(crate) fields: Vec<FieldDef>,
+    /// `@frozen`: encoded as its fields alone, so no field can ever be added. Otherwise the
+    /// struct is evolvable: its encoding starts with its length, so readers skip fields they do
+    /// not know and give fields a writer did not send their defaults.
+    pub(crate) frozen: bool,
     /// Used as a method's error type: gets a `Display` impl.
     pub(crate) is_error: bool,
 }
@@ -110,6 +117,11 @@ pub(crate) struct FieldDef {
     pub(crate) docs: Vec<String>,
     pub(crate) deprecated: Option<Deprecated>,
     pub(crate) ty: Ty,
+    /// The value a reader gives the field when the writer did not send it: the literal written
+    /// after `=`, or [`Literal::None`] for an `option<T>` field without one.
+    pub(crate) default: Option<Literal>,
+    /// Where its name is written.
+    pub(crate) span: Span,
 }
 
 /// An enum.
@@ -117,6 +129,8 @@ pub(crate) struct FieldDef {
 pub(crate) struct EnumDef {
     pub(crate) name: String,
     pub(crate) variants: Vec<VariantDef>,
+    /// `@open`: a variant this side does not know decodes to `Unknown` instead of failing.
+    pub(crate) open: bool,
     /// Used as a method's error type: gets a `Display` impl.
     pub(crate) is_error: bool,
 }
@@ -128,6 +142,8 @@ pub(crate) struct VariantDef {
     pub(crate) docs: Vec<String>,
     pub(crate) deprecated: Option<Deprecated>,
     pub(crate) shape: Shape,
+    /// Where its name is written.
+    pub(crate) span: Span,
 }
 
 /// What a variant carries.
@@ -199,4 +215,6 @@ pub(crate) struct MethodDef {
     pub(crate) error: Ty,
     /// The method as declared, for generated docs: `echo(string) -> string`.
     pub(crate) signature: String,
+    /// Where its name is written.
+    pub(crate) span: Span,
 }

@@ -11,8 +11,8 @@
 //! reported as unknown names as well.
 
 use crate::ast::{
-    Alias, Attribute, Enum, Field, File, Ident, Import, Item, Meta, Method, Package, Service, Struct, TypeRef, Variant,
-    VariantShape,
+    Alias, Attribute, DefaultValue, Enum, Field, File, Ident, Import, Item, Literal, Meta, Method, Package, Service,
+    Struct, TypeRef, Variant, VariantShape,
 };
 use crate::diagnostic::{Diagnostic, FileId, Span, suggest};
 use pest::Parser as _;
@@ -306,6 +306,10 @@ fn expected(error: &pest::error::Error<Rule>, text: &str) -> (usize, Vec<String>
         // `(`, `[` and `stream` only start kinds of type.
         expected.retain(|e| !matches!(e.as_str(), "`(`" | "`[`" | "`stream`"));
     }
+    if expected.iter().any(|e| e.starts_with("a default value")) {
+        // Every other token listed only starts a default.
+        expected.retain(|e| e.starts_with("a default value"));
+    }
     if expected.iter().any(|e| e == "a string in double quotes") {
         expected.retain(|e| e != "`\"`");
     }
@@ -428,7 +432,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::kw_package => "`package`",
         Rule::kw_import => "`import`",
         Rule::string_literal => "a string in double quotes",
-        Rule::integer => "a number",
+        Rule::integer | Rule::signed_integer | Rule::float_literal => "a number",
+        Rule::default_value => "a default value (a number, a string, `true`, `false`, `[]` or `{}`)",
         _ => return None,
     })
 }
@@ -629,8 +634,25 @@ impl Builder {
     }
 
     fn field(&self, pair: Pair<'_, Rule>) -> Field {
+        let default = pair.clone().into_inner().find(|p| p.as_rule() == Rule::default_value).map(|p| self.default(p));
         let (meta, name, ty) = self.named_type(pair);
-        Field { meta, name, ty }
+        Field { meta, name, ty, default }
+    }
+
+    fn default(&self, pair: Pair<'_, Rule>) -> DefaultValue {
+        let span = self.span(&pair);
+        let value = match pair.into_inner().next() {
+            Some(p) => match p.as_rule() {
+                Rule::float_literal => Literal::Float(p.as_str().to_owned()),
+                Rule::signed_integer => Literal::Integer(p.as_str().parse::<i128>().ok()),
+                Rule::string_literal => Literal::String(unquote(p.as_str())),
+                Rule::bool_literal => Literal::Bool(p.as_str() == "true"),
+                Rule::empty_map => Literal::EmptyMap,
+                _ => Literal::EmptyList,
+            },
+            None => Literal::EmptyList,
+        };
+        DefaultValue { value, span }
     }
 
     fn enum_decl(&self, pair: Pair<'_, Rule>) -> Enum {

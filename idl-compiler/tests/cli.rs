@@ -131,7 +131,7 @@ fn fmt_leaves_a_file_with_syntax_errors_alone() {
     let dir = workdir("fmt-broken", &[("b.tidl", broken)]);
     let out = tidl(&["fmt", "b.tidl"], &dir);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: expected `,` or `}`, found name `y`"));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: expected `,`, `=` or `}`, found name `y`"));
     assert_eq!(std::fs::read_to_string(dir.join("b.tidl")).expect("read"), broken);
 }
 
@@ -228,7 +228,7 @@ fn fmt_reports_a_syntax_error_as_a_file_it_could_not_format() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "formatted c.tidl\n");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: expected `,` or `}`, found name `y`
+        "error: expected `,`, `=` or `}`, found name `y`
  --> b.tidl:1:22
   |
 1 | struct Point { x: i32 y: i32 }

@@ -289,7 +289,7 @@ enum C { D( }
 "#;
     assert_eq!(
         check(text),
-        r#"error: expected `,` or `}`, found name `y`
+        r#"error: expected `,`, `=` or `}`, found name `y`
  --> test.tidl:1:18
   |
 1 | struct A { x: i32 y: i32 }
@@ -577,7 +577,7 @@ fn a_stray_brace_and_a_misspelt_keyword_after_another_error_are_both_reported() 
 servce Store {}"#;
     assert_eq!(
         check(text),
-        r#"error: expected `,` or `}`, found name `y`
+        r#"error: expected `,`, `=` or `}`, found name `y`
  --> test.tidl:1:18
   |
 1 | struct A { x: i32 y: i32 }
@@ -617,7 +617,7 @@ struct B {}
 1 | @depreciated
   |  ^^^^^^^^^^^
   |
-  = help: the only attribute is `@deprecated`, or `@deprecated("why, and what to use instead")`
+  = help: the attributes are `@deprecated("why, and what to use instead")`, `@frozen` on a struct and `@open` on an enum
 
 error: `@deprecated` takes at most one argument, its note
  --> test.tidl:3:1
@@ -1369,7 +1369,7 @@ fn a_missing_comma_after_type_arguments() {
     let text = "struct A { x: list<u8> y: u8 }\n";
     assert_eq!(
         check(text),
-        r#"error: expected `,` or `}`, found name `y`
+        r#"error: expected `,`, `=` or `}`, found name `y`
  --> test.tidl:1:23
   |
 1 | struct A { x: list<u8> y: u8 }
@@ -1488,11 +1488,11 @@ fn a_broken_declaration_in_another_package_hides_its_qualified_uses() {
     ];
     assert_eq!(
         check_files(&files),
-        r#"error: expected `,` or `}`, found name `y`
+        r#"error: expected `,`, `=` or `}`, found name `y`
  --> money.tidl:2:26
   |
 2 | struct Money { cents: i64 y }
-  |                          ^ expected `,` or `}` after this
+  |                          ^ expected `,`, `=` or `}` after this
   |                           - unexpected token
 
 error: there is no package `money`

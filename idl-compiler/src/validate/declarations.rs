@@ -27,7 +27,14 @@ impl<'a> Checker<'a> {
                     Item::Alias(_) => Kind::Alias,
                     Item::Service(_) => Kind::Service,
                 };
-                self.check_attributes(&item.meta().attributes);
+                self.check_attributes(
+                    &item.meta().attributes,
+                    match item {
+                        Item::Struct(_) => &["frozen"],
+                        Item::Enum(_) => &["open"],
+                        _ => &[],
+                    },
+                );
                 let Some(rust_name) = self.type_name(name) else { continue };
                 if BUILTINS.iter().any(|(b, _)| *b == name.name) {
                     self.error(
@@ -99,15 +106,39 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Reports unknown or malformed attributes.
-    pub(super) fn check_attributes(&mut self, attributes: &[ast::Attribute]) {
+    /// Reports unknown or malformed attributes. `@deprecated` is allowed everywhere, the
+    /// `extra` attributes (without arguments) here too.
+    pub(super) fn check_attributes(&mut self, attributes: &[ast::Attribute], extra: &[&str]) {
         let mut seen = false;
+        let mut seen_extra: Vec<&str> = Vec::new();
         for attribute in attributes {
-            if attribute.name.name != "deprecated" {
+            let name = attribute.name.name.as_str();
+            if let Some(known) = extra.iter().find(|e| **e == name) {
+                if seen_extra.contains(known) {
+                    self.error(Diagnostic::error(attribute.span, format!("`@{name}` is given twice")));
+                }
+                seen_extra.push(known);
+                if attribute.args.is_some() {
+                    self.error(
+                        Diagnostic::error(attribute.span, format!("`@{name}` takes no arguments"))
+                            .help(format!("write `@{name}`")),
+                    );
+                }
+                continue;
+            }
+            if matches!(name, "frozen" | "open") {
+                let what = if name == "frozen" { "a struct" } else { "an enum" };
+                self.error(
+                    Diagnostic::error(attribute.name.span, format!("`@{name}` only applies to {what}"))
+                        .help("remove it"),
+                );
+                continue;
+            }
+            if name != "deprecated" {
                 self.error(
                     Diagnostic::error(attribute.name.span, format!("unknown attribute `@{}`", attribute.name.name))
                         .help(
-                            "the only attribute is `@deprecated`, or `@deprecated(\"why, and what to use instead\")`",
+                            "the attributes are `@deprecated(\"why, and what to use instead\")`, `@frozen` on a struct and `@open` on an enum",
                         ),
                 );
                 continue;

@@ -3,7 +3,7 @@
 
 use super::Checker;
 use super::scope::{Scope, qualified, symbol_key};
-use crate::ast::{self, Item, TypeRef, VariantShape};
+use crate::ast::{self, Item, Literal, TypeRef, VariantShape};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::model::{AliasDef, Decl, DeclKind, EnumDef, FieldDef, Shape, StructDef, Ty, VariantDef};
 use std::collections::HashMap;
@@ -18,7 +18,14 @@ impl<'a> Checker<'a> {
         let kind = match item {
             Item::Struct(s) => {
                 let fields = self.fields(&qualified(&key.0, &key.1), &s.fields, scope, lists);
-                DeclKind::Struct(StructDef { name: declared.rust_name.clone(), fields, is_error: false })
+                let frozen = has_attribute(&s.meta, "frozen");
+                if frozen {
+                    self.no_defaults(
+                        &s.fields,
+                        "a `@frozen` struct's fields are always sent, so a default is never used",
+                    );
+                }
+                DeclKind::Struct(StructDef { name: declared.rust_name.clone(), fields, frozen, is_error: false })
             }
             Item::Enum(e) => DeclKind::Enum(self.enum_def(e, &declared.rust_name, &key, scope, lists)),
             Item::Alias(a) => {
@@ -35,6 +42,7 @@ impl<'a> Checker<'a> {
             docs: meta.docs.clone(),
             deprecated: Self::deprecated(meta),
             kind,
+            span: name.span,
         })
     }
 
@@ -70,8 +78,9 @@ impl<'a> Checker<'a> {
         let mut out = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for field in fields {
-            self.check_attributes(&field.meta.attributes);
+            self.check_attributes(&field.meta.attributes, &[]);
             let ty = self.resolve(&field.ty, scope, Some(lists));
+            let default = self.field_default(field, &ty);
             let Some(name) = self.value_name(&field.name) else { continue };
             if let Some((first, first_span)) = seen.get(&name) {
                 let message = if *first == field.name.name {
@@ -93,6 +102,8 @@ impl<'a> Checker<'a> {
                 docs: field.meta.docs.clone(),
                 deprecated: Self::deprecated(&field.meta),
                 ty,
+                default,
+                span: field.name.span,
             });
         }
         out
@@ -110,13 +121,14 @@ impl<'a> Checker<'a> {
         let mut variants = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for v in &e.variants {
-            self.check_attributes(&v.meta.attributes);
+            self.check_attributes(&v.meta.attributes, &[]);
             let shape = match &v.shape {
                 VariantShape::Unit => Shape::Unit,
                 VariantShape::Tuple(types) => {
                     Shape::Tuple(types.iter().map(|t| self.resolve(t, scope, Some(lists))).collect())
                 }
                 VariantShape::Struct(fields) => {
+                    self.no_defaults(fields, "an enum variant's fields are always sent, so a default is never used");
                     // The variant's path, as in `Config::field_attribute`: `shapes.Shape.Rect`.
                     Shape::Struct(self.fields(&format!("{owner}.{}", v.name.name), fields, scope, lists))
                 }
@@ -141,8 +153,120 @@ impl<'a> Checker<'a> {
                 docs: v.meta.docs.clone(),
                 deprecated: Self::deprecated(&v.meta),
                 shape,
+                span: v.name.span,
             });
         }
-        EnumDef { name: rust_name.to_owned(), variants, is_error: false }
+        let open = has_attribute(&e.meta, "open");
+        if open && let Some(v) = e.variants.iter().find(|v| v.name.name == "Unknown") {
+            self.error(
+                Diagnostic::error(v.name.span, "an `@open` enum cannot declare a variant named `Unknown`")
+                    .label("`Unknown` is the variant a reader gives a variant it does not know")
+                    .help("rename this variant"),
+            );
+        }
+        EnumDef { name: rust_name.to_owned(), variants, open, is_error: false }
+    }
+
+    /// Reports the defaults written in `fields`, which are never used.
+    fn no_defaults(&mut self, fields: &[ast::Field], why: &str) {
+        for default in fields.iter().filter_map(|f| f.default.as_ref()) {
+            self.error(Diagnostic::error(default.span, "a default here is never used").label(why).help("remove it"));
+        }
+    }
+
+    /// Checks a field's default against its type: the literal must be a value of it. An
+    /// `option<T>` field without one defaults to `none`.
+    fn field_default(&mut self, field: &ast::Field, ty: &Ty) -> Option<Literal> {
+        let expanded = self.expand(ty);
+        let Some(default) = &field.default else {
+            return matches!(expanded, Ty::Option(_)).then_some(Literal::None);
+        };
+        let fits = match (&default.value, &expanded) {
+            (_, Ty::Error) => true,
+            (Literal::Integer(n), Ty::F32 | Ty::F64) => n.is_some(),
+            (Literal::Integer(n), _) => match (n, integer_range(&expanded)) {
+                (Some(n), Some((min, max))) => {
+                    if *n < min || *n > max {
+                        self.error(
+                            Diagnostic::error(default.span, format!("{n} does not fit the field's type"))
+                                .label(format!("a {} holds {min} to {max}", ty_word(&expanded))),
+                        );
+                        return None;
+                    }
+                    true
+                }
+                _ => false,
+            },
+            (Literal::Float(_), Ty::F32 | Ty::F64) => true,
+            (Literal::String(_), Ty::String) => true,
+            (Literal::Bool(_), Ty::Bool) => true,
+            (Literal::EmptyList, Ty::List(_) | Ty::Bytes) => true,
+            (Literal::EmptyMap, Ty::Map(..)) => true,
+            _ => false,
+        };
+        if !fits {
+            let help = match expanded {
+                Ty::Named { .. } | Ty::Array(..) | Ty::Unit => {
+                    "a struct, enum, array or `()` has no default literal: make the field an `option<T>`, which defaults to none"
+                }
+                Ty::Option(_) => "an `option<T>` field needs no default: it is none when not sent",
+                _ => {
+                    "integers take a number, floats a number, `string` a \"string\", `bool` true or false, lists and bytes `[]`, maps `{}`"
+                }
+            };
+            self.error(
+                Diagnostic::error(default.span, format!("`{}` is not a value of the field's type", default.value))
+                    .label(format!("the field is a {}", ty_word(&expanded)))
+                    .help(help),
+            );
+            return None;
+        }
+        Some(default.value.clone())
+    }
+}
+
+/// Whether `meta` has the attribute `@name`.
+fn has_attribute(meta: &ast::Meta, name: &str) -> bool {
+    meta.attributes.iter().any(|a| a.name.name == name)
+}
+
+/// The values an integer type holds.
+fn integer_range(ty: &Ty) -> Option<(i128, i128)> {
+    Some(match ty {
+        Ty::I8 => (i8::MIN.into(), i8::MAX.into()),
+        Ty::I16 => (i16::MIN.into(), i16::MAX.into()),
+        Ty::I32 => (i32::MIN.into(), i32::MAX.into()),
+        Ty::I64 => (i64::MIN.into(), i64::MAX.into()),
+        Ty::U8 => (0, u8::MAX.into()),
+        Ty::U16 => (0, u16::MAX.into()),
+        Ty::U32 => (0, u32::MAX.into()),
+        Ty::U64 => (0, u64::MAX.into()),
+        _ => return None,
+    })
+}
+
+/// A type in words, for messages.
+fn ty_word(ty: &Ty) -> String {
+    match ty {
+        Ty::Unit => "`()`".into(),
+        Ty::Bool => "`bool`".into(),
+        Ty::I8 => "`i8`".into(),
+        Ty::I16 => "`i16`".into(),
+        Ty::I32 => "`i32`".into(),
+        Ty::I64 => "`i64`".into(),
+        Ty::U8 => "`u8`".into(),
+        Ty::U16 => "`u16`".into(),
+        Ty::U32 => "`u32`".into(),
+        Ty::U64 => "`u64`".into(),
+        Ty::F32 => "`f32`".into(),
+        Ty::F64 => "`f64`".into(),
+        Ty::String => "`string`".into(),
+        Ty::Bytes => "`bytes`".into(),
+        Ty::List(_) => "list".into(),
+        Ty::Map(..) => "map".into(),
+        Ty::Option(_) => "option".into(),
+        Ty::Array(..) => "array".into(),
+        Ty::Named { name, .. } | Ty::Alias { name, .. } => format!("`{name}`"),
+        Ty::Error => "type".into(),
     }
 }

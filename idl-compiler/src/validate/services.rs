@@ -32,7 +32,7 @@ impl<'a> Checker<'a> {
         let mut methods = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for m in &s.methods {
-            self.check_attributes(&m.meta.attributes);
+            self.check_attributes(&m.meta.attributes, &[]);
             let arg = m.arg.as_ref().map_or(Ty::Unit, |t| self.message(t, scope, lists));
             let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.message(t, scope, lists));
             let kind = MethodKind::new(
@@ -77,6 +77,7 @@ impl<'a> Checker<'a> {
                 reply,
                 error,
                 signature,
+                span: m.name.span,
             });
         }
         ServiceDef { names, wire_name: qualified(&scope.package.join("."), &s.name.name), methods }
