@@ -126,6 +126,8 @@ pub use error::{Code, Error, Status};
 pub use method::Method;
 /// The request generated servers hand to their handlers; not for use by hand.
 #[doc(hidden)]
+pub use codec::evolve as __evolve;
+#[doc(hidden)]
 pub use server::dispatch::Incoming;
 pub use server::dispatch::Service;
 pub use server::streaming::{Sink, Source};

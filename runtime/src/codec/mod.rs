@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 use strict::{Budget, StrictSeed};
 
+pub mod evolve;
 mod strict;
 
 const CONFIG: Configuration = standard();
@@ -77,8 +78,17 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 /// many bytes it used.
 pub(crate) fn decode_borrowed<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize), String> {
     let budget = Budget::new(bytes.len());
-    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>, &budget), bytes, CONFIG)
-        .map_err(|e| e.to_string())
+    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>, &budget), bytes, CONFIG).map_err(describe)
+}
+
+/// A decoding error in words. bincode shows its errors as `Debug` does, which would escape a
+/// message from a nested decoding (an evolvable struct's fields) once more at every level.
+fn describe(e: bincode::error::DecodeError) -> String {
+    match e {
+        bincode::error::DecodeError::OtherString(message) => message,
+        bincode::error::DecodeError::Other(message) => message.to_owned(),
+        e => e.to_string(),
+    }
 }
 
 /// A bincode `Writer` that appends to a `BytesMut` up to a total length.

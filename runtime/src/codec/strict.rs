@@ -34,14 +34,29 @@ pub(super) const MAX_DEPTH: usize = 256;
 ///   while an invalid one cannot reserve more than a multiple of its length, however deeply it
 ///   nests claims it does not fill.
 /// - depth: how deep the value being decoded nests, up to [`MAX_DEPTH`].
+///
+/// The depth is kept per thread, so a value decoded inside another (the fields of an evolvable
+/// struct, from their own byte range) continues the outer value's depth instead of starting again.
 pub(super) struct Budget {
     elements: Cell<usize>,
-    depth: Cell<usize>,
+    /// The thread's depth when this decoding began, restored when it ends (even by an error).
+    base: usize,
+}
+
+thread_local! {
+    /// How deep the values being decoded on this thread nest.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.base));
+    }
 }
 
 impl Budget {
     pub(super) fn new(input_len: usize) -> Budget {
-        Budget { elements: Cell::new(input_len), depth: Cell::new(0) }
+        Budget { elements: Cell::new(input_len), base: DEPTH.with(Cell::get) }
     }
 
     /// The size hint to report for a sequence claiming `claimed` elements, taken from the budget.
@@ -53,16 +68,18 @@ impl Budget {
 
     /// Goes one level deeper, failing past [`MAX_DEPTH`]; [`leave`](Self::leave) comes back up.
     fn enter<E: de::Error>(&self) -> Result<(), E> {
-        let depth = self.depth.get() + 1;
-        if depth > MAX_DEPTH {
-            return Err(E::custom(format_args!("the value nests deeper than {MAX_DEPTH} levels")));
-        }
-        self.depth.set(depth);
-        Ok(())
+        DEPTH.with(|d| {
+            let depth = d.get() + 1;
+            if depth > MAX_DEPTH {
+                return Err(E::custom(format_args!("the value nests deeper than {MAX_DEPTH} levels")));
+            }
+            d.set(depth);
+            Ok(())
+        })
     }
 
     fn leave(&self) {
-        self.depth.set(self.depth.get().saturating_sub(1));
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 
