@@ -7,6 +7,8 @@
 
 mod change;
 mod members;
+#[cfg(test)]
+mod proptests;
 mod report;
 mod types;
 mod walk;
