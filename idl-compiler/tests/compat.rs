@@ -101,10 +101,7 @@ fn the_library_agrees_with_the_command() {
     let messages: Vec<&str> = report.findings().iter().map(|f| f.message.as_str()).collect();
     assert_eq!(
         messages,
-        [
-            "field `age` was added to struct `Person`",
-            "field `email` was added to struct `Person` without a default",
-        ]
+        ["field `age` was added to struct `Person`", "field `email` was added to struct `Person` without a default",]
     );
     let email = &report.findings()[1];
     let new = email.new.as_ref().expect("the new field is located");

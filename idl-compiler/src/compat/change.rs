@@ -73,12 +73,12 @@ impl Change {
         }
     }
 
-    pub(super) fn old(mut self, span: Span, label: impl Into<String>) -> Change {
+    pub(super) fn at_old(mut self, span: Span, label: impl Into<String>) -> Change {
         self.old = Some((span, label.into()));
         self
     }
 
-    pub(super) fn new(mut self, span: Span, label: impl Into<String>) -> Change {
+    pub(super) fn at_new(mut self, span: Span, label: impl Into<String>) -> Change {
         self.new = Some((span, label.into()));
         self
     }

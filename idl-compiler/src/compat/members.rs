@@ -32,21 +32,21 @@ pub(super) fn align(old: &[&str], new: &[&str]) -> Vec<Step> {
     if let Some(first) = (0..common).find(|&i| old[i] != new[i]) {
         // Members removed from (or inserted into) the middle: the rest is the same sequence.
         let (short, long) = if new.len() < old.len() { (new, old) } else { (old, new) };
-        if short.len() < long.len() {
-            if let Some(kept) = subsequence(short, long) {
-                let last = kept.last().copied().unwrap_or(0);
-                let removed = new.len() < old.len();
-                let mut steps: Vec<Step> = (0..first).map(Step::Same).collect();
-                for i in (0..long.len()).filter(|i| !kept.contains(i)) {
-                    steps.push(match (removed, i < last) {
-                        (true, true) => Step::RemovedMiddle(i),
-                        (true, false) => Step::Removed(i),
-                        (false, true) => Step::InsertedMiddle(i),
-                        (false, false) => Step::Added(i),
-                    });
-                }
-                return steps;
+        if short.len() < long.len()
+            && let Some(kept) = subsequence(short, long)
+        {
+            let last = kept.last().copied().unwrap_or(0);
+            let removed = new.len() < old.len();
+            let mut steps: Vec<Step> = (0..first).map(Step::Same).collect();
+            for i in (0..long.len()).filter(|i| !kept.contains(i)) {
+                steps.push(match (removed, i < last) {
+                    (true, true) => Step::RemovedMiddle(i),
+                    (true, false) => Step::Removed(i),
+                    (false, true) => Step::InsertedMiddle(i),
+                    (false, false) => Step::Added(i),
+                });
             }
+            return steps;
         }
     }
     let mut steps = Vec::new();
@@ -104,8 +104,8 @@ impl Walk<'_, '_> {
             let label = |frozen: bool| if frozen { "frozen" } else { "evolvable" };
             self.record(
                 Change::reads(format!("struct `{name}` {how}"), &subject, false, false, use_)
-                    .old(ospan, label(os.frozen))
-                    .new(nspan, label(ns.frozen))
+                    .at_old(ospan, label(os.frozen))
+                    .at_new(nspan, label(ns.frozen))
                     .reason("frozen and evolvable structs are encoded differently (an evolvable one starts with its length)"),
             );
             return;
@@ -130,29 +130,59 @@ impl Walk<'_, '_> {
                     continue;
                 }
                 Step::Moved(i, j) => {
-                    let swap = if of[i].ty == nf[j].ty { "its values would silently be read as another field's" } else { "its values would be read as another field's" };
-                    Change::reads(format!("field `{}` of {what} moved from position {} to position {}", on[i], i + 1, j + 1), subject, false, false, use_)
-                        .old(span(self, true, &of[i]), format!("position {}", i + 1))
-                        .new(span(self, false, &nf[j]), format!("position {}", j + 1))
-                        .reason(format!("{POSITIONS}: {swap}"))
+                    let swap = if of[i].ty == nf[j].ty {
+                        "its values would silently be read as another field's"
+                    } else {
+                        "its values would be read as another field's"
+                    };
+                    Change::reads(
+                        format!("field `{}` of {what} moved from position {} to position {}", on[i], i + 1, j + 1),
+                        subject,
+                        false,
+                        false,
+                        use_,
+                    )
+                    .at_old(span(self, true, &of[i]), format!("position {}", i + 1))
+                    .at_new(span(self, false, &nf[j]), format!("position {}", j + 1))
+                    .reason(format!("{POSITIONS}: {swap}"))
                 }
-                Step::Replaced(i) => Change::reads(format!("field `{}` was removed from {what}", on[i]), subject, false, false, use_)
-                    .old(span(self, true, &of[i]), "removed")
-                    .new(span(self, false, &nf[i]), "another field took its position")
-                    .reason(POSITIONS),
-                Step::RemovedMiddle(i) => Change::reads(format!("field `{}` was removed from the middle of {what}", on[i]), subject, false, false, use_)
-                    .old(span(self, true, &of[i]), "removed")
-                    .new(owner.new, "")
-                    .reason(format!("{POSITIONS}: the fields after it move up one position")),
-                Step::InsertedMiddle(j) => Change::reads(format!("field `{}` was inserted into the middle of {what}", nn[j]), subject, false, false, use_)
-                    .old(owner.old, "")
-                    .new(span(self, false, &nf[j]), "inserted")
-                    .reason(format!("{POSITIONS}: the fields after it move down one position")),
+                Step::Replaced(i) => {
+                    Change::reads(format!("field `{}` was removed from {what}", on[i]), subject, false, false, use_)
+                        .at_old(span(self, true, &of[i]), "removed")
+                        .at_new(span(self, false, &nf[i]), "another field took its position")
+                        .reason(POSITIONS)
+                }
+                Step::RemovedMiddle(i) => Change::reads(
+                    format!("field `{}` was removed from the middle of {what}", on[i]),
+                    subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(span(self, true, &of[i]), "removed")
+                .at_new(owner.new, "")
+                .reason(format!("{POSITIONS}: the fields after it move up one position")),
+                Step::InsertedMiddle(j) => Change::reads(
+                    format!("field `{}` was inserted into the middle of {what}", nn[j]),
+                    subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(owner.old, "")
+                .at_new(span(self, false, &nf[j]), "inserted")
+                .reason(format!("{POSITIONS}: the fields after it move down one position")),
                 Step::Removed(i) => {
                     let has_default = of[i].default.is_some();
-                    let change = Change::reads(format!("field `{}` was removed from {what}", on[i]), subject, true, has_default, use_)
-                        .old(span(self, true, &of[i]), "removed")
-                        .new(owner.new, "");
+                    let change = Change::reads(
+                        format!("field `{}` was removed from {what}", on[i]),
+                        subject,
+                        true,
+                        has_default,
+                        use_,
+                    )
+                    .at_old(span(self, true, &of[i]), "removed")
+                    .at_new(owner.new, "");
                     match owner.fixed {
                         Some(fixed) => change.reads_as(false, false).reason(fixed),
                         None if !has_default => change.reason("old readers need it: it has no default"),
@@ -162,9 +192,15 @@ impl Walk<'_, '_> {
                 Step::Added(j) => {
                     let has_default = nf[j].default.is_some();
                     let without = if has_default || owner.fixed.is_some() { "" } else { " without a default" };
-                    let change = Change::reads(format!("field `{}` was added to {what}{without}", nn[j]), subject, has_default, true, use_)
-                        .old(owner.old, "")
-                        .new(span(self, false, &nf[j]), "added");
+                    let change = Change::reads(
+                        format!("field `{}` was added to {what}{without}", nn[j]),
+                        subject,
+                        has_default,
+                        true,
+                        use_,
+                    )
+                    .at_old(owner.old, "")
+                    .at_new(span(self, false, &nf[j]), "added");
                     match owner.fixed {
                         Some(fixed) => change.reads_as(false, false).reason(fixed),
                         None => change,
@@ -181,11 +217,17 @@ impl Walk<'_, '_> {
         let (what, subject) = (&owner.what, owner.subject.as_str());
         if o.tidl_name != n.tidl_name {
             self.record(
-                Change::reads(format!("field `{}` of {what} was renamed to `{}`", o.tidl_name, n.tidl_name), subject, true, true, use_)
-                    .old(ospan, "old name")
-                    .new(nspan, "new name")
-                    .warning()
-                    .reason("names are not on the wire: only code that uses the field must change"),
+                Change::reads(
+                    format!("field `{}` of {what} was renamed to `{}`", o.tidl_name, n.tidl_name),
+                    subject,
+                    true,
+                    true,
+                    use_,
+                )
+                .at_old(ospan, "old name")
+                .at_new(nspan, "new name")
+                .warning()
+                .reason("names are not on the wire: only code that uses the field must change"),
             );
         }
         let site = Site {
@@ -198,13 +240,25 @@ impl Walk<'_, '_> {
         };
         self.ty(&o.ty, &n.ty, use_, &site);
         let change = match (&o.default, &n.default) {
-            (Some(a), Some(b)) if a != b => Change::reads(format!("the default of field `{}` of {what} changed from {a} to {b}", n.tidl_name), subject, true, true, use_)
-                .reason("old and new readers fill in different values when a writer does not send the field"),
-            (Some(a), None) => Change::reads(format!("field `{}` of {what} no longer has a default (it was {a})", n.tidl_name), subject, true, true, use_)
-                .reason("new readers fail on writers older than the field"),
+            (Some(a), Some(b)) if a != b => Change::reads(
+                format!("the default of field `{}` of {what} changed from {a} to {b}", n.tidl_name),
+                subject,
+                true,
+                true,
+                use_,
+            )
+            .reason("old and new readers fill in different values when a writer does not send the field"),
+            (Some(a), None) => Change::reads(
+                format!("field `{}` of {what} no longer has a default (it was {a})", n.tidl_name),
+                subject,
+                true,
+                true,
+                use_,
+            )
+            .reason("new readers fail on writers older than the field"),
             _ => return,
         };
-        self.record(change.old(ospan, "before").new(nspan, "now").warning());
+        self.record(change.at_old(ospan, "before").at_new(nspan, "now").warning());
     }
 
     pub(super) fn enums(&mut self, od: &Decl, oe: &EnumDef, nd: &Decl, ne: &EnumDef, use_: &Use) {
@@ -215,8 +269,8 @@ impl Walk<'_, '_> {
             let label = |open: bool| if open { "open" } else { "closed" };
             self.record(
                 Change::reads(format!("enum `{name}` {how}"), &subject, false, false, use_)
-                    .old(ospan, label(oe.open))
-                    .new(nspan, label(ne.open))
+                    .at_old(ospan, label(oe.open))
+                    .at_new(nspan, label(ne.open))
                     .reason("open and closed enums are encoded differently (an open enum's payloads start with their length)"),
             );
             return;
@@ -233,41 +287,79 @@ impl Walk<'_, '_> {
                     self.same_variant(&name, &ov[i], &nv[i], use_);
                     continue;
                 }
-                Step::Moved(i, j) => Change::reads(format!("variant `{}` of enum `{name}` moved from position {} to position {}", on[i], i + 1, j + 1), &subject, false, false, use_)
-                    .old(o(i), format!("position {}", i + 1))
-                    .new(n(j), format!("position {}", j + 1))
-                    .reason(indexes),
-                Step::Replaced(i) => Change::reads(format!("variant `{}` was removed from enum `{name}`", on[i]), &subject, false, false, use_)
-                    .old(o(i), "removed")
-                    .new(n(i), "another variant took its index")
-                    .reason(indexes),
-                Step::RemovedMiddle(i) => Change::reads(format!("variant `{}` was removed from the middle of enum `{name}`", on[i]), &subject, false, false, use_)
-                    .old(o(i), "removed")
-                    .new(nspan, "")
-                    .reason(format!("{indexes}: the variants after it change index")),
-                Step::InsertedMiddle(j) => Change::reads(format!("variant `{}` was inserted into the middle of enum `{name}`", nn[j]), &subject, false, false, use_)
-                    .old(ospan, "")
-                    .new(n(j), "inserted")
-                    .reason(format!("{indexes}: the variants after it change index")),
+                Step::Moved(i, j) => Change::reads(
+                    format!("variant `{}` of enum `{name}` moved from position {} to position {}", on[i], i + 1, j + 1),
+                    &subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(o(i), format!("position {}", i + 1))
+                .at_new(n(j), format!("position {}", j + 1))
+                .reason(indexes),
+                Step::Replaced(i) => Change::reads(
+                    format!("variant `{}` was removed from enum `{name}`", on[i]),
+                    &subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(o(i), "removed")
+                .at_new(n(i), "another variant took its index")
+                .reason(indexes),
+                Step::RemovedMiddle(i) => Change::reads(
+                    format!("variant `{}` was removed from the middle of enum `{name}`", on[i]),
+                    &subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(o(i), "removed")
+                .at_new(nspan, "")
+                .reason(format!("{indexes}: the variants after it change index")),
+                Step::InsertedMiddle(j) => Change::reads(
+                    format!("variant `{}` was inserted into the middle of enum `{name}`", nn[j]),
+                    &subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(ospan, "")
+                .at_new(n(j), "inserted")
+                .reason(format!("{indexes}: the variants after it change index")),
                 Step::Removed(i) => {
-                    let change = Change::reads(format!("variant `{}` was removed from {kind} enum `{name}`", on[i]), &subject, true, true, use_)
-                        .old(o(i), "removed")
-                        .new(nspan, "");
+                    let change = Change::reads(
+                        format!("variant `{}` was removed from {kind} enum `{name}`", on[i]),
+                        &subject,
+                        true,
+                        true,
+                        use_,
+                    )
+                    .at_old(o(i), "removed")
+                    .at_new(nspan, "");
                     if ne.open {
                         change.warning().reason(format!("new readers see it as `Unknown({i})`"))
                     } else {
-                        change.reads_as(false, true)
+                        change
+                            .reads_as(false, true)
                             .reason("readers of a closed enum fail on a variant they do not know")
                     }
                 }
                 Step::Added(j) => {
-                    let change = Change::reads(format!("variant `{}` was added to {kind} enum `{name}`", nn[j]), &subject, true, true, use_)
-                        .old(ospan, "")
-                        .new(n(j), "added");
+                    let change = Change::reads(
+                        format!("variant `{}` was added to {kind} enum `{name}`", nn[j]),
+                        &subject,
+                        true,
+                        true,
+                        use_,
+                    )
+                    .at_old(ospan, "")
+                    .at_new(n(j), "added");
                     if ne.open {
                         change.warning().reason(format!("old readers see it as `Unknown({j})`"))
                     } else {
-                        change.reads_as(true, false)
+                        change
+                            .reads_as(true, false)
                             .reason("readers of a closed enum fail on a variant they do not know")
                     }
                 }
@@ -282,11 +374,17 @@ impl Walk<'_, '_> {
         let subject = format!("`{enum_name}`");
         if o.name != n.name {
             self.record(
-                Change::reads(format!("variant `{}` of enum `{enum_name}` was renamed to `{}`", o.name, n.name), &subject, true, true, use_)
-                    .old(ospan, "old name")
-                    .new(nspan, "new name")
-                    .warning()
-                    .reason("names are not on the wire: only code that uses the variant must change"),
+                Change::reads(
+                    format!("variant `{}` of enum `{enum_name}` was renamed to `{}`", o.name, n.name),
+                    &subject,
+                    true,
+                    true,
+                    use_,
+                )
+                .at_old(ospan, "old name")
+                .at_new(nspan, "new name")
+                .warning()
+                .reason("names are not on the wire: only code that uses the variant must change"),
             );
         }
         let what = format!("variant `{}` of enum `{enum_name}`", n.name);
@@ -314,9 +412,15 @@ impl Walk<'_, '_> {
                 let new_to_old = compatible_variants(self.new, n, self.old, o);
                 let (was, now) = (self.shape(true, &o.shape), self.shape(false, &n.shape));
                 self.record(
-                    Change::reads(format!("the payload of {what} changed from {was} to {now}"), &subject, old_to_new, new_to_old, use_)
-                        .old(ospan, format!("was {was}"))
-                        .new(nspan, format!("now {now}")),
+                    Change::reads(
+                        format!("the payload of {what} changed from {was} to {now}"),
+                        &subject,
+                        old_to_new,
+                        new_to_old,
+                        use_,
+                    )
+                    .at_old(ospan, format!("was {was}"))
+                    .at_new(nspan, format!("now {now}")),
                 );
             }
         }
@@ -329,7 +433,8 @@ impl Walk<'_, '_> {
             Shape::Unit => "no payload".into(),
             Shape::Tuple(types) => format!("`({})`", types.iter().map(|t| side.show(t)).collect::<Vec<_>>().join(", ")),
             Shape::Struct(fields) => {
-                let fields: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.tidl_name, side.show(&f.ty))).collect();
+                let fields: Vec<String> =
+                    fields.iter().map(|f| format!("{}: {}", f.tidl_name, side.show(&f.ty))).collect();
                 format!("`{{ {} }}`", fields.join(", "))
             }
         }

@@ -117,7 +117,10 @@ fn schema() -> impl Strategy<Value = Schema> {
 fn verdict(old: &Schema, new: &Schema) -> (Verdict, usize, String) {
     let (old_text, new_text) = (old.render(), new.render());
     let report = Config::new()
-        .compat_sources(&[Source { path: "old.tidl", text: &old_text }], &[Source { path: "new.tidl", text: &new_text }])
+        .compat_sources(
+            &[Source { path: "old.tidl", text: &old_text }],
+            &[Source { path: "new.tidl", text: &new_text }],
+        )
         .unwrap_or_else(|e| panic!("{e}\n{old_text}\n---\n{new_text}"));
     (report.verdict(), report.findings().len(), format!("{old_text}\n---\n{new_text}\n{}", report.render()))
 }

@@ -115,9 +115,7 @@ struct Compat<'s, 'a> {
 impl Compat<'_, '_> {
     fn ty(&mut self, w: &Ty, r: &Ty) -> bool {
         match (self.ws.resolve(w), self.rs.resolve(r)) {
-            (Resolved::Struct(wd, w), Resolved::Struct(rd, r)) => {
-                !self.assumed.insert((wd, rd)) || self.structs(w, r)
-            }
+            (Resolved::Struct(wd, w), Resolved::Struct(rd, r)) => !self.assumed.insert((wd, rd)) || self.structs(w, r),
             (Resolved::Enum(wd, w), Resolved::Enum(rd, r)) => !self.assumed.insert((wd, rd)) || self.enums(w, r),
             (Resolved::Other(w), Resolved::Other(r)) => match (w, r) {
                 (Ty::List(w), Ty::List(r)) | (Ty::Option(w), Ty::Option(r)) => self.ty(w, r),

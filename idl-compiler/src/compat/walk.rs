@@ -77,7 +77,7 @@ impl Walk<'_, '_> {
                         Verdict::ClientsFirst,
                         "old clients calling its methods get `Unimplemented` from new servers".into(),
                     )
-                    .old(ospan, "removed"),
+                    .at_old(ospan, "removed"),
                 ),
             }
         }
@@ -89,7 +89,7 @@ impl Walk<'_, '_> {
                         Verdict::ServersFirst,
                         "new clients calling its methods get `Unimplemented` from old servers".into(),
                     )
-                    .new(self.new.span(nd.span), "added"),
+                    .at_new(self.new.span(nd.span), "added"),
                 );
             }
         }
@@ -106,7 +106,7 @@ impl Walk<'_, '_> {
                         Verdict::ClientsFirst,
                         format!("old clients calling `{name}` get `Unimplemented` from new servers"),
                     )
-                    .old(self.old.span(om.span), "removed"),
+                    .at_old(self.old.span(om.span), "removed"),
                 ),
             }
         }
@@ -119,7 +119,7 @@ impl Walk<'_, '_> {
                         Verdict::ServersFirst,
                         format!("new clients calling `{name}` get `Unimplemented` from old servers"),
                     )
-                    .new(self.new.span(nm.span), "added"),
+                    .at_new(self.new.span(nm.span), "added"),
                 );
             }
         }
@@ -135,8 +135,8 @@ impl Walk<'_, '_> {
                     Verdict::Breaking,
                     "clients and servers of the two versions disagree on how many messages flow each way".into(),
                 )
-                .old(ospan, was)
-                .new(nspan, now),
+                .at_old(ospan, was)
+                .at_new(nspan, now),
             );
             return;
         }
@@ -194,8 +194,8 @@ impl Walk<'_, '_> {
         let new_to_old = compatible(self.new, n, self.old, o);
         let message = format!("{} changed type from `{}` to `{}`", site.what, site.old_ty, site.new_ty);
         let mut change = Change::reads(message, &site.subject, old_to_new, new_to_old, use_)
-            .old(site.old, format!("was `{}`", site.old_ty))
-            .new(site.new, format!("now `{}`", site.new_ty));
+            .at_old(site.old, format!("was `{}`", site.old_ty))
+            .at_new(site.new, format!("now `{}`", site.new_ty));
         let (o, n) = (self.old.show(o), self.new.show(n));
         let inner = o != site.old_ty || n != site.new_ty;
         change.reason = match (old_to_new, new_to_old) {
