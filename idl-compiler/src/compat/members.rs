@@ -1,84 +1,12 @@
 //! Structs and enums, old against new: fields and variants paired by position (their wire
 //! identity), with names telling renames from moves.
 
+use super::align::{Step, align};
 use super::change::{Change, Use};
 use super::types::compatible_variants;
 use super::walk::{Site, Walk};
 use crate::diagnostic::Span;
 use crate::model::{Decl, EnumDef, FieldDef, Shape, StructDef, VariantDef};
-
-/// How a member (field or variant) of the old version relates to the new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
-    /// The same position in both, under the same name or renamed.
-    Same(usize),
-    /// The old member at the first position is at the second in the new version.
-    Moved(usize, usize),
-    /// The old member at this position is gone, and another one moved there.
-    Replaced(usize),
-    /// The old member at this trailing position is gone.
-    Removed(usize),
-    /// The new member at this trailing position is new.
-    Added(usize),
-    /// The old member at this position is gone, and those after it moved up.
-    RemovedMiddle(usize),
-    /// The new member at this position is new, and those after it moved down.
-    InsertedMiddle(usize),
-}
-
-/// Pairs members by position, using names to tell moves, removals and insertions apart.
-pub(super) fn align(old: &[&str], new: &[&str]) -> Vec<Step> {
-    let common = old.len().min(new.len());
-    if let Some(first) = (0..common).find(|&i| old[i] != new[i]) {
-        // Members removed from (or inserted into) the middle: the rest is the same sequence.
-        let (short, long) = if new.len() < old.len() { (new, old) } else { (old, new) };
-        if short.len() < long.len()
-            && let Some(kept) = subsequence(short, long)
-        {
-            let last = kept.last().copied().unwrap_or(0);
-            let removed = new.len() < old.len();
-            let mut steps: Vec<Step> = (0..first).map(Step::Same).collect();
-            for i in (0..long.len()).filter(|i| !kept.contains(i)) {
-                steps.push(match (removed, i < last) {
-                    (true, true) => Step::RemovedMiddle(i),
-                    (true, false) => Step::Removed(i),
-                    (false, true) => Step::InsertedMiddle(i),
-                    (false, false) => Step::Added(i),
-                });
-            }
-            return steps;
-        }
-    }
-    let mut steps = Vec::new();
-    for i in 0..common {
-        steps.push(if old[i] == new[i] {
-            Step::Same(i)
-        } else if let Some(j) = new.iter().position(|n| *n == old[i]) {
-            Step::Moved(i, j)
-        } else if old.contains(&new[i]) {
-            Step::Replaced(i)
-        } else {
-            Step::Same(i)
-        });
-    }
-    for (i, name) in old.iter().enumerate().skip(common) {
-        steps.push(new.iter().position(|n| n == name).map_or(Step::Removed(i), |j| Step::Moved(i, j)));
-    }
-    steps.extend((common..new.len()).filter(|&j| !old.contains(&new[j])).map(Step::Added));
-    steps
-}
-
-/// Where `short` sits in `long` as a subsequence (greedily), if it does.
-fn subsequence(short: &[&str], long: &[&str]) -> Option<Vec<usize>> {
-    let mut kept = Vec::new();
-    let mut at = 0;
-    for name in short {
-        at += long[at..].iter().position(|l| l == name)?;
-        kept.push(at);
-        at += 1;
-    }
-    Some(kept)
-}
 
 /// What holds fields: a struct or a struct-like variant.
 struct Owner {
@@ -152,6 +80,16 @@ impl Walk<'_, '_> {
                         .at_new(span(self, false, &nf[i]), "another field took its position")
                         .reason(POSITIONS)
                 }
+                Step::Took(j) => Change::reads(
+                    format!("field `{}` was added to {what} at position {}, where another field was", nn[j], j + 1),
+                    subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(span(self, true, &of[j]), "moved away")
+                .at_new(span(self, false, &nf[j]), "added")
+                .reason(POSITIONS),
                 Step::RemovedMiddle(i) => Change::reads(
                     format!("field `{}` was removed from the middle of {what}", on[i]),
                     subject,
@@ -306,6 +244,20 @@ impl Walk<'_, '_> {
                 )
                 .at_old(o(i), "removed")
                 .at_new(n(i), "another variant took its index")
+                .reason(indexes),
+                Step::Took(j) => Change::reads(
+                    format!(
+                        "variant `{}` was added to enum `{name}` at position {}, where another variant was",
+                        nn[j],
+                        j + 1
+                    ),
+                    &subject,
+                    false,
+                    false,
+                    use_,
+                )
+                .at_old(o(j), "moved away")
+                .at_new(n(j), "added")
                 .reason(indexes),
                 Step::RemovedMiddle(i) => Change::reads(
                     format!("variant `{}` was removed from the middle of enum `{name}`", on[i]),

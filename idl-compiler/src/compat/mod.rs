@@ -1,10 +1,12 @@
 //! `tidl compat`: compares two versions of a schema and judges every change that reaches the
 //! wire by the rollout it needs (see `docs/LANGUAGE.md`, "Evolving a schema").
 //!
-//! [`walk`] pairs services, methods and, through their types, structs and enums (by position:
+//! [`walk`] pairs services, methods and, through their types, structs and enums ([`members`],
+//! with [`align`] pairing fields and variants by position:
 //! names are not on the wire) and records each change once, with every use of the type it is
 //! in; [`types`] holds the reader/writer rule each change is judged by; [`report`] renders.
 
+mod align;
 mod change;
 mod members;
 #[cfg(test)]
