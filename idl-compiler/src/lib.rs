@@ -47,7 +47,7 @@
 //! # Other entry points
 //!
 //! [`Config`] sets the output directory; [`Config::generate`] does no IO at all (it is what the
-//! `tidl` command-line tool and the tests use). [`compat`] and [`Config::compat`] compare two
+//! `tidl` command-line tool and the tests use). [`compat()`] and [`Config::compat`] compare two
 //! versions of a schema and judge every change by the rollout it needs (what `tidl compat`
 //! prints).
 
