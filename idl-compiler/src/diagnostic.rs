@@ -64,6 +64,14 @@ impl SourceMap {
         &self.files[file.0].text
     }
 
+    /// Adds every file of `other`, and returns what to add to a [`FileId`] of `other` to get the
+    /// same file's id here.
+    pub(crate) fn append(&mut self, other: &SourceMap) -> usize {
+        let offset = self.files.len();
+        self.files.extend(other.files.iter().cloned());
+        offset
+    }
+
     /// The file added with exactly this path, if any.
     pub(crate) fn find(&self, path: &str) -> Option<FileId> {
         self.files.iter().position(|f| f.path == path).map(FileId)

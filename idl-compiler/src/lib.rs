@@ -47,10 +47,13 @@
 //! # Other entry points
 //!
 //! [`Config`] sets the output directory; [`Config::generate`] does no IO at all (it is what the
-//! `tidl` command-line tool and the tests use).
+//! `tidl` command-line tool and the tests use). [`compat()`] and [`Config::compat`] compare two
+//! versions of a schema and judge every change by the rollout it needs (what `tidl compat`
+//! prints).
 
 mod ast;
 mod codegen;
+mod compat;
 mod diagnostic;
 mod format;
 mod habits;
@@ -62,6 +65,7 @@ mod parser;
 mod proptests;
 mod validate;
 
+pub use compat::{CompatReport, Finding, Location, Verdict};
 pub use diagnostic::{Diagnostic, FileId, Label, Severity, SourceMap, Span};
 /// The names a service's accessor may not take, for the test that compares them with the
 /// runtime's source. Not part of the API.
@@ -84,6 +88,12 @@ pub fn compile(files: &[impl AsRef<Path>]) {
         eprintln!("{e}");
         std::process::exit(1);
     }
+}
+
+/// Compares two versions of a schema, `old` and `new` (each a root file, with what it imports):
+/// see [`Config::compat`].
+pub fn compat(old: impl AsRef<Path>, new: impl AsRef<Path>) -> Result<CompatReport, Error> {
+    Config::new().compat(&[old], &[new])
 }
 
 /// Like [`compile`], but returns the error instead of exiting.
@@ -324,6 +334,52 @@ impl Config {
         Ok(one)
     }
 
+    /// Compares two versions of a schema, each given as its root files (and found with the
+    /// files they import, using this configuration's include directories): every change that
+    /// reaches the wire, with its rollout verdict. Errors in either version are the error.
+    ///
+    /// ```no_run
+    /// let report = tidl_compiler::Config::new().compat(&["old/api.tidl"], &["api.tidl"]).unwrap();
+    /// if report.verdict() == tidl_compiler::Verdict::Breaking {
+    ///     panic!("{}", report.render());
+    /// }
+    /// ```
+    pub fn compat(&self, old: &[impl AsRef<Path>], new: &[impl AsRef<Path>]) -> Result<CompatReport, Error> {
+        let old: Vec<String> = old.iter().map(|f| f.as_ref().display().to_string()).collect();
+        let new: Vec<String> = new.iter().map(|f| f.as_ref().display().to_string()).collect();
+        let old = self.checked_model(&old, &mut FsLoader::new(&self.include_dirs))?;
+        let new = self.checked_model(&new, &mut FsLoader::new(&self.include_dirs))?;
+        Ok(compat::compare(&old.0, &old.1, &new.0, &new.1))
+    }
+
+    /// Like [`compat`](Config::compat), with in-memory sources for each version (imports are
+    /// resolved among the sources of the same version); does no IO.
+    ///
+    /// ```
+    /// use tidl_compiler::{Config, Source, Verdict};
+    ///
+    /// let old = [Source { path: "old.tidl", text: "struct A { x: u32 }\nservice S { rpc f(A) -> (); }" }];
+    /// let new = [Source { path: "new.tidl", text: "struct A { x: u64 }\nservice S { rpc f(A) -> (); }" }];
+    /// let report = Config::new().compat_sources(&old, &new).unwrap();
+    /// assert_eq!(report.verdict(), Verdict::ServersFirst);
+    /// ```
+    pub fn compat_sources(&self, old: &[Source<'_>], new: &[Source<'_>]) -> Result<CompatReport, Error> {
+        let load = |sources: &[Source<'_>]| {
+            let mut loader = MemoryLoader::new(sources, &self.include_dirs);
+            let roots: Vec<String> = sources.iter().map(|s| loader::normalize(Path::new(s.path))).collect();
+            self.checked_model(&roots, &mut loader)
+        };
+        let (old, new) = (load(old)?, load(new)?);
+        Ok(compat::compare(&old.0, &old.1, &new.0, &new.1))
+    }
+
+    /// Loads and checks `roots` as one model, with the files read.
+    fn checked_model(&self, roots: &[String], loader: &mut dyn Loader) -> Result<(model::Model, SourceMap), Error> {
+        let (outputs, sources) = self.checked_with_sources(roots, loader, Together::Yes)?;
+        let model = outputs.into_iter().next().map(|(_, _, _, model, _)| model);
+        Ok((model.ok_or_else(|| Error::config("no .tidl file was given"))?, sources))
+    }
+
     /// Loads, checks and generates every root.
     fn run(&self, roots: &[String], loader: &mut dyn Loader) -> Result<Vec<GeneratedFile>, Error> {
         self.generate_checked(self.checked(roots, loader)?)
@@ -371,6 +427,18 @@ impl Config {
         loader: &mut dyn Loader,
         together: Together,
     ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model, String)>, Error> {
+        self.checked_with_sources(roots, loader, together).map(|(outputs, _)| outputs)
+    }
+
+    /// Like [`checked_as`](Config::checked_as), also returning the files read (to locate the
+    /// models' spans).
+    #[allow(clippy::type_complexity)]
+    fn checked_with_sources(
+        &self,
+        roots: &[String],
+        loader: &mut dyn Loader,
+        together: Together,
+    ) -> Result<(Vec<(String, String, HashSet<FileId>, model::Model, String)>, SourceMap), Error> {
         let mut seen = HashSet::new();
         let roots: Vec<String> =
             roots.iter().filter(|root| seen.insert(loader::normalize(Path::new(root.as_str())))).cloned().collect();
@@ -424,7 +492,7 @@ impl Config {
             let rendered = diagnostic::render_all(&unique, &loaded.sources);
             return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics: unique } });
         }
-        Ok(outputs)
+        Ok((outputs, loaded.sources))
     }
 }
 

@@ -1,12 +1,14 @@
 //! `tidl`: check, generate and format `.tidl` files.
 //!
 //! Exit status: 0 on success; 1 if a file has errors, cannot be read or written, or (with
-//! `fmt --check`) is not formatted; 2 for bad usage.
+//! `fmt --check`) is not formatted; 2 for bad usage. `compat` exits with 0 if the new version
+//! can be rolled out (in some order), 1 if a change is breaking, 2 for bad usage or if either
+//! version has errors.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tidl_compiler::Config;
+use tidl_compiler::{Config, Verdict};
 
 /// Checks .tidl service definitions, generates Rust from them, and formats them.
 #[derive(Debug, Parser)]
@@ -14,7 +16,9 @@ use tidl_compiler::Config;
     name = "tidl",
     version,
     after_help = "Exit status: 0 on success; 1 if a file has errors, cannot be read or written, or is not \
-                  formatted (fmt --check); 2 for bad usage."
+                  formatted (fmt --check); 2 for bad usage.\n\
+                  tidl compat: 0 if every change is safe or safe in the order it prints (servers first, clients \
+                  first); 1 if a change is breaking; 2 for bad usage or if either version has errors."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,11 +66,35 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Compares two versions of a schema and lists every change on the wire with its verdict:
+    /// safe, safe if servers (or clients) are upgraded first, or breaking.
+    Compat {
+        /// The old version's root file.
+        old: PathBuf,
+        /// The new version's root file.
+        new: PathBuf,
+        /// Also look for imported files in DIR (after the importing file's own directory).
+        #[arg(short = 'I', long = "include", value_name = "DIR")]
+        include: Vec<PathBuf>,
+        /// How to print the findings.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// How `tidl compat` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Like compiler diagnostics, then a summary.
+    Human,
+    /// One JSON object, for CI.
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Compat { old, new, include, format } => return compat(&config(&include), &old, &new, format),
         Command::Check { files, include } => {
             config(&include).check_files(&files).map(|warnings| eprint!("{warnings}")).map_err(|e| e.to_string())
         }
@@ -85,6 +113,23 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("{message}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs `tidl compat`: 0 unless a change is breaking (1) or a version has errors (2).
+fn compat(config: &Config, old: &Path, new: &Path, format: Format) -> ExitCode {
+    match config.compat(&[old], &[new]) {
+        Ok(report) => {
+            match format {
+                Format::Human => print!("{}", report.render()),
+                Format::Json => print!("{}", report.to_json()),
+            }
+            if report.verdict() == Verdict::Breaking { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
         }
     }
 }
