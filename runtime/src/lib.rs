@@ -110,6 +110,7 @@ mod deadline;
 mod error;
 mod method;
 mod sched;
+mod schema;
 mod server;
 mod sync;
 pub mod transport;
@@ -121,12 +122,14 @@ pub use client::invoke::{Invoke, ReplyFuture, Request};
 pub use client::options::CallOptions;
 pub use client::streaming::{RequestSink, Streaming};
 pub use client::{Client, ClientConfig};
-pub use context::Context;
-pub use error::{Code, Error, Status};
-pub use method::Method;
 /// The request generated servers hand to their handlers; not for use by hand.
 #[doc(hidden)]
 pub use codec::evolve as __evolve;
+pub use context::Context;
+pub use error::{Code, Error, Status};
+pub use method::Method;
+#[doc(hidden)]
+pub use schema::Schema;
 #[doc(hidden)]
 pub use server::dispatch::Incoming;
 pub use server::dispatch::Service;

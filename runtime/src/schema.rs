@@ -46,7 +46,10 @@ enum Def {
     /// Fields, each with whether it has a default.
     Evolvable(Vec<(bool, Type)>),
     /// Variants' payload types; open or not.
-    Enum { open: bool, variants: Vec<Vec<Type>> },
+    Enum {
+        open: bool,
+        variants: Vec<Vec<Type>>,
+    },
 }
 
 /// A parsed descriptor.
@@ -61,6 +64,7 @@ pub(crate) struct Shape {
 const ROOTS: [&str; 3] = ["the argument", "the reply", "the error"];
 
 /// The 64-bit FNV-1a hash the compiler computes for a descriptor.
+#[cfg(test)]
 pub(crate) fn fingerprint(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
@@ -121,7 +125,9 @@ impl Reader<'_> {
         let n = self.count()?;
         Ok(match tag {
             0x20 => Def::Frozen((0..n).map(|_| self.ty(0)).collect::<Result<_, _>>()?),
-            0x21 => Def::Evolvable((0..n).map(|_| Ok((self.byte()? != 0, self.ty(0)?))).collect::<Result<_, String>>()?),
+            0x21 => {
+                Def::Evolvable((0..n).map(|_| Ok((self.byte()? != 0, self.ty(0)?))).collect::<Result<_, String>>()?)
+            }
             0x22 | 0x23 => {
                 let mut variants = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -170,7 +176,11 @@ impl Shape {
             Def::Evolvable(fs) => fs.iter().all(|(_, t)| ok(t, n)),
             Def::Enum { variants, .. } => variants.iter().flatten().all(|t| ok(t, n)),
         });
-        if in_defs && self.roots.iter().all(|t| ok(t, n)) { Ok(()) } else { Err("a definition index is out of range".into()) }
+        if in_defs && self.roots.iter().all(|t| ok(t, n)) {
+            Ok(())
+        } else {
+            Err("a definition index is out of range".into())
+        }
     }
 }
 
@@ -205,12 +215,10 @@ fn kind_name(kind: u8) -> &'static str {
 }
 
 fn prim_name(tag: u8) -> &'static str {
-    [
-        "()", "bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "string", "bytes",
-    ]
-    .get(usize::from(tag))
-    .copied()
-    .unwrap_or("?")
+    ["()", "bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "string", "bytes"]
+        .get(usize::from(tag))
+        .copied()
+        .unwrap_or("?")
 }
 
 /// One comparison of a writer's types with a reader's.
@@ -415,7 +423,9 @@ mod tests {
 
     #[test]
     fn malformed_descriptors_are_errors_not_panics() {
-        for bytes in [&[][..], &[FORMAT], &[FORMAT, 0, 18, 5, 12, 12, 0], &[FORMAT, 0, 12, 12, 12, 255, 255, 255], &[2, 0]] {
+        for bytes in
+            [&[][..], &[FORMAT], &[FORMAT, 0, 18, 5, 12, 12, 0], &[FORMAT, 0, 12, 12, 12, 255, 255, 255], &[2, 0]]
+        {
             assert!(Shape::parse(bytes).is_err(), "{bytes:?}");
         }
         // Deeply nested lists.

@@ -8,7 +8,7 @@ fn main() {
         .type_attribute("geo.Point", "#[derive(Copy)]")
         .type_attribute("shop.Point", "#[derive(Copy, Eq, Hash, Default)]")
         .type_attribute("money", "#[derive(Eq, Hash)]")
-        .field_attribute("shop.Order.customer", "#[serde(default)]");
+        .field_attribute("shop.Order.customer", "#[doc(alias = \"client\")]");
     let mut client_only = tidl_compiler::Config::new();
     client_only.build_server(false);
     for result in [config.compile(&["tidl/shop.tidl"]), client_only.compile(&["tidl/locator.tidl"])] {

@@ -117,12 +117,12 @@ struct Parts {
 }
 
 fn parts(cx: &ServiceContext<'_>, m: &MethodDef) -> Parts {
-    let (wire_service, wire_method) = (&cx.service.wire_name, &m.wire_name);
+    let method = cx.method_const(m);
     Parts {
         doc: method_doc(m),
         deprecated: super::deprecated(m.deprecated.as_ref()),
         name: ident(&m.name),
-        method: quote! { ::tidl_runtime::Method::new(#wire_service, #wire_method) },
+        method: quote! { #method },
         arg: ty(&m.arg, cx.from),
         reply: ty(&m.reply, cx.from),
         error: ty(&m.error, cx.from),

@@ -93,13 +93,17 @@ pub(super) fn enum_display(e: &EnumDef) -> TokenStream {
             }
         }
     });
-    if e.variants.is_empty() {
+    if e.variants.is_empty() && !e.open {
         // An enum without variants has no values.
         return quote! { match *self {} };
     }
+    let unknown = e.open.then(|| {
+        quote! { Self::Unknown(index) => ::core::write!(f, "an error this side does not know (variant {index})"), }
+    });
     quote! {
         match self {
             #(#arms)*
+            #unknown
         }
     }
 }

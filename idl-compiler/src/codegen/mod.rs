@@ -14,6 +14,8 @@
 
 mod client;
 mod display;
+mod evolve;
+mod schema;
 mod server;
 
 use crate::diagnostic::FileId;
@@ -62,10 +64,11 @@ pub(crate) fn generate(
             }
         };
     }
+    let schemas = schema::Schemas::new(model);
     for decl in model.decls.iter().filter(|d| files.contains(&d.file)) {
         let in_module = &taken[decl.module.as_slice()];
         let is_taken = |name: &str| in_module.contains(name);
-        root.at(&decl.module).items.push(decl_tokens(decl, options, &allow, &is_taken));
+        root.at(&decl.module).items.push(decl_tokens(decl, options, &allow, &is_taken, &schemas));
     }
     for package in &model.packages {
         if root.find(&package.module).is_some() {
@@ -288,13 +291,20 @@ fn uses_deprecation(decl: &Decl) -> bool {
         }
 }
 
-fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream, taken: &dyn Fn(&str) -> bool) -> TokenStream {
+fn decl_tokens(
+    decl: &Decl,
+    options: &Options,
+    allow: &TokenStream,
+    taken: &dyn Fn(&str) -> bool,
+    schemas: &schema::Schemas<'_>,
+) -> TokenStream {
     let deprecated = deprecated(decl.deprecated.as_ref());
     let from = decl.module.as_slice();
     match &decl.kind {
         DeclKind::Struct(s) => {
             let doc = docs(&decl.docs, || format!("The `{}` type.", decl.tidl_path));
-            let attrs = data_attrs();
+            let attrs = data_attrs(s.frozen);
+            let impls = (!s.frozen).then(|| evolve::struct_impls(s, from, allow));
             let extra = extra_attributes(&options.type_attributes, &decl.tidl_path);
             let name = ident(&s.name);
             let fields = fields(&s.fields, FieldVisibility::Pub, from, &decl.tidl_path, options);
@@ -309,12 +319,15 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream, taken: &dyn 
                 pub struct #name {
                     #(#fields,)*
                 }
+                #impls
                 #display
             }
         }
         DeclKind::Enum(e) => {
             let doc = docs(&decl.docs, || format!("The `{}` type.", decl.tidl_path));
-            let attrs = data_attrs();
+            let attrs = data_attrs(!e.open);
+            let impls = e.open.then(|| evolve::enum_impls(e, from, allow));
+            let unknown = e.open.then(evolve::unknown_variant);
             let extra = extra_attributes(&options.type_attributes, &decl.tidl_path);
             let name = ident(&e.name);
             let variants = e.variants.iter().map(|v| {
@@ -345,7 +358,9 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream, taken: &dyn 
                 #allow
                 pub enum #name {
                     #(#variants,)*
+                    #unknown
                 }
+                #impls
                 #display
             }
         }
@@ -360,15 +375,22 @@ fn decl_tokens(decl: &Decl, options: &Options, allow: &TokenStream, taken: &dyn 
                 pub type #name = #target;
             }
         }
-        DeclKind::Service(s) => service_def(decl, s, options, allow, taken),
+        DeclKind::Service(s) => service_def(decl, s, options, allow, taken, schemas),
     }
 }
 
-/// The derives and serde settings every generated data type gets.
-fn data_attrs() -> TokenStream {
-    quote! {
-        #[derive(Clone, Debug, PartialEq, ::tidl_runtime::serde::Serialize, ::tidl_runtime::serde::Deserialize)]
-        #[serde(crate = "::tidl_runtime::serde")]
+/// The derives every generated data type gets, with serde's when its encoding is serde's
+/// (frozen structs and closed enums; the others get the impls in `evolve`).
+fn data_attrs(serde: bool) -> TokenStream {
+    if serde {
+        quote! {
+            #[derive(Clone, Debug, PartialEq, ::tidl_runtime::serde::Serialize, ::tidl_runtime::serde::Deserialize)]
+            #[serde(crate = "::tidl_runtime::serde")]
+        }
+    } else {
+        quote! {
+            #[derive(Clone, Debug, PartialEq)]
+        }
     }
 }
 
@@ -418,6 +440,15 @@ pub(super) struct ServiceContext<'a> {
     taken: &'a dyn Fn(&str) -> bool,
 }
 
+impl ServiceContext<'_> {
+    /// The name of the constant holding `m`'s `tidl_runtime::Method` (with its schema).
+    fn method_const(&self, m: &MethodDef) -> Ident {
+        let service = self.service.names.service.to_uppercase();
+        let method = m.name.trim_start_matches("r#").to_uppercase();
+        Ident::new(&format!("__TIDL_{service}_{method}"), Span::call_site())
+    }
+}
+
 /// The code of one service: the server side, the client side, or both, as `options` ask.
 fn service_def(
     decl: &Decl,
@@ -425,6 +456,7 @@ fn service_def(
     options: &Options,
     allow: &TokenStream,
     taken: &dyn Fn(&str) -> bool,
+    schemas: &schema::Schemas<'_>,
 ) -> TokenStream {
     let cx = ServiceContext {
         decl,
@@ -435,6 +467,22 @@ fn service_def(
         taken,
     };
     let mut out = TokenStream::new();
+    if options.build_server || options.build_client {
+        let wire_service = &s.wire_name;
+        for m in &s.methods {
+            let name = cx.method_const(m);
+            let wire_method = &m.wire_name;
+            let descriptor = schemas.descriptor(m);
+            let fingerprint =
+                syn::LitInt::new(&format!("0x{:016x}", schema::fingerprint(&descriptor)), Span::call_site());
+            let descriptor = proc_macro2::Literal::byte_string(&descriptor);
+            out.extend(quote! {
+                /// The method, with the shape of its messages on the wire (checked once per connection).
+                const #name: ::tidl_runtime::Method = ::tidl_runtime::Method::new(#wire_service, #wire_method)
+                    .with_schema(&::tidl_runtime::Schema { fingerprint: #fingerprint, descriptor: #descriptor });
+            });
+        }
+    }
     if options.build_server {
         out.extend(server::generate(&cx));
     }

@@ -23,6 +23,10 @@ pub(super) fn generate(cx: &ServiceContext<'_>) -> TokenStream {
     );
     let trait_methods = s.methods.iter().map(|m| trait_method(cx, m));
     let dispatch_arms = s.methods.iter().map(|m| dispatch_arm(cx, m));
+    let schema_arms = s.methods.iter().map(|m| {
+        let (wire_method, method) = (&m.wire_name, cx.method_const(m));
+        quote! { #wire_method => #method.schema(), }
+    });
     let server_doc = format!(
         " Serves an implementation of [`{}`]: pass it to \
          [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).",
@@ -84,6 +88,13 @@ pub(super) fn generate(cx: &ServiceContext<'_>) -> TokenStream {
                     _ => ::core::result::Result::Err(request),
                 }
             }
+
+            fn schema(&self, method: &str) -> ::core::option::Option<&'static ::tidl_runtime::Schema> {
+                match method {
+                    #(#schema_arms)*
+                    _ => ::core::option::Option::None,
+                }
+            }
         }
     }
 }
@@ -141,9 +152,9 @@ fn trait_method(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
 /// method for its kind.
 fn dispatch_arm(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
     let service = ident(&cx.service.names.service);
-    let wire_service = &cx.service.wire_name;
     let name = ident(&m.name);
     let wire_method = &m.wire_name;
+    let method = cx.method_const(m);
     // A unit argument is passed as the literal `()` (clippy's `unit_arg`).
     let (param, arg) =
         if m.arg == Ty::Unit { (quote! { (): () }, quote! { () }) } else { (quote! { arg }, quote! { arg }) };
@@ -159,7 +170,7 @@ fn dispatch_arm(cx: &ServiceContext<'_>, m: &MethodDef) -> TokenStream {
         #wire_method => {
             let inner = ::std::sync::Arc::clone(&self.inner);
             request.#spawn(
-                ::tidl_runtime::Method::new(#wire_service, #wire_method),
+                #method,
                 move |#params| async move { #service::#name(&*inner, #args).await },
             );
             ::core::result::Result::Ok(())

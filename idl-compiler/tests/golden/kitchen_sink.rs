@@ -2,14 +2,7 @@
 // Do not edit: change the .tidl file and rebuild.
 
 /// A point on the plane.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    ::tidl_runtime::serde::Serialize,
-    ::tidl_runtime::serde::Deserialize
-)]
-#[serde(crate = "::tidl_runtime::serde")]
+#[derive(Clone, Debug, PartialEq)]
 #[allow(deprecated)]
 pub struct Point {
     /// Horizontal.
@@ -18,15 +11,37 @@ pub struct Point {
     pub y: i32,
 }
 
+#[allow(deprecated)]
+impl ::tidl_runtime::serde::Serialize for Point {
+    fn serialize<S: ::tidl_runtime::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        ::tidl_runtime::__evolve::serialize_struct(serializer, &(&self.x, &self.y))
+    }
+}
+
+#[allow(deprecated)]
+#[allow(clippy::unnecessary_cast)]
+impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Point {
+    fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        ::tidl_runtime::__evolve::deserialize_struct(
+            deserializer,
+            "Point",
+            |fields| {
+                ::core::result::Result::Ok(Point {
+                    x: fields.next("x")?,
+                    y: fields.next("y")?,
+                })
+            },
+        )
+    }
+}
+
 /// All the built-in types.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    ::tidl_runtime::serde::Serialize,
-    ::tidl_runtime::serde::Deserialize
-)]
-#[serde(crate = "::tidl_runtime::serde")]
+#[derive(Clone, Debug, PartialEq)]
 #[allow(deprecated)]
 pub struct Everything {
     /// The `unit` field.
@@ -72,6 +87,75 @@ pub struct Everything {
     pub camel_case: u8,
 }
 
+#[allow(deprecated)]
+impl ::tidl_runtime::serde::Serialize for Everything {
+    fn serialize<S: ::tidl_runtime::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        ::tidl_runtime::__evolve::serialize_struct(
+            serializer,
+            &(
+                (
+                    &self.unit,
+                    &self.flag,
+                    &self.small,
+                    &self.short,
+                    &self.int,
+                    &self.long,
+                    &self.byte,
+                    &self.ushort,
+                    &self.uint,
+                    &self.ulong,
+                    &self.single,
+                    &self.double,
+                    &self.text,
+                    &self.blob,
+                    &self.points,
+                    &self.index,
+                ),
+                (&self.maybe, &self.r#type, &self.camel_case),
+            ),
+        )
+    }
+}
+
+#[allow(deprecated)]
+#[allow(clippy::unnecessary_cast)]
+impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Everything {
+    fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        ::tidl_runtime::__evolve::deserialize_struct(
+            deserializer,
+            "Everything",
+            |fields| {
+                ::core::result::Result::Ok(Everything {
+                    unit: fields.next("unit")?,
+                    flag: fields.next("flag")?,
+                    small: fields.next("small")?,
+                    short: fields.next("short")?,
+                    int: fields.next("int")?,
+                    long: fields.next("long")?,
+                    byte: fields.next("byte")?,
+                    ushort: fields.next("ushort")?,
+                    uint: fields.next("uint")?,
+                    ulong: fields.next("ulong")?,
+                    single: fields.next("single")?,
+                    double: fields.next("double")?,
+                    text: fields.next("text")?,
+                    blob: fields.next("blob")?,
+                    points: fields.next("points")?,
+                    index: fields.next("index")?,
+                    maybe: fields.next_or(|| ::core::option::Option::None)?,
+                    r#type: fields.next("type")?,
+                    camel_case: fields.next("camelCase")?,
+                })
+            },
+        )
+    }
+}
+
 /// A shape.
 #[derive(
     Clone,
@@ -98,14 +182,7 @@ pub enum Shape {
 }
 
 /// A tree: recursive through `list` and `option`.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    ::tidl_runtime::serde::Serialize,
-    ::tidl_runtime::serde::Deserialize
-)]
-#[serde(crate = "::tidl_runtime::serde")]
+#[derive(Clone, Debug, PartialEq)]
 #[allow(deprecated)]
 pub struct Tree {
     /// The `label` field.
@@ -114,6 +191,39 @@ pub struct Tree {
     pub children: ::std::vec::Vec<Tree>,
     /// The `parent_hint` field.
     pub parent_hint: ::core::option::Option<::std::boxed::Box<Tree>>,
+}
+
+#[allow(deprecated)]
+impl ::tidl_runtime::serde::Serialize for Tree {
+    fn serialize<S: ::tidl_runtime::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        ::tidl_runtime::__evolve::serialize_struct(
+            serializer,
+            &(&self.label, &self.children, &self.parent_hint),
+        )
+    }
+}
+
+#[allow(deprecated)]
+#[allow(clippy::unnecessary_cast)]
+impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Tree {
+    fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        ::tidl_runtime::__evolve::deserialize_struct(
+            deserializer,
+            "Tree",
+            |fields| {
+                ::core::result::Result::Ok(Tree {
+                    label: fields.next("label")?,
+                    children: fields.next("children")?,
+                    parent_hint: fields.next_or(|| ::core::option::Option::None)?,
+                })
+            },
+        )
+    }
 }
 
 /// Mutually recursive expressions.
@@ -176,18 +286,35 @@ impl ::core::fmt::Display for LookupError {
 
 /// The first version of `Point`.
 #[deprecated(note = "use `Point`")]
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    ::tidl_runtime::serde::Serialize,
-    ::tidl_runtime::serde::Deserialize
-)]
-#[serde(crate = "::tidl_runtime::serde")]
+#[derive(Clone, Debug, PartialEq)]
 #[allow(deprecated)]
 pub struct OldPoint {
     /// The `x` field.
     pub x: i32,
+}
+
+#[allow(deprecated)]
+impl ::tidl_runtime::serde::Serialize for OldPoint {
+    fn serialize<S: ::tidl_runtime::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        ::tidl_runtime::__evolve::serialize_struct(serializer, &(&self.x,))
+    }
+}
+
+#[allow(deprecated)]
+#[allow(clippy::unnecessary_cast)]
+impl<'de> ::tidl_runtime::serde::Deserialize<'de> for OldPoint {
+    fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        ::tidl_runtime::__evolve::deserialize_struct(
+            deserializer,
+            "OldPoint",
+            |fields| { ::core::result::Result::Ok(OldPoint { x: fields.next("x")? }) },
+        )
+    }
 }
 
 /// Another name for a deprecated type.
@@ -220,6 +347,17 @@ impl ::core::fmt::Display for OldError {
     }
 }
 
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_ARCHIVE_FIND: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+        "Archive",
+        "find",
+    )
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0xba80e8b8fc865ca0,
+            descriptor: b"\x01\0\x0C\x12\0\x12\x01\x02!\x01\0\x04\"\x01\0",
+        },
+    );
 /// Deprecated types, used through an alias and as an error.
 ///
 /// Implement this trait to serve `Archive`, and register the implementation with `Server::builder().register(ArchiveServer::new(...))`.
@@ -285,7 +423,7 @@ impl<T: Archive> ::tidl_runtime::Service for ArchiveServer<T> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("Archive", "find"),
+                        __TIDL_ARCHIVE_FIND,
                         move |ctx, arg| async move {
                             Archive::find(&*inner, ctx, arg).await
                         },
@@ -293,6 +431,16 @@ impl<T: Archive> ::tidl_runtime::Service for ArchiveServer<T> {
                 ::core::result::Result::Ok(())
             }
             _ => ::core::result::Result::Err(request),
+        }
+    }
+
+    fn schema(
+        &self,
+        method: &str,
+    ) -> ::core::option::Option<&'static ::tidl_runtime::Schema> {
+        match method {
+            "find" => __TIDL_ARCHIVE_FIND.schema(),
+            _ => ::core::option::Option::None,
         }
     }
 }
@@ -347,7 +495,7 @@ impl<J: ::tidl_runtime::Invoke> ArchiveClient<J> {
     ) -> ::tidl_runtime::Call<LegacyPoint, OldError> {
         ::tidl_runtime::Invoke::call(
             &self.client,
-            ::tidl_runtime::Method::new("Archive", "find"),
+            __TIDL_ARCHIVE_FIND,
             &arg,
             &self.options,
         )
@@ -368,6 +516,72 @@ impl<J: ::tidl_runtime::Invoke + ::core::clone::Clone> ArchiveClientExt for J {
     }
 }
 
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_GEOMETRY_PING: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+        "Geometry",
+        "ping",
+    )
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0xfb5c30c73bb737a8,
+            descriptor: b"\x01\0\0\0\x0C\0",
+        },
+    );
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_GEOMETRY_AREA: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+        "Geometry",
+        "area",
+    )
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0xd78080654c3ba74b,
+            descriptor: b"\x01\0\x12\0\x0B\x0C\x02\"\x03\0\x01\x0B\x02\x12\x01\x12\x01!\x02\0\x04\0\x04",
+        },
+    );
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_GEOMETRY_LOOKUP: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+        "Geometry",
+        "lookup",
+    )
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0x33aecbe64bfec41d,
+            descriptor: b"\x01\0\x0C\x12\0\x12\x01\x02!\x02\0\x04\0\x04\"\x02\0\x01\x0C",
+        },
+    );
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_GEOMETRY_EVERYTHING: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+        "Geometry",
+        "everything",
+    )
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0xee5049963f898293,
+            descriptor: b"\x01\0\x12\0\x12\0\x0C\x02!\x13\0\0\0\x01\0\x02\0\x03\0\x04\0\x05\0\x06\0\x07\0\x08\0\t\0\n\0\x0B\0\x0C\0\r\0\x0E\x12\x01\0\x0F\x0C\x0E\x10\x12\x01\x01\x10\x12\x01\0\x0C\0\x06!\x02\0\x04\0\x04",
+        },
+    );
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_GEOMETRY_EVALUATE: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+        "Geometry",
+        "evaluate",
+    )
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0xa68ec325cf881487,
+            descriptor: b"\x01\0\x12\0\x05\x0C\x01\"\x04\x01\x05\x01\x12\0\x02\x12\0\x12\0\x02\x0C\x0E\x12\0",
+        },
+    );
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_GEOMETRY_TYPE: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+        "Geometry",
+        "type",
+    )
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0x81d67f50f3bc2e0d,
+            descriptor: b"\x01\0\x12\0\t\x0C\x01!\x03\0\x0C\0\x0E\x12\0\x01\x10\x12\0",
+        },
+    );
 /// A service using all of the above.
 ///
 /// Implement this trait to serve `Geometry`, and register the implementation with `Server::builder().register(GeometryServer::new(...))`.
@@ -485,7 +699,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("Geometry", "ping"),
+                        __TIDL_GEOMETRY_PING,
                         move |ctx, (): ()| async move {
                             Geometry::ping(&*inner, ctx, ()).await
                         },
@@ -496,7 +710,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("Geometry", "area"),
+                        __TIDL_GEOMETRY_AREA,
                         move |ctx, arg| async move {
                             Geometry::area(&*inner, ctx, arg).await
                         },
@@ -507,7 +721,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("Geometry", "lookup"),
+                        __TIDL_GEOMETRY_LOOKUP,
                         move |ctx, arg| async move {
                             Geometry::lookup(&*inner, ctx, arg).await
                         },
@@ -518,7 +732,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("Geometry", "everything"),
+                        __TIDL_GEOMETRY_EVERYTHING,
                         move |ctx, arg| async move {
                             Geometry::everything(&*inner, ctx, arg).await
                         },
@@ -529,7 +743,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("Geometry", "evaluate"),
+                        __TIDL_GEOMETRY_EVALUATE,
                         move |ctx, arg| async move {
                             Geometry::evaluate(&*inner, ctx, arg).await
                         },
@@ -540,7 +754,7 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("Geometry", "type"),
+                        __TIDL_GEOMETRY_TYPE,
                         move |ctx, arg| async move {
                             Geometry::r#type(&*inner, ctx, arg).await
                         },
@@ -548,6 +762,21 @@ impl<T: Geometry> ::tidl_runtime::Service for GeometryServer<T> {
                 ::core::result::Result::Ok(())
             }
             _ => ::core::result::Result::Err(request),
+        }
+    }
+
+    fn schema(
+        &self,
+        method: &str,
+    ) -> ::core::option::Option<&'static ::tidl_runtime::Schema> {
+        match method {
+            "ping" => __TIDL_GEOMETRY_PING.schema(),
+            "area" => __TIDL_GEOMETRY_AREA.schema(),
+            "lookup" => __TIDL_GEOMETRY_LOOKUP.schema(),
+            "everything" => __TIDL_GEOMETRY_EVERYTHING.schema(),
+            "evaluate" => __TIDL_GEOMETRY_EVALUATE.schema(),
+            "type" => __TIDL_GEOMETRY_TYPE.schema(),
+            _ => ::core::option::Option::None,
         }
     }
 }
@@ -599,7 +828,7 @@ impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
     pub fn ping(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
         ::tidl_runtime::Invoke::call(
             &self.client,
-            ::tidl_runtime::Method::new("Geometry", "ping"),
+            __TIDL_GEOMETRY_PING,
             &arg,
             &self.options,
         )
@@ -610,7 +839,7 @@ impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
     pub fn area(&self, arg: Shape) -> ::tidl_runtime::Call<f64, ::std::string::String> {
         ::tidl_runtime::Invoke::call(
             &self.client,
-            ::tidl_runtime::Method::new("Geometry", "area"),
+            __TIDL_GEOMETRY_AREA,
             &arg,
             &self.options,
         )
@@ -624,7 +853,7 @@ impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
     ) -> ::tidl_runtime::Call<Point, LookupError> {
         ::tidl_runtime::Invoke::call(
             &self.client,
-            ::tidl_runtime::Method::new("Geometry", "lookup"),
+            __TIDL_GEOMETRY_LOOKUP,
             &arg,
             &self.options,
         )
@@ -638,7 +867,7 @@ impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
     ) -> ::tidl_runtime::Call<Everything, ::std::string::String> {
         ::tidl_runtime::Invoke::call(
             &self.client,
-            ::tidl_runtime::Method::new("Geometry", "everything"),
+            __TIDL_GEOMETRY_EVERYTHING,
             &arg,
             &self.options,
         )
@@ -652,7 +881,7 @@ impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
     ) -> ::tidl_runtime::Call<i64, ::std::string::String> {
         ::tidl_runtime::Invoke::call(
             &self.client,
-            ::tidl_runtime::Method::new("Geometry", "evaluate"),
+            __TIDL_GEOMETRY_EVALUATE,
             &arg,
             &self.options,
         )
@@ -663,7 +892,7 @@ impl<J: ::tidl_runtime::Invoke> GeometryClient<J> {
     pub fn r#type(&self, arg: Tree) -> ::tidl_runtime::Call<u64, ::std::string::String> {
         ::tidl_runtime::Invoke::call(
             &self.client,
-            ::tidl_runtime::Method::new("Geometry", "type"),
+            __TIDL_GEOMETRY_TYPE,
             &arg,
             &self.options,
         )
@@ -685,20 +914,53 @@ impl<J: ::tidl_runtime::Invoke + ::core::clone::Clone> GeometryClientExt for J {
 }
 
 /// A one-letter type name, the same as a client's usual type parameter.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    ::tidl_runtime::serde::Serialize,
-    ::tidl_runtime::serde::Deserialize
-)]
-#[serde(crate = "::tidl_runtime::serde")]
+#[derive(Clone, Debug, PartialEq)]
 #[allow(deprecated)]
 pub struct I {
     /// The `n` field.
     pub n: u8,
 }
 
+#[allow(deprecated)]
+impl ::tidl_runtime::serde::Serialize for I {
+    fn serialize<S: ::tidl_runtime::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        ::tidl_runtime::__evolve::serialize_struct(serializer, &(&self.n,))
+    }
+}
+
+#[allow(deprecated)]
+#[allow(clippy::unnecessary_cast)]
+impl<'de> ::tidl_runtime::serde::Deserialize<'de> for I {
+    fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        ::tidl_runtime::__evolve::deserialize_struct(
+            deserializer,
+            "I",
+            |fields| { ::core::result::Result::Ok(I { n: fields.next("n")? }) },
+        )
+    }
+}
+
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_T_A: ::tidl_runtime::Method = ::tidl_runtime::Method::new("T", "a")
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0xfb5c30c73bb737a8,
+            descriptor: b"\x01\0\0\0\x0C\0",
+        },
+    );
+/// The method, with the shape of its messages on the wire (checked once per connection).
+const __TIDL_T_I: ::tidl_runtime::Method = ::tidl_runtime::Method::new("T", "i")
+    .with_schema(
+        &::tidl_runtime::Schema {
+            fingerprint: 0xb4d91ddab40bcbe3,
+            descriptor: b"\x01\0\x12\0\x12\0\x0C\x01!\x01\0\x06",
+        },
+    );
 /// A one-letter service name, the same as a server's usual type parameter.
 ///
 /// Implement this trait to serve `T`, and register the implementation with `Server::builder().register(TServer::new(...))`.
@@ -772,7 +1034,7 @@ impl<S: T> ::tidl_runtime::Service for TServer<S> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("T", "a"),
+                        __TIDL_T_A,
                         move |ctx, (): ()| async move { T::a(&*inner, ctx, ()).await },
                     );
                 ::core::result::Result::Ok(())
@@ -781,12 +1043,23 @@ impl<S: T> ::tidl_runtime::Service for TServer<S> {
                 let inner = ::std::sync::Arc::clone(&self.inner);
                 request
                     .spawn(
-                        ::tidl_runtime::Method::new("T", "i"),
+                        __TIDL_T_I,
                         move |ctx, arg| async move { T::i(&*inner, ctx, arg).await },
                     );
                 ::core::result::Result::Ok(())
             }
             _ => ::core::result::Result::Err(request),
+        }
+    }
+
+    fn schema(
+        &self,
+        method: &str,
+    ) -> ::core::option::Option<&'static ::tidl_runtime::Schema> {
+        match method {
+            "a" => __TIDL_T_A.schema(),
+            "i" => __TIDL_T_I.schema(),
+            _ => ::core::option::Option::None,
         }
     }
 }
@@ -836,23 +1109,13 @@ impl<J: ::tidl_runtime::Invoke> TClient<J> {
     /// `a()`
     #[allow(clippy::needless_pass_by_value)]
     pub fn a(&self, arg: ()) -> ::tidl_runtime::Call<(), ::std::string::String> {
-        ::tidl_runtime::Invoke::call(
-            &self.client,
-            ::tidl_runtime::Method::new("T", "a"),
-            &arg,
-            &self.options,
-        )
+        ::tidl_runtime::Invoke::call(&self.client, __TIDL_T_A, &arg, &self.options)
     }
 
     /// `i(I) -> I`
     #[allow(clippy::needless_pass_by_value)]
     pub fn i(&self, arg: I) -> ::tidl_runtime::Call<I, ::std::string::String> {
-        ::tidl_runtime::Invoke::call(
-            &self.client,
-            ::tidl_runtime::Method::new("T", "i"),
-            &arg,
-            &self.options,
-        )
+        ::tidl_runtime::Invoke::call(&self.client, __TIDL_T_I, &arg, &self.options)
     }
 }
 

@@ -4,20 +4,45 @@
 /// Geometry shared by several packages.
 pub mod geo {
     /// A point on the map.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Point {
         /// The `lat` field.
         pub lat: f64,
         /// The `lon` field.
         pub lon: f64,
+    }
+
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Point {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(&self.lat, &self.lon),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Point {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Point",
+                |fields| {
+                    ::core::result::Result::Ok(Point {
+                        lat: fields.next("lat")?,
+                        lon: fields.next("lon")?,
+                    })
+                },
+            )
+        }
     }
 
     /// A closed line of points.
@@ -28,14 +53,7 @@ pub mod geo {
 /// Money, from a schema vendored into the include directory.
 pub mod money {
     /// An amount of money.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Money {
         /// In hundredths.
@@ -43,19 +61,44 @@ pub mod money {
         /// An ISO 4217 code, such as `EUR`.
         pub currency: [u8; 3],
     }
+
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Money {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(&self.cents, &self.currency),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Money {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Money",
+                |fields| {
+                    ::core::result::Result::Ok(Money {
+                        cents: fields.next("cents")?,
+                        currency: fields.next("currency")?,
+                    })
+                },
+            )
+        }
+    }
 }
 
 /// Types the shop's packages share.
 pub mod shop {
     /// A point in the shop's own coordinates (as opposed to `geo.Point`).
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Point {
         /// The `aisle` field.
@@ -64,15 +107,40 @@ pub mod shop {
         pub shelf: u16,
     }
 
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Point {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(&self.aisle, &self.shelf),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Point {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Point",
+                |fields| {
+                    ::core::result::Result::Ok(Point {
+                        aisle: fields.next("aisle")?,
+                        shelf: fields.next("shelf")?,
+                    })
+                },
+            )
+        }
+    }
+
     /// A customer's order, using every kind of type the language has.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Order {
         /// The `id` field.
@@ -125,21 +193,125 @@ pub mod shop {
         pub r#type: inventory::Sku,
     }
 
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Order {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(
+                    (
+                        &self.id,
+                        &self.customer,
+                        &self.lines,
+                        &self.total,
+                        &self.destination,
+                        &self.pickup,
+                        &self.tags,
+                        &self.flags,
+                        &self.digest,
+                        &self.attachment,
+                        &self.status,
+                        &self.labels,
+                        &self.small,
+                        &self.medium,
+                        &self.large,
+                        &self.ratio,
+                    ),
+                    (
+                        &self.score,
+                        &self.tiny,
+                        &self.port,
+                        &self.count,
+                        &self.nothing,
+                        &self.r#type,
+                    ),
+                ),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Order {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Order",
+                |fields| {
+                    ::core::result::Result::Ok(Order {
+                        id: fields.next("id")?,
+                        customer: fields.next_or(|| ::core::option::Option::None)?,
+                        lines: fields.next("lines")?,
+                        total: fields.next("total")?,
+                        destination: fields.next("destination")?,
+                        pickup: fields.next("pickup")?,
+                        tags: fields.next("tags")?,
+                        flags: fields.next("flags")?,
+                        digest: fields.next("digest")?,
+                        attachment: fields.next("attachment")?,
+                        status: fields.next("status")?,
+                        labels: fields.next("labels")?,
+                        small: fields.next("small")?,
+                        medium: fields.next("medium")?,
+                        large: fields.next("large")?,
+                        ratio: fields.next("ratio")?,
+                        score: fields.next("score")?,
+                        tiny: fields.next("tiny")?,
+                        port: fields.next("port")?,
+                        count: fields.next("count")?,
+                        nothing: fields.next("nothing")?,
+                        r#type: fields.next("type")?,
+                    })
+                },
+            )
+        }
+    }
+
     /// One line of an order.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Line {
         /// The `item` field.
         pub item: inventory::Item,
         /// The `quantity` field.
         pub quantity: u32,
+    }
+
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Line {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(&self.item, &self.quantity),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Line {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Line",
+                |fields| {
+                    ::core::result::Result::Ok(Line {
+                        item: fields.next("item")?,
+                        quantity: fields.next("quantity")?,
+                    })
+                },
+            )
+        }
     }
 
     /// Where an order is.
@@ -206,14 +378,7 @@ pub mod shop {
     }
 
     /// A category tree: recursive through `list`.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Category {
         /// The `name` field.
@@ -222,6 +387,39 @@ pub mod shop {
         pub children: ::std::vec::Vec<Category>,
         /// The `parent` field.
         pub parent: ::core::option::Option<CategoryRef>,
+    }
+
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Category {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(&self.name, &self.children, &self.parent),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Category {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Category",
+                |fields| {
+                    ::core::result::Result::Ok(Category {
+                        name: fields.next("name")?,
+                        children: fields.next("children")?,
+                        parent: fields.next_or(|| ::core::option::Option::None)?,
+                    })
+                },
+            )
+        }
     }
 
     /// An alias whose target leads back to `Category`: the alias is what gets boxed.
@@ -257,6 +455,83 @@ pub mod shop {
     #[allow(deprecated)]
     pub type OrderIds = ::std::vec::Vec<u64>;
 
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_SHOP_PLACE: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "shop.Shop",
+            "place",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0xb05275a617814058,
+                descriptor: b"\x01\0\x12\0\t\x12\x07\x08!\x16\0\t\x01\x10\x0C\0\x0E\x12\x01\0\x12\x05\0\x12\x03\0\x12\x04\0\x0F\x0C\x0E\x0C\0\x11\x04\x01\0\x11 \x06\0\r\0\x12\x06\0\x0E\x0C\0\x02\0\x03\0\x04\0\n\0\x0B\0\x06\0\x07\0\x08\0\0\0\x0C!\x02\0\x12\x02\0\x08!\x04\0\x0C\0\x0C\0\x12\x03\0\x12\x04!\x02\0\x0B\0\x0B!\x02\0\x07\0\x07!\x02\0\x05\0\x11\x03\x06\"\x04\0\x01\x08\x02\x0C\x10\x0C\0\"\x02\x02\x0C\x08\x01\t",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_SHOP_GET: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "shop.Shop",
+            "get",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0x5c6809d2ab043a84,
+                descriptor: b"\x01\0\t\x10\x12\0\x0C\x07!\x16\0\t\x01\x10\x0C\0\x0E\x12\x01\0\x12\x05\0\x12\x03\0\x12\x04\0\x0F\x0C\x0E\x0C\0\x11\x04\x01\0\x11 \x06\0\r\0\x12\x06\0\x0E\x0C\0\x02\0\x03\0\x04\0\n\0\x0B\0\x06\0\x07\0\x08\0\0\0\x0C!\x02\0\x12\x02\0\x08!\x04\0\x0C\0\x0C\0\x12\x03\0\x12\x04!\x02\0\x0B\0\x0B!\x02\0\x07\0\x07!\x02\0\x05\0\x11\x03\x06\"\x04\0\x01\x08\x02\x0C\x10\x0C\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_SHOP_IDS: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "shop.Shop",
+            "ids",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0xc03a7137329f8839,
+                descriptor: b"\x01\0\0\x0E\t\x0C\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_SHOP_COUNT: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "shop.Shop",
+            "count",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0xf3b64fb7fdbf2e72,
+                descriptor: b"\x01\0\x12\0\x08\x0C\x01!\x03\0\x0C\0\x0E\x12\0\x01\x10\x10\x12\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_SHOP_PRICE: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "shop.Shop",
+            "price",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0x90df0f495693922a,
+                descriptor: b"\x01\0\x12\0\x12\x01\x0C\x02\"\x03\x01\x12\x01\x02\x06\x12\0\x02\x12\0\x12\0!\x02\0\x05\0\x11\x03\x06",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_SHOP_FETCH: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "shop.Shop",
+            "fetch",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0x5c6809d2ab043a84,
+                descriptor: b"\x01\0\t\x10\x12\0\x0C\x07!\x16\0\t\x01\x10\x0C\0\x0E\x12\x01\0\x12\x05\0\x12\x03\0\x12\x04\0\x0F\x0C\x0E\x0C\0\x11\x04\x01\0\x11 \x06\0\r\0\x12\x06\0\x0E\x0C\0\x02\0\x03\0\x04\0\n\0\x0B\0\x06\0\x07\0\x08\0\0\0\x0C!\x02\0\x12\x02\0\x08!\x04\0\x0C\0\x0C\0\x12\x03\0\x12\x04!\x02\0\x0B\0\x0B!\x02\0\x07\0\x07!\x02\0\x05\0\x11\x03\x06\"\x04\0\x01\x08\x02\x0C\x10\x0C\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_SHOP_TYPE: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "shop.Shop",
+            "type",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0x586a94e880bffcb0,
+                descriptor: b"\x01\0\x0C\x0C\x0C\0",
+            },
+        );
     /// Takes and tracks orders.
     ///
     /// Implement this trait to serve `shop.Shop`, and register the implementation with `Server::builder().register(ShopServer::new(...))`.
@@ -389,7 +664,7 @@ pub mod shop {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("shop.Shop", "place"),
+                            __TIDL_SHOP_PLACE,
                             move |ctx, arg| async move {
                                 Shop::place(&*inner, ctx, arg).await
                             },
@@ -400,7 +675,7 @@ pub mod shop {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("shop.Shop", "get"),
+                            __TIDL_SHOP_GET,
                             move |ctx, arg| async move {
                                 Shop::get(&*inner, ctx, arg).await
                             },
@@ -411,7 +686,7 @@ pub mod shop {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("shop.Shop", "ids"),
+                            __TIDL_SHOP_IDS,
                             move |ctx, (): ()| async move {
                                 Shop::ids(&*inner, ctx, ()).await
                             },
@@ -422,7 +697,7 @@ pub mod shop {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("shop.Shop", "count"),
+                            __TIDL_SHOP_COUNT,
                             move |ctx, arg| async move {
                                 Shop::count(&*inner, ctx, arg).await
                             },
@@ -433,7 +708,7 @@ pub mod shop {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("shop.Shop", "price"),
+                            __TIDL_SHOP_PRICE,
                             move |ctx, arg| async move {
                                 Shop::price(&*inner, ctx, arg).await
                             },
@@ -444,7 +719,7 @@ pub mod shop {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("shop.Shop", "fetch"),
+                            __TIDL_SHOP_FETCH,
                             move |ctx, arg| async move {
                                 Shop::fetch(&*inner, ctx, arg).await
                             },
@@ -455,7 +730,7 @@ pub mod shop {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("shop.Shop", "type"),
+                            __TIDL_SHOP_TYPE,
                             move |ctx, arg| async move {
                                 Shop::r#type(&*inner, ctx, arg).await
                             },
@@ -463,6 +738,22 @@ pub mod shop {
                     ::core::result::Result::Ok(())
                 }
                 _ => ::core::result::Result::Err(request),
+            }
+        }
+
+        fn schema(
+            &self,
+            method: &str,
+        ) -> ::core::option::Option<&'static ::tidl_runtime::Schema> {
+            match method {
+                "place" => __TIDL_SHOP_PLACE.schema(),
+                "get" => __TIDL_SHOP_GET.schema(),
+                "ids" => __TIDL_SHOP_IDS.schema(),
+                "count" => __TIDL_SHOP_COUNT.schema(),
+                "price" => __TIDL_SHOP_PRICE.schema(),
+                "fetch" => __TIDL_SHOP_FETCH.schema(),
+                "type" => __TIDL_SHOP_TYPE.schema(),
+                _ => ::core::option::Option::None,
             }
         }
     }
@@ -514,7 +805,7 @@ pub mod shop {
         pub fn place(&self, arg: Order) -> ::tidl_runtime::Call<u64, ShopError> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("shop.Shop", "place"),
+                __TIDL_SHOP_PLACE,
                 &arg,
                 &self.options,
             )
@@ -528,7 +819,7 @@ pub mod shop {
         ) -> ::tidl_runtime::Call<::core::option::Option<Order>, ::std::string::String> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("shop.Shop", "get"),
+                __TIDL_SHOP_GET,
                 &arg,
                 &self.options,
             )
@@ -542,7 +833,7 @@ pub mod shop {
         ) -> ::tidl_runtime::Call<OrderIds, ::std::string::String> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("shop.Shop", "ids"),
+                __TIDL_SHOP_IDS,
                 &arg,
                 &self.options,
             )
@@ -556,7 +847,7 @@ pub mod shop {
         ) -> ::tidl_runtime::Call<u32, ::std::string::String> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("shop.Shop", "count"),
+                __TIDL_SHOP_COUNT,
                 &arg,
                 &self.options,
             )
@@ -570,7 +861,7 @@ pub mod shop {
         ) -> ::tidl_runtime::Call<super::money::Money, ::std::string::String> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("shop.Shop", "price"),
+                __TIDL_SHOP_PRICE,
                 &arg,
                 &self.options,
             )
@@ -585,7 +876,7 @@ pub mod shop {
         ) -> ::tidl_runtime::Call<::core::option::Option<Order>, ::std::string::String> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("shop.Shop", "fetch"),
+                __TIDL_SHOP_FETCH,
                 &arg,
                 &self.options,
             )
@@ -599,7 +890,7 @@ pub mod shop {
         ) -> ::tidl_runtime::Call<::std::string::String, ::std::string::String> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("shop.Shop", "type"),
+                __TIDL_SHOP_TYPE,
                 &arg,
                 &self.options,
             )
@@ -627,14 +918,7 @@ pub mod shop {
         pub type Sku = ::std::string::String;
 
         /// An item and where it is stored.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            ::tidl_runtime::serde::Serialize,
-            ::tidl_runtime::serde::Deserialize
-        )]
-        #[serde(crate = "::tidl_runtime::serde")]
+        #[derive(Clone, Debug, PartialEq)]
         #[allow(deprecated)]
         pub struct Item {
             /// The `sku` field.
@@ -647,6 +931,62 @@ pub mod shop {
             pub shelf: super::Point,
         }
 
+        #[allow(deprecated)]
+        impl ::tidl_runtime::serde::Serialize for Item {
+            fn serialize<S: ::tidl_runtime::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                ::tidl_runtime::__evolve::serialize_struct(
+                    serializer,
+                    &(&self.sku, &self.name, &self.warehouse, &self.shelf),
+                )
+            }
+        }
+
+        #[allow(deprecated)]
+        #[allow(clippy::unnecessary_cast)]
+        impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Item {
+            fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                ::tidl_runtime::__evolve::deserialize_struct(
+                    deserializer,
+                    "Item",
+                    |fields| {
+                        ::core::result::Result::Ok(Item {
+                            sku: fields.next("sku")?,
+                            name: fields.next("name")?,
+                            warehouse: fields.next("warehouse")?,
+                            shelf: fields.next("shelf")?,
+                        })
+                    },
+                )
+            }
+        }
+
+        /// The method, with the shape of its messages on the wire (checked once per connection).
+        const __TIDL_INVENTORY_STOCK: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+                "shop.inventory.Inventory",
+                "stock",
+            )
+            .with_schema(
+                &::tidl_runtime::Schema {
+                    fingerprint: 0x361638e86d654ddc,
+                    descriptor: b"\x01\0\x0C\x08\x0C\0",
+                },
+            );
+        /// The method, with the shape of its messages on the wire (checked once per connection).
+        const __TIDL_INVENTORY_AREA: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+                "shop.inventory.Inventory",
+                "area",
+            )
+            .with_schema(
+                &::tidl_runtime::Schema {
+                    fingerprint: 0x68a30d009f5cbd25,
+                    descriptor: b"\x01\0\x0E\x12\0\x0B\x0C\x01!\x02\0\x0B\0\x0B",
+                },
+            );
         /// Stock levels.
         ///
         /// Implement this trait to serve `shop.inventory.Inventory`, and register the implementation with `Server::builder().register(InventoryServer::new(...))`.
@@ -727,10 +1067,7 @@ pub mod shop {
                         let inner = ::std::sync::Arc::clone(&self.inner);
                         request
                             .spawn(
-                                ::tidl_runtime::Method::new(
-                                    "shop.inventory.Inventory",
-                                    "stock",
-                                ),
+                                __TIDL_INVENTORY_STOCK,
                                 move |ctx, arg| async move {
                                     Inventory::stock(&*inner, ctx, arg).await
                                 },
@@ -741,10 +1078,7 @@ pub mod shop {
                         let inner = ::std::sync::Arc::clone(&self.inner);
                         request
                             .spawn(
-                                ::tidl_runtime::Method::new(
-                                    "shop.inventory.Inventory",
-                                    "area",
-                                ),
+                                __TIDL_INVENTORY_AREA,
                                 move |ctx, arg| async move {
                                     Inventory::area(&*inner, ctx, arg).await
                                 },
@@ -752,6 +1086,17 @@ pub mod shop {
                         ::core::result::Result::Ok(())
                     }
                     _ => ::core::result::Result::Err(request),
+                }
+            }
+
+            fn schema(
+                &self,
+                method: &str,
+            ) -> ::core::option::Option<&'static ::tidl_runtime::Schema> {
+                match method {
+                    "stock" => __TIDL_INVENTORY_STOCK.schema(),
+                    "area" => __TIDL_INVENTORY_AREA.schema(),
+                    _ => ::core::option::Option::None,
                 }
             }
         }
@@ -806,7 +1151,7 @@ pub mod shop {
             ) -> ::tidl_runtime::Call<u32, ::std::string::String> {
                 ::tidl_runtime::Invoke::call(
                     &self.client,
-                    ::tidl_runtime::Method::new("shop.inventory.Inventory", "stock"),
+                    __TIDL_INVENTORY_STOCK,
                     &arg,
                     &self.options,
                 )
@@ -820,7 +1165,7 @@ pub mod shop {
             ) -> ::tidl_runtime::Call<f64, ::std::string::String> {
                 ::tidl_runtime::Invoke::call(
                     &self.client,
-                    ::tidl_runtime::Method::new("shop.inventory.Inventory", "area"),
+                    __TIDL_INVENTORY_AREA,
                     &arg,
                     &self.options,
                 )

@@ -4,29 +4,43 @@
 /// The `feed` package.
 pub mod feed {
     /// The `feed.Filter` type.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Filter {
         /// The `topic` field.
         pub topic: ::std::string::String,
     }
 
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Filter {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(serializer, &(&self.topic,))
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Filter {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Filter",
+                |fields| {
+                    ::core::result::Result::Ok(Filter {
+                        topic: fields.next("topic")?,
+                    })
+                },
+            )
+        }
+    }
+
     /// Something that happened.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Event {
         /// The `id` field.
@@ -35,36 +49,114 @@ pub mod feed {
         pub text: ::std::string::String,
     }
 
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Event {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(&self.id, &self.text),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Event {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Event",
+                |fields| {
+                    ::core::result::Result::Ok(Event {
+                        id: fields.next("id")?,
+                        text: fields.next("text")?,
+                    })
+                },
+            )
+        }
+    }
+
     /// The `feed.Chunk` type.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Chunk {
         /// The `data` field.
         pub data: ::tidl_runtime::bytes::Bytes,
     }
 
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Chunk {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(serializer, &(&self.data,))
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Chunk {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Chunk",
+                |fields| {
+                    ::core::result::Result::Ok(Chunk {
+                        data: fields.next("data")?,
+                    })
+                },
+            )
+        }
+    }
+
     /// The `feed.Summary` type.
-    #[derive(
-        Clone,
-        Debug,
-        PartialEq,
-        ::tidl_runtime::serde::Serialize,
-        ::tidl_runtime::serde::Deserialize
-    )]
-    #[serde(crate = "::tidl_runtime::serde")]
+    #[derive(Clone, Debug, PartialEq)]
     #[allow(deprecated)]
     pub struct Summary {
         /// The `chunks` field.
         pub chunks: u64,
         /// The `size` field.
         pub size: u64,
+    }
+
+    #[allow(deprecated)]
+    impl ::tidl_runtime::serde::Serialize for Summary {
+        fn serialize<S: ::tidl_runtime::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            ::tidl_runtime::__evolve::serialize_struct(
+                serializer,
+                &(&self.chunks, &self.size),
+            )
+        }
+    }
+
+    #[allow(deprecated)]
+    #[allow(clippy::unnecessary_cast)]
+    impl<'de> ::tidl_runtime::serde::Deserialize<'de> for Summary {
+        fn deserialize<D: ::tidl_runtime::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            ::tidl_runtime::__evolve::deserialize_struct(
+                deserializer,
+                "Summary",
+                |fields| {
+                    ::core::result::Result::Ok(Summary {
+                        chunks: fields.next("chunks")?,
+                        size: fields.next("size")?,
+                    })
+                },
+            )
+        }
     }
 
     /// The `feed.UploadError` type.
@@ -104,6 +196,83 @@ pub mod feed {
     #[allow(deprecated)]
     pub type Msg = ::std::string::String;
 
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_FEED_WATCH: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "feed.Feed",
+            "watch",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0x8b7ec4e28f3da204,
+                descriptor: b"\x01\x01\x12\0\x12\x01\x0C\x02!\x01\0\x0C!\x02\0\t\0\x0C",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_FEED_TICKS: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "feed.Feed",
+            "ticks",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0x44ad70f1db5e98b8,
+                descriptor: b"\x01\x01\0\t\x0C\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_FEED_UPLOAD: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "feed.Feed",
+            "upload",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0x8172b356866f7736,
+                descriptor: b"\x01\x02\x12\0\x12\x01\x12\x02\x03!\x01\0\r!\x02\0\t\0\t\"\x02\x01\t\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_FEED_DRAIN: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "feed.Feed",
+            "drain",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0xdc95f354b70b7d22,
+                descriptor: b"\x01\x02\x12\0\0\x0C\x01!\x01\0\r",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_FEED_CHAT: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "feed.Feed",
+            "chat",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0xe976bcb4cef130fc,
+                descriptor: b"\x01\x03\x0C\x0C\x12\0\x01\"\x02\x01\t\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_FEED_ECHO_ALL: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "feed.Feed",
+            "echo_all",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0xb13cc0ac55c3fa99,
+                descriptor: b"\x01\x03\x0E\x0C\x0E\x0C\x0C\0",
+            },
+        );
+    /// The method, with the shape of its messages on the wire (checked once per connection).
+    const __TIDL_FEED_PING: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
+            "feed.Feed",
+            "ping",
+        )
+        .with_schema(
+            &::tidl_runtime::Schema {
+                fingerprint: 0xa4ea114cd5e59a47,
+                descriptor: b"\x01\0\x12\0\x12\x01\x0C\x02!\x01\0\x0C!\x02\0\t\0\x0C",
+            },
+        );
     /// A feed of events.
     ///
     /// Implement this trait to serve `feed.Feed`, and register the implementation with `Server::builder().register(FeedServer::new(...))`.
@@ -249,7 +418,7 @@ pub mod feed {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn_server_stream(
-                            ::tidl_runtime::Method::new("feed.Feed", "watch"),
+                            __TIDL_FEED_WATCH,
                             move |ctx, arg, out| async move {
                                 Feed::watch(&*inner, ctx, arg, out).await
                             },
@@ -260,7 +429,7 @@ pub mod feed {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn_server_stream(
-                            ::tidl_runtime::Method::new("feed.Feed", "ticks"),
+                            __TIDL_FEED_TICKS,
                             move |ctx, (): (), out| async move {
                                 Feed::ticks(&*inner, ctx, (), out).await
                             },
@@ -271,7 +440,7 @@ pub mod feed {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn_client_stream(
-                            ::tidl_runtime::Method::new("feed.Feed", "upload"),
+                            __TIDL_FEED_UPLOAD,
                             move |ctx, items| async move {
                                 Feed::upload(&*inner, ctx, items).await
                             },
@@ -282,7 +451,7 @@ pub mod feed {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn_client_stream(
-                            ::tidl_runtime::Method::new("feed.Feed", "drain"),
+                            __TIDL_FEED_DRAIN,
                             move |ctx, items| async move {
                                 Feed::drain(&*inner, ctx, items).await
                             },
@@ -293,7 +462,7 @@ pub mod feed {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn_bidi(
-                            ::tidl_runtime::Method::new("feed.Feed", "chat"),
+                            __TIDL_FEED_CHAT,
                             move |ctx, items, out| async move {
                                 Feed::chat(&*inner, ctx, items, out).await
                             },
@@ -304,7 +473,7 @@ pub mod feed {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn_bidi(
-                            ::tidl_runtime::Method::new("feed.Feed", "echo_all"),
+                            __TIDL_FEED_ECHO_ALL,
                             move |ctx, items, out| async move {
                                 Feed::echo_all(&*inner, ctx, items, out).await
                             },
@@ -315,7 +484,7 @@ pub mod feed {
                     let inner = ::std::sync::Arc::clone(&self.inner);
                     request
                         .spawn(
-                            ::tidl_runtime::Method::new("feed.Feed", "ping"),
+                            __TIDL_FEED_PING,
                             move |ctx, arg| async move {
                                 Feed::ping(&*inner, ctx, arg).await
                             },
@@ -323,6 +492,22 @@ pub mod feed {
                     ::core::result::Result::Ok(())
                 }
                 _ => ::core::result::Result::Err(request),
+            }
+        }
+
+        fn schema(
+            &self,
+            method: &str,
+        ) -> ::core::option::Option<&'static ::tidl_runtime::Schema> {
+            match method {
+                "watch" => __TIDL_FEED_WATCH.schema(),
+                "ticks" => __TIDL_FEED_TICKS.schema(),
+                "upload" => __TIDL_FEED_UPLOAD.schema(),
+                "drain" => __TIDL_FEED_DRAIN.schema(),
+                "chat" => __TIDL_FEED_CHAT.schema(),
+                "echo_all" => __TIDL_FEED_ECHO_ALL.schema(),
+                "ping" => __TIDL_FEED_PING.schema(),
+                _ => ::core::option::Option::None,
             }
         }
     }
@@ -379,7 +564,7 @@ pub mod feed {
         ) -> ::tidl_runtime::Streaming<Event, ::std::string::String> {
             ::tidl_runtime::Invoke::server_stream(
                 &self.client,
-                ::tidl_runtime::Method::new("feed.Feed", "watch"),
+                __TIDL_FEED_WATCH,
                 &arg,
                 &self.options,
             )
@@ -395,7 +580,7 @@ pub mod feed {
         ) -> ::tidl_runtime::Streaming<u64, ::std::string::String> {
             ::tidl_runtime::Invoke::server_stream(
                 &self.client,
-                ::tidl_runtime::Method::new("feed.Feed", "ticks"),
+                __TIDL_FEED_TICKS,
                 &arg,
                 &self.options,
             )
@@ -412,7 +597,7 @@ pub mod feed {
         ) {
             ::tidl_runtime::Invoke::client_stream(
                 &self.client,
-                ::tidl_runtime::Method::new("feed.Feed", "upload"),
+                __TIDL_FEED_UPLOAD,
                 &self.options,
             )
         }
@@ -428,7 +613,7 @@ pub mod feed {
         ) {
             ::tidl_runtime::Invoke::client_stream(
                 &self.client,
-                ::tidl_runtime::Method::new("feed.Feed", "drain"),
+                __TIDL_FEED_DRAIN,
                 &self.options,
             )
         }
@@ -444,7 +629,7 @@ pub mod feed {
         ) {
             ::tidl_runtime::Invoke::bidi_stream(
                 &self.client,
-                ::tidl_runtime::Method::new("feed.Feed", "chat"),
+                __TIDL_FEED_CHAT,
                 &self.options,
             )
         }
@@ -464,7 +649,7 @@ pub mod feed {
         ) {
             ::tidl_runtime::Invoke::bidi_stream(
                 &self.client,
-                ::tidl_runtime::Method::new("feed.Feed", "echo_all"),
+                __TIDL_FEED_ECHO_ALL,
                 &self.options,
             )
         }
@@ -477,7 +662,7 @@ pub mod feed {
         ) -> ::tidl_runtime::Call<Event, ::std::string::String> {
             ::tidl_runtime::Invoke::call(
                 &self.client,
-                ::tidl_runtime::Method::new("feed.Feed", "ping"),
+                __TIDL_FEED_PING,
                 &arg,
                 &self.options,
             )

@@ -10,6 +10,8 @@ use crate::error::{Code, Status};
 use crate::wire::handshake::{self, HelloError};
 use crate::wire::{Header, Outcome};
 use bytes::Bytes;
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
@@ -36,6 +38,8 @@ pub(super) struct Conn {
     pub(super) config: ClientConfig,
     /// The server, in messages.
     pub(super) name: String,
+    /// The schemas (by address) this connection has sent (`Header::Bind`).
+    pub(super) bound: Mutex<HashSet<usize>>,
 }
 
 impl Conn {
@@ -155,6 +159,7 @@ impl Side for Conn {
             }
             Header::Item { .. }
             | Header::Request { .. }
+            | Header::Bind { .. }
             | Header::Cancel { .. }
             | Header::HalfClose { .. }
             | Header::Ping { .. }

@@ -24,6 +24,7 @@ use crate::conn::{Link, Settings};
 use crate::deadline::Deadline;
 use crate::error::{Code, Status};
 use crate::method::Method;
+use crate::sync::lock;
 use crate::transport::{self, Connector, Io, Peer};
 use crate::wire::handshake::{self, STREAMS_MINOR};
 use crate::wire::{self, DEFAULT_MAX_FRAME_LEN, Header};
@@ -34,11 +35,12 @@ use invoke::{Invoke, ReplyFuture, Request};
 use options::CallOptions;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use streaming::{RequestSink, Streaming};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -86,6 +88,9 @@ impl Default for ClientConfig {
 
 /// The default window of a stream, in bytes.
 pub(crate) const DEFAULT_STREAM_WINDOW: usize = 1024 * 1024;
+
+/// The protocol minor version that added `Bind` (schema checks).
+const BIND_MINOR: u8 = 2;
 
 /// The protocol minor version of a connection whose server has not answered yet.
 pub(crate) const MINOR_UNKNOWN: u8 = u8::MAX;
@@ -228,6 +233,7 @@ impl Client {
             failed: CancellationToken::new(),
             ready: watch::Sender::new(Readiness::Connecting),
             minor: AtomicU8::new(MINOR_UNKNOWN),
+            bound: Mutex::new(HashSet::new()),
             config,
             name,
         });
@@ -350,7 +356,28 @@ impl Client {
             method: method.name().into(),
             timeout_micros: deadline.wire(),
         };
-        let pushed = conn.link.outbox.push(|buf, max| wire::write_frame(buf, max, &header, write_payload));
+        // The first call of a method on a connection that speaks 1.2 tells the server the
+        // method's schema first, in the same critical section, so no request overtakes it.
+        let minor = conn.minor.load(Ordering::Acquire);
+        let schema = method.schema().filter(|_| (BIND_MINOR..MINOR_UNKNOWN).contains(&minor));
+        let pushed = conn.link.outbox.push(|buf, max| {
+            if let Some(schema) = schema {
+                let mut bound = lock(&conn.bound);
+                let key = std::ptr::from_ref(schema) as usize;
+                if !bound.contains(&key) {
+                    let bind = Header::Bind {
+                        service: method.service().into(),
+                        method: method.name().into(),
+                        fingerprint: schema.fingerprint,
+                    };
+                    wire::write_frame(buf, max, &bind, |buf, limit| {
+                        codec::extend_limited(buf, schema.descriptor, limit)
+                    })?;
+                    bound.insert(key);
+                }
+            }
+            wire::write_frame(buf, max, &header, write_payload)
+        });
         if let Err(e) = pushed {
             conn.in_flight.end(id);
             return Err(match e {

@@ -28,7 +28,10 @@ thread_local! {
 const KEEP_SCRATCH: usize = 64 * 1024;
 
 /// Encodes `value` into a scratch buffer and hands the bytes to `write`.
-fn with_encoded<T: Serialize + ?Sized, R, E: ser::Error>(value: &T, write: impl FnOnce(&[u8]) -> Result<R, E>) -> Result<R, E> {
+fn with_encoded<T: Serialize + ?Sized, R, E: ser::Error>(
+    value: &T,
+    write: impl FnOnce(&[u8]) -> Result<R, E>,
+) -> Result<R, E> {
     let mut buf = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
     buf.clear();
     let result = match bincode::serde::encode_into_std_write(value, &mut buf, CONFIG) {
@@ -103,7 +106,11 @@ impl<'a> Fields<'a> {
 }
 
 /// Writes the variant `index` of an `@open` enum, whose payload is the tuple `payload`.
-pub fn serialize_variant<S: Serializer, T: Serialize>(serializer: S, index: u32, payload: &T) -> Result<S::Ok, S::Error> {
+pub fn serialize_variant<S: Serializer, T: Serialize>(
+    serializer: S,
+    index: u32,
+    payload: &T,
+) -> Result<S::Ok, S::Error> {
     struct Raw<'a>(&'a [u8]);
     impl Serialize for Raw<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -11,12 +11,15 @@ use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::context::CallState;
 use crate::deadline;
 use crate::error::{Code, Status};
+use crate::schema::{self, Shape};
+use crate::sync::lock;
 use crate::transport::Peer;
 use crate::wire::handshake::{self, Answer, HelloError, VERSION_MINOR};
 use crate::wire::{Header, Outcome};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
@@ -42,6 +45,11 @@ pub(crate) struct Conn {
     /// Cancels received for calls that were not running (they had usually just finished); only
     /// the first is logged.
     unknown_cancels: AtomicU64,
+    /// The methods whose calls this connection refuses, as `service.method`, with why: the
+    /// client's schema (its `Bind`) cannot be read by this server's or read its replies.
+    refused: Mutex<HashMap<String, String>>,
+    /// Whether `refused` has any entry (checked on every request without the lock).
+    any_refused: AtomicBool,
 }
 
 /// Serves one connection: the handshake, then frames until it closes.
@@ -104,6 +112,8 @@ where
         goaway_sent: AtomicBool::new(false),
         minor,
         unknown_cancels: AtomicU64::new(0),
+        refused: Mutex::new(HashMap::new()),
+        any_refused: AtomicBool::new(false),
     });
     // The server answers with the version the connection speaks.
     let reply_hello = handshake::encode_minor(answer, minor);
@@ -206,6 +216,12 @@ impl Conn {
             self.send_status(id, &Status::unimplemented(message));
             return Ok(());
         };
+        if self.any_refused.load(Ordering::Acquire)
+            && let Some(why) = lock(&self.refused).get(&format!("{service}.{method}"))
+        {
+            self.send_status(id, &Status::new(Code::FailedPrecondition, why.clone()));
+            return Ok(());
+        }
         let limit = server.config.max_concurrent_calls;
         let call = Arc::new(CallState::new((*self.link.peer).clone()));
         match self.in_flight.admit(id, limit, call.clone()) {
@@ -234,6 +250,43 @@ impl Conn {
             return Ok(());
         }
         Ok(())
+    }
+
+    /// Compares the client's schema of a method with this server's, and refuses the method's
+    /// calls on this connection if the two cannot talk. An unknown service or method is not
+    /// an error here: its calls are answered `Unimplemented`.
+    fn on_bind(&self, service: &str, method: &str, fingerprint: u64, descriptor: &[u8]) {
+        let Some(ours) =
+            self.server.services.iter().find(|(name, _)| *name == service).and_then(|(_, s)| s.schema(method))
+        else {
+            return;
+        };
+        if fingerprint == ours.fingerprint && descriptor == ours.descriptor {
+            return;
+        }
+        let verdict = Shape::parse(descriptor)
+            .map_err(|e| format!("the client's description of it is malformed ({e})"))
+            .and_then(|theirs| {
+                let ours = Shape::parse(ours.descriptor)
+                    .map_err(|e| format!("this server's description is malformed ({e})"))?;
+                schema::compatible(&theirs, &ours)
+            });
+        let key = format!("{service}.{method}");
+        match verdict {
+            Ok(()) => {
+                // A rebind of a method that was refused (a client may change its mind) is let through.
+                lock(&self.refused).remove(&key);
+            }
+            Err(why) => {
+                let message = format!(
+                    "`{key}`: the client and the server were built from incompatible schemas: {why}. \
+                     Run `tidl compat OLD.tidl NEW.tidl` on the two versions of the .tidl file to see every change"
+                );
+                tracing::warn!(peer = %self.name, "refusing calls: {message}");
+                lock(&self.refused).insert(key, message);
+                self.any_refused.store(true, Ordering::Release);
+            }
+        }
     }
 
     /// The status that closes the connection when the client sent an item with no credit left.
@@ -284,6 +337,10 @@ impl Side for Arc<Conn> {
                 if let Some(stream) = self.in_flight.stream(id) {
                     stream.grant(bytes);
                 }
+                Ok(())
+            }
+            Header::Bind { service, method, fingerprint } => {
+                self.on_bind(&service, &method, fingerprint, &payload);
                 Ok(())
             }
             Header::Item { .. } | Header::Ping { .. } | Header::Pong { .. } => Ok(()),

@@ -35,6 +35,13 @@ pub trait Service: Send + Sync + 'static {
     /// Starts the call `request` of `method`, or hands the request back if the service has no
     /// such method.
     fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming>;
+
+    /// The wire shape of `method`, which clients' shapes are checked against (generated
+    /// services answer; without one, calls are not checked).
+    fn schema(&self, method: &str) -> Option<&'static crate::Schema> {
+        let _ = method;
+        None
+    }
 }
 
 /// A request the server has read and is about to run; generated code hands it to

@@ -14,7 +14,7 @@ pub const VERSION_MAJOR: u8 = 1;
 /// The protocol's minor version: additions that older peers of the same major can ignore. A
 /// connection speaks the lower of its two peers' minor versions: the server answers the client's
 /// hello with that version. Version 1.1 added streams.
-pub const VERSION_MINOR: u8 = 1;
+pub const VERSION_MINOR: u8 = 2;
 
 /// The first minor version with streams (`Item`, `HalfClose` and `Credit` frames).
 pub(crate) const STREAMS_MINOR: u8 = 1;
@@ -152,7 +152,7 @@ mod tests {
         let err = decode([b'T', b'I', b'D', b'L', 2, 3, 0, 0]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the peer speaks tidl protocol 2.3, this side speaks 1.1; major versions must match"
+            "the peer speaks tidl protocol 2.3, this side speaks 1.2; major versions must match"
         );
     }
 

@@ -76,6 +76,19 @@ pub(crate) enum Header<'a> {
         /// Bytes granted, on top of what was granted before.
         bytes: u64,
     },
+    /// Client to server, protocol 1.2 and later: sent before the first call of a method on the
+    /// connection. The payload is the method's schema descriptor; the server compares it with
+    /// its own and refuses the method's calls on this connection if it cannot read them.
+    Bind {
+        /// The service's name as declared in the `.tidl` file.
+        #[serde(borrow)]
+        service: Cow<'a, str>,
+        /// The method's name as declared in the `.tidl` file.
+        #[serde(borrow)]
+        method: Cow<'a, str>,
+        /// The hash of the descriptor; equal fingerprints need no comparison.
+        fingerprint: u64,
+    },
 }
 
 /// How a call ended, in a [`Header::Response`].
