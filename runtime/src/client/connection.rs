@@ -38,8 +38,9 @@ pub(super) struct Conn {
     pub(super) config: ClientConfig,
     /// The server, in messages.
     pub(super) name: String,
-    /// The schemas (by address) this connection has sent (`Header::Bind`).
-    pub(super) bound: Mutex<HashSet<usize>>,
+    /// The methods whose schemas this connection has sent (`Header::Bind`), by the addresses of
+    /// the service's name, the method's name and the schema.
+    pub(super) bound: Mutex<HashSet<(usize, usize, usize)>>,
 }
 
 impl Conn {

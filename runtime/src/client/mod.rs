@@ -363,7 +363,9 @@ impl Client {
         let pushed = conn.link.outbox.push(|buf, max| {
             if let Some(schema) = schema {
                 let mut bound = lock(&conn.bound);
-                let key = std::ptr::from_ref(schema) as usize;
+                // By address: the compiler may merge equal strings and equal schemas, but
+                // never two that differ, so equal keys mean the same method and shape.
+                let key = (method.service().as_ptr() as usize, method.name().as_ptr() as usize, std::ptr::from_ref(schema) as usize);
                 if !bound.contains(&key) {
                     let bind = Header::Bind {
                         service: method.service().into(),
