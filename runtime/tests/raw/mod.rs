@@ -54,6 +54,11 @@ pub fn request(id: u64, service: &str, method: &str, timeout_micros: Option<u64>
     frame(&[vec![0], varint(id), string(service), string(method), timeout, payload.to_vec()].concat())
 }
 
+/// A bind frame (protocol 1.2): the client's schema `descriptor` of a method.
+pub fn bind(service: &str, method: &str, fingerprint: u64, descriptor: &[u8]) -> Vec<u8> {
+    frame(&[vec![9], string(service), string(method), varint(fingerprint), descriptor.to_vec()].concat())
+}
+
 /// A cancel frame.
 pub fn cancel(id: u64) -> Vec<u8> {
     frame(&[vec![1], varint(id)].concat())
@@ -119,6 +124,7 @@ pub enum Frame {
     Item { id: u64, payload: Vec<u8> },
     HalfClose { id: u64 },
     Credit { id: u64, bytes: u64 },
+    Bind { service: String, method: String, fingerprint: u64, descriptor: Vec<u8> },
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -217,6 +223,12 @@ pub fn parse(body: &[u8]) -> Frame {
         8 => {
             let id = r.varint();
             Frame::Credit { id, bytes: r.varint() }
+        }
+        9 => {
+            let service = r.string();
+            let method = r.string();
+            let fingerprint = r.varint();
+            Frame::Bind { service, method, fingerprint, descriptor: r.rest() }
         }
         other => panic!("unknown frame variant {other}"),
     }
@@ -330,6 +342,11 @@ pub async fn echo_server_with(config: tidl_runtime::ServerConfig) -> (std::net::
 
 /// A scripted server: accepts one client, answers the hello, and hands over the stream.
 pub async fn scripted_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<Raw>) {
+    scripted_server_answering(hello()).await
+}
+
+/// A scripted server that answers the client's hello with `answer` (an older version's hello).
+pub async fn scripted_server_answering(answer: Vec<u8>) -> (std::net::SocketAddr, tokio::task::JoinHandle<Raw>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let accept = tokio::spawn(async move {
@@ -338,7 +355,7 @@ pub async fn scripted_server() -> (std::net::SocketAddr, tokio::task::JoinHandle
         let mut theirs = [0u8; 8];
         raw.read_exact(&mut theirs).await;
         assert_eq!(&theirs[..], &hello()[..], "the client's hello");
-        raw.send(&hello()).await;
+        raw.send(&answer).await;
         raw
     });
     (addr, accept)

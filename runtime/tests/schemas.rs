@@ -1,0 +1,112 @@
+//! Schema checks (protocol 1.2) on the wire: a client sends a method's schema in a `Bind` frame
+//! once per connection, before its first call, and only to a server that speaks 1.2; a server
+//! refuses the calls of a method whose client schema it cannot read, or whose replies the client
+//! could not read, with `FailedPrecondition`, and takes the other methods' calls as before.
+
+mod raw;
+
+use raw::{Frame, Raw};
+use tidl_runtime::{CallOptions, Client, Code, Incoming, Invoke, Method, Schema, Server, Service};
+
+/// `rpc get(u32) -> u32;` (descriptor format 1, unary, u32, u32, string, no definitions).
+static GET_U32: Schema = Schema { fingerprint: 1, descriptor: &[1, 0, 8, 8, 12, 0] };
+
+/// A hand-written service whose method `get` declares a schema, as generated services do.
+struct Shaped;
+
+impl Service for Shaped {
+    fn name(&self) -> &'static str {
+        "Shaped"
+    }
+
+    fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
+        match method {
+            "get" | "other" => request
+                .spawn(Method::new("Shaped", "get"), |_ctx, n: u32| async move { Ok::<_, tidl_runtime::Error>(n + 1) }),
+            _ => return Err(request),
+        }
+        Ok(())
+    }
+
+    fn schema(&self, method: &str) -> Option<&'static Schema> {
+        matches!(method, "get" | "other").then_some(&GET_U32)
+    }
+}
+
+async fn shaped_server() -> (std::net::SocketAddr, Server) {
+    let server = Server::builder().register(Shaped).build();
+    let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
+    (addr, server)
+}
+
+fn status(frame: Frame) -> (u16, String) {
+    match frame {
+        Frame::ResponseStatus { code, message, .. } => (code, message),
+        other => panic!("expected a status, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_server_refuses_a_method_whose_schema_it_cannot_read_and_serves_the_rest() {
+    let (addr, _server) = shaped_server().await;
+    let mut raw = Raw::connect(addr).await;
+    // The client's `get` takes a string: the server reads a u32.
+    raw.send(&raw::bind("Shaped", "get", 2, &[1, 0, 12, 8, 12, 0])).await;
+    raw.send(&raw::request(1, "Shaped", "get", None, &[3])).await;
+    let (code, message) = status(raw.recv().await);
+    assert_eq!(code, Code::FailedPrecondition.as_u16(), "{message}");
+    assert_eq!(
+        message,
+        "`Shaped.get`: the client and the server were built from incompatible schemas: the argument: \
+         the client sends string, the server reads u32. Run `tidl compat OLD.tidl NEW.tidl` on the two \
+         versions of the .tidl file to see every change"
+    );
+    // A malformed schema is refused the same way, naming what is wrong.
+    raw.send(&raw::bind("Shaped", "other", 3, &[1, 0, 99])).await;
+    raw.send(&raw::request(2, "Shaped", "other", None, &[3])).await;
+    let (code, message) = status(raw.recv().await);
+    assert_eq!(code, Code::FailedPrecondition.as_u16());
+    assert!(message.contains("the client's description of it is malformed (unknown type tag 99"), "{message}");
+    // An unknown method's bind is ignored; its call is Unimplemented as ever.
+    raw.send(&raw::bind("Shaped", "nope", 3, &[1])).await;
+    raw.send(&raw::request(3, "Shaped", "nope", None, &[3])).await;
+    assert_eq!(status(raw.recv().await).0, Code::Unimplemented.as_u16());
+    // A compatible schema (a u16 argument, which the server's u32 reads) lets `get` through again.
+    raw.send(&raw::bind("Shaped", "get", 4, &[1, 0, 7, 8, 12, 0])).await;
+    raw.send(&raw::request(4, "Shaped", "get", None, &[3])).await;
+    assert_eq!(raw.recv().await, Frame::ResponseOk { id: 4, payload: vec![4] });
+}
+
+#[tokio::test]
+async fn a_client_binds_each_method_once_per_connection_before_its_first_call() {
+    let (addr, accept) = raw::scripted_server().await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let get = Method::new("Shaped", "get").with_schema(&GET_U32);
+    let options = CallOptions::default();
+    let first = client.call::<_, u32, String>(get, &1u32, &options);
+    assert_eq!(
+        server.recv().await,
+        Frame::Bind {
+            service: "Shaped".into(),
+            method: "get".into(),
+            fingerprint: 1,
+            descriptor: vec![1, 0, 8, 8, 12, 0]
+        }
+    );
+    assert!(matches!(server.recv().await, Frame::Request { payload, .. } if payload == [1]));
+    let second = client.call::<_, u32, String>(get, &2u32, &options);
+    assert!(matches!(server.recv().await, Frame::Request { payload, .. } if payload == [2]), "no second bind");
+    drop((first, second));
+}
+
+#[tokio::test]
+async fn a_server_that_speaks_1_1_gets_no_bind() {
+    let (addr, accept) = raw::scripted_server_answering(raw::hello_1_1()).await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let get = Method::new("Shaped", "get").with_schema(&GET_U32);
+    let call = client.call::<_, u32, String>(get, &1u32, &CallOptions::default());
+    assert!(matches!(server.recv().await, Frame::Request { payload, .. } if payload == [1]));
+    drop(call);
+}
