@@ -60,11 +60,13 @@ pub enum Case {
     StreamCancel,
     /// A server stream of 64 KiB items that the client never reads: how far the producer gets.
     StreamStall,
+    /// A four-field record echoed as a `@frozen` and as an evolvable struct (tidl only).
+    Structs,
 }
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 18] = [
+    pub const ALL: [Case; 19] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -83,6 +85,7 @@ impl Case {
         Case::StreamPingPong,
         Case::StreamCancel,
         Case::StreamStall,
+        Case::Structs,
     ];
 
     /// The cases also run with client and server in separate processes.
@@ -103,6 +106,7 @@ impl Case {
     pub fn applies_to(self, imp: Impl) -> bool {
         match imp {
             Impl::Tidl => true,
+            _ if self == Case::Structs => false,
             Impl::TonicReady | Impl::TonicChan => self.is_streaming(),
             Impl::Tarpc => !self.is_streaming(),
             Impl::Raw => !self.is_streaming() && !matches!(self, Case::Cancel | Case::Busy),
@@ -124,6 +128,7 @@ impl fmt::Display for Case {
             Case::StreamPingPong => f.write_str("stream-pingpong"),
             Case::StreamCancel => f.write_str("stream-cancel"),
             Case::StreamStall => f.write_str("stream-stall"),
+            Case::Structs => f.write_str("structs"),
         }
     }
 }
@@ -220,6 +225,7 @@ pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> 
         }
         Impl::Tarpc if case == Case::Busy => busy::<Tarpc>(counts.busy),
         Impl::Tidl if case == Case::Busy => busy::<Tidl>(counts.busy),
+        Impl::Tidl if case == Case::Structs => crate::structs::run(counts),
         Impl::Tarpc => run_for::<Tarpc, _>(case, counts, addr, cancel::<Tarpc>),
         Impl::Tidl => run_for::<Tidl, _>(case, counts, addr, cancel::<Tidl>),
     }

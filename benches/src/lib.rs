@@ -20,6 +20,7 @@ pub mod raw;
 pub mod report;
 pub mod stats;
 pub mod streams;
+pub mod structs;
 pub mod tarpc_bench;
 pub mod tidl_bench;
 pub mod tonic_bench;

@@ -35,6 +35,14 @@ impl generated::Bench for Handlers {
         Ok(body)
     }
 
+    async fn echo_frozen(&self, _ctx: Context, record: generated::Frozen) -> Result<generated::Frozen, Error> {
+        Ok(record)
+    }
+
+    async fn echo_evolvable(&self, _ctx: Context, record: generated::Evolvable) -> Result<generated::Evolvable, Error> {
+        Ok(record)
+    }
+
     async fn compute(&self, _ctx: Context, ms: u64) -> Result<u64, Error> {
         let _guard = self.probe.enter();
         Ok(crate::probe::compute(ms))

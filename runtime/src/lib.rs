@@ -69,6 +69,9 @@
 //!   [`ServerConfig::max_connections`], `max_frame_len`). A request over the frame limit fails
 //!   before anything is sent.
 //! - `Internal`: the handler panicked. The panic fails that call only.
+//! - `FailedPrecondition`: the client and the server were built from versions of the `.tidl`
+//!   file whose wire shapes of this method cannot be read by the other side (the message names
+//!   the first difference; `tidl compat` lists them all). The handler does not run.
 //! - Any code a handler chose: handlers may answer with a [`Status`] (`NotFound`,
 //!   `PermissionDenied`, `FailedPrecondition`, ...) as well as with their declared error.
 //! - `Unavailable`: the connection could not be made, was lost (every pending call fails at

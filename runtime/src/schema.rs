@@ -184,6 +184,15 @@ impl Shape {
     }
 }
 
+/// Whether a method of this descriptor sends evolvable structs or open enums, whose encodings
+/// protocol 1.2 introduced: a peer that speaks 1.1 or older would misread them. A malformed
+/// descriptor counts as one that does.
+pub(crate) fn needs_1_2(descriptor: &[u8]) -> bool {
+    Shape::parse(descriptor)
+        .map(|shape| shape.defs.iter().any(|d| matches!(d, Def::Evolvable(_) | Def::Enum { open: true, .. })))
+        .unwrap_or(true)
+}
+
 /// Whether a client built with `client`'s shape and a server built with `server`'s can call the
 /// method: the client writes the argument, the server reads it; the server writes the reply and
 /// the error, the client reads them. The error names the first difference found.
@@ -432,6 +441,15 @@ mod tests {
         let mut deep = vec![FORMAT, 0];
         deep.extend(std::iter::repeat_n(14, 10_000));
         assert!(Shape::parse(&deep).is_err());
+    }
+
+    #[test]
+    fn evolvable_structs_and_open_enums_need_1_2() {
+        assert!(needs_1_2(&method(&[0x21, 1, 0, 9])));
+        assert!(needs_1_2(&method(&[0x23, 1, 0])));
+        assert!(!needs_1_2(&method(&[0x20, 1, 9])));
+        assert!(!needs_1_2(&method(&[0x22, 1, 0])));
+        assert!(!needs_1_2(&[FORMAT, 0, 12, 12, 12, 0]));
     }
 
     #[test]

@@ -11,6 +11,9 @@ use tidl_runtime::{CallOptions, Client, Code, Incoming, Invoke, Method, Schema, 
 /// `rpc get(u32) -> u32;` (descriptor format 1, unary, u32, u32, string, no definitions).
 static GET_U32: Schema = Schema { fingerprint: 1, descriptor: &[1, 0, 8, 8, 12, 0] };
 
+/// `rpc put(Record) -> u32;` where `Record { n: u32 }` is an evolvable struct.
+static PUT_RECORD: Schema = Schema { fingerprint: 5, descriptor: &[1, 0, 18, 0, 8, 12, 1, 0x21, 1, 0, 8] };
+
 /// A hand-written service whose method `get` declares a schema, as generated services do.
 struct Shaped;
 
@@ -29,7 +32,11 @@ impl Service for Shaped {
     }
 
     fn schema(&self, method: &str) -> Option<&'static Schema> {
-        matches!(method, "get" | "other").then_some(&GET_U32)
+        match method {
+            "get" | "other" => Some(&GET_U32),
+            "put" => Some(&PUT_RECORD),
+            _ => None,
+        }
     }
 }
 
@@ -108,5 +115,38 @@ async fn a_server_that_speaks_1_1_gets_no_bind() {
     let get = Method::new("Shaped", "get").with_schema(&GET_U32);
     let call = client.call::<_, u32, String>(get, &1u32, &CallOptions::default());
     assert!(matches!(server.recv().await, Frame::Request { payload, .. } if payload == [1]));
+    drop(call);
+}
+
+#[tokio::test]
+async fn a_1_1_peer_cannot_call_or_serve_a_method_with_evolvable_types() {
+    // A 1.1 client (it sends no Bind, and knows no evolvable encodings) is refused `put`, and
+    // served `get`, whose types did not change encoding.
+    let (addr, _server) = shaped_server().await;
+    let mut raw = Raw { stream: tokio::net::TcpStream::connect(addr).await.expect("connect") };
+    raw.send(&raw::hello_1_1()).await;
+    let mut theirs = [0u8; 8];
+    raw.read_exact(&mut theirs).await;
+    assert_eq!(&theirs[..], &raw::hello_1_1()[..], "the server answers 1.1");
+    raw.send(&raw::request(1, "Shaped", "put", None, &[1, 3])).await;
+    let (code, message) = status(raw.recv().await);
+    assert_eq!(code, Code::FailedPrecondition.as_u16());
+    assert!(message.contains("`Shaped.put` sends evolvable structs or open enums"), "{message}");
+    assert!(message.contains("this client speaks 1.1"), "{message}");
+    raw.send(&raw::request(2, "Shaped", "get", None, &[3])).await;
+    assert_eq!(raw.recv().await, Frame::ResponseOk { id: 2, payload: vec![4] });
+
+    // A current client does not send `put` to a 1.1 server at all.
+    let (addr, accept) = raw::scripted_server_answering(raw::hello_1_1()).await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let put = Method::new("Shaped", "put").with_schema(&PUT_RECORD);
+    let err = client.call::<_, u32, String>(put, &1u32, &CallOptions::default()).await.expect_err("refused");
+    let tidl_runtime::Error::Status(status) = err else { panic!("{err:?}") };
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
+    assert!(status.message().contains("nothing was sent"), "{status}");
+    let get = Method::new("Shaped", "get").with_schema(&GET_U32);
+    let call = client.call::<_, u32, String>(get, &1u32, &CallOptions::default());
+    assert!(matches!(server.recv().await, Frame::Request { method, .. } if method == "get"), "put was never sent");
     drop(call);
 }

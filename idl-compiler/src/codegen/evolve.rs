@@ -76,7 +76,9 @@ fn read_field(f: &FieldDef, from: &[String]) -> TokenStream {
         }
         Some(Literal::String(s)) => quote! { ::std::string::String::from(#s) },
         Some(Literal::Bool(b)) => quote! { #b },
-        Some(Literal::EmptyList | Literal::EmptyMap) => quote! { ::core::default::Default::default() },
+        Some(Literal::EmptyList | Literal::EmptyMap) => {
+            return quote! { fields.next_or(::core::default::Default::default)? };
+        }
     };
     quote! { fields.next_or(|| #default)? }
 }

@@ -10,7 +10,6 @@ use crate::error::{Code, Status};
 use crate::wire::handshake::{self, HelloError};
 use crate::wire::{Header, Outcome};
 use bytes::Bytes;
-use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::io::AsyncRead;
@@ -39,8 +38,9 @@ pub(super) struct Conn {
     /// The server, in messages.
     pub(super) name: String,
     /// The methods whose schemas this connection has sent (`Header::Bind`), by the addresses of
-    /// the service's name, the method's name and the schema.
-    pub(super) bound: Mutex<HashSet<(usize, usize, usize)>>,
+    /// the service's name, the method's name and the schema. A list: a connection calls a few
+    /// methods, and scanning a few entries is cheaper than hashing.
+    pub(super) bound: Mutex<Vec<(usize, usize, usize)>>,
 }
 
 impl Conn {

@@ -24,6 +24,7 @@ use crate::conn::{Link, Settings};
 use crate::deadline::Deadline;
 use crate::error::{Code, Status};
 use crate::method::Method;
+use crate::schema;
 use crate::sync::lock;
 use crate::transport::{self, Connector, Io, Peer};
 use crate::wire::handshake::{self, STREAMS_MINOR};
@@ -35,7 +36,6 @@ use invoke::{Invoke, ReplyFuture, Request};
 use options::CallOptions;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -233,7 +233,7 @@ impl Client {
             failed: CancellationToken::new(),
             ready: watch::Sender::new(Readiness::Connecting),
             minor: AtomicU8::new(MINOR_UNKNOWN),
-            bound: Mutex::new(HashSet::new()),
+            bound: Mutex::new(Vec::new()),
             config,
             name,
         });
@@ -349,6 +349,20 @@ impl Client {
                 format!("`{method}` was not started: its deadline had already passed"),
             ));
         }
+        let minor = conn.minor.load(Ordering::Acquire);
+        if minor < BIND_MINOR
+            && let Some(schema) = method.schema()
+            && schema::needs_1_2(schema.descriptor)
+        {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                format!(
+                    "`{method}` sends evolvable structs or open enums, whose encoding tidl protocol 1.2 \
+                     introduced, and {} speaks 1.{minor}: rebuild it with a current tidl; nothing was sent",
+                    conn.name
+                ),
+            ));
+        }
         let (id, reply) = conn.in_flight.start(stream)?;
         let header = Header::Request {
             id,
@@ -358,14 +372,17 @@ impl Client {
         };
         // The first call of a method on a connection that speaks 1.2 tells the server the
         // method's schema first, in the same critical section, so no request overtakes it.
-        let minor = conn.minor.load(Ordering::Acquire);
         let schema = method.schema().filter(|_| (BIND_MINOR..MINOR_UNKNOWN).contains(&minor));
         let pushed = conn.link.outbox.push(|buf, max| {
             if let Some(schema) = schema {
                 let mut bound = lock(&conn.bound);
                 // By address: the compiler may merge equal strings and equal schemas, but
                 // never two that differ, so equal keys mean the same method and shape.
-                let key = (method.service().as_ptr() as usize, method.name().as_ptr() as usize, std::ptr::from_ref(schema) as usize);
+                let key = (
+                    method.service().as_ptr() as usize,
+                    method.name().as_ptr() as usize,
+                    std::ptr::from_ref(schema) as usize,
+                );
                 if !bound.contains(&key) {
                     let bind = Header::Bind {
                         service: method.service().into(),
@@ -375,7 +392,7 @@ impl Client {
                     wire::write_frame(buf, max, &bind, |buf, limit| {
                         codec::extend_limited(buf, schema.descriptor, limit)
                     })?;
-                    bound.insert(key);
+                    bound.push(key);
                 }
             }
             wire::write_frame(buf, max, &header, write_payload)

@@ -222,6 +222,18 @@ impl Conn {
             self.send_status(id, &Status::new(Code::FailedPrecondition, why.clone()));
             return Ok(());
         }
+        if self.minor < 2
+            && let Some(ours) = svc.schema(method)
+            && schema::needs_1_2(ours.descriptor)
+        {
+            let message = format!(
+                "`{service}.{method}` sends evolvable structs or open enums, whose encoding tidl \
+                 protocol 1.2 introduced, and this client speaks 1.{}: rebuild it with a current tidl",
+                self.minor
+            );
+            self.send_status(id, &Status::new(Code::FailedPrecondition, message));
+            return Ok(());
+        }
         let limit = server.config.max_concurrent_calls;
         let call = Arc::new(CallState::new((*self.link.peer).clone()));
         match self.in_flight.admit(id, limit, call.clone()) {
@@ -261,7 +273,9 @@ impl Conn {
         else {
             return;
         };
+        let key = format!("{service}.{method}");
         if fingerprint == ours.fingerprint && descriptor == ours.descriptor {
+            lock(&self.refused).remove(&key);
             return;
         }
         let verdict = Shape::parse(descriptor)
@@ -271,7 +285,6 @@ impl Conn {
                     .map_err(|e| format!("this server's description is malformed ({e})"))?;
                 schema::compatible(&theirs, &ours)
             });
-        let key = format!("{service}.{method}");
         match verdict {
             Ok(()) => {
                 // A rebind of a method that was refused (a client may change its mind) is let through.

@@ -13,7 +13,8 @@ pub const MAGIC: [u8; 4] = *b"TIDL";
 pub const VERSION_MAJOR: u8 = 1;
 /// The protocol's minor version: additions that older peers of the same major can ignore. A
 /// connection speaks the lower of its two peers' minor versions: the server answers the client's
-/// hello with that version. Version 1.1 added streams.
+/// hello with that version. Version 1.1 added streams; 1.2 added schema checks (`Bind`) and
+/// the encodings of evolvable structs and open enums.
 pub const VERSION_MINOR: u8 = 2;
 
 /// The first minor version with streams (`Item`, `HalfClose` and `Credit` frames).

@@ -174,11 +174,7 @@ async fn an_old_client_calls_a_new_server() {
         "retype",
         "the client sends u32, the server reads string",
     );
-    assert_refused(
-        users.strict(v1::evo::Strict { a: 1 }).await,
-        "strict",
-        "field 2 has no default on the server",
-    );
+    assert_refused(users.strict(v1::evo::Strict { a: 1 }).await, "strict", "field 2 has no default on the server");
     assert_refused(users.plot(v1::evo::Point { x: 1, y: 2 }).await, "plot", "frozen struct");
     // A refusal is remembered for the connection: the second call is refused too.
     assert_refused(users.retype(v1::evo::Retype { value: 8 }).await, "retype", "string");
@@ -198,7 +194,8 @@ async fn a_new_client_calls_an_old_server() {
 
     // The old server skips the new field; the new client fills the defaults of the fields the
     // old server did not send.
-    let user = users.create(v2::evo::NewUser { name: "ann".into(), referrer: Some("bob".into()) }).await.expect("create");
+    let user =
+        users.create(v2::evo::NewUser { name: "ann".into(), referrer: Some("bob".into()) }).await.expect("create");
     assert_eq!(
         user,
         v2::evo::User {
