@@ -1570,3 +1570,109 @@ fn errors_found_on_several_threads_at_once_are_each_reported_in_full() {
         thread.join().expect("a thread's errors were reported in full");
     }
 }
+
+#[test]
+fn defaults_frozen_and_open() {
+    let text = r#"struct A {
+    small: u8 = 300,
+    text: string = 5,
+    inner: B = [],
+    maybe: option<u32> = 1,
+}
+@frozen
+struct B {
+    x: u32 = 1,
+}
+@open
+enum E {
+    Unknown,
+    V { f: u32 = 2 },
+}
+@open
+struct C {}
+@frozen("x")
+@frozen
+struct D {}
+"#;
+    assert_eq!(
+        check(text),
+        r#"error: 300 does not fit the field's type
+ --> test.tidl:2:17
+  |
+2 |     small: u8 = 300,
+  |                 ^^^ `u8` holds 0 to 255
+
+error: `5` is not a value of the field's type
+ --> test.tidl:3:20
+  |
+3 |     text: string = 5,
+  |                    ^ the field's type is `string`
+  |
+  = help: integers take a number, floats a number, `string` a "string", `bool` true or false, lists and bytes `[]`, maps `{}`
+
+error: `[]` is not a value of the field's type
+ --> test.tidl:4:16
+  |
+4 |     inner: B = [],
+  |                ^^ the field's type is `B`
+  |
+  = help: a struct, enum, array or `()` has no default literal: make the field an `option<T>`, which defaults to none
+
+error: `1` is not a value of the field's type
+ --> test.tidl:5:26
+  |
+5 |     maybe: option<u32> = 1,
+  |                          ^ the field's type is an option
+  |
+  = help: an `option<T>` field needs no default: it is none when not sent
+
+error: a default here is never used
+ --> test.tidl:9:14
+  |
+9 |     x: u32 = 1,
+  |              ^ a `@frozen` struct's fields are always sent, so a default is never used
+  |
+  = help: remove it
+
+error: an `@open` enum cannot declare a variant named `Unknown`
+  --> test.tidl:13:5
+   |
+13 |     Unknown,
+   |     ^^^^^^^ `Unknown` is the variant a reader gives a variant it does not know
+   |
+   = help: rename this variant
+
+error: a default here is never used
+  --> test.tidl:14:18
+   |
+14 |     V { f: u32 = 2 },
+   |                  ^ an enum variant's fields are always sent, so a default is never used
+   |
+   = help: remove it
+
+error: `@open` only applies to an enum
+  --> test.tidl:16:2
+   |
+16 | @open
+   |  ^^^^
+   |
+   = help: remove it
+
+error: `@frozen` takes no arguments
+  --> test.tidl:18:1
+   |
+18 | @frozen("x")
+   | ^^^^^^^^^^^^
+   |
+   = help: write `@frozen`
+
+error: `@frozen` is given twice
+  --> test.tidl:19:1
+   |
+19 | @frozen
+   | ^^^^^^^
+
+error: could not compile the .tidl input due to 10 previous errors
+"#
+    );
+}

@@ -189,7 +189,7 @@ impl<'a> Checker<'a> {
                     if *n < min || *n > max {
                         self.error(
                             Diagnostic::error(default.span, format!("{n} does not fit the field's type"))
-                                .label(format!("a {} holds {min} to {max}", ty_word(&expanded))),
+                                .label(format!("{} holds {min} to {max}", ty_word(&expanded))),
                         );
                         return None;
                     }
@@ -216,7 +216,7 @@ impl<'a> Checker<'a> {
             };
             self.error(
                 Diagnostic::error(default.span, format!("`{}` is not a value of the field's type", default.value))
-                    .label(format!("the field is a {}", ty_word(&expanded)))
+                    .label(format!("the field's type is {}", ty_word(&expanded)))
                     .help(help),
             );
             return None;
@@ -245,28 +245,29 @@ fn integer_range(ty: &Ty) -> Option<(i128, i128)> {
     })
 }
 
-/// A type in words, for messages.
+/// A type in words, for messages: a name in backticks, or a kind with its article.
 fn ty_word(ty: &Ty) -> String {
-    match ty {
-        Ty::Unit => "`()`".into(),
-        Ty::Bool => "`bool`".into(),
-        Ty::I8 => "`i8`".into(),
-        Ty::I16 => "`i16`".into(),
-        Ty::I32 => "`i32`".into(),
-        Ty::I64 => "`i64`".into(),
-        Ty::U8 => "`u8`".into(),
-        Ty::U16 => "`u16`".into(),
-        Ty::U32 => "`u32`".into(),
-        Ty::U64 => "`u64`".into(),
-        Ty::F32 => "`f32`".into(),
-        Ty::F64 => "`f64`".into(),
-        Ty::String => "`string`".into(),
-        Ty::Bytes => "`bytes`".into(),
-        Ty::List(_) => "list".into(),
-        Ty::Map(..) => "map".into(),
-        Ty::Option(_) => "option".into(),
-        Ty::Array(..) => "array".into(),
-        Ty::Named { name, .. } | Ty::Alias { name, .. } => format!("`{name}`"),
-        Ty::Error => "type".into(),
-    }
+    let name = match ty {
+        Ty::Unit => "()",
+        Ty::Bool => "bool",
+        Ty::I8 => "i8",
+        Ty::I16 => "i16",
+        Ty::I32 => "i32",
+        Ty::I64 => "i64",
+        Ty::U8 => "u8",
+        Ty::U16 => "u16",
+        Ty::U32 => "u32",
+        Ty::U64 => "u64",
+        Ty::F32 => "f32",
+        Ty::F64 => "f64",
+        Ty::String => "string",
+        Ty::Bytes => "bytes",
+        Ty::List(_) => return "a list".into(),
+        Ty::Map(..) => return "a map".into(),
+        Ty::Option(_) => return "an option".into(),
+        Ty::Array(..) => return "an array".into(),
+        Ty::Named { name, .. } | Ty::Alias { name, .. } => name,
+        Ty::Error => return "a type".into(),
+    };
+    format!("`{name}`")
 }
