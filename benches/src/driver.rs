@@ -36,7 +36,7 @@ usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-
 
 cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 payload-65536
        payload-1048576 cancel cost busy stream-16 stream-65536 stream-pingpong stream-cancel
-       stream-stall
+       stream-stall structs (tidl only: @frozen against evolvable structs)
 impls: raw tarpc tonic-ready tonic-chan tidl (tonic only in the stream-* cases)";
 
 /// A child process that has not reported after this long is stuck; it exits with an error.
