@@ -8,7 +8,7 @@
 //!   reader that does not know the variant can skip it and see `Unknown(index)`.
 //!
 //! Both are written through the serializer given (as a byte string, which bincode prefixes with
-//! its length) and read from borrowed bytes, so the limits of [`decode`](super::decode) apply
+//! its length) and read from borrowed bytes, so the decoding limits (claimed lengths, depth) apply
 //! inside them too.
 
 use super::{CONFIG, decode_borrowed};
