@@ -84,6 +84,10 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Cost, "wire_bytes", "6. bytes on the wire per echo call, total", 1),
     row(Case::Busy, "median_ms", "7. new connection's echo while a handler computes 300 ms, median (ms)", 1),
     row(Case::Busy, "max_ms", "7. new connection's echo while a handler computes 300 ms, max (ms)", 1),
+    row(Case::Structs, "frozen_p50_us", "13. @frozen struct echo p50 (µs)", 2),
+    row(Case::Structs, "evolvable_p50_us", "13. evolvable struct echo p50 (µs)", 2),
+    row(Case::Structs, "frozen_calls_per_s", "13. @frozen struct echo, 256 in flight (calls/s)", 0),
+    row(Case::Structs, "evolvable_calls_per_s", "13. evolvable struct echo, 256 in flight (calls/s)", 0),
 ];
 
 /// The rows of the streaming table.
@@ -102,10 +106,6 @@ pub const STREAM_ROWS: &[Row] = &[
     row(Case::StreamStall, "items_sent", "12. consumer never reads, 64 KiB items: items the producer sent in 1 s", 0),
     row(Case::StreamStall, "mib_sent", "12. consumer never reads: MiB the producer sent", 1),
     row(Case::StreamStall, "rss_growth_mib", "12. consumer never reads: process RSS growth (MiB)", 1),
-    row(Case::Structs, "frozen_p50_us", "13. @frozen struct echo p50 (µs)", 2),
-    row(Case::Structs, "evolvable_p50_us", "13. evolvable struct echo p50 (µs)", 2),
-    row(Case::Structs, "frozen_calls_per_s", "13. @frozen struct echo, 256 in flight (calls/s)", 0),
-    row(Case::Structs, "evolvable_calls_per_s", "13. evolvable struct echo, 256 in flight (calls/s)", 0),
 ];
 
 /// The rows of the two-process table.
