@@ -13,7 +13,7 @@ use bincode::config::{Configuration, standard};
 use bincode::enc::write::Writer;
 use bincode::error::EncodeError;
 use bytes::BytesMut;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 use strict::{Budget, StrictSeed};
@@ -77,8 +77,17 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 /// Decodes one `T` from the front of `bytes`, borrowing from it where `T` allows, and returns how
 /// many bytes it used.
 pub(crate) fn decode_borrowed<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, usize), String> {
+    decode_seed(PhantomData::<T>, bytes)
+}
+
+/// Decodes one value from the front of `bytes` with `seed` (a value whose type is known only at
+/// run time), and returns how many bytes it used.
+pub(crate) fn decode_seed<'de, S: DeserializeSeed<'de>>(
+    seed: S,
+    bytes: &'de [u8],
+) -> Result<(S::Value, usize), String> {
     let budget = Budget::new(bytes.len());
-    bincode::serde::seed_decode_from_slice(StrictSeed(PhantomData::<T>, &budget), bytes, CONFIG).map_err(describe)
+    bincode::serde::seed_decode_from_slice(StrictSeed(seed, &budget), bytes, CONFIG).map_err(describe)
 }
 
 /// A decoding error in words. bincode shows its errors as `Debug` does, which would escape a

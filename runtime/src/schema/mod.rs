@@ -11,6 +11,9 @@
 
 use std::collections::HashSet;
 
+#[cfg(test)]
+mod dynamic;
+
 /// The wire shape of a method, as the compiler wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Schema {
