@@ -136,12 +136,29 @@ pub struct Status {
     code: Code,
     message: Cow<'static, str>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// The call was refused before it started: its handler never ran.
+    unstarted: bool,
 }
 
 impl Status {
     /// A status with `code` and `message`.
     pub fn new(code: Code, message: impl Into<Cow<'static, str>>) -> Status {
-        Status { code, message: message.into(), source: None }
+        Status { code, message: message.into(), source: None, unstarted: false }
+    }
+
+    /// Marks the call this status ends as never started: nothing reached a handler, so it may
+    /// be sent again, to this server or another, whatever the method does.
+    #[must_use]
+    pub fn unstarted(mut self) -> Status {
+        self.unstarted = true;
+        self
+    }
+
+    /// Whether the call was refused before it started (a server shutting down refused it, or it
+    /// was never sent): retrying it elsewhere cannot run it twice. The balancer and
+    /// [`Endpoint`](crate::Endpoint) retry such calls on their own.
+    pub fn is_unstarted(&self) -> bool {
+        self.unstarted
     }
 
     /// Attaches the error that caused this status, reported by `source()`.

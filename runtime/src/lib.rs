@@ -119,7 +119,10 @@ mod sync;
 pub mod transport;
 mod wire;
 
+#[cfg(feature = "balance")]
+pub use client::balance::{Balancer, EndpointService};
 pub use client::call::Call;
+pub use client::endpoint::{Endpoint, EndpointConfig, EndpointState};
 pub use client::in_flight::Reply;
 pub use client::invoke::{Invoke, ReplyFuture, Request};
 pub use client::options::CallOptions;
@@ -148,6 +151,9 @@ pub use bytes;
 pub use serde;
 /// Re-exported for handlers that want the context's token type.
 pub use tokio_util::sync::CancellationToken;
+/// tower's discovery change: what a stream given to [`Balancer::new`] yields.
+#[cfg(feature = "balance")]
+pub use tower::discover::Change;
 
 /// Includes the Rust code generated for a `.tidl` file by `tidl_compiler::compile` in `build.rs`.
 ///

@@ -31,6 +31,8 @@ pub(super) struct Conn {
     pub(super) closing: CancellationToken,
     /// Fires when the connection failed: the writer stops without flushing.
     pub(super) failed: CancellationToken,
+    /// Fires when the connection takes no more new calls: it ended, or the server said GoAway.
+    pub(super) retired: CancellationToken,
     pub(super) ready: watch::Sender<Readiness>,
     /// The protocol minor version the connection speaks, once the server has answered.
     pub(super) minor: AtomicU8,
@@ -61,6 +63,7 @@ impl Conn {
             self.failed.cancel();
         }
         self.in_flight.fail_all(&status);
+        self.retired.cancel();
         self.ready.send_if_modified(|state| match state {
             Readiness::Connecting => {
                 *state = Readiness::Failed(status.clone());
@@ -144,6 +147,9 @@ impl Side for Conn {
                     Outcome::Status { code, message } => {
                         Reply::Status(Status::new(Code::from_u16(code), message.into_owned()))
                     }
+                    Outcome::Refused { code, message } => {
+                        Reply::Status(Status::new(Code::from_u16(code), message.into_owned()).unstarted())
+                    }
                 };
                 // A reply to a call that was cancelled or forgotten is dropped silently.
                 if let Some(slot) = self.in_flight.end(id) {
@@ -152,6 +158,7 @@ impl Side for Conn {
             }
             Header::GoAway { code, message } => {
                 self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
+                self.retired.cancel();
             }
             Header::Credit { id, bytes } => {
                 if let Some(stream) = self.in_flight.stream(id) {

@@ -131,6 +131,12 @@ impl Request {
         Ok(Request { method, payload, options })
     }
 
+    /// The same request with other options (a retry's shorter timeout).
+    pub(crate) fn with_options(mut self, options: CallOptions) -> Request {
+        self.options = options;
+        self
+    }
+
     /// The method called.
     pub fn method(&self) -> Method {
         self.method

@@ -10,8 +10,11 @@
 //! dropped: the writer first flushes everything queued (cancels included), then shuts the socket
 //! down, and the server cancels whatever the client left running.
 
+#[cfg(feature = "balance")]
+pub(crate) mod balance;
 pub(crate) mod call;
 mod connection;
+pub(crate) mod endpoint;
 pub(crate) mod in_flight;
 pub(crate) mod invoke;
 pub(crate) mod options;
@@ -181,6 +184,24 @@ impl Client {
         }
     }
 
+    /// Calls (and streams) in flight on this connection: its load, as a balancer sees it.
+    pub fn calls_in_flight(&self) -> usize {
+        self.handle.conn.in_flight.len()
+    }
+
+    /// Whether the connection still takes new calls: it has not ended, and the server has not
+    /// said it is shutting down.
+    pub fn is_open(&self) -> bool {
+        !self.handle.conn.retired.is_cancelled()
+    }
+
+    /// Completes when the connection takes no more new calls: it ended (the server went away,
+    /// the network failed, keepalive gave up), or the server said it is shutting down. Calls
+    /// already running may still finish. [`Endpoint`](crate::Endpoint) reconnects then.
+    pub async fn retired(&self) {
+        self.handle.conn.retired.cancelled().await;
+    }
+
     /// The server this client is connected to.
     pub fn peer(&self) -> &Peer {
         &self.handle.conn.link.peer
@@ -231,6 +252,7 @@ impl Client {
             in_flight: InFlight::default(),
             closing: CancellationToken::new(),
             failed: CancellationToken::new(),
+            retired: CancellationToken::new(),
             ready: watch::Sender::new(Readiness::Connecting),
             minor: AtomicU8::new(MINOR_UNKNOWN),
             bound: Mutex::new(Vec::new()),
@@ -363,7 +385,8 @@ impl Client {
                 ),
             ));
         }
-        let (id, reply) = conn.in_flight.start(stream)?;
+        // Refused before anything was sent (the server said GoAway, or the connection is gone).
+        let (id, reply) = conn.in_flight.start(stream).map_err(Status::unstarted)?;
         let header = Header::Request {
             id,
             service: method.service().into(),
@@ -400,9 +423,11 @@ impl Client {
         if let Err(e) = pushed {
             conn.in_flight.end(id);
             return Err(match e {
-                PushError::Closed => {
-                    conn.in_flight.refusal().unwrap_or_else(|| Status::unavailable("the connection is closed"))
-                }
+                PushError::Closed => conn
+                    .in_flight
+                    .refusal()
+                    .unwrap_or_else(|| Status::unavailable("the connection is closed"))
+                    .unstarted(),
                 PushError::Frame(e) => {
                     e.into_status(&format!("the request to `{method}`"), "ClientConfig::max_frame_len")
                 }

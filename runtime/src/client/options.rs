@@ -11,6 +11,7 @@ use std::time::Duration;
 pub struct CallOptions {
     timeout: Option<Duration>,
     parent: Option<Context>,
+    wait_for_ready: Option<bool>,
 }
 
 impl CallOptions {
@@ -26,6 +27,19 @@ impl CallOptions {
     pub fn context(mut self, parent: &Context) -> CallOptions {
         self.parent = Some(parent.clone());
         self
+    }
+
+    /// Through an [`Endpoint`](crate::Endpoint) or a balancer that is reconnecting: `true`
+    /// waits for a connection (within the call's deadline), `false` fails at once with
+    /// `Unavailable`. Unset, the endpoint's own setting decides.
+    pub fn wait_for_ready(mut self, wait: bool) -> CallOptions {
+        self.wait_for_ready = Some(wait);
+        self
+    }
+
+    /// The choice made with [`wait_for_ready`](CallOptions::wait_for_ready), if any.
+    pub fn get_wait_for_ready(&self) -> Option<bool> {
+        self.wait_for_ready
     }
 
     /// The timeout set with [`timeout`](CallOptions::timeout), if any.

@@ -25,6 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+/// The protocol minor version that added `Outcome::Refused`.
+const REFUSED_MINOR: u8 = 3;
+
 /// How long a closing connection waits for its cancelled handlers to queue their last statuses.
 const HANDLER_STOP_WAIT: Duration = Duration::from_secs(1);
 
@@ -207,7 +210,14 @@ impl Conn {
     ) -> Result<(), Status> {
         let server = &self.server;
         if server.draining.is_cancelled() {
-            self.send_status(id, &Status::unavailable("the server is shutting down and takes no new calls"));
+            let status = Status::unavailable("the server is shutting down and takes no new calls");
+            if self.minor >= REFUSED_MINOR {
+                let message = status.message().into();
+                let outcome = Outcome::Refused { code: status.code().as_u16(), message };
+                let _ = self.link.outbox.push_header(&Header::Response { id, outcome });
+            } else {
+                self.send_status(id, &status);
+            }
             return Ok(());
         }
         let Some((_, svc)) = server.services.iter().find(|(name, _)| *name == service) else {

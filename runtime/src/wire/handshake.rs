@@ -14,8 +14,9 @@ pub const VERSION_MAJOR: u8 = 1;
 /// The protocol's minor version: additions that older peers of the same major can ignore. A
 /// connection speaks the lower of its two peers' minor versions: the server answers the client's
 /// hello with that version. Version 1.1 added streams; 1.2 added schema checks (`Bind`) and
-/// the encodings of evolvable structs and open enums.
-pub const VERSION_MINOR: u8 = 2;
+/// the encodings of evolvable structs and open enums; 1.3 added `Outcome::Refused`, so that a
+/// client knows which calls a server shutting down never started.
+pub const VERSION_MINOR: u8 = 3;
 
 /// The first minor version with streams (`Item`, `HalfClose` and `Credit` frames).
 pub(crate) const STREAMS_MINOR: u8 = 1;

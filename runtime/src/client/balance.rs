@@ -1,0 +1,318 @@
+//! [`Balancer`]: calls spread over many [`Endpoint`]s by tower's power-of-two-choices balancer,
+//! the load of an endpoint being its calls in flight (feature `balance`).
+//!
+//! The set of endpoints comes from a stream of tower [`Change`]s: a fixed list
+//! ([`Balancer::from_addrs`]), or any stream a user supplies (a registry, DNS re-resolved on an
+//! interval). An endpoint that loses its connection is not ready while it reconnects, so the
+//! balancer sends nothing to it, and takes it back when it is connected again: a failed endpoint
+//! is retried, never forgotten. A call a server refused unstarted (it was shutting down) is sent
+//! again through the balancer, so it goes to another endpoint.
+
+use super::call::Call;
+use super::endpoint::Endpoint;
+use super::in_flight::Reply;
+use super::invoke::{Invoke, ReplyFuture, Request};
+use super::options::CallOptions;
+use super::streaming::{RequestSink, Streaming};
+use super::Client;
+use super::endpoint::EndpointConfig;
+use crate::error::{Code, Status};
+use crate::method::Method;
+use crate::sync::lock;
+use futures_core::Stream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::time::Instant;
+use tower::balance::p2c::Balance;
+use tower::discover::Change;
+use tower::load::Load;
+use tower::{BoxError, Service};
+
+/// How many times a call refused unstarted is sent again.
+const MAX_RESENDS: u32 = 3;
+
+/// An [`Endpoint`] as a tower [`Service`] with a [`Load`]: ready while it has a connection
+/// (pending, never failed, while it reconnects), loaded by its calls in flight.
+pub struct EndpointService {
+    endpoint: Endpoint,
+    /// Completes when the endpoint's state changes, while it is not ready.
+    changed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl fmt::Debug for EndpointService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointService").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl From<Endpoint> for EndpointService {
+    fn from(endpoint: Endpoint) -> EndpointService {
+        EndpointService { endpoint, changed: None }
+    }
+}
+
+impl Service<Request> for EndpointService {
+    type Response = Reply;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, Status>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        self.endpoint.start();
+        loop {
+            if self.endpoint.client().is_some_and(|c| c.is_open()) {
+                self.changed = None;
+                return Poll::Ready(Ok(()));
+            }
+            let changed = self.changed.get_or_insert_with(|| self.endpoint.state_changed());
+            match changed.as_mut().poll(cx) {
+                Poll::Ready(()) => self.changed = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let client = self.endpoint.client();
+        Box::pin(async move {
+            match client {
+                Some(client) => Ok(client.invoke(request).await),
+                None => Ok(Reply::Status(Status::unavailable("the endpoint lost its connection").unstarted())),
+            }
+        })
+    }
+}
+
+impl Load for EndpointService {
+    type Metric = usize;
+
+    fn load(&self) -> usize {
+        self.endpoint.calls_in_flight()
+    }
+}
+
+type Discovered = Pin<Box<dyn Stream<Item = Result<Change<String, EndpointService>, BoxError>> + Send>>;
+
+/// The endpoints a discovery stream inserted, for streams (which start at once and so cannot
+/// wait for the balancer).
+type Known = Arc<Mutex<Vec<(String, Endpoint)>>>;
+
+/// Turns a stream of endpoint changes into the balancer's, recording the endpoints.
+struct Discover<S> {
+    changes: Pin<Box<S>>,
+    known: Known,
+}
+
+impl<S, E> Stream for Discover<S>
+where
+    S: Stream<Item = Result<Change<String, Endpoint>, E>> + Send,
+    E: Into<BoxError>,
+{
+    type Item = Result<Change<String, EndpointService>, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        Poll::Ready(match std::task::ready!(this.changes.as_mut().poll_next(cx)) {
+            None => None,
+            Some(Err(e)) => Some(Err(e.into())),
+            Some(Ok(Change::Insert(key, endpoint))) => {
+                let mut known = lock(&this.known);
+                known.retain(|(k, _)| *k != key);
+                known.push((key.clone(), endpoint.clone()));
+                Some(Ok(Change::Insert(key, EndpointService::from(endpoint))))
+            }
+            Some(Ok(Change::Remove(key))) => {
+                lock(&this.known).retain(|(k, _)| *k != key);
+                Some(Ok(Change::Remove(key)))
+            }
+        })
+    }
+}
+
+/// A fixed list of changes, then nothing more (the stream never ends, so the balancer keeps
+/// its endpoints).
+struct Fixed(VecDeque<Change<String, Endpoint>>);
+
+impl Stream for Fixed {
+    type Item = Result<Change<String, Endpoint>, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.pop_front() {
+            Some(change) => Poll::Ready(Some(Ok(change))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Calls spread over many endpoints: an [`Invoke`], so generated clients use it as they use a
+/// [`Client`] (`balancer.example().echo(..)`). Cheap to clone; clones share the endpoints.
+///
+/// ```no_run
+/// # async fn run() {
+/// use tidl_runtime::{Balancer, EndpointConfig};
+/// let balancer = Balancer::from_addrs(["10.0.0.1:23333", "10.0.0.2:23333"], EndpointConfig::default());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Balancer {
+    balance: Arc<tokio::sync::Mutex<Balance<Discovered, Request>>>,
+    known: Known,
+    wait_for_ready: bool,
+}
+
+impl fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<String> = lock(&self.known).iter().map(|(k, _)| k.clone()).collect();
+        f.debug_struct("Balancer").field("endpoints", &known).finish_non_exhaustive()
+    }
+}
+
+impl Balancer {
+    /// A balancer over the endpoints that `changes` inserts (and until it removes them). Any
+    /// stream will do: a registry's watch, DNS re-resolved on an interval, a channel.
+    pub fn new<S, E>(changes: S) -> Balancer
+    where
+        S: Stream<Item = Result<Change<String, Endpoint>, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let known = Known::default();
+        let discover: Discovered = Box::pin(Discover { changes: Box::pin(changes), known: known.clone() });
+        Balancer { balance: Arc::new(tokio::sync::Mutex::new(Balance::new(discover))), known, wait_for_ready: true }
+    }
+
+    /// A balancer over the TCP servers at `addrs`, each an [`Endpoint`] with `config`.
+    pub fn from_addrs(addrs: impl IntoIterator<Item = impl Into<String>>, config: EndpointConfig) -> Balancer {
+        let wait_for_ready = config.wait_for_ready;
+        let changes = addrs
+            .into_iter()
+            .map(|addr| {
+                let addr = addr.into();
+                Change::Insert(addr.clone(), Endpoint::new(addr, config.clone()))
+            })
+            .collect();
+        Balancer { wait_for_ready, ..Balancer::new(Fixed(changes)) }
+    }
+
+    /// The endpoints the balancer knows, by key.
+    pub fn endpoints(&self) -> Vec<(String, Endpoint)> {
+        lock(&self.known).clone()
+    }
+
+    /// Waits until the balancer has a ready endpoint and picks one (the less loaded of two).
+    async fn pick(&self, deadline: Option<Instant>, wait: bool) -> Result<tokio::sync::OwnedMutexGuard<Balance<Discovered, Request>>, Status> {
+        let mut balance = self.balance.clone().lock_owned().await;
+        let ready = poll_fn(|cx| balance.poll_ready(cx));
+        let result = if !wait {
+            match tokio::time::timeout(std::time::Duration::ZERO, ready).await {
+                Ok(result) => result,
+                Err(_) => return Err(Status::unavailable("no endpoint of the balancer is connected").unstarted()),
+            }
+        } else if let Some(deadline) = deadline {
+            match tokio::time::timeout_at(deadline, ready).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(Status::new(
+                        Code::DeadlineExceeded,
+                        "the deadline passed while waiting for an endpoint of the balancer to connect",
+                    ));
+                }
+            }
+        } else {
+            ready.await
+        };
+        result.map_err(|e| Status::unavailable(format!("the balancer failed: {e}")))?;
+        Ok(balance)
+    }
+
+    /// The connected endpoint with the fewest calls in flight, for a stream.
+    fn least_loaded(&self, method: Method) -> Result<Client, Status> {
+        lock(&self.known)
+            .iter()
+            .filter_map(|(_, e)| e.client().filter(Client::is_open))
+            .min_by_key(Client::calls_in_flight)
+            .ok_or_else(|| {
+                Status::unavailable(format!(
+                    "`{method}` is a stream, and no endpoint of the balancer is connected now (streams do \
+                     not wait for one)"
+                ))
+                .unstarted()
+            })
+    }
+}
+
+impl Invoke for Balancer {
+    /// Sends the request to the less loaded of two ready endpoints, waiting for one if none is
+    /// ready, and again through the balancer if a server refused it unstarted.
+    fn invoke(&self, request: Request) -> ReplyFuture {
+        let this = self.clone();
+        Box::pin(async move {
+            let options = request.options().clone();
+            let deadline = options.get_timeout().map(|t| Instant::now() + t);
+            let wait = options.get_wait_for_ready().unwrap_or(this.wait_for_ready);
+            let mut resends = 0;
+            loop {
+                let mut attempt = request.clone();
+                if let Some(deadline) = deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    attempt = attempt.with_options(options.clone().timeout(left));
+                }
+                let reply = match this.pick(deadline, wait).await {
+                    Ok(mut balance) => {
+                        let call = balance.call(attempt);
+                        drop(balance);
+                        match call.await {
+                            Ok(reply) => reply,
+                            Err(e) => Reply::Status(Status::unavailable(format!("the balancer failed: {e}"))),
+                        }
+                    }
+                    Err(status) => return Reply::Status(status),
+                };
+                match &reply {
+                    Reply::Status(status) if status.is_unstarted() && resends < MAX_RESENDS => resends += 1,
+                    _ => return reply,
+                }
+            }
+        })
+    }
+
+    fn server_stream<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Streaming<T, E>
+    where
+        A: Serialize + ?Sized,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.least_loaded(method) {
+            Ok(client) => client.server_stream(method, arg, options),
+            Err(status) => Streaming::failed(status),
+        }
+    }
+
+    fn client_stream<I, R, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Call<R, E>)
+    where
+        I: Serialize,
+        R: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.least_loaded(method) {
+            Ok(client) => client.client_stream(method, options),
+            Err(status) => (RequestSink::closed(), Call::failed(status)),
+        }
+    }
+
+    fn bidi_stream<I, T, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Streaming<T, E>)
+    where
+        I: Serialize,
+        T: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        match self.least_loaded(method) {
+            Ok(client) => client.bidi_stream(method, options),
+            Err(status) => (RequestSink::closed(), Streaming::failed(status)),
+        }
+    }
+}
