@@ -8,14 +8,14 @@
 //! is retried, never forgotten. A call a server refused unstarted (it was shutting down) is sent
 //! again through the balancer, so it goes to another endpoint.
 
+use super::Client;
 use super::call::Call;
 use super::endpoint::Endpoint;
+use super::endpoint::EndpointConfig;
 use super::in_flight::Reply;
 use super::invoke::{Invoke, ReplyFuture, Request};
 use super::options::CallOptions;
 use super::streaming::{RequestSink, Streaming};
-use super::Client;
-use super::endpoint::EndpointConfig;
 use crate::error::{Code, Status};
 use crate::method::Method;
 use crate::sync::lock;
@@ -155,7 +155,7 @@ impl Stream for Fixed {
 /// ```no_run
 /// # async fn run() {
 /// use tidl_runtime::{Balancer, EndpointConfig};
-/// let balancer = Balancer::from_addrs(["10.0.0.1:23333", "10.0.0.2:23333"], EndpointConfig::default());
+/// let balancer = Balancer::from_addrs(["10.0.0.1:23333", "10.0.0.2:23333"], &EndpointConfig::default());
 /// # }
 /// ```
 #[derive(Clone)]
@@ -186,7 +186,7 @@ impl Balancer {
     }
 
     /// A balancer over the TCP servers at `addrs`, each an [`Endpoint`] with `config`.
-    pub fn from_addrs(addrs: impl IntoIterator<Item = impl Into<String>>, config: EndpointConfig) -> Balancer {
+    pub fn from_addrs(addrs: impl IntoIterator<Item = impl Into<String>>, config: &EndpointConfig) -> Balancer {
         let wait_for_ready = config.wait_for_ready;
         let changes = addrs
             .into_iter()
@@ -204,7 +204,11 @@ impl Balancer {
     }
 
     /// Waits until the balancer has a ready endpoint and picks one (the less loaded of two).
-    async fn pick(&self, deadline: Option<Instant>, wait: bool) -> Result<tokio::sync::OwnedMutexGuard<Balance<Discovered, Request>>, Status> {
+    async fn pick(
+        &self,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Balance<Discovered, Request>>, Status> {
         let mut balance = self.balance.clone().lock_owned().await;
         let ready = poll_fn(|cx| balance.poll_ready(cx));
         let result = if !wait {

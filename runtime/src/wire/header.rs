@@ -105,7 +105,8 @@ pub(crate) enum Outcome<'a> {
         /// What happened.
         #[serde(borrow)]
         message: Cow<'a, str>,
-    },    /// Protocol 1.3 and later: the server refused the call before starting it (it is shutting
+    },
+    /// Protocol 1.3 and later: the server refused the call before starting it (it is shutting
     /// down): no handler ran, so the client may send it again elsewhere.
     Refused {
         /// A [`Code`](crate::Code) number.
