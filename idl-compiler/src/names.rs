@@ -54,11 +54,29 @@ pub(crate) const TRAIT_METHODS: &[&str] = &[
     "type_id",
 ];
 
-/// Public methods of `tidl_runtime::Client`, today's and those of the redesigned runtime. A
-/// service's accessor (`client.example()`) may not take these: an inherent method would hide it.
-/// A test reads the runtime's source and fails when `Client` gains a method missing here.
-pub const RUNTIME_CLIENT_METHODS: &[&str] =
-    &["call", "connect", "connect_with", "dial", "dial_with", "invoke", "new", "peer", "ready", "with_config"];
+/// Public methods of `tidl_runtime::Client`, `Endpoint` and `Balancer`. A service's accessor
+/// (`client.example()`) may not take these: an inherent method would hide it. A test reads the
+/// runtime's source and fails when `Client` gains a method missing here.
+pub const RUNTIME_CLIENT_METHODS: &[&str] = &[
+    "call",
+    "calls_in_flight",
+    "client",
+    "connect",
+    "connect_with",
+    "dial",
+    "dial_with",
+    "endpoints",
+    "from_addrs",
+    "invoke",
+    "is_open",
+    "new",
+    "peer",
+    "ready",
+    "retired",
+    "state",
+    "with_config",
+    "with_connector",
+];
 
 /// Methods of the `tidl_runtime::Invoke` trait, which every accessor's blanket impl builds on.
 pub const INVOKE_METHODS: &[&str] = &["bidi_stream", "call", "client_stream", "invoke", "server_stream"];

@@ -154,7 +154,7 @@ mod tests {
         let err = decode([b'T', b'I', b'D', b'L', 2, 3, 0, 0]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the peer speaks tidl protocol 2.3, this side speaks 1.2; major versions must match"
+            "the peer speaks tidl protocol 2.3, this side speaks 1.3; major versions must match"
         );
     }
 
