@@ -73,6 +73,11 @@ pub(crate) trait Side: Send + Sync + 'static {
     /// state in the side.
     fn interrupt(&self) -> impl Future<Output = Interrupt> + Send;
 
+    /// The peer answered the ping `nonce` (keepalive pings need nothing more).
+    fn on_pong(&self, nonce: u64) {
+        let _ = nonce;
+    }
+
     /// Whether the loop should end now although the peer is still there (a draining server
     /// with nothing left to answer).
     fn finished(&self) -> bool {

@@ -160,7 +160,10 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Re
             let _ = side.link().outbox.push_header(&Header::Pong { nonce });
             Ok(())
         }
-        Header::Pong { .. } => Ok(()),
+        Header::Pong { nonce } => {
+            side.on_pong(nonce);
+            Ok(())
+        }
         header => side.on_frame(header, payload).map_err(Ended::Refused),
     }
 }

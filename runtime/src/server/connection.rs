@@ -25,6 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+/// The nonce of the ping that follows a GoAway (keepalive nonces count up from 1).
+const GOAWAY_PING: u64 = u64::MAX;
+
 /// The protocol minor version that added `Outcome::Refused`.
 const REFUSED_MINOR: u8 = 3;
 
@@ -43,6 +46,9 @@ pub(crate) struct Conn {
     pub(super) name: String,
     /// Set once this connection was told the server is shutting down.
     goaway_sent: AtomicBool,
+    /// Set once the client answered the ping sent right after the GoAway: it has read the
+    /// GoAway, so every request it sent before is here, and it sends no more.
+    goaway_seen: AtomicBool,
     /// The protocol minor version the connection speaks.
     pub(super) minor: u8,
     /// Cancels received for calls that were not running (they had usually just finished); only
@@ -113,6 +119,7 @@ where
         server: server.clone(),
         name,
         goaway_sent: AtomicBool::new(false),
+        goaway_seen: AtomicBool::new(false),
         minor,
         unknown_cancels: AtomicU64::new(0),
         refused: Mutex::new(HashMap::new()),
@@ -321,12 +328,16 @@ impl Conn {
     }
 
     /// Tells the client to start no new calls, once.
+    /// Tells the client to start no new calls, once, and pings it: the connection closes when
+    /// its calls have finished and the pong is back, so a request that crossed the GoAway is
+    /// still read and refused unstarted instead of lost with the connection.
     fn go_away(&self) {
         if !self.goaway_sent.swap(true, Ordering::SeqCst) {
             let _ = self.link.outbox.push_header(&Header::GoAway {
                 code: Code::Unavailable.as_u16(),
                 message: "the server is shutting down".into(),
             });
+            let _ = self.link.outbox.push_header(&Header::Ping { nonce: GOAWAY_PING });
         }
     }
 }
@@ -382,7 +393,8 @@ impl Side for Arc<Conn> {
                 self.go_away();
                 Interrupt::Continue
             }
-            () = self.in_flight.idle(), if goaway_sent => Interrupt::Continue,
+            // Once the client has seen the GoAway, the last call ending ends the connection.
+            () = self.in_flight.idle(), if self.goaway_seen.load(Ordering::SeqCst) => Interrupt::Continue,
         }
     }
 
@@ -399,6 +411,12 @@ impl Side for Arc<Conn> {
 
     /// Draining, and nothing left to answer: close now rather than wait for the client.
     fn finished(&self) -> bool {
-        self.goaway_sent.load(Ordering::SeqCst) && self.in_flight.len() == 0
+        self.goaway_seen.load(Ordering::SeqCst) && self.in_flight.len() == 0
+    }
+
+    fn on_pong(&self, nonce: u64) {
+        if nonce == GOAWAY_PING && self.goaway_sent.load(Ordering::SeqCst) {
+            self.goaway_seen.store(true, Ordering::SeqCst);
+        }
     }
 }
