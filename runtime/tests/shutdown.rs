@@ -3,6 +3,7 @@
 //! and returns once every task has ended.
 
 mod common;
+mod raw;
 
 use common::{Probe, call, connected, serve, status};
 use std::time::Duration;
@@ -72,4 +73,29 @@ async fn a_shutdown_with_no_grace_fails_every_pending_call_at_once() {
     }
     let after = status(call::<_, ()>(&client, "empty", &()).await);
     assert_eq!(after.code(), Code::Unavailable);
+}
+
+/// A request that crosses the GoAway on the wire is still read, and refused unstarted; the
+/// connection closes only once the client has answered the ping that follows the GoAway.
+#[tokio::test]
+async fn a_request_that_crosses_the_goaway_is_refused_unstarted_not_lost() {
+    let (addr, server) = raw::echo_server().await;
+    let mut raw = raw::Raw::connect(addr).await;
+    let shutdown = tokio::spawn(async move { server.shutdown(Duration::from_secs(10)).await });
+    assert!(matches!(raw.recv().await, raw::Frame::GoAway { .. }));
+    let raw::Frame::Ping { nonce } = raw.recv().await else { panic!("expected the ping after the GoAway") };
+    // The client had sent this before it read the GoAway.
+    raw.send(&raw::request(7, "Echo", "echo", None, &[2, b'h', b'i'])).await;
+    let frame = raw.recv().await;
+    let raw::Frame::ResponseRefused { id: 7, code, message } = frame else {
+        panic!("expected a refusal, got {frame:?}")
+    };
+    assert_eq!(code, Code::Unavailable.as_u16());
+    assert!(message.contains("shutting down"), "{message}");
+    assert!(!shutdown.is_finished(), "the server waits for the pong");
+    raw.send(&raw::frame(&[vec![4], raw::varint(nonce)].concat())).await;
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("the shutdown ends after the pong")
+        .expect("task");
 }

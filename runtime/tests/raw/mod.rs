@@ -113,18 +113,62 @@ pub fn credit(id: u64, bytes: u64) -> Vec<u8> {
 /// A decoded frame, as far as the tests need.
 #[derive(Debug, PartialEq)]
 pub enum Frame {
-    Request { id: u64, service: String, method: String, timeout_micros: Option<u64>, payload: Vec<u8> },
-    Cancel { id: u64 },
-    ResponseOk { id: u64, payload: Vec<u8> },
-    ResponseAppError { id: u64, payload: Vec<u8> },
-    ResponseStatus { id: u64, code: u16, message: String },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
-    GoAway { code: u16, message: String },
-    Item { id: u64, payload: Vec<u8> },
-    HalfClose { id: u64 },
-    Credit { id: u64, bytes: u64 },
-    Bind { service: String, method: String, fingerprint: u64, descriptor: Vec<u8> },
+    Request {
+        id: u64,
+        service: String,
+        method: String,
+        timeout_micros: Option<u64>,
+        payload: Vec<u8>,
+    },
+    Cancel {
+        id: u64,
+    },
+    ResponseOk {
+        id: u64,
+        payload: Vec<u8>,
+    },
+    ResponseAppError {
+        id: u64,
+        payload: Vec<u8>,
+    },
+    ResponseStatus {
+        id: u64,
+        code: u16,
+        message: String,
+    },
+    /// Protocol 1.3: the call was refused before it started.
+    ResponseRefused {
+        id: u64,
+        code: u16,
+        message: String,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
+    GoAway {
+        code: u16,
+        message: String,
+    },
+    Item {
+        id: u64,
+        payload: Vec<u8>,
+    },
+    HalfClose {
+        id: u64,
+    },
+    Credit {
+        id: u64,
+        bytes: u64,
+    },
+    Bind {
+        service: String,
+        method: String,
+        fingerprint: u64,
+        descriptor: Vec<u8>,
+    },
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -201,6 +245,10 @@ pub fn parse(body: &[u8]) -> Frame {
             match r.byte() {
                 0 => Frame::ResponseOk { id, payload: r.rest() },
                 1 => Frame::ResponseAppError { id, payload: r.rest() },
+                3 => {
+                    let code = r.varint() as u16;
+                    Frame::ResponseRefused { id, code, message: r.string() }
+                }
                 _ => {
                     let code = r.varint() as u16;
                     Frame::ResponseStatus { id, code, message: r.string() }
