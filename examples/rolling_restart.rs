@@ -96,11 +96,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for (i, addr) in addrs.iter().enumerate() {
         servers.push(Some(Process::start(addr, &format!("server-{i}"))?));
     }
-    let config = EndpointConfig {
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(1),
-        ..EndpointConfig::default()
-    };
+    let mut config = EndpointConfig::default();
+    config.initial_backoff = Duration::from_millis(50);
+    config.max_backoff = Duration::from_secs(1);
     let balancer = Balancer::from_addrs(addrs.clone(), &config);
 
     // The load: CONCURRENCY tasks calling `echo` until told to stop, recording into the

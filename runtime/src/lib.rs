@@ -111,6 +111,7 @@ mod conn;
 mod context;
 mod deadline;
 mod error;
+mod jitter;
 mod method;
 mod sched;
 mod schema;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tidl_runtime::{
     Balancer, CallOptions, Change, Code, Endpoint, EndpointConfig, EndpointState, Error, Incoming, Invoke, Method,
-    Server, Service,
+    Server, ServerConfig, Service,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,6 +33,8 @@ impl Service for Who {
                 tokio::time::sleep(Duration::from_millis(delay_ms + extra)).await;
                 Ok::<_, Error>(name.to_owned())
             }),
+            "peer" => request
+                .spawn(Method::new("Who", "peer"), |ctx, (): ()| async move { Ok::<_, Error>(ctx.peer().to_string()) }),
             _ => return Err(request),
         }
         Ok(())
@@ -62,13 +64,18 @@ impl TestServer {
 
     /// Serves `Who(name)` on `addr`, its calls taking `extra_ms` longer.
     fn start_slow(name: &'static str, addr: SocketAddr, extra_ms: u64) -> TestServer {
+        TestServer::start_with(name, addr, extra_ms, ServerConfig::default())
+    }
+
+    /// Serves `Who(name)` on `addr` with `config`, its calls taking `extra_ms` longer.
+    fn start_with(name: &'static str, addr: SocketAddr, extra_ms: u64, config: ServerConfig) -> TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel();
         let thread = std::thread::spawn(move || {
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             let stop = runtime.block_on(async move {
-                let server = Server::builder().register(Who(name, extra_ms)).build();
+                let server = Server::builder().register(Who(name, extra_ms)).config(config).build();
                 let addr = server.listen(addr).await.expect("bind");
                 addr_tx.send(addr).expect("report the address");
                 match stop_rx.await {
@@ -106,11 +113,10 @@ impl Drop for TestServer {
 }
 
 fn fast_config() -> EndpointConfig {
-    EndpointConfig {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        ..EndpointConfig::default()
-    }
+    let mut config = EndpointConfig::default();
+    config.initial_backoff = Duration::from_millis(20);
+    config.max_backoff = Duration::from_millis(200);
+    config
 }
 
 async fn name<I: Invoke>(via: &I, delay_ms: u64) -> Result<String, Error> {
@@ -251,4 +257,23 @@ async fn a_graceful_shutdown_under_load_loses_no_call() {
     assert!(counts.keys().all(|k| !k.starts_with("failed")), "no call lost: {counts:?}");
     assert!(counts.get("a").copied().unwrap_or(0) > 0 && counts.get("b").copied().unwrap_or(0) > 0, "{counts:?}");
     drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aged_connections_are_replaced_without_failing_a_call() {
+    let mut config = ServerConfig::default();
+    config.max_connection_age = Some(Duration::from_millis(200));
+    config.max_connection_age_grace = Duration::from_secs(5);
+    let server = TestServer::start_with("aging", "127.0.0.1:0".parse().expect("addr"), 0, config);
+    let endpoint = Endpoint::new(server.addr.to_string(), fast_config());
+    let mut peers = std::collections::HashSet::new();
+    let started = std::time::Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_millis(1_200) {
+        let peer = endpoint.call::<_, String, String>(Method::new("Who", "peer"), &(), &CallOptions::default()).await;
+        peers.insert(peer.expect("no call fails while connections age"));
+        calls += 1;
+    }
+    // About six connections in 1.2 s, each told to go away after 180-220 ms.
+    assert!(peers.len() >= 3, "{} connections for {calls} calls", peers.len());
 }

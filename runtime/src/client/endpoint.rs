@@ -34,6 +34,7 @@ const MAX_RESENDS: u32 = 3;
 
 /// How an [`Endpoint`] reconnects, and whether its calls wait for a connection.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct EndpointConfig {
     /// The settings of each connection.
     pub client: ClientConfig,
@@ -69,20 +70,9 @@ impl EndpointConfig {
     fn backoff(&self, failures: u32) -> Duration {
         let exponent = i32::try_from(failures.saturating_sub(1)).unwrap_or(i32::MAX);
         let base = self.initial_backoff.as_secs_f64() * self.backoff_multiplier.powi(exponent);
-        let base = base.min(self.max_backoff.as_secs_f64());
-        let jitter = 1.0 + self.backoff_jitter * (2.0 * unit_random() - 1.0);
-        Duration::try_from_secs_f64((base * jitter).max(0.0)).unwrap_or(self.max_backoff)
+        let base = Duration::try_from_secs_f64(base.min(self.max_backoff.as_secs_f64())).unwrap_or(self.max_backoff);
+        crate::jitter::jittered(base, self.backoff_jitter)
     }
-}
-
-/// A number in `[0, 1)`, different at each call (for jitter; not for anything secret).
-fn unit_random() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    #[allow(clippy::cast_precision_loss)]
-    let x = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
-    x
 }
 
 /// What an [`Endpoint`] is doing.

@@ -25,6 +25,14 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The nonce of the ping that follows a GoAway (keepalive nonces count up from 1).
 const GOAWAY_PING: u64 = u64::MAX;
 
@@ -51,6 +59,9 @@ pub(crate) struct Conn {
     goaway_seen: AtomicBool,
     /// The protocol minor version the connection speaks.
     pub(super) minor: u8,
+    /// When the connection is told to go away for its age ([`ServerConfig::max_connection_age`](super::ServerConfig::max_connection_age)), and when its calls are then
+    /// cancelled.
+    aged: Option<(tokio::time::Instant, tokio::time::Instant)>,
     /// Cancels received for calls that were not running (they had usually just finished); only
     /// the first is logged.
     unknown_cancels: AtomicU64,
@@ -120,6 +131,10 @@ where
         name,
         goaway_sent: AtomicBool::new(false),
         goaway_seen: AtomicBool::new(false),
+        aged: config.max_connection_age.map(|age| {
+            let at = tokio::time::Instant::now() + crate::jitter::jittered(age, 0.1);
+            (at, at + config.max_connection_age_grace)
+        }),
         minor,
         unknown_cancels: AtomicU64::new(0),
         refused: Mutex::new(HashMap::new()),
@@ -331,12 +346,10 @@ impl Conn {
     /// Tells the client to start no new calls, once, and pings it: the connection closes when
     /// its calls have finished and the pong is back, so a request that crossed the GoAway is
     /// still read and refused unstarted instead of lost with the connection.
-    fn go_away(&self) {
+    fn go_away(&self, why: &str) {
         if !self.goaway_sent.swap(true, Ordering::SeqCst) {
-            let _ = self.link.outbox.push_header(&Header::GoAway {
-                code: Code::Unavailable.as_u16(),
-                message: "the server is shutting down".into(),
-            });
+            let _ =
+                self.link.outbox.push_header(&Header::GoAway { code: Code::Unavailable.as_u16(), message: why.into() });
             let _ = self.link.outbox.push_header(&Header::Ping { nonce: GOAWAY_PING });
         }
     }
@@ -390,8 +403,17 @@ impl Side for Arc<Conn> {
             biased;
             () = self.token.cancelled() => Interrupt::Stop,
             () = self.server.draining.cancelled(), if !goaway_sent => {
-                self.go_away();
+                self.go_away("the server is shutting down");
                 Interrupt::Continue
+            }
+            () = sleep_until_some(self.aged.map(|(at, _)| at)), if !goaway_sent => {
+                tracing::debug!(peer = %self.name, "telling a tidl client to reconnect: its connection reached its maximum age");
+                self.go_away("the connection reached its maximum age (ServerConfig::max_connection_age): connect again");
+                Interrupt::Continue
+            }
+            () = sleep_until_some(self.aged.map(|(_, end)| end)), if goaway_sent => {
+                tracing::debug!(peer = %self.name, "closing an aged tidl connection: its calls outlived the grace");
+                Interrupt::Stop
             }
             // Once the client has seen the GoAway, the last call ending ends the connection.
             () = self.in_flight.idle(), if self.goaway_seen.load(Ordering::SeqCst) => Interrupt::Continue,

@@ -57,6 +57,15 @@ pub struct ServerConfig {
     /// Bytes of items a client's stream may have in flight beyond what the handler has taken:
     /// the client waits when the handler falls this far behind. Default: 1 MiB.
     pub stream_window: usize,
+    /// Connections older than this (moved at random by up to 10 %, so that a fleet's
+    /// connections do not all age at once) are told to go away, gracefully: the client finishes
+    /// its calls and connects again, which spreads traffic anew behind an L4 load balancer and
+    /// onto servers added since. `None` keeps connections for as long as they live. Default:
+    /// `None`.
+    pub max_connection_age: Option<Duration>,
+    /// How long the calls of a connection told to go away for its age may still run; then they
+    /// are cancelled and the connection closes. Default: 30 s.
+    pub max_connection_age_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +80,8 @@ impl Default for ServerConfig {
             keepalive_timeout: Duration::from_secs(20),
             max_concurrent_streams: 100,
             stream_window: 1024 * 1024,
+            max_connection_age: None,
+            max_connection_age_grace: Duration::from_secs(30),
         }
     }
 }
