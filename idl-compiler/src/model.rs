@@ -217,4 +217,7 @@ pub(crate) struct MethodDef {
     pub(crate) signature: String,
     /// Where its name is written.
     pub(crate) span: Span,
+    /// `@idempotent`: running it twice does what running it once does, so a call that failed
+    /// on the way may be sent again.
+    pub(crate) idempotent: bool,
 }

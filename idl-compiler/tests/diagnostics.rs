@@ -617,7 +617,7 @@ struct B {}
 1 | @depreciated
   |  ^^^^^^^^^^^
   |
-  = help: the attributes are `@deprecated("why, and what to use instead")`, `@frozen` on a struct and `@open` on an enum
+  = help: the attributes are `@deprecated("why, and what to use instead")`, `@frozen` on a struct, `@open` on an enum and `@idempotent` on a method
 
 error: `@deprecated` takes at most one argument, its note
  --> test.tidl:3:1

@@ -277,3 +277,29 @@ async fn aged_connections_are_replaced_without_failing_a_call() {
     // About six connections in 1.2 s, each told to go away after 180-220 ms.
     assert!(peers.len() >= 3, "{} connections for {calls} calls", peers.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_call_whose_connection_is_lost_is_sent_again() {
+    let server = TestServer::start("first", "127.0.0.1:0".parse().expect("addr"));
+    let addr = server.addr;
+    let endpoint = Endpoint::new(addr.to_string(), fast_config());
+    endpoint.ready().await.expect("connected");
+    let slow = |options: CallOptions| {
+        let endpoint = endpoint.clone();
+        tokio::spawn(
+            async move { endpoint.call::<_, String, String>(Method::new("Who", "name"), &300u64, &options).await },
+        )
+    };
+    let plain = slow(CallOptions::default());
+    let idempotent = slow(CallOptions::default().idempotent(true));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.stop(Stop::Crash);
+    let _second = TestServer::start("second", addr);
+    // The plain call may have run: it fails. The idempotent one is sent again, on the new
+    // connection, and answered by the new server.
+    let plain = tokio::time::timeout(Duration::from_secs(10), plain).await.expect("no hang").expect("task");
+    let Err(Error::Status(status)) = plain else { panic!("{plain:?}") };
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+    let idempotent = tokio::time::timeout(Duration::from_secs(10), idempotent).await.expect("no hang").expect("task");
+    assert_eq!(idempotent, Ok("second".to_owned()));
+}

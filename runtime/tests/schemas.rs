@@ -9,10 +9,11 @@ use raw::{Frame, Raw};
 use tidl_runtime::{CallOptions, Client, Code, Incoming, Invoke, Method, Schema, Server, Service};
 
 /// `rpc get(u32) -> u32;` (descriptor format 1, unary, u32, u32, string, no definitions).
-static GET_U32: Schema = Schema { fingerprint: 1, descriptor: &[1, 0, 8, 8, 12, 0] };
+static GET_U32: Schema = Schema { fingerprint: 1, descriptor: &[1, 0, 8, 8, 12, 0], idempotent: false };
 
 /// `rpc put(Record) -> u32;` where `Record { n: u32 }` is an evolvable struct.
-static PUT_RECORD: Schema = Schema { fingerprint: 5, descriptor: &[1, 0, 18, 0, 8, 12, 1, 0x21, 1, 0, 8] };
+static PUT_RECORD: Schema =
+    Schema { fingerprint: 5, descriptor: &[1, 0, 18, 0, 8, 12, 1, 0x21, 1, 0, 8], idempotent: false };
 
 /// A hand-written service whose method `get` declares a schema, as generated services do.
 struct Shaped;

@@ -476,10 +476,11 @@ fn service_def(
             let fingerprint =
                 syn::LitInt::new(&format!("0x{:016x}", schema::fingerprint(&descriptor)), Span::call_site());
             let descriptor = proc_macro2::Literal::byte_string(&descriptor);
+            let idempotent = m.idempotent;
             out.extend(quote! {
                 /// The method, with the shape of its messages on the wire (checked once per connection).
                 const #name: ::tidl_runtime::Method = ::tidl_runtime::Method::new(#wire_service, #wire_method)
-                    .with_schema(&::tidl_runtime::Schema { fingerprint: #fingerprint, descriptor: #descriptor });
+                    .with_schema(&::tidl_runtime::Schema { fingerprint: #fingerprint, descriptor: #descriptor, idempotent: #idempotent });
             });
         }
     }

@@ -126,8 +126,12 @@ impl<'a> Checker<'a> {
                 }
                 continue;
             }
-            if matches!(name, "frozen" | "open") {
-                let what = if name == "frozen" { "a struct" } else { "an enum" };
+            if matches!(name, "frozen" | "open" | "idempotent") {
+                let what = match name {
+                    "frozen" => "a struct",
+                    "open" => "an enum",
+                    _ => "a method",
+                };
                 self.error(
                     Diagnostic::error(attribute.name.span, format!("`@{name}` only applies to {what}"))
                         .help("remove it"),
@@ -138,7 +142,7 @@ impl<'a> Checker<'a> {
                 self.error(
                     Diagnostic::error(attribute.name.span, format!("unknown attribute `@{}`", attribute.name.name))
                         .help(
-                            "the attributes are `@deprecated(\"why, and what to use instead\")`, `@frozen` on a struct and `@open` on an enum",
+                            "the attributes are `@deprecated(\"why, and what to use instead\")`, `@frozen` on a struct, `@open` on an enum and `@idempotent` on a method",
                         ),
                 );
                 continue;

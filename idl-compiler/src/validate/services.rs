@@ -32,7 +32,7 @@ impl<'a> Checker<'a> {
         let mut methods = Vec::new();
         let mut seen: HashMap<String, (String, Span)> = HashMap::new();
         for m in &s.methods {
-            self.check_attributes(&m.meta.attributes, &[]);
+            self.check_attributes(&m.meta.attributes, &["idempotent"]);
             let arg = m.arg.as_ref().map_or(Ty::Unit, |t| self.message(t, scope, lists));
             let reply = m.reply.as_ref().map_or(Ty::Unit, |t| self.message(t, scope, lists));
             let kind = MethodKind::new(
@@ -78,6 +78,7 @@ impl<'a> Checker<'a> {
                 error,
                 signature,
                 span: m.name.span,
+                idempotent: m.meta.attributes.iter().any(|a| a.name.name == "idempotent"),
             });
         }
         ServiceDef { names, wire_name: qualified(&scope.package.join("."), &s.name.name), methods }

@@ -356,6 +356,7 @@ const __TIDL_ARCHIVE_FIND: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
         &::tidl_runtime::Schema {
             fingerprint: 0xba80e8b8fc865ca0,
             descriptor: b"\x01\0\x0C\x12\0\x12\x01\x02!\x01\0\x04\"\x01\0",
+            idempotent: false,
         },
     );
 /// Deprecated types, used through an alias and as an error.
@@ -525,6 +526,7 @@ const __TIDL_GEOMETRY_PING: ::tidl_runtime::Method = ::tidl_runtime::Method::new
         &::tidl_runtime::Schema {
             fingerprint: 0xfb5c30c73bb737a8,
             descriptor: b"\x01\0\0\0\x0C\0",
+            idempotent: false,
         },
     );
 /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -536,6 +538,7 @@ const __TIDL_GEOMETRY_AREA: ::tidl_runtime::Method = ::tidl_runtime::Method::new
         &::tidl_runtime::Schema {
             fingerprint: 0xd78080654c3ba74b,
             descriptor: b"\x01\0\x12\0\x0B\x0C\x02\"\x03\0\x01\x0B\x02\x12\x01\x12\x01!\x02\0\x04\0\x04",
+            idempotent: false,
         },
     );
 /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -547,6 +550,7 @@ const __TIDL_GEOMETRY_LOOKUP: ::tidl_runtime::Method = ::tidl_runtime::Method::n
         &::tidl_runtime::Schema {
             fingerprint: 0x33aecbe64bfec41d,
             descriptor: b"\x01\0\x0C\x12\0\x12\x01\x02!\x02\0\x04\0\x04\"\x02\0\x01\x0C",
+            idempotent: false,
         },
     );
 /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -558,6 +562,7 @@ const __TIDL_GEOMETRY_EVERYTHING: ::tidl_runtime::Method = ::tidl_runtime::Metho
         &::tidl_runtime::Schema {
             fingerprint: 0xee5049963f898293,
             descriptor: b"\x01\0\x12\0\x12\0\x0C\x02!\x13\0\0\0\x01\0\x02\0\x03\0\x04\0\x05\0\x06\0\x07\0\x08\0\t\0\n\0\x0B\0\x0C\0\r\0\x0E\x12\x01\0\x0F\x0C\x0E\x10\x12\x01\x01\x10\x12\x01\0\x0C\0\x06!\x02\0\x04\0\x04",
+            idempotent: false,
         },
     );
 /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -569,6 +574,7 @@ const __TIDL_GEOMETRY_EVALUATE: ::tidl_runtime::Method = ::tidl_runtime::Method:
         &::tidl_runtime::Schema {
             fingerprint: 0xa68ec325cf881487,
             descriptor: b"\x01\0\x12\0\x05\x0C\x01\"\x04\x01\x05\x01\x12\0\x02\x12\0\x12\0\x02\x0C\x0E\x12\0",
+            idempotent: false,
         },
     );
 /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -580,6 +586,7 @@ const __TIDL_GEOMETRY_TYPE: ::tidl_runtime::Method = ::tidl_runtime::Method::new
         &::tidl_runtime::Schema {
             fingerprint: 0x81d67f50f3bc2e0d,
             descriptor: b"\x01\0\x12\0\t\x0C\x01!\x03\0\x0C\0\x0E\x12\0\x01\x10\x12\0",
+            idempotent: false,
         },
     );
 /// A service using all of the above.
@@ -951,6 +958,7 @@ const __TIDL_T_A: ::tidl_runtime::Method = ::tidl_runtime::Method::new("T", "a")
         &::tidl_runtime::Schema {
             fingerprint: 0xfb5c30c73bb737a8,
             descriptor: b"\x01\0\0\0\x0C\0",
+            idempotent: false,
         },
     );
 /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -959,6 +967,7 @@ const __TIDL_T_I: ::tidl_runtime::Method = ::tidl_runtime::Method::new("T", "i")
         &::tidl_runtime::Schema {
             fingerprint: 0xb4d91ddab40bcbe3,
             descriptor: b"\x01\0\x12\0\x12\0\x0C\x01!\x01\0\x06",
+            idempotent: false,
         },
     );
 /// A one-letter service name, the same as a server's usual type parameter.

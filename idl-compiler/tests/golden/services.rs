@@ -10,6 +10,7 @@ const __TIDL_EXAMPLE_FINITE_LOOP: ::tidl_runtime::Method = ::tidl_runtime::Metho
         &::tidl_runtime::Schema {
             fingerprint: 0xfb5c30c73bb737a8,
             descriptor: b"\x01\0\0\0\x0C\0",
+            idempotent: false,
         },
     );
 /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -21,6 +22,7 @@ const __TIDL_EXAMPLE_ECHO: ::tidl_runtime::Method = ::tidl_runtime::Method::new(
         &::tidl_runtime::Schema {
             fingerprint: 0x586a94e880bffcb0,
             descriptor: b"\x01\0\x0C\x0C\x0C\0",
+            idempotent: true,
         },
     );
 /// The example service from the docs.

@@ -464,6 +464,7 @@ pub mod shop {
             &::tidl_runtime::Schema {
                 fingerprint: 0xb05275a617814058,
                 descriptor: b"\x01\0\x12\0\t\x12\x07\x08!\x16\0\t\x01\x10\x0C\0\x0E\x12\x01\0\x12\x05\0\x12\x03\0\x12\x04\0\x0F\x0C\x0E\x0C\0\x11\x04\x01\0\x11 \x06\0\r\0\x12\x06\0\x0E\x0C\0\x02\0\x03\0\x04\0\n\0\x0B\0\x06\0\x07\0\x08\0\0\0\x0C!\x02\0\x12\x02\0\x08!\x04\0\x0C\0\x0C\0\x12\x03\0\x12\x04!\x02\0\x0B\0\x0B!\x02\0\x07\0\x07!\x02\0\x05\0\x11\x03\x06\"\x04\0\x01\x08\x02\x0C\x10\x0C\0\"\x02\x02\x0C\x08\x01\t",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -475,6 +476,7 @@ pub mod shop {
             &::tidl_runtime::Schema {
                 fingerprint: 0x5c6809d2ab043a84,
                 descriptor: b"\x01\0\t\x10\x12\0\x0C\x07!\x16\0\t\x01\x10\x0C\0\x0E\x12\x01\0\x12\x05\0\x12\x03\0\x12\x04\0\x0F\x0C\x0E\x0C\0\x11\x04\x01\0\x11 \x06\0\r\0\x12\x06\0\x0E\x0C\0\x02\0\x03\0\x04\0\n\0\x0B\0\x06\0\x07\0\x08\0\0\0\x0C!\x02\0\x12\x02\0\x08!\x04\0\x0C\0\x0C\0\x12\x03\0\x12\x04!\x02\0\x0B\0\x0B!\x02\0\x07\0\x07!\x02\0\x05\0\x11\x03\x06\"\x04\0\x01\x08\x02\x0C\x10\x0C\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -486,6 +488,7 @@ pub mod shop {
             &::tidl_runtime::Schema {
                 fingerprint: 0xc03a7137329f8839,
                 descriptor: b"\x01\0\0\x0E\t\x0C\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -497,6 +500,7 @@ pub mod shop {
             &::tidl_runtime::Schema {
                 fingerprint: 0xf3b64fb7fdbf2e72,
                 descriptor: b"\x01\0\x12\0\x08\x0C\x01!\x03\0\x0C\0\x0E\x12\0\x01\x10\x10\x12\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -508,6 +512,7 @@ pub mod shop {
             &::tidl_runtime::Schema {
                 fingerprint: 0x90df0f495693922a,
                 descriptor: b"\x01\0\x12\0\x12\x01\x0C\x02\"\x03\x01\x12\x01\x02\x06\x12\0\x02\x12\0\x12\0!\x02\0\x05\0\x11\x03\x06",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -519,6 +524,7 @@ pub mod shop {
             &::tidl_runtime::Schema {
                 fingerprint: 0x5c6809d2ab043a84,
                 descriptor: b"\x01\0\t\x10\x12\0\x0C\x07!\x16\0\t\x01\x10\x0C\0\x0E\x12\x01\0\x12\x05\0\x12\x03\0\x12\x04\0\x0F\x0C\x0E\x0C\0\x11\x04\x01\0\x11 \x06\0\r\0\x12\x06\0\x0E\x0C\0\x02\0\x03\0\x04\0\n\0\x0B\0\x06\0\x07\0\x08\0\0\0\x0C!\x02\0\x12\x02\0\x08!\x04\0\x0C\0\x0C\0\x12\x03\0\x12\x04!\x02\0\x0B\0\x0B!\x02\0\x07\0\x07!\x02\0\x05\0\x11\x03\x06\"\x04\0\x01\x08\x02\x0C\x10\x0C\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -530,6 +536,7 @@ pub mod shop {
             &::tidl_runtime::Schema {
                 fingerprint: 0x586a94e880bffcb0,
                 descriptor: b"\x01\0\x0C\x0C\x0C\0",
+                idempotent: false,
             },
         );
     /// Takes and tracks orders.
@@ -974,6 +981,7 @@ pub mod shop {
                 &::tidl_runtime::Schema {
                     fingerprint: 0x361638e86d654ddc,
                     descriptor: b"\x01\0\x0C\x08\x0C\0",
+                    idempotent: false,
                 },
             );
         /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -985,6 +993,7 @@ pub mod shop {
                 &::tidl_runtime::Schema {
                     fingerprint: 0x68a30d009f5cbd25,
                     descriptor: b"\x01\0\x0E\x12\0\x0B\x0C\x01!\x02\0\x0B\0\x0B",
+                    idempotent: false,
                 },
             );
         /// Stock levels.

@@ -205,6 +205,7 @@ pub mod feed {
             &::tidl_runtime::Schema {
                 fingerprint: 0x8b7ec4e28f3da204,
                 descriptor: b"\x01\x01\x12\0\x12\x01\x0C\x02!\x01\0\x0C!\x02\0\t\0\x0C",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -216,6 +217,7 @@ pub mod feed {
             &::tidl_runtime::Schema {
                 fingerprint: 0x44ad70f1db5e98b8,
                 descriptor: b"\x01\x01\0\t\x0C\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -227,6 +229,7 @@ pub mod feed {
             &::tidl_runtime::Schema {
                 fingerprint: 0x8172b356866f7736,
                 descriptor: b"\x01\x02\x12\0\x12\x01\x12\x02\x03!\x01\0\r!\x02\0\t\0\t\"\x02\x01\t\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -238,6 +241,7 @@ pub mod feed {
             &::tidl_runtime::Schema {
                 fingerprint: 0xdc95f354b70b7d22,
                 descriptor: b"\x01\x02\x12\0\0\x0C\x01!\x01\0\r",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -249,6 +253,7 @@ pub mod feed {
             &::tidl_runtime::Schema {
                 fingerprint: 0xe976bcb4cef130fc,
                 descriptor: b"\x01\x03\x0C\x0C\x12\0\x01\"\x02\x01\t\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -260,6 +265,7 @@ pub mod feed {
             &::tidl_runtime::Schema {
                 fingerprint: 0xb13cc0ac55c3fa99,
                 descriptor: b"\x01\x03\x0E\x0C\x0E\x0C\x0C\0",
+                idempotent: false,
             },
         );
     /// The method, with the shape of its messages on the wire (checked once per connection).
@@ -271,6 +277,7 @@ pub mod feed {
             &::tidl_runtime::Schema {
                 fingerprint: 0xa4ea114cd5e59a47,
                 descriptor: b"\x01\0\x12\0\x12\x01\x0C\x02!\x01\0\x0C!\x02\0\t\0\x0C",
+                idempotent: false,
             },
         );
     /// A feed of events.

@@ -5,8 +5,9 @@
 //! ([`Balancer::from_addrs`]), or any stream a user supplies (a registry, DNS re-resolved on an
 //! interval). An endpoint that loses its connection is not ready while it reconnects, so the
 //! balancer sends nothing to it, and takes it back when it is connected again: a failed endpoint
-//! is retried, never forgotten. A call a server refused unstarted (it was shutting down) is sent
-//! again through the balancer, so it goes to another endpoint.
+//! is retried, never forgotten. A call a server refused unstarted (it was shutting down), or an
+//! idempotent call whose connection was lost under it, is sent again through the balancer, so it
+//! goes to another endpoint (see `retry.rs`).
 
 use super::Client;
 use super::call::Call;
@@ -15,6 +16,7 @@ use super::endpoint::EndpointConfig;
 use super::in_flight::Reply;
 use super::invoke::{Invoke, ReplyFuture, Request};
 use super::options::CallOptions;
+use super::retry::{self, RetryBudget};
 use super::streaming::{RequestSink, Streaming};
 use crate::error::{Code, Status};
 use crate::method::Method;
@@ -33,9 +35,6 @@ use tower::balance::p2c::Balance;
 use tower::discover::Change;
 use tower::load::Load;
 use tower::{BoxError, Service};
-
-/// How many times a call refused unstarted is sent again.
-const MAX_RESENDS: u32 = 3;
 
 /// An [`Endpoint`] as a tower [`Service`] with a [`Load`]: ready while it has a connection
 /// (pending, never failed, while it reconnects), loaded by its calls in flight.
@@ -163,6 +162,7 @@ pub struct Balancer {
     balance: Arc<tokio::sync::Mutex<Balance<Discovered, Request>>>,
     known: Known,
     wait_for_ready: bool,
+    budget: Arc<RetryBudget>,
 }
 
 impl fmt::Debug for Balancer {
@@ -182,7 +182,12 @@ impl Balancer {
     {
         let known = Known::default();
         let discover: Discovered = Box::pin(Discover { changes: Box::pin(changes), known: known.clone() });
-        Balancer { balance: Arc::new(tokio::sync::Mutex::new(Balance::new(discover))), known, wait_for_ready: true }
+        Balancer {
+            balance: Arc::new(tokio::sync::Mutex::new(Balance::new(discover))),
+            known,
+            wait_for_ready: true,
+            budget: Arc::default(),
+        }
     }
 
     /// A balancer over the TCP servers at `addrs`, each an [`Endpoint`] with `config`.
@@ -258,7 +263,8 @@ impl Invoke for Balancer {
             let options = request.options().clone();
             let deadline = options.get_timeout().map(|t| Instant::now() + t);
             let wait = options.get_wait_for_ready().unwrap_or(this.wait_for_ready);
-            let mut resends = 0;
+            this.budget.deposit();
+            let mut sends = 0;
             loop {
                 let mut attempt = request.clone();
                 if let Some(deadline) = deadline {
@@ -276,9 +282,9 @@ impl Invoke for Balancer {
                     }
                     Err(status) => return Reply::Status(status),
                 };
-                match &reply {
-                    Reply::Status(status) if status.is_unstarted() && resends < MAX_RESENDS => resends += 1,
-                    _ => return reply,
+                sends += 1;
+                if !retry::should_retry(&reply, &request, sends, &this.budget) {
+                    return reply;
                 }
             }
         })

@@ -6,12 +6,14 @@
 //! while attempts fail (gRPC's defaults: 1 s, x1.6, ±20 %, at most 120 s). While it has no
 //! connection, calls wait for one within their deadline, or fail at once with `Unavailable` if
 //! they asked not to wait ([`CallOptions::wait_for_ready`]). A call the server refused unstarted
-//! (it was shutting down) is sent again on the next connection.
+//! (it was shutting down), or an idempotent call whose connection was lost under it, is sent
+//! again on the next connection (see `retry.rs`).
 
 use super::call::Call;
 use super::in_flight::Reply;
 use super::invoke::{Invoke, ReplyFuture, Request};
 use super::options::CallOptions;
+use super::retry::{self, RetryBudget};
 use super::streaming::{RequestSink, Streaming};
 use super::{Client, ClientConfig};
 use crate::error::{Code, Status};
@@ -28,9 +30,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// How many times a call refused unstarted is sent again.
-const MAX_RESENDS: u32 = 3;
 
 /// How an [`Endpoint`] reconnects, and whether its calls wait for a connection.
 #[derive(Clone, Debug)]
@@ -119,6 +118,8 @@ struct Shared {
     started: AtomicBool,
     /// Fires when the last handle is dropped: the task stops.
     closed: CancellationToken,
+    /// Bounds the calls sent again.
+    budget: RetryBudget,
 }
 
 /// Cancels the endpoint's task when the last handle goes.
@@ -177,6 +178,7 @@ impl Endpoint {
             state: watch::Sender::new(State::Idle),
             started: AtomicBool::new(false),
             closed: CancellationToken::new(),
+            budget: RetryBudget::default(),
         });
         Endpoint { handle: Arc::new(Handle(shared)) }
     }
@@ -339,7 +341,8 @@ impl Invoke for Endpoint {
             let options = request.options().clone();
             let deadline = options.get_timeout().map(|t| Instant::now() + t);
             let wait = options.get_wait_for_ready().unwrap_or(shared.config.wait_for_ready);
-            let mut resends = 0;
+            shared.budget.deposit();
+            let mut sends = 0;
             loop {
                 let client = match wait_ready(&shared, deadline, wait).await {
                     Ok(client) => client,
@@ -351,14 +354,12 @@ impl Invoke for Endpoint {
                     attempt = attempt.with_options(options.clone().timeout(left));
                 }
                 let reply = client.invoke(attempt).await;
-                match &reply {
-                    Reply::Status(status) if status.is_unstarted() && resends < MAX_RESENDS => {
-                        resends += 1;
-                        // This connection takes no more calls; the task is making the next.
-                        client.retired().await;
-                    }
-                    _ => return reply,
+                sends += 1;
+                if !retry::should_retry(&reply, &request, sends, &shared.budget) {
+                    return reply;
                 }
+                // The connection failed or takes no more calls; the task is making the next.
+                client.retired().await;
             }
         })
     }

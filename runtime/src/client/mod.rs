@@ -18,6 +18,7 @@ pub(crate) mod endpoint;
 pub(crate) mod in_flight;
 pub(crate) mod invoke;
 pub(crate) mod options;
+pub(crate) mod retry;
 pub(crate) mod streaming;
 
 use crate::codec;

@@ -12,6 +12,7 @@ pub struct CallOptions {
     timeout: Option<Duration>,
     parent: Option<Context>,
     wait_for_ready: Option<bool>,
+    idempotent: bool,
 }
 
 impl CallOptions {
@@ -35,6 +36,19 @@ impl CallOptions {
     pub fn wait_for_ready(mut self, wait: bool) -> CallOptions {
         self.wait_for_ready = Some(wait);
         self
+    }
+
+    /// Says that running this call twice does what running it once does (as `@idempotent` says
+    /// of a method): through an [`Endpoint`](crate::Endpoint) or a balancer, it is then sent
+    /// again if its connection is lost under it, within a retry budget.
+    pub fn idempotent(mut self, idempotent: bool) -> CallOptions {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// Whether the call was marked [`idempotent`](CallOptions::idempotent).
+    pub fn get_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// The choice made with [`wait_for_ready`](CallOptions::wait_for_ready), if any.

@@ -21,6 +21,9 @@ pub struct Schema {
     pub fingerprint: u64,
     /// The canonical description of the method's wire shape.
     pub descriptor: &'static [u8],
+    /// Whether the method is declared `@idempotent` (not part of the shape): a call of it that
+    /// failed on the way may be sent again.
+    pub idempotent: bool,
 }
 
 /// The descriptor format's version, its first byte.
