@@ -128,7 +128,7 @@ pub use client::in_flight::Reply;
 pub use client::invoke::{Invoke, ReplyFuture, Request};
 pub use client::options::CallOptions;
 pub use client::streaming::{RequestSink, Streaming};
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, WhenFull};
 /// The request generated servers hand to their handlers; not for use by hand.
 #[doc(hidden)]
 pub use codec::evolve as __evolve;

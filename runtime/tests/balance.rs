@@ -303,3 +303,42 @@ async fn an_idempotent_call_whose_connection_is_lost_is_sent_again() {
     let idempotent = tokio::time::timeout(Duration::from_secs(10), idempotent).await.expect("no hang").expect("task");
     assert_eq!(idempotent, Ok("second".to_owned()));
 }
+
+/// An address where nothing listens.
+fn nowhere() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_wait_for_a_connection_only_within_their_deadline_or_not_at_all() {
+    let mut config = fast_config();
+    config.client.default_timeout = Some(Duration::from_millis(300));
+    let endpoint = Endpoint::new(nowhere().to_string(), config);
+    // The client's default timeout bounds the wait for a connection.
+    let started = std::time::Instant::now();
+    let err = name(&endpoint, 0).await.expect_err("nothing listens");
+    let Error::Status(status) = err else { panic!("{err:?}") };
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Through a balancer with no connected endpoint: a call that waits without a deadline does
+    // not hold up one that does not wait.
+    let balancer = Balancer::from_addrs([nowhere().to_string()], &fast_config());
+    let waiting = {
+        let balancer = balancer.clone();
+        tokio::spawn(async move { name(&balancer, 0).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let options = CallOptions::default().wait_for_ready(false);
+    let quick = tokio::time::timeout(
+        Duration::from_secs(2),
+        balancer.call::<_, String, String>(Method::new("Who", "name"), &0u64, &options),
+    )
+    .await
+    .expect("a call that does not wait fails at once");
+    let Err(Error::Status(status)) = quick else { panic!("{quick:?}") };
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+    assert!(status.is_unstarted(), "{status}");
+    waiting.abort();
+}

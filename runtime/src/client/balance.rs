@@ -2,8 +2,7 @@
 //! the load of an endpoint being its calls in flight (feature `balance`).
 //!
 //! The set of endpoints comes from a stream of tower [`Change`]s: a fixed list
-//! ([`Balancer::from_addrs`]), or any stream a user supplies (a registry, DNS re-resolved on an
-//! interval). An endpoint that loses its connection is not ready while it reconnects, so the
+//! ([`Balancer::from_addrs`]), or any stream a user supplies (a registry's watch, a channel). An endpoint that loses its connection is not ready while it reconnects, so the
 //! balancer sends nothing to it, and takes it back when it is connected again: a failed endpoint
 //! is retried, never forgotten. A call a server refused unstarted (it was shutting down), or an
 //! idempotent call whose connection was lost under it, is sent again through the balancer, so it
@@ -28,6 +27,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::time::Instant;
@@ -163,6 +163,8 @@ pub struct Balancer {
     known: Known,
     wait_for_ready: bool,
     budget: Arc<RetryBudget>,
+    /// Set while the caller holding the balancer waits for an endpoint to connect.
+    starved: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for Balancer {
@@ -174,7 +176,9 @@ impl fmt::Debug for Balancer {
 
 impl Balancer {
     /// A balancer over the endpoints that `changes` inserts (and until it removes them). Any
-    /// stream will do: a registry's watch, DNS re-resolved on an interval, a channel.
+    /// stream will do: a registry's watch, a channel. Discovery and connecting start on the
+    /// first call (or [`ready`](Balancer::ready)). Calls wait for a connected endpoint unless
+    /// they say otherwise ([`CallOptions::wait_for_ready`]).
     pub fn new<S, E>(changes: S) -> Balancer
     where
         S: Stream<Item = Result<Change<String, Endpoint>, E>> + Send + 'static,
@@ -187,6 +191,7 @@ impl Balancer {
             known,
             wait_for_ready: true,
             budget: Arc::default(),
+            starved: Arc::default(),
         }
     }
 
@@ -208,23 +213,83 @@ impl Balancer {
         lock(&self.known).clone()
     }
 
+    /// Completes once an endpoint is connected (discovery and connecting start on the first
+    /// call, or here): useful before starting streams, which do not wait.
+    pub async fn ready(&self) -> Result<(), Status> {
+        self.pick(None, true).await.map(drop)
+    }
+
+    /// Sends `request` to a ready endpoint, waiting for one, and again to another if it may be
+    /// sent again, within the call's deadline.
+    async fn send(self, request: Request, options: CallOptions) -> Reply {
+        let deadline = retry::deadline(&options, None);
+        let wait = options.get_wait_for_ready().unwrap_or(self.wait_for_ready);
+        self.budget.deposit();
+        let mut sends = 0;
+        loop {
+            let mut attempt = request.clone();
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                attempt = attempt.with_options(options.clone().timeout(left));
+            }
+            let reply = match self.pick(deadline, wait).await {
+                Ok(mut balance) => {
+                    let call = balance.call(attempt);
+                    drop(balance);
+                    match call.await {
+                        Ok(reply) => reply,
+                        Err(e) => Reply::Status(Status::unavailable(format!("the balancer failed: {e}"))),
+                    }
+                }
+                Err(status) => return Reply::Status(status),
+            };
+            sends += 1;
+            if !retry::should_retry(&reply, &request, sends, &self.budget) {
+                return reply;
+            }
+        }
+    }
+
     /// Waits until the balancer has a ready endpoint and picks one (the less loaded of two).
     async fn pick(
         &self,
         deadline: Option<Instant>,
         wait: bool,
     ) -> Result<tokio::sync::OwnedMutexGuard<Balance<Discovered, Request>>, Status> {
-        let mut balance = self.balance.clone().lock_owned().await;
-        let ready = poll_fn(|cx| balance.poll_ready(cx));
+        let none_ready = || Status::unavailable("no endpoint of the balancer is connected").unstarted();
+        // A caller that holds the lock while no endpoint is ready makes a caller that does not
+        // wait fail at once, instead of queueing behind it.
+        if !wait && self.starved.load(Ordering::Acquire) {
+            return Err(none_ready());
+        }
+        let picking = async {
+            let mut balance = self.balance.clone().lock_owned().await;
+            let ready = poll_fn(|cx| {
+                let poll = balance.poll_ready(cx);
+                if poll.is_pending() {
+                    self.starved.store(true, Ordering::Release);
+                }
+                poll
+            })
+            .await;
+            self.starved.store(false, Ordering::Release);
+            ready.map(|()| balance)
+        };
         let result = if !wait {
-            match tokio::time::timeout(std::time::Duration::ZERO, ready).await {
-                Ok(result) => result,
-                Err(_) => return Err(Status::unavailable("no endpoint of the balancer is connected").unstarted()),
+            // One look: ready now, or not.
+            let mut picking = std::pin::pin!(picking);
+            match poll_fn(|cx| Poll::Ready(picking.as_mut().poll(cx))).await {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    self.starved.store(false, Ordering::Release);
+                    return Err(none_ready());
+                }
             }
         } else if let Some(deadline) = deadline {
-            match tokio::time::timeout_at(deadline, ready).await {
+            match tokio::time::timeout_at(deadline, picking).await {
                 Ok(result) => result,
                 Err(_) => {
+                    self.starved.store(false, Ordering::Release);
                     return Err(Status::new(
                         Code::DeadlineExceeded,
                         "the deadline passed while waiting for an endpoint of the balancer to connect",
@@ -232,10 +297,9 @@ impl Balancer {
                 }
             }
         } else {
-            ready.await
+            picking.await
         };
-        result.map_err(|e| Status::unavailable(format!("the balancer failed: {e}")))?;
-        Ok(balance)
+        result.map_err(|e| Status::unavailable(format!("the balancer failed: {e}")))
     }
 
     /// The connected endpoint with the fewest calls in flight, for a stream.
@@ -247,7 +311,7 @@ impl Balancer {
             .ok_or_else(|| {
                 Status::unavailable(format!(
                     "`{method}` is a stream, and no endpoint of the balancer is connected now (streams do \
-                     not wait for one)"
+                     not wait for one: await Balancer::ready() first)"
                 ))
                 .unstarted()
             })
@@ -261,32 +325,7 @@ impl Invoke for Balancer {
         let this = self.clone();
         Box::pin(async move {
             let options = request.options().clone();
-            let deadline = options.get_timeout().map(|t| Instant::now() + t);
-            let wait = options.get_wait_for_ready().unwrap_or(this.wait_for_ready);
-            this.budget.deposit();
-            let mut sends = 0;
-            loop {
-                let mut attempt = request.clone();
-                if let Some(deadline) = deadline {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    attempt = attempt.with_options(options.clone().timeout(left));
-                }
-                let reply = match this.pick(deadline, wait).await {
-                    Ok(mut balance) => {
-                        let call = balance.call(attempt);
-                        drop(balance);
-                        match call.await {
-                            Ok(reply) => reply,
-                            Err(e) => Reply::Status(Status::unavailable(format!("the balancer failed: {e}"))),
-                        }
-                    }
-                    Err(status) => return Reply::Status(status),
-                };
-                sends += 1;
-                if !retry::should_retry(&reply, &request, sends, &this.budget) {
-                    return reply;
-                }
-            }
+            retry::unless_parent_cancelled(&options.clone(), this.send(request, options)).await
         })
     }
 

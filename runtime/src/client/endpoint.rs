@@ -339,28 +339,7 @@ impl Invoke for Endpoint {
         let shared = self.shared().clone();
         Box::pin(async move {
             let options = request.options().clone();
-            let deadline = options.get_timeout().map(|t| Instant::now() + t);
-            let wait = options.get_wait_for_ready().unwrap_or(shared.config.wait_for_ready);
-            shared.budget.deposit();
-            let mut sends = 0;
-            loop {
-                let client = match wait_ready(&shared, deadline, wait).await {
-                    Ok(client) => client,
-                    Err(status) => return Reply::Status(status),
-                };
-                let mut attempt = request.clone();
-                if let Some(deadline) = deadline {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    attempt = attempt.with_options(options.clone().timeout(left));
-                }
-                let reply = client.invoke(attempt).await;
-                sends += 1;
-                if !retry::should_retry(&reply, &request, sends, &shared.budget) {
-                    return reply;
-                }
-                // The connection failed or takes no more calls; the task is making the next.
-                client.retired().await;
-            }
+            retry::unless_parent_cancelled(&options.clone(), send(shared, request, options)).await
         })
     }
 
@@ -414,5 +393,32 @@ impl Endpoint {
             ))
             .unstarted()),
         }
+    }
+}
+
+/// Sends `request` through the endpoint, waiting for a connection and sending again what may be
+/// sent again, within the call's deadline.
+async fn send(shared: Arc<Shared>, request: Request, options: CallOptions) -> Reply {
+    let deadline = retry::deadline(&options, shared.config.client.default_timeout);
+    let wait = options.get_wait_for_ready().unwrap_or(shared.config.wait_for_ready);
+    shared.budget.deposit();
+    let mut sends = 0;
+    loop {
+        let client = match wait_ready(&shared, deadline, wait).await {
+            Ok(client) => client,
+            Err(status) => return Reply::Status(status),
+        };
+        let mut attempt = request.clone();
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            attempt = attempt.with_options(options.clone().timeout(left));
+        }
+        let reply = client.invoke(attempt).await;
+        sends += 1;
+        if !retry::should_retry(&reply, &request, sends, &shared.budget) {
+            return reply;
+        }
+        // The connection failed or takes no more calls; the task is making the next.
+        client.retired().await;
     }
 }

@@ -75,6 +75,25 @@ pub struct ClientConfig {
     /// Bytes of items a stream from the server may have in flight beyond what this side has
     /// taken: the server waits when a consumer falls this far behind. Default: 1 MiB.
     pub stream_window: usize,
+    /// Bytes of requests queued for the connection but not yet written (the server is slow to
+    /// read them, or the network is) beyond which a new call waits for room, within its
+    /// deadline, or fails at once with `ResourceExhausted` (see [`when_full`](Self::when_full)),
+    /// so that a client making calls faster than they can go out does not grow without bound.
+    /// Default: 16 MiB.
+    pub max_queued_request_bytes: usize,
+    /// What a call does when [`max_queued_request_bytes`](Self::max_queued_request_bytes) are
+    /// queued. Default: [`WhenFull::Wait`].
+    pub when_full: WhenFull,
+}
+
+/// What a new call does when its connection has too many bytes of requests queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Waits for room, within the call's deadline (nothing is sent meanwhile; dropping the call
+    /// gives up its place).
+    Wait,
+    /// Fails at once with `ResourceExhausted` (the call never started).
+    Fail,
 }
 
 impl Default for ClientConfig {
@@ -86,6 +105,8 @@ impl Default for ClientConfig {
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_timeout: Duration::from_secs(20),
             stream_window: DEFAULT_STREAM_WINDOW,
+            max_queued_request_bytes: 16 * 1024 * 1024,
+            when_full: WhenFull::Wait,
         }
     }
 }
@@ -397,7 +418,15 @@ impl Client {
         // The first call of a method on a connection that speaks 1.2 tells the server the
         // method's schema first, in the same critical section, so no request overtakes it.
         let schema = method.schema().filter(|_| (BIND_MINOR..MINOR_UNKNOWN).contains(&minor));
+        let mut retired = false;
         let pushed = conn.link.outbox.push(|buf, max| {
+            // Checked under the outbox's lock: a GoAway read after the id was taken has queued
+            // its pong by now, and a request written after that pong would reach a server that
+            // may have closed on it. Such a call is refused here instead, unstarted.
+            if conn.retired.is_cancelled() {
+                retired = true;
+                return Ok(());
+            }
             if let Some(schema) = schema {
                 let mut bound = lock(&conn.bound);
                 // By address: the compiler may merge equal strings and equal schemas, but
@@ -421,6 +450,14 @@ impl Client {
             }
             wire::write_frame(buf, max, &header, write_payload)
         });
+        if retired {
+            conn.in_flight.end(id);
+            return Err(conn
+                .in_flight
+                .refusal()
+                .unwrap_or_else(|| Status::unavailable("the connection is closed"))
+                .unstarted());
+        }
         if let Err(e) = pushed {
             conn.in_flight.end(id);
             return Err(match e {
@@ -439,9 +476,72 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `None` if a call of `method` may go out now; else `Ok` if it is to wait for room
+    /// ([`WhenFull::Wait`]), or the status it fails with.
+    fn full(&self, method: Method) -> Option<Result<(), Status>> {
+        let conn = &self.handle.conn;
+        let limit = conn.config.max_queued_request_bytes;
+        if conn.link.outbox.queued() < limit {
+            return None;
+        }
+        Some(match conn.config.when_full {
+            WhenFull::Wait => Ok(()),
+            WhenFull::Fail => Err(Status::resource_exhausted(format!(
+                "`{method}` was not started: {limit} bytes of requests are already queued for {} \
+                 (ClientConfig::max_queued_request_bytes)",
+                conn.name
+            ))
+            .unstarted()),
+        })
+    }
+
+    /// Sends `request` once fewer than `max_queued_request_bytes` are queued, within its
+    /// deadline.
+    fn when_room(self, request: Request) -> ReplyFuture {
+        Box::pin(async move {
+            let conn = &self.handle.conn;
+            let room = conn.link.outbox.wait_below(conn.config.max_queued_request_bytes);
+            let timeout = request.options().get_timeout().or(conn.config.default_timeout);
+            let started = Instant::now();
+            match timeout {
+                Some(timeout) => {
+                    if tokio::time::timeout(timeout, room).await.is_err() {
+                        return Reply::Status(
+                            Status::new(
+                                Code::DeadlineExceeded,
+                                format!(
+                                    "`{}` was not started: its deadline passed while {} had too many bytes of \
+                                     requests queued (ClientConfig::max_queued_request_bytes)",
+                                    request.method(),
+                                    conn.name
+                                ),
+                            )
+                            .unstarted(),
+                        );
+                    }
+                    let left = timeout.saturating_sub(started.elapsed());
+                    let options = request.options().clone().timeout(left);
+                    self.invoke(request.with_options(options)).await
+                }
+                None => {
+                    room.await;
+                    self.invoke(request).await
+                }
+            }
+        })
+    }
+}
+
 impl Invoke for Client {
     /// Sends the encoded request as it is.
     fn invoke(&self, request: Request) -> ReplyFuture {
+        if let Some(full) = self.full(request.method()) {
+            return match full {
+                Ok(()) => self.clone().when_room(request),
+                Err(status) => Box::pin(std::future::ready(Reply::Status(status))),
+            };
+        }
         let payload = request.payload().clone();
         match self.start_call(request.method(), request.options(), None, |buf, limit| {
             codec::extend_limited(buf, &payload, limit)
@@ -458,6 +558,12 @@ impl Invoke for Client {
     where
         A: Serialize + ?Sized,
     {
+        if let Some(full) = self.full(method) {
+            return match full.and_then(|()| Request::new(method, arg, options.clone())) {
+                Ok(request) => Call::from_future(method, self.clone().when_room(request)),
+                Err(status) => Call::failed(status),
+            };
+        }
         match self.start_call(method, options, None, |buf, limit| codec::encode_into(arg, buf, limit)) {
             Ok(pending) => Call::pending(pending),
             Err(status) => Call::failed(status),

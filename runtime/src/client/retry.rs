@@ -9,7 +9,8 @@
 
 use super::in_flight::Reply;
 use super::invoke::Request;
-use crate::error::Code;
+use super::options::CallOptions;
+use crate::error::{Code, Status};
 use crate::sync::lock;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -57,6 +58,36 @@ impl RetryBudget {
         } else {
             false
         }
+    }
+}
+
+/// When a call made with `options` must have ended: its own timeout, else `default_timeout`,
+/// and never after the deadline of the handler call it belongs to.
+pub(crate) fn deadline(
+    options: &CallOptions,
+    default_timeout: Option<std::time::Duration>,
+) -> Option<tokio::time::Instant> {
+    let own = options.get_timeout().or(default_timeout).map(|t| tokio::time::Instant::now() + t);
+    let parent = options.get_context().and_then(crate::Context::deadline_instant);
+    match (own, parent) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Runs `work` until it ends, or until the handler call the options belong to is cancelled
+/// (then `Cancelled`, the call never having been sent by this attempt... or abandoned).
+pub(crate) async fn unless_parent_cancelled<F: std::future::Future<Output = Reply>>(
+    options: &CallOptions,
+    work: F,
+) -> Reply {
+    match options.get_context() {
+        Some(parent) => tokio::select! {
+            biased;
+            () = parent.token().cancelled() => Reply::Status(Status::cancelled("the call it belongs to was cancelled")),
+            reply = work => reply,
+        },
+        None => work.await,
     }
 }
 

@@ -158,7 +158,12 @@ impl Outbox {
     /// Waits until the queued bytes are below the high-water mark (or the connection is gone), so
     /// a peer that stops reading cannot make the server buffer without bound.
     pub(crate) async fn wait_for_space(&self) {
-        if self.has_space() {
+        self.wait_below(self.high_water).await;
+    }
+
+    /// Waits until fewer than `limit` bytes are queued.
+    pub(crate) async fn wait_below(&self, limit: usize) {
+        if self.queued() < limit {
             return;
         }
         loop {
@@ -167,12 +172,17 @@ impl Outbox {
             drained.as_mut().enable();
             {
                 let state = self.lock();
-                if state.buf.len() < self.high_water || state.dead || state.closing {
+                if state.buf.len() < limit || state.dead || state.closing {
                     return;
                 }
             }
             drained.await;
         }
+    }
+
+    /// Bytes queued and not yet handed to the writer (without taking the lock).
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Whether the queued bytes are below the high-water mark (without taking the lock).

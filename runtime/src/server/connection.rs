@@ -62,6 +62,9 @@ pub(crate) struct Conn {
     /// When the connection is told to go away for its age ([`ServerConfig::max_connection_age`](super::ServerConfig::max_connection_age)), and when its calls are then
     /// cancelled.
     aged: Option<(tokio::time::Instant, tokio::time::Instant)>,
+    /// Set when the GoAway was sent for the connection's age (not for a shutdown, whose own
+    /// grace then applies).
+    went_away_aged: AtomicBool,
     /// Cancels received for calls that were not running (they had usually just finished); only
     /// the first is logged.
     unknown_cancels: AtomicU64,
@@ -131,6 +134,7 @@ where
         name,
         goaway_sent: AtomicBool::new(false),
         goaway_seen: AtomicBool::new(false),
+        went_away_aged: AtomicBool::new(false),
         aged: config.max_connection_age.map(|age| {
             let at = tokio::time::Instant::now() + crate::jitter::jittered(age, 0.1);
             (at, at + config.max_connection_age_grace)
@@ -342,7 +346,6 @@ impl Conn {
         ))
     }
 
-    /// Tells the client to start no new calls, once.
     /// Tells the client to start no new calls, once, and pings it: the connection closes when
     /// its calls have finished and the pong is back, so a request that crossed the GoAway is
     /// still read and refused unstarted instead of lost with the connection.
@@ -408,10 +411,11 @@ impl Side for Arc<Conn> {
             }
             () = sleep_until_some(self.aged.map(|(at, _)| at)), if !goaway_sent => {
                 tracing::debug!(peer = %self.name, "telling a tidl client to reconnect: its connection reached its maximum age");
+                self.went_away_aged.store(true, Ordering::SeqCst);
                 self.go_away("the connection reached its maximum age (ServerConfig::max_connection_age): connect again");
                 Interrupt::Continue
             }
-            () = sleep_until_some(self.aged.map(|(_, end)| end)), if goaway_sent => {
+            () = sleep_until_some(self.aged.map(|(_, end)| end)), if goaway_sent && self.went_away_aged.load(Ordering::SeqCst) => {
                 tracing::debug!(peer = %self.name, "closing an aged tidl connection: its calls outlived the grace");
                 Interrupt::Stop
             }
