@@ -123,6 +123,8 @@ mod wire;
 #[cfg(feature = "balance")]
 pub use client::balance::{Balancer, EndpointService};
 pub use client::call::Call;
+#[cfg(feature = "dns")]
+pub use client::dns::{DnsDiscovery, dns};
 pub use client::endpoint::{Endpoint, EndpointConfig, EndpointState};
 pub use client::in_flight::Reply;
 pub use client::invoke::{Invoke, ReplyFuture, Request};

@@ -342,3 +342,18 @@ async fn calls_wait_for_a_connection_only_within_their_deadline_or_not_at_all() 
     assert!(status.is_unstarted(), "{status}");
     waiting.abort();
 }
+
+#[cfg(feature = "dns")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_discovery_finds_a_server_by_name() {
+    let server = TestServer::start("named", "127.0.0.1:0".parse().expect("addr"));
+    // `localhost` comes from the hosts file; an address it also resolves to where nothing
+    // listens (`::1`) is an endpoint that never connects, and gets no calls.
+    let changes = tidl_runtime::dns("localhost", server.addr.port(), Duration::from_millis(200), fast_config());
+    let balancer = Balancer::new(changes);
+    let options = CallOptions::default().timeout(Duration::from_secs(10));
+    let answer = balancer.call::<_, String, String>(Method::new("Who", "name"), &0u64, &options).await;
+    assert_eq!(answer, Ok("named".to_owned()));
+    let endpoints: Vec<String> = balancer.endpoints().into_iter().map(|(k, _)| k).collect();
+    assert!(endpoints.contains(&server.addr.to_string()), "{endpoints:?}");
+}

@@ -14,6 +14,8 @@
 pub(crate) mod balance;
 pub(crate) mod call;
 mod connection;
+#[cfg(feature = "dns")]
+pub(crate) mod dns;
 pub(crate) mod endpoint;
 pub(crate) mod in_flight;
 pub(crate) mod invoke;
