@@ -84,7 +84,7 @@ async fn resolve_forever(
                 known = now;
             }
             Err(e) => {
-                tracing::warn!(%host, error = %e, "DNS discovery could not resolve; keeping the endpoints it had")
+                tracing::warn!(%host, error = %e, "DNS discovery could not resolve; keeping the endpoints it had");
             }
         }
         tokio::select! {
