@@ -71,6 +71,7 @@ pub const RUNTIME_CLIENT_METHODS: &[&str] = &[
     "is_open",
     "new",
     "peer",
+    "queued_request_bytes",
     "ready",
     "retired",
     "state",

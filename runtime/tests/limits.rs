@@ -7,6 +7,7 @@ mod raw;
 
 use common::{Probe, call, connected, serve, serve_with, status};
 use raw::{Frame, response_ok, scripted_server, string};
+use std::time::Duration;
 use tidl_runtime::bytes::Bytes;
 use tidl_runtime::{Call, CallOptions, Client, ClientConfig, Code, Invoke, Method, ServerConfig};
 
@@ -176,4 +177,62 @@ async fn a_reply_over_the_clients_frame_limit_closes_the_connection_with_a_reaso
         message.contains("over the maximum frame length of 1024 bytes; raise ClientConfig::max_frame_len"),
         "{message}"
     );
+}
+
+/// Calls made while a server reads nothing: the requests first fill the socket, then the
+/// client's queue, which stops at `max_queued_request_bytes`.
+#[tokio::test]
+async fn a_client_bounds_the_requests_it_queues() {
+    let (addr, accept) = scripted_server().await;
+    let mut config = ClientConfig::default();
+    config.max_queued_request_bytes = 1024 * 1024;
+    config.when_full = tidl_runtime::WhenFull::Fail;
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let _server = accept.await.expect("accepted"); // never reads
+    let big = "x".repeat(256 * 1024);
+    let method = Method::new("Echo", "echo");
+    let mut calls: Vec<Call<String>> = Vec::new();
+    let refused = loop {
+        assert!(calls.len() < 400, "the queue never filled: {} calls of 256 KiB", calls.len());
+        let mut call = client.call::<_, String, String>(method, &big, &CallOptions::default());
+        // A refused call is ready at once; a queued one is pending.
+        match futures_now(&mut call).await {
+            Some(result) => break result,
+            None => calls.push(call),
+        }
+    };
+    let status = match refused {
+        Err(tidl_runtime::Error::Status(status)) => status,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
+    assert!(status.is_unstarted(), "{status}");
+    assert!(status.message().contains("ClientConfig::max_queued_request_bytes"), "{status}");
+
+    // Waiting instead: the call waits for room within its deadline, and fails unstarted when it
+    // passes.
+    let (addr, accept) = scripted_server().await;
+    let mut config = ClientConfig::default();
+    config.max_queued_request_bytes = 1024 * 1024;
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let _server = accept.await.expect("accepted");
+    // Calls without a deadline until the queue is full (the first ones fill the socket).
+    let mut calls: Vec<Call<String>> = Vec::new();
+    while client.queued_request_bytes() < 1024 * 1024 {
+        assert!(calls.len() < 400, "the queue never filled");
+        calls.push(client.call::<_, String, String>(method, &big, &CallOptions::default()));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let options = CallOptions::default().timeout(Duration::from_millis(200));
+    let waited = tokio::time::timeout(Duration::from_secs(5), client.call::<_, String, String>(method, &big, &options))
+        .await
+        .expect("the deadline applies to the wait");
+    let Err(tidl_runtime::Error::Status(status)) = waited else { panic!("{waited:?}") };
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    assert!(status.message().contains("too many bytes of requests queued"), "{status}");
+}
+
+/// The call's result if it is ready at once, without waiting.
+async fn futures_now(call: &mut Call<String>) -> Option<Result<String, tidl_runtime::Error>> {
+    tokio::time::timeout(Duration::from_millis(1), call).await.ok()
 }

@@ -213,6 +213,12 @@ impl Client {
         self.handle.conn.in_flight.len()
     }
 
+    /// Bytes of requests queued for the connection and not yet written: what
+    /// [`ClientConfig::max_queued_request_bytes`] bounds.
+    pub fn queued_request_bytes(&self) -> usize {
+        self.handle.conn.link.outbox.queued()
+    }
+
     /// Whether the connection still takes new calls: it has not ended, and the server has not
     /// said it is shutting down.
     pub fn is_open(&self) -> bool {
