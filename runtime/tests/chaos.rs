@@ -238,7 +238,7 @@ async fn calls_survive_crashes_drains_cancels_and_deadlines() {
     let outcomes = outcomes.lock().expect("outcomes").clone();
     let total: u64 = outcomes.values().sum();
     println!("chaos soak, {secs} s: {total} calls; faults {faults:?}; outcomes {outcomes:?}");
-    println!("RSS {} KiB -> {} KiB", rss_start, rss_end);
+    println!("RSS {rss_start} KiB -> {rss_end} KiB");
     assert_eq!(hung.load(Ordering::Relaxed), 0, "awaited calls that never ended: {outcomes:?}");
     assert_eq!(wrong.load(Ordering::Relaxed), 0, "calls answered with another call's token");
     assert_eq!(LIVE.load(Ordering::SeqCst), 0, "handlers left running after their servers stopped");
