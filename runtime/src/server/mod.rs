@@ -10,7 +10,7 @@ pub(crate) mod dispatch;
 mod in_flight;
 pub(crate) mod streaming;
 
-use crate::transport::{Io, Listener, Peer};
+use crate::transport::{Io, Listener, Peer, tcp};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
 use dispatch::Service;
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -57,6 +57,14 @@ pub struct ServerConfig {
     /// Bytes of items a client's stream may have in flight beyond what the handler has taken:
     /// the client waits when the handler falls this far behind. Default: 1 MiB.
     pub stream_window: usize,
+    /// How many connections the kernel may hold, handshaken but not yet accepted, on a socket
+    /// bound by [`Server::listen`]: the `backlog` of `listen(2)`. When every client reconnects
+    /// at once (the server restarted), connections beyond it are dropped, and each costs its
+    /// client a SYN retransmit: a second or more. The kernel caps it at `net.core.somaxconn`
+    /// (4096 by default since Linux 5.4, 128 before) without saying so; raise that sysctl to
+    /// allow more. A listener given to [`Server::accept`] keeps the backlog it was made with
+    /// (tokio's `TcpListener::bind` uses 1024). Default: 4096.
+    pub listen_backlog: u32,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +79,7 @@ impl Default for ServerConfig {
             keepalive_timeout: Duration::from_secs(20),
             max_concurrent_streams: 100,
             stream_window: 1024 * 1024,
+            listen_backlog: 4096,
         }
     }
 }
@@ -179,9 +188,10 @@ impl Server {
 
     /// Binds `addr` and accepts connections on it in a background task, as
     /// [`accept`](Server::accept) does, until shutdown. Returns the address bound, so
-    /// `"127.0.0.1:0"` serves on a free port. A failure of the listener itself is logged.
+    /// `"127.0.0.1:0"` serves on a free port. The socket's listen queue holds
+    /// [`ServerConfig::listen_backlog`] connections. A failure of the listener itself is logged.
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = tcp::bind(addr, self.inner.config.listen_backlog).await?;
         let bound = listener.local_addr()?;
         let server = self.clone();
         tokio::spawn(async move {

@@ -6,7 +6,8 @@
 
 use super::{Connector, Listener, Peer};
 use std::io;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 
 impl Listener for TcpListener {
     type Io = TcpStream;
@@ -18,6 +19,30 @@ impl Listener for TcpListener {
         }
         Ok((stream, Peer::Tcp(addr)))
     }
+}
+
+/// Binds a listening socket to the first address `addr` resolves to that can be bound (as
+/// `TcpListener::bind` does), with a listen queue of `backlog` connections.
+pub(crate) async fn bind(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        match bind_one(addr, backlog) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the address resolved to no address to bind")))
+}
+
+fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // As `TcpListener::bind` does: a restarted server can bind its port again at once, while
+    // connections of the previous one are still in TIME_WAIT.
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Connects over TCP to an address given as `"host:port"`, resolved anew at each connect.
@@ -68,6 +93,24 @@ mod tests {
         assert!(client.nodelay()? && server.nodelay()?, "Nagle is on by default; tidl turns it off");
         assert_eq!(to_server, Peer::Tcp(addr));
         assert_eq!(to_client.socket_addr(), Some(client.local_addr()?));
+        Ok(())
+    }
+
+    /// The kernel queues `backlog + 1` handshaken connections; it drops the SYN of the next
+    /// one, whose connect then waits for a retransmit a second later.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn bind_gives_the_listen_queue_the_backlog_asked_for() -> io::Result<()> {
+        let listener = bind("127.0.0.1:0", 4).await?;
+        let addr = listener.local_addr()?;
+        assert_ne!(addr.port(), 0, "a free port was bound");
+        let mut queued = Vec::new();
+        for _ in 0..5 {
+            queued.push(TcpStream::connect(addr).await?);
+        }
+        let over = tokio::time::timeout(std::time::Duration::from_millis(500), TcpStream::connect(addr)).await;
+        assert!(over.is_err(), "a sixth connection completed with a backlog of 4");
+        assert!(bind(addr, 4).await.is_err(), "the port is taken");
         Ok(())
     }
 }
