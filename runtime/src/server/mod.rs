@@ -160,6 +160,18 @@ struct Inner {
     stopping: CancellationToken,
 }
 
+/// Serves a connection, or refuses it if the server already has `max_connections`.
+async fn run_connection<R, W>(inner: Arc<Inner>, read: R, write: W, peer: Peer)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    match inner.connections.clone().try_acquire_owned() {
+        Ok(permit) => connection::serve(inner, read, write, peer, permit).await,
+        Err(_) => connection::refuse_busy(read, write, peer, inner.config.max_connections).await,
+    }
+}
+
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
@@ -202,22 +214,17 @@ impl Server {
         Ok(bound)
     }
 
-    /// Serves a connection in a task of its own, or refuses it if the server is full.
+    /// Serves an accepted connection in a task of its own, or refuses it if the server is full.
+    /// Only the spawn happens here, in the accept loop: socket options, the connection limit and
+    /// everything else are the new task's work, so that a storm of connections is taken off the
+    /// listen queue as fast as it fills.
     fn spawn_connection<S: Io>(&self, io: S, peer: Peer) {
-        let (read, write) = tokio::io::split(io);
-        self.spawn_split(read, write, peer);
-    }
-
-    fn spawn_split<R, W>(&self, read: R, write: W, peer: Peer) -> tokio::task::JoinHandle<()>
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
-        let inner = &self.inner;
-        match inner.connections.clone().try_acquire_owned() {
-            Ok(permit) => inner.tracker.spawn(connection::serve(inner.clone(), read, write, peer, permit)),
-            Err(_) => inner.tracker.spawn(connection::refuse_busy(read, write, peer, inner.config.max_connections)),
-        }
+        let inner = self.inner.clone();
+        self.inner.tracker.spawn(async move {
+            tcp::prepare_accepted(&io);
+            let (read, write) = tokio::io::split(io);
+            run_connection(inner, read, write, peer).await;
+        });
     }
 
     /// Serves one connection over any byte stream, until it closes.
@@ -226,7 +233,7 @@ impl Server {
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(io);
-        let task = self.spawn_split(read, write, Peer::Unknown);
+        let task = self.inner.tracker.spawn(run_connection(self.inner.clone(), read, write, Peer::Unknown));
         // The connection task logs its own failures; a panic in it is a bug in tidl.
         let _ = task.await;
     }

@@ -2,21 +2,23 @@
 //!
 //! Every tidl TCP socket has `TCP_NODELAY` set on both sides, so a cancel or a small reply is
 //! never held back waiting for a delayed ACK (Nagle's algorithm would hold a small frame for up
-//! to ~40 ms while an earlier one is unacknowledged).
+//! to ~40 ms while an earlier one is unacknowledged). On the server's side it is set in the
+//! connection's own task ([`prepare_accepted`]), not in the accept loop, which does nothing but
+//! accept and spawn so that a storm of connections leaves the listen queue as fast as it fills.
 
 use super::{Connector, Listener, Peer};
+use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 
+/// The server sets up the accepted stream in the connection's task ([`prepare_accepted`]):
+/// a stream accepted through this trait by anything else has `TCP_NODELAY` still to set.
 impl Listener for TcpListener {
     type Io = TcpStream;
 
     async fn accept(&mut self) -> io::Result<(TcpStream, Peer)> {
         let (stream, addr) = TcpListener::accept(self).await?;
-        if let Err(e) = tune(&stream) {
-            tracing::debug!(peer = %addr, error = %e, "could not set TCP_NODELAY");
-        }
         Ok((stream, Peer::Tcp(addr)))
     }
 }
@@ -43,6 +45,16 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
+}
+
+/// Sets up a stream the server accepted, in the connection's own task: a TCP stream gets the
+/// options of every tidl TCP socket; any other kind of stream is left as it is.
+pub(crate) fn prepare_accepted<S: Any>(io: &S) {
+    if let Some(stream) = (io as &dyn Any).downcast_ref::<TcpStream>()
+        && let Err(e) = tune(stream)
+    {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
+    }
 }
 
 /// Connects over TCP to an address given as `"host:port"`, resolved anew at each connect.
@@ -84,12 +96,13 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn both_ends_have_nagle_off() -> io::Result<()> {
+    async fn both_ends_have_nagle_off_once_the_server_prepared_its_end() -> io::Result<()> {
         let mut listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let connector = TcpConnector::new(addr.to_string());
         let (connected, accepted) = tokio::join!(connector.connect(), Listener::accept(&mut listener));
         let ((client, to_server), (server, to_client)) = (connected?, accepted?);
+        prepare_accepted(&server);
         assert!(client.nodelay()? && server.nodelay()?, "Nagle is on by default; tidl turns it off");
         assert_eq!(to_server, Peer::Tcp(addr));
         assert_eq!(to_client.socket_addr(), Some(client.local_addr()?));
