@@ -62,11 +62,14 @@ pub enum Case {
     StreamStall,
     /// A four-field record echoed as a `@frozen` and as an evolvable struct (tidl only).
     Structs,
+    /// 10,000 connections opened at once, each handshaken (tidl, and a plain accept loop as
+    /// raw; the server in a child process of its own).
+    Storm,
 }
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 19] = [
+    pub const ALL: [Case; 20] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -86,6 +89,7 @@ impl Case {
         Case::StreamCancel,
         Case::StreamStall,
         Case::Structs,
+        Case::Storm,
     ];
 
     /// The cases also run with client and server in separate processes.
@@ -107,6 +111,8 @@ impl Case {
         match imp {
             Impl::Tidl => true,
             _ if self == Case::Structs => false,
+            Impl::Raw if self == Case::Storm => true,
+            _ if self == Case::Storm => false,
             Impl::TonicReady | Impl::TonicChan => self.is_streaming(),
             Impl::Tarpc => !self.is_streaming(),
             Impl::Raw => !self.is_streaming() && !matches!(self, Case::Cancel | Case::Busy),
@@ -129,6 +135,7 @@ impl fmt::Display for Case {
             Case::StreamCancel => f.write_str("stream-cancel"),
             Case::StreamStall => f.write_str("stream-stall"),
             Case::Structs => f.write_str("structs"),
+            Case::Storm => f.write_str("storm"),
         }
     }
 }
@@ -219,6 +226,7 @@ pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> 
     }
     match imp {
         Impl::TonicReady | Impl::TonicChan => panic!("tonic runs only the streaming cases"),
+        Impl::Raw | Impl::Tidl if case == Case::Storm => crate::storm::run(imp, addr),
         Impl::Raw => {
             assert!(case.applies_to(imp), "the {case} case does not apply to raw frames");
             run_for::<Raw, _>(case, counts, addr, |_, _| async { unreachable!("checked above") })

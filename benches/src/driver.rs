@@ -33,10 +33,13 @@ const USAGE: &str = "\
 usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-only] [--out FILE]
        suite --child CASE IMPL [--addr ADDR] [--quick]
        suite --serve IMPL
+       suite --storm-server IMPL   (the storm case's server, raw or tidl; the case starts it)
 
 cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 payload-65536
        payload-1048576 cancel cost busy stream-16 stream-65536 stream-pingpong stream-cancel
        stream-stall structs (tidl only: @frozen against evolvable structs)
+       storm (tidl, and raw as a plain accept loop: 10,000 connections at once; with --addr,
+       against a server already running there)
 impls: raw tarpc tonic-ready tonic-chan tidl (tonic only in the stream-* cases)";
 
 /// A child process that has not reported after this long is stuck; it exits with an error.
@@ -48,6 +51,7 @@ enum Role {
     Suite,
     Child { case: Case, imp: Impl, addr: Option<SocketAddr> },
     Serve(Impl),
+    StormServer(Impl),
 }
 
 /// Parsed command-line options.
@@ -90,6 +94,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 options.role = Role::Child { case: c, imp: i, addr: None };
             }
             "--serve" => options.role = Role::Serve(imp(value()?)?),
+            "--storm-server" => options.role = Role::StormServer(imp(value()?)?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -122,6 +127,10 @@ pub fn main() {
             println!("RESULT {}", line.join(" "));
         }
         Role::Serve(imp) => serve(imp),
+        Role::StormServer(imp) => {
+            start_watchdog(format!("the storm server ({imp})"));
+            crate::storm::serve(imp);
+        }
         Role::Suite => suite(&options, &counts),
     }
 }
@@ -280,7 +289,8 @@ fn suite(options: &Options, counts: &Counts) {
          Counts: {} sequential calls; {} calls per throughput case; payload sweep {:?} calls \
          (16 B, 1 KiB, 64 KiB, 1 MiB) with {} in flight; {} cancel trials; {} calls counted for \
          the cost case; streams of {:?} items (16 B, 64 KiB), {} ping-pong round trips, {} stream \
-         cancel trials, a consumer that does not read for {} ms.\n\n",
+         cancel trials, a consumer that does not read for {} ms; {} connections at once in the \
+         storm case.\n\n",
         options.runs,
         started.elapsed().as_secs_f64(),
         load_average(),
@@ -294,6 +304,7 @@ fn suite(options: &Options, counts: &Counts) {
         counts.ping_pong,
         counts.stream_cancel,
         counts.stall_ms,
+        crate::storm::CONNECTIONS,
     );
     let unary = options.cases.iter().any(|c| !c.is_streaming());
     let streaming = options.cases.iter().any(|c| c.is_streaming());

@@ -8,6 +8,7 @@
 //! - [`cases`]: the cases, as run inside a child; [`streams`]: the streaming ones.
 //! - [`raw`], [`tarpc_bench`], [`tidl_bench`]: the three implementations behind [`imp::Rpc`];
 //!   [`tonic_bench`] and [`tidl_bench`] behind [`imp::StreamRpc`].
+//! - [`storm`]: the connection-storm case, with its server in a child process.
 //! - [`report`]: markdown tables and the check of the targets.
 //! - [`alloc`], [`wire`], [`probe`], [`stats`]: the measuring instruments.
 
@@ -19,6 +20,7 @@ pub mod probe;
 pub mod raw;
 pub mod report;
 pub mod stats;
+pub mod storm;
 pub mod streams;
 pub mod structs;
 pub mod tarpc_bench;

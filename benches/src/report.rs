@@ -88,6 +88,12 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Structs, "evolvable_p50_us", "13. evolvable struct echo p50 (µs)", 2),
     row(Case::Structs, "frozen_calls_per_s", "13. @frozen struct echo, 256 in flight (calls/s)", 0),
     row(Case::Structs, "evolvable_calls_per_s", "13. evolvable struct echo, 256 in flight (calls/s)", 0),
+    row(Case::Storm, "storm_ms", "14. storm: 10,000 connections at once, all handshaken (ms)", 0),
+    row(Case::Storm, "slowest_ms", "14. storm: slowest connection (ms)", 0),
+    row(Case::Storm, "handshakes_per_s", "14. storm: handshakes/s", 0),
+    row(Case::Storm, "accepts_per_s", "14. storm: server accepts/s", 0),
+    row(Case::Storm, "listen_overflows", "14. storm: ListenOverflows (dropped connections)", 0),
+    row(Case::Storm, "rss_per_conn_kib", "14. storm: server memory per idle connection (KiB)", 1),
 ];
 
 /// The rows of the streaming table.

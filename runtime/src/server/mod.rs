@@ -10,7 +10,7 @@ pub(crate) mod dispatch;
 mod in_flight;
 pub(crate) mod streaming;
 
-use crate::transport::{Io, Listener, Peer};
+use crate::transport::{Io, Listener, Peer, tcp};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
 use dispatch::Service;
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -66,6 +66,14 @@ pub struct ServerConfig {
     /// How long the calls of a connection told to go away for its age may still run; then they
     /// are cancelled and the connection closes. Default: 30 s.
     pub max_connection_age_grace: Duration,
+    /// How many connections the kernel may hold, handshaken but not yet accepted, on a socket
+    /// bound by [`Server::listen`]: the `backlog` of `listen(2)`. When every client reconnects
+    /// at once (the server restarted), connections beyond it are dropped, and each costs its
+    /// client a SYN retransmit: a second or more. The kernel caps it at `net.core.somaxconn`
+    /// (4096 by default since Linux 5.4, 128 before) without saying so; raise that sysctl to
+    /// allow more. A listener given to [`Server::accept`] keeps the backlog it was made with
+    /// (tokio's `TcpListener::bind` uses 1024). Default: 4096.
+    pub listen_backlog: u32,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +90,7 @@ impl Default for ServerConfig {
             stream_window: 1024 * 1024,
             max_connection_age: None,
             max_connection_age_grace: Duration::from_secs(30),
+            listen_backlog: 4096,
         }
     }
 }
@@ -162,6 +171,18 @@ struct Inner {
     stopping: CancellationToken,
 }
 
+/// Serves a connection, or refuses it if the server already has `max_connections`.
+async fn run_connection<R, W>(inner: Arc<Inner>, read: R, write: W, peer: Peer)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    match inner.connections.clone().try_acquire_owned() {
+        Ok(permit) => connection::serve(inner, read, write, peer, permit).await,
+        Err(_) => connection::refuse_busy(read, write, peer, inner.config.max_connections).await,
+    }
+}
+
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
@@ -190,9 +211,10 @@ impl Server {
 
     /// Binds `addr` and accepts connections on it in a background task, as
     /// [`accept`](Server::accept) does, until shutdown. Returns the address bound, so
-    /// `"127.0.0.1:0"` serves on a free port. A failure of the listener itself is logged.
+    /// `"127.0.0.1:0"` serves on a free port. The socket's listen queue holds
+    /// [`ServerConfig::listen_backlog`] connections. A failure of the listener itself is logged.
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = tcp::bind(addr, self.inner.config.listen_backlog).await?;
         let bound = listener.local_addr()?;
         let server = self.clone();
         tokio::spawn(async move {
@@ -203,22 +225,17 @@ impl Server {
         Ok(bound)
     }
 
-    /// Serves a connection in a task of its own, or refuses it if the server is full.
+    /// Serves an accepted connection in a task of its own, or refuses it if the server is full.
+    /// Only the spawn happens here, in the accept loop: socket options, the connection limit and
+    /// everything else are the new task's work, so that a storm of connections is taken off the
+    /// listen queue as fast as it fills.
     fn spawn_connection<S: Io>(&self, io: S, peer: Peer) {
-        let (read, write) = tokio::io::split(io);
-        self.spawn_split(read, write, peer);
-    }
-
-    fn spawn_split<R, W>(&self, read: R, write: W, peer: Peer) -> tokio::task::JoinHandle<()>
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
-        let inner = &self.inner;
-        match inner.connections.clone().try_acquire_owned() {
-            Ok(permit) => inner.tracker.spawn(connection::serve(inner.clone(), read, write, peer, permit)),
-            Err(_) => inner.tracker.spawn(connection::refuse_busy(read, write, peer, inner.config.max_connections)),
-        }
+        let inner = self.inner.clone();
+        self.inner.tracker.spawn(async move {
+            tcp::prepare_accepted(&io);
+            let (read, write) = tokio::io::split(io);
+            run_connection(inner, read, write, peer).await;
+        });
     }
 
     /// Serves one connection over any byte stream, until it closes.
@@ -227,7 +244,7 @@ impl Server {
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(io);
-        let task = self.spawn_split(read, write, Peer::Unknown);
+        let task = self.inner.tracker.spawn(run_connection(self.inner.clone(), read, write, Peer::Unknown));
         // The connection task logs its own failures; a panic in it is a bug in tidl.
         let _ = task.await;
     }
