@@ -11,7 +11,7 @@ use crate::wire::handshake::{self, HelloError};
 use crate::wire::{Header, Outcome};
 use bytes::Bytes;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,37 @@ pub(super) enum Readiness {
     Failed(Status),
 }
 
+/// Whether a connection takes no more new calls: a flag read on every call (an atomic load:
+/// a `CancellationToken` would take a lock), and a notification for those who wait for it.
+#[derive(Debug, Default)]
+pub(super) struct Retired {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Retired {
+    pub(super) fn set(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub(super) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    pub(super) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// The client's side of one connection, shared by handles, calls and the connection's tasks.
 pub(super) struct Conn {
     pub(super) link: Link,
@@ -32,7 +63,7 @@ pub(super) struct Conn {
     /// Fires when the connection failed: the writer stops without flushing.
     pub(super) failed: CancellationToken,
     /// Fires when the connection takes no more new calls: it ended, or the server said GoAway.
-    pub(super) retired: CancellationToken,
+    pub(super) retired: Retired,
     pub(super) ready: watch::Sender<Readiness>,
     /// The protocol minor version the connection speaks, once the server has answered.
     pub(super) minor: AtomicU8,
@@ -63,7 +94,7 @@ impl Conn {
             self.failed.cancel();
         }
         self.in_flight.fail_all(&status);
-        self.retired.cancel();
+        self.retired.set();
         self.ready.send_if_modified(|state| match state {
             Readiness::Connecting => {
                 *state = Readiness::Failed(status.clone());
@@ -158,7 +189,7 @@ impl Side for Conn {
             }
             Header::GoAway { code, message } => {
                 self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
-                self.retired.cancel();
+                self.retired.set();
             }
             Header::Credit { id, bytes } => {
                 if let Some(stream) = self.in_flight.stream(id) {

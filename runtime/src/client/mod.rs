@@ -222,14 +222,14 @@ impl Client {
     /// Whether the connection still takes new calls: it has not ended, and the server has not
     /// said it is shutting down.
     pub fn is_open(&self) -> bool {
-        !self.handle.conn.retired.is_cancelled()
+        !self.handle.conn.retired.is_set()
     }
 
     /// Completes when the connection takes no more new calls: it ended (the server went away,
     /// the network failed, keepalive gave up), or the server said it is shutting down. Calls
     /// already running may still finish. [`Endpoint`](crate::Endpoint) reconnects then.
     pub async fn retired(&self) {
-        self.handle.conn.retired.cancelled().await;
+        self.handle.conn.retired.wait().await;
     }
 
     /// The server this client is connected to.
@@ -282,7 +282,7 @@ impl Client {
             in_flight: InFlight::default(),
             closing: CancellationToken::new(),
             failed: CancellationToken::new(),
-            retired: CancellationToken::new(),
+            retired: connection::Retired::default(),
             ready: watch::Sender::new(Readiness::Connecting),
             minor: AtomicU8::new(MINOR_UNKNOWN),
             bound: Mutex::new(Vec::new()),
@@ -431,7 +431,7 @@ impl Client {
             // Checked under the outbox's lock: a GoAway read after the id was taken has queued
             // its pong by now, and a request written after that pong would reach a server that
             // may have closed on it. Such a call is refused here instead, unstarted.
-            if conn.retired.is_cancelled() {
+            if conn.retired.is_set() {
                 retired = true;
                 return Ok(());
             }
