@@ -25,14 +25,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The nonce of the ping that follows a GoAway (keepalive nonces count up from 1).
 const GOAWAY_PING: u64 = u64::MAX;
 
@@ -346,6 +338,26 @@ impl Conn {
         ))
     }
 
+    /// The connection's age running out: first it is told to go away, then, after the grace,
+    /// its calls are stopped. Pending for a connection without a maximum age.
+    async fn aging(&self, goaway_sent: bool) -> Interrupt {
+        let Some((at, end)) = self.aged else { return std::future::pending().await };
+        if !goaway_sent {
+            tokio::time::sleep_until(at).await;
+            tracing::debug!(peer = %self.name, "telling a tidl client to reconnect: its connection reached its maximum age");
+            self.went_away_aged.store(true, Ordering::SeqCst);
+            self.go_away("the connection reached its maximum age (ServerConfig::max_connection_age): connect again");
+            return Interrupt::Continue;
+        }
+        if !self.went_away_aged.load(Ordering::SeqCst) {
+            // A shutdown said GoAway: its own grace applies.
+            return std::future::pending().await;
+        }
+        tokio::time::sleep_until(end).await;
+        tracing::debug!(peer = %self.name, "closing an aged tidl connection: its calls outlived the grace");
+        Interrupt::Stop
+    }
+
     /// Tells the client to start no new calls, once, and pings it: the connection closes when
     /// its calls have finished and the pong is back, so a request that crossed the GoAway is
     /// still read and refused unstarted instead of lost with the connection.
@@ -409,16 +421,7 @@ impl Side for Arc<Conn> {
                 self.go_away("the server is shutting down");
                 Interrupt::Continue
             }
-            () = sleep_until_some(self.aged.map(|(at, _)| at)), if !goaway_sent => {
-                tracing::debug!(peer = %self.name, "telling a tidl client to reconnect: its connection reached its maximum age");
-                self.went_away_aged.store(true, Ordering::SeqCst);
-                self.go_away("the connection reached its maximum age (ServerConfig::max_connection_age): connect again");
-                Interrupt::Continue
-            }
-            () = sleep_until_some(self.aged.map(|(_, end)| end)), if goaway_sent && self.went_away_aged.load(Ordering::SeqCst) => {
-                tracing::debug!(peer = %self.name, "closing an aged tidl connection: its calls outlived the grace");
-                Interrupt::Stop
-            }
+            interrupt = self.aging(goaway_sent), if self.aged.is_some() => interrupt,
             // Once the client has seen the GoAway, the last call ending ends the connection.
             () = self.in_flight.idle(), if self.goaway_seen.load(Ordering::SeqCst) => Interrupt::Continue,
         }
