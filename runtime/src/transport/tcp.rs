@@ -3,7 +3,7 @@
 //! Every tidl TCP socket has `TCP_NODELAY` set on both sides, so a cancel or a small reply is
 //! never held back waiting for a delayed ACK (Nagle's algorithm would hold a small frame for up
 //! to ~40 ms while an earlier one is unacknowledged). On the server's side it is set in the
-//! connection's own task ([`prepare_accepted`]), not in the accept loop, which does nothing but
+//! connection's own task (`prepare_accepted`), not in the accept loop, which does nothing but
 //! accept and spawn so that a storm of connections leaves the listen queue as fast as it fills.
 
 use super::{Connector, Listener, Peer};
@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 
-/// The server sets up the accepted stream in the connection's task ([`prepare_accepted`]):
+/// The server sets up the accepted stream in the connection's task (`prepare_accepted`):
 /// a stream accepted through this trait by anything else has `TCP_NODELAY` still to set.
 impl Listener for TcpListener {
     type Io = TcpStream;
