@@ -57,12 +57,14 @@ pub(crate) struct CallState {
     /// A copy (cheap: an address, or Unix credentials and a shared path), so that a call does not
     /// share a reference count with its connection.
     peer: Peer,
+    /// What the caller sent with the call.
+    metadata: crate::Metadata,
 }
 
 impl CallState {
     /// The state of a call from `peer`, as the server admits it.
-    pub(crate) fn new(peer: Peer) -> CallState {
-        CallState { cancellation: Cancellation::default(), method: OnceLock::new(), peer }
+    pub(crate) fn new(peer: Peer, metadata: crate::Metadata) -> CallState {
+        CallState { cancellation: Cancellation::default(), method: OnceLock::new(), peer, metadata }
     }
 
     /// Records which method the call runs.
@@ -89,7 +91,7 @@ impl CallState {
 impl Context {
     /// A context that is never cancelled and has no deadline, for calls made outside a handler.
     pub fn background() -> Context {
-        Context { call: Arc::new(CallState::new(Peer::Unknown)), deadline: None }
+        Context { call: Arc::new(CallState::new(Peer::Unknown, crate::Metadata::new())), deadline: None }
     }
 
     /// A context cancelled by `token` and expiring at `deadline`, for calls made outside a
@@ -100,6 +102,7 @@ impl Context {
                 cancellation: Cancellation::with_token(token),
                 method: OnceLock::new(),
                 peer: Peer::Unknown,
+                metadata: crate::Metadata::new(),
             }),
             deadline: deadline.map(Instant::from_std),
         }
@@ -206,6 +209,12 @@ impl Context {
         &self.call.peer
     }
 
+    /// The metadata the caller sent with the call (empty if none, or for a context made outside
+    /// the server).
+    pub fn metadata(&self) -> &crate::Metadata {
+        &self.call.metadata
+    }
+
     /// A token that fires when the call is cancelled (not when the deadline passes; see
     /// [`cancelled`](Context::cancelled) for both), for code that works with tokio-util's
     /// `CancellationToken`. Made on first use.
@@ -233,7 +242,7 @@ mod tests {
     use super::*;
 
     fn call() -> Arc<CallState> {
-        let call = CallState::new(Peer::Unknown);
+        let call = CallState::new(Peer::Unknown, crate::Metadata::new());
         call.set_method(Method::new("S", "m"));
         Arc::new(call)
     }

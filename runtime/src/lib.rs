@@ -112,6 +112,7 @@ mod context;
 mod deadline;
 mod error;
 mod jitter;
+mod metadata;
 mod method;
 mod sched;
 mod schema;
@@ -136,6 +137,7 @@ pub use client::{Client, ClientConfig, WhenFull};
 pub use codec::evolve as __evolve;
 pub use context::Context;
 pub use error::{Code, Error, Status};
+pub use metadata::Metadata;
 pub use method::Method;
 #[doc(hidden)]
 pub use schema::Schema;

@@ -317,7 +317,7 @@ async fn a_newer_protocol_version_is_refused_with_a_log_line() {
     let me = stream.local_addr().expect("addr");
     stream.write_all(b"TIDL\x02\x00\x00\x00").await.expect("write");
     let mut raw = Raw { stream };
-    assert_eq!(raw.expect_closed().await, b"TIDL\x01\x03\x01\x00");
+    assert_eq!(raw.expect_closed().await, b"TIDL\x01\x04\x01\x00");
     f.logs.assert_one_line(me, "refused a connection: the peer speaks tidl protocol 2.0");
     f.good.finish().await;
 }

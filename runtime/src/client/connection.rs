@@ -198,6 +198,7 @@ impl Side for Conn {
             }
             Header::Item { .. }
             | Header::Request { .. }
+            | Header::Call { .. }
             | Header::Bind { .. }
             | Header::Cancel { .. }
             | Header::HalfClose { .. }

@@ -86,6 +86,13 @@ pub struct ClientConfig {
     /// What a call does when [`max_queued_request_bytes`](Self::max_queued_request_bytes) are
     /// queued. Default: [`WhenFull::Wait`].
     pub when_full: WhenFull,
+    /// Metadata sent with every call of this client, before the call's own
+    /// ([`CallOptions::metadata`]). Default: none.
+    pub metadata: crate::Metadata,
+    /// The most bytes of metadata (keys and values) a call may carry; a call with more fails
+    /// at once with `ResourceExhausted`. Servers have their own limit
+    /// (`ServerConfig::max_metadata_bytes`). Default: 8 KiB.
+    pub max_metadata_bytes: usize,
 }
 
 /// What a new call does when its connection has too many bytes of requests queued.
@@ -109,12 +116,17 @@ impl Default for ClientConfig {
             stream_window: DEFAULT_STREAM_WINDOW,
             max_queued_request_bytes: 16 * 1024 * 1024,
             when_full: WhenFull::Wait,
+            metadata: crate::Metadata::new(),
+            max_metadata_bytes: 8 * 1024,
         }
     }
 }
 
 /// The default window of a stream, in bytes.
 pub(crate) const DEFAULT_STREAM_WINDOW: usize = 1024 * 1024;
+
+/// The protocol minor version that added `Call` (requests with metadata).
+const METADATA_MINOR: u8 = 4;
 
 /// The protocol minor version that added `Bind` (schema checks).
 const BIND_MINOR: u8 = 2;
@@ -416,12 +428,16 @@ impl Client {
             ));
         }
         // Refused before anything was sent (the server said GoAway, or the connection is gone).
+        let metadata = if conn.config.metadata.is_empty() && options.get_metadata().is_empty() {
+            None
+        } else {
+            Some(self.check_metadata(method, conn.config.metadata.merged(options.get_metadata()), minor)?)
+        };
         let (id, reply) = conn.in_flight.start(stream).map_err(Status::unstarted)?;
-        let header = Header::Request {
-            id,
-            service: method.service().into(),
-            method: method.name().into(),
-            timeout_micros: deadline.wire(),
+        let (service, name, timeout_micros) = (method.service().into(), method.name().into(), deadline.wire());
+        let header = match &metadata {
+            None => Header::Request { id, service, method: name, timeout_micros },
+            Some(metadata) => Header::Call { id, service, method: name, timeout_micros, metadata: metadata.wire() },
         };
         // The first call of a method on a connection that speaks 1.2 tells the server the
         // method's schema first, in the same critical section, so no request overtakes it.
@@ -485,6 +501,39 @@ impl Client {
 }
 
 impl Client {
+    /// `metadata` if a call of `method` may carry it on this connection (within the size limit,
+    /// to a server that speaks 1.4), or the status the call fails with, unstarted.
+    fn check_metadata(&self, method: Method, metadata: crate::Metadata, minor: u8) -> Result<crate::Metadata, Status> {
+        let conn = &self.handle.conn;
+        let limit = conn.config.max_metadata_bytes;
+        if metadata.size() > limit {
+            return Err(Status::resource_exhausted(format!(
+                "`{method}` was not started: its metadata takes {} bytes, more than {limit} \
+                 (ClientConfig::max_metadata_bytes)",
+                metadata.size()
+            ))
+            .unstarted());
+        }
+        match minor {
+            MINOR_UNKNOWN => Err(Status::unavailable(format!(
+                "`{method}` carries metadata, and {} has not answered the handshake yet: await \
+                 Client::ready() first; nothing was sent",
+                conn.name
+            ))
+            .unstarted()),
+            minor if minor < METADATA_MINOR => Err(Status::new(
+                Code::FailedPrecondition,
+                format!(
+                    "`{method}` carries metadata, and {} speaks tidl protocol 1.{minor}, which has none \
+                     (1.{METADATA_MINOR} added it); nothing was sent",
+                    conn.name
+                ),
+            )
+            .unstarted()),
+            _ => Ok(metadata),
+        }
+    }
+
     /// `None` if a call of `method` may go out now; else `Ok` if it is to wait for room
     /// ([`WhenFull::Wait`]), or the status it fails with.
     fn full(&self, method: Method) -> Option<Result<(), Status>> {

@@ -13,6 +13,7 @@ pub struct CallOptions {
     parent: Option<Context>,
     wait_for_ready: Option<bool>,
     idempotent: bool,
+    metadata: crate::Metadata,
 }
 
 impl CallOptions {
@@ -49,6 +50,19 @@ impl CallOptions {
     /// Whether the call was marked [`idempotent`](CallOptions::idempotent).
     pub fn get_idempotent(&self) -> bool {
         self.idempotent
+    }
+
+    /// Sends `key` with `value` as the call's metadata (after the client's own,
+    /// [`ClientConfig::metadata`](crate::ClientConfig::metadata)); the handler reads it with
+    /// [`Context::metadata`](crate::Context::metadata). Needs a server that speaks protocol 1.4.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<bytes::Bytes>) -> CallOptions {
+        self.metadata.insert(key, value);
+        self
+    }
+
+    /// The metadata set with [`metadata`](CallOptions::metadata).
+    pub fn get_metadata(&self) -> &crate::Metadata {
+        &self.metadata
     }
 
     /// The choice made with [`wait_for_ready`](CallOptions::wait_for_ready), if any.

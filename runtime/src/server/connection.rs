@@ -11,6 +11,7 @@ use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::context::CallState;
 use crate::deadline;
 use crate::error::{Code, Status};
+use crate::metadata::Metadata;
 use crate::schema::{self, Shape};
 use crate::sync::lock;
 use crate::transport::Peer;
@@ -225,6 +226,7 @@ impl Conn {
         method: &str,
         timeout_micros: Option<u64>,
         payload: Bytes,
+        metadata: Metadata,
     ) -> Result<(), Status> {
         let server = &self.server;
         if server.draining.is_cancelled() {
@@ -263,7 +265,7 @@ impl Conn {
             return Ok(());
         }
         let limit = server.config.max_concurrent_calls;
-        let call = Arc::new(CallState::new((*self.link.peer).clone()));
+        let call = Arc::new(CallState::new((*self.link.peer).clone(), metadata));
         match self.in_flight.admit(id, limit, call.clone()) {
             Ok(()) => {}
             Err(Refused::Duplicate) => {
@@ -379,7 +381,21 @@ impl Side for Arc<Conn> {
     fn on_frame(&self, header: Header<'_>, payload: Bytes) -> Result<(), Status> {
         match header {
             Header::Request { id, service, method, timeout_micros } => {
-                self.on_request(id, &service, &method, timeout_micros, payload)
+                self.on_request(id, &service, &method, timeout_micros, payload, Metadata::new())
+            }
+            Header::Call { id, service, method, timeout_micros, metadata } => {
+                let metadata = Metadata::from_wire(metadata);
+                let limit = self.server.config.max_metadata_bytes;
+                if metadata.size() > limit {
+                    let message = format!(
+                        "`{service}.{method}` was refused: its metadata takes {} bytes, more than the server's \
+                         limit of {limit} (ServerConfig::max_metadata_bytes)",
+                        metadata.size()
+                    );
+                    self.send_status(id, &Status::resource_exhausted(message).unstarted());
+                    return Ok(());
+                }
+                self.on_request(id, &service, &method, timeout_micros, payload, metadata)
             }
             Header::Cancel { id } => {
                 // The handler task forgets the call once it has stopped. A cancel for a call

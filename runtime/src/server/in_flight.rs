@@ -128,7 +128,7 @@ mod tests {
     use crate::transport::Peer;
 
     fn call() -> Arc<CallState> {
-        let call = CallState::new(Peer::Unknown);
+        let call = CallState::new(Peer::Unknown, crate::Metadata::new());
         call.set_method(Method::new("S", "m"));
         Arc::new(call)
     }

@@ -74,6 +74,9 @@ pub struct ServerConfig {
     /// allow more. A listener given to [`Server::accept`] keeps the backlog it was made with
     /// (tokio's `TcpListener::bind` uses 1024). Default: 4096.
     pub listen_backlog: u32,
+    /// The most bytes of metadata (keys and values) a call may carry; a call with more is
+    /// refused with `ResourceExhausted`, unstarted. Default: 8 KiB.
+    pub max_metadata_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +91,7 @@ impl Default for ServerConfig {
             keepalive_timeout: Duration::from_secs(20),
             max_concurrent_streams: 100,
             stream_window: 1024 * 1024,
+            max_metadata_bytes: 8 * 1024,
             max_connection_age: None,
             max_connection_age_grace: Duration::from_secs(30),
             listen_backlog: 4096,

@@ -15,8 +15,9 @@ pub const VERSION_MAJOR: u8 = 1;
 /// connection speaks the lower of its two peers' minor versions: the server answers the client's
 /// hello with that version. Version 1.1 added streams; 1.2 added schema checks (`Bind`) and
 /// the encodings of evolvable structs and open enums; 1.3 added `Outcome::Refused`, so that a
-/// client knows which calls a server shutting down never started.
-pub const VERSION_MINOR: u8 = 3;
+/// client knows which calls a server shutting down never started; 1.4 added `Call`, a request
+/// with metadata.
+pub const VERSION_MINOR: u8 = 4;
 
 /// The first minor version with streams (`Item`, `HalfClose` and `Credit` frames).
 pub(crate) const STREAMS_MINOR: u8 = 1;
@@ -154,7 +155,7 @@ mod tests {
         let err = decode([b'T', b'I', b'D', b'L', 2, 3, 0, 0]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the peer speaks tidl protocol 2.3, this side speaks 1.3; major versions must match"
+            "the peer speaks tidl protocol 2.3, this side speaks 1.4; major versions must match"
         );
     }
 

@@ -89,6 +89,23 @@ pub(crate) enum Header<'a> {
         /// The hash of the descriptor; equal fingerprints need no comparison.
         fingerprint: u64,
     },
+    /// Client to server, protocol 1.4 and later: start a call that carries metadata (a call
+    /// without any is a [`Header::Request`]). The payload is the encoded argument.
+    Call {
+        /// Chosen by the client, unique among its calls in flight on this connection.
+        id: u64,
+        /// The service's name as declared in the `.tidl` file.
+        #[serde(borrow)]
+        service: Cow<'a, str>,
+        /// The method's name as declared in the `.tidl` file.
+        #[serde(borrow)]
+        method: Cow<'a, str>,
+        /// The time the server may spend, in microseconds from when it reads the frame.
+        timeout_micros: Option<u64>,
+        /// Key/value pairs, in order.
+        #[serde(borrow)]
+        metadata: Vec<(Cow<'a, str>, &'a [u8])>,
+    },
 }
 
 /// How a call ended, in a [`Header::Response`].

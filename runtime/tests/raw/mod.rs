@@ -30,9 +30,9 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     [(body.len() as u32).to_be_bytes().to_vec(), body.to_vec()].concat()
 }
 
-/// This version's hello (protocol 1.3).
+/// This version's hello (protocol 1.4).
 pub fn hello() -> Vec<u8> {
-    b"TIDL\x01\x03\x00\x00".to_vec()
+    b"TIDL\x01\x04\x00\x00".to_vec()
 }
 
 /// The hello of a protocol 1.1 peer, which knows streams but not schema checks (`Bind`).
