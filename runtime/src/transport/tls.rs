@@ -134,12 +134,10 @@ pub fn server_config(cert_chain_pem: &[u8], key_pem: &[u8], client_ca_pem: Optio
     let builder = match client_ca_pem {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                roots(ca, "client CA")?,
-                provider(),
-            )
-            .build()
-            .map_err(|e| invalid(format!("could not build the client certificate verifier: {e}")))?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca, "client CA")?, provider())
+                    .build()
+                    .map_err(|e| invalid(format!("could not build the client certificate verifier: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -211,7 +209,11 @@ fn describe(e: &rustls::Error, side: Side, expected: Option<&str>) -> String {
             CertificateError::NotValidForNameContext { expected, presented } => format!(
                 "the {peer}'s certificate is not valid for {} (it is valid for {})",
                 expected.to_str(),
-                if presented.is_empty() { "no name".to_owned() } else { presented.join(", ") }
+                if presented.is_empty() {
+                    "no name".to_owned()
+                } else {
+                    presented.iter().map(|name| unwrap_debug(name)).collect::<Vec<_>>().join(", ")
+                }
             ),
             CertificateError::NotValidForName => {
                 format!("the {peer}'s certificate is not valid for {}", expected.unwrap_or("the name asked for"))
@@ -229,7 +231,9 @@ fn describe(e: &rustls::Error, side: Side, expected: Option<&str>) -> String {
         rustls::Error::AlertReceived(alert) => match alert {
             AlertDescription::CertificateRequired => format!("the {peer} requires a {us} certificate"),
             AlertDescription::UnknownCA => {
-                format!("the {peer} does not trust the {us}'s certificate: it is signed by a CA the {peer} does not know")
+                format!(
+                    "the {peer} does not trust the {us}'s certificate: it is signed by a CA the {peer} does not know"
+                )
             }
             AlertDescription::BadCertificate
             | AlertDescription::CertificateUnknown
@@ -245,6 +249,11 @@ fn describe(e: &rustls::Error, side: Side, expected: Option<&str>) -> String {
         }
         e => format!("TLS failed: {e}"),
     }
+}
+
+/// `name` without the `DnsName("...")` rustls formats the presented names of a certificate in.
+fn unwrap_debug(name: &str) -> &str {
+    name.split_once("(\"").and_then(|(_, rest)| rest.strip_suffix("\")")).unwrap_or(name)
 }
 
 /// `e` with its rustls error, if it has one, named in words ([`TlsError`]).

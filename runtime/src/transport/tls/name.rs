@@ -163,8 +163,8 @@ mod tests {
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
     fn certificate(sans: &[&str], cn: Option<&str>) -> CertificateDer<'static> {
-        let mut params = CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-            .expect("valid names");
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).expect("valid names");
         params.distinguished_name = DistinguishedName::new();
         if let Some(cn) = cn {
             params.distinguished_name.push(DnType::OrganizationName, "tidl");
