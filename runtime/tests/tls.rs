@@ -130,6 +130,11 @@ fn pki() -> Pki {
 /// A mutual-TLS server for `Who` on a 2-worker runtime of its own, logging into the returned
 /// `Logs`; its address. The runtime ends when the test process does.
 fn server(pki: &Pki) -> (String, Logs) {
+    server_with(pki, tls::DEFAULT_HANDSHAKE_TIMEOUT)
+}
+
+/// [`server`], with handshakes that may take `handshake_timeout`.
+fn server_with(pki: &Pki, handshake_timeout: Duration) -> (String, Logs) {
     let config =
         tls::server_config(pki.server.chain.as_bytes(), pki.server.key.as_bytes(), Some(pki.ca.pem().as_bytes()))
             .expect("server config");
@@ -159,7 +164,8 @@ fn server(pki: &Pki) -> (String, Logs) {
                 let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
                 addr_tx.send(tcp.local_addr().expect("local address").to_string()).expect("report the address");
                 let server = Server::builder().register(Who).build();
-                server.accept(TlsListener::new(tcp, config)).await.expect("serve");
+                let listener = TlsListener::new(tcp, config).with_handshake_timeout(handshake_timeout);
+                server.accept(listener).await.expect("serve");
             });
         }
     });
@@ -270,4 +276,34 @@ fn bad_pem_is_named() {
     assert!(wrong_key.contains("does not match"), "{wrong_key}");
     let bad_ca = error(tls::server_config(pki.server.chain.as_bytes(), pki.server.key.as_bytes(), Some(b"junk")));
     assert!(bad_ca.contains("no certificate (no CERTIFICATE block) in the client CA PEM"), "{bad_ca}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_does_not_hold_up_other_clients() {
+    let pki = pki();
+    let (addr, _logs) = server(&pki);
+    // Connected, but never says a word of TLS: its handshake waits for the timeout.
+    let _silent = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let _half = {
+        use tokio::io::AsyncWriteExt;
+        let mut half = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await.expect("write a record header");
+        half
+    };
+    let served = tokio::time::timeout(Duration::from_secs(5), assert_serves_a_good_client(&addr, &pki)).await;
+    assert!(served.is_ok(), "a good client waited behind stalled handshakes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_takes_too_long_is_dropped_and_logged() {
+    use tokio::io::AsyncReadExt;
+    let pki = pki();
+    let (addr, logs) = server_with(&pki, Duration::from_millis(200));
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let log = logs.wait_for("did not complete within 200ms").await;
+    assert!(log.contains("127.0.0.1:"), "the log names the client's address: {log}");
+    let mut buf = [0; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "the server closed the connection: {read:?}");
+    assert_serves_a_good_client(&addr, &pki).await;
 }

@@ -149,7 +149,7 @@ fn string(tag: u8, value: &[u8]) -> Option<String> {
     match tag {
         UTF8_STRING => std::str::from_utf8(value).ok().map(str::to_owned),
         PRINTABLE_STRING | IA5_STRING => value.is_ascii().then(|| value.iter().map(|&b| char::from(b)).collect()),
-        BMP_STRING if value.len() % 2 == 0 => {
+        BMP_STRING if value.len().is_multiple_of(2) => {
             let units = value.chunks_exact(2).map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
             char::decode_utf16(units).collect::<Result<String, _>>().ok()
         }
