@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tidl_runtime::transport::tcp::TcpConnector;
 use tidl_runtime::transport::tls::{self, TlsConnector, TlsListener};
-use tidl_runtime::{CallOptions, Client, Code, Context, Error, Incoming, Invoke, Method, Server, Service, Status};
+use tidl_runtime::{
+    CallOptions, Client, Code, Context, Error, Incoming, Invoke, Method, Peer, Server, Service, Status,
+};
 
-/// `Who.name(()) -> option<string>`: the name in the client's certificate, as the handler
-/// sees it through its context.
+/// `Who.name(()) -> (option<string>, option<string>)`: the name in the client's certificate and
+/// the server name the client asked for (SNI), as the handler sees them through its context.
 struct Who;
 
 impl Service for Who {
@@ -25,7 +27,11 @@ impl Service for Who {
     fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
         match method {
             "name" => request.spawn(Method::new("Who", "name"), |ctx: Context, (): ()| async move {
-                Ok::<_, Error>(ctx.peer().tls_name().map(str::to_owned))
+                let sni = match ctx.peer() {
+                    Peer::Tls(peer) => peer.server_name().map(str::to_owned),
+                    _ => None,
+                };
+                Ok::<_, Error>((ctx.peer().tls_name().map(str::to_owned), sni))
             }),
             _ => return Err(request),
         }
@@ -189,10 +195,11 @@ async fn assert_serves_a_good_client(addr: &str, pki: &Pki) {
     assert_eq!(client.peer().tls_name(), Some("localhost"), "the client sees the server's name");
     let certificates = client.peer().tls_certificates().expect("a TLS peer");
     assert_eq!(certificates.len(), 1, "the server sent its own certificate");
-    let name: Result<Option<String>, Error> =
+    let names: Result<(Option<String>, Option<String>), Error> =
         client.call(Method::new("Who", "name"), &(), &CallOptions::default()).await;
-    let name = name.expect("the call succeeds");
+    let (name, sni) = names.expect("the call succeeds");
     assert_eq!(name.as_deref(), Some("client.example"), "the handler sees the client's name");
+    assert_eq!(sni.as_deref(), Some("localhost"), "the handler sees the server name the client asked for");
 }
 
 fn assert_unavailable(result: Result<Client, Status>, cause: &str) {
