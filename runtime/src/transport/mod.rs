@@ -4,7 +4,8 @@
 //! over a byte stream and the [`Peer`] at its other end, which handlers see through
 //! [`Context::peer`](crate::Context::peer). Three come with tidl: TCP ([`tcp`]), Unix domain
 //! sockets ([`unix`], where the peer's uid, gid and pid are known) and an in-process pipe
-//! ([`memory`], for tests and embedding).
+//! ([`memory`], for tests and embedding). With the `tls` feature, `tls` wraps any of them in
+//! TLS (rustls), mutual or not.
 
 use std::fmt;
 use std::future::Future;
@@ -14,6 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod memory;
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(unix)]
 pub mod unix;
 
@@ -55,6 +58,9 @@ pub enum Peer {
     Unix(unix::UnixPeer),
     /// The other end of an in-process pipe.
     Memory,
+    /// A peer over TLS: the transport's peer, and what the TLS handshake told of it.
+    #[cfg(feature = "tls")]
+    Tls(tls::TlsPeer),
     /// A connection made from a bare byte stream ([`Client::new`](crate::Client::new),
     /// [`Server::serve_connection`](crate::Server::serve_connection)): nothing is known of it.
     Unknown,
@@ -62,18 +68,48 @@ pub enum Peer {
 
 impl Peer {
     /// The peer's IP address and port, if it is a TCP peer.
+    /// (Over TLS, the address of the transport below it.)
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
             Peer::Tcp(addr) => Some(*addr),
+            #[cfg(feature = "tls")]
+            Peer::Tls(peer) => peer.transport().socket_addr(),
             _ => None,
         }
     }
 
-    /// The peer process's credentials, if it is on a Unix domain socket.
+    /// The peer process's credentials, if it is on a Unix domain socket (over TLS or not).
     #[cfg(unix)]
     pub fn unix_credentials(&self) -> Option<unix::Credentials> {
         match self {
             Peer::Unix(peer) => peer.credentials(),
+            #[cfg(feature = "tls")]
+            Peer::Tls(peer) => peer.transport().unix_credentials(),
+            _ => None,
+        }
+    }
+
+    /// The certificate chain the peer presented in the TLS handshake, its own certificate
+    /// first: `None` if the connection is not TLS, empty if the peer presented none (a client
+    /// when the server does not ask for one).
+    #[cfg(feature = "tls")]
+    pub fn tls_certificates(&self) -> Option<&[tls::CertificateDer<'static>]> {
+        match self {
+            Peer::Tls(peer) => Some(peer.certificates()),
+            _ => None,
+        }
+    }
+
+    /// The name in the peer's TLS certificate: its first DNS subjectAltName, or failing that
+    /// its subject's common name. `None` if the connection is not TLS, the peer presented no
+    /// certificate, or it names nothing this can read (see [`tls::certificate_name`]).
+    ///
+    /// With mutual TLS this is the client's verified identity, as handlers see it through
+    /// [`Context::peer`](crate::Context::peer).
+    #[cfg(feature = "tls")]
+    pub fn tls_name(&self) -> Option<&str> {
+        match self {
+            Peer::Tls(peer) => peer.name(),
             _ => None,
         }
     }
@@ -86,6 +122,8 @@ impl fmt::Display for Peer {
             #[cfg(unix)]
             Peer::Unix(peer) => peer.fmt(f),
             Peer::Memory => f.write_str("an in-process peer"),
+            #[cfg(feature = "tls")]
+            Peer::Tls(peer) => peer.fmt(f),
             Peer::Unknown => f.write_str("the peer"),
         }
     }
