@@ -60,7 +60,7 @@ pub enum Peer {
     Memory,
     /// A peer over TLS: the transport's peer, and what the TLS handshake told of it.
     #[cfg(feature = "tls")]
-    Tls(tls::TlsPeer),
+    Tls(std::sync::Arc<tls::TlsPeer>),
     /// A connection made from a bare byte stream ([`Client::new`](crate::Client::new),
     /// [`Server::serve_connection`](crate::Server::serve_connection)): nothing is known of it.
     Unknown,

@@ -523,7 +523,7 @@ async fn handshake<S: Io>(
         .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
         .unwrap_or_default();
     let server_name = connection.server_name().map(str::to_owned);
-    let peer = Peer::Tls(TlsPeer::new(peer, certificates, server_name));
+    let peer = Peer::Tls(Arc::new(TlsPeer::new(peer, certificates, server_name)));
     let stream = TlsStream { inner: tokio_rustls::TlsStream::Server(stream), side: Side::Server };
     // The listener was dropped if this fails: the connection just closes.
     let _ = ready.send(Ok((stream, peer))).await;
@@ -573,7 +573,7 @@ impl<C: Connector> Connector for TlsConnector<C> {
             .peer_certificates()
             .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
-        let peer = Peer::Tls(TlsPeer::new(peer, certificates, Some(expected.into_owned())));
+        let peer = Peer::Tls(Arc::new(TlsPeer::new(peer, certificates, Some(expected.into_owned()))));
         Ok((TlsStream { inner: tokio_rustls::TlsStream::Client(stream), side: Side::Client }, peer))
     }
 }
