@@ -6,7 +6,8 @@ use bytes::Bytes;
 use std::fmt;
 
 /// Key/value pairs sent with a call: keys are text, values are bytes (text or binary). Keys are
-/// compared exactly; a key may appear more than once, in the order it was added.
+/// compared exactly; a key may appear more than once, in the order it was added. A call carries
+/// at most 256 entries (and at most `max_metadata_bytes` of keys and values).
 ///
 /// ```
 /// use tidl_runtime::Metadata;
@@ -84,13 +85,15 @@ impl Metadata {
     }
 
     /// The entries as the wire header borrows them.
-    pub(crate) fn wire(&self) -> Vec<(std::borrow::Cow<'_, str>, &[u8])> {
-        self.entries.iter().map(|(k, v)| (std::borrow::Cow::Borrowed(k.as_str()), v.as_ref())).collect()
+    pub(crate) fn wire(&self) -> crate::wire::MetadataEntries<'_> {
+        crate::wire::MetadataEntries(
+            self.entries.iter().map(|(k, v)| (std::borrow::Cow::Borrowed(k.as_str()), v.as_ref())).collect(),
+        )
     }
 
     /// Metadata read from the wire.
-    pub(crate) fn from_wire(entries: Vec<(std::borrow::Cow<'_, str>, &[u8])>) -> Metadata {
-        Metadata { entries: entries.into_iter().map(|(k, v)| (k.into_owned(), Bytes::copy_from_slice(v))).collect() }
+    pub(crate) fn from_wire(entries: crate::wire::MetadataEntries<'_>) -> Metadata {
+        Metadata { entries: entries.0.into_iter().map(|(k, v)| (k.into_owned(), Bytes::copy_from_slice(v))).collect() }
     }
 }
 

@@ -78,7 +78,7 @@ async fn oversized_metadata_is_refused_on_either_side_with_the_setting_named() {
     let Err(Error::Status(status)) = show(&client, &big).await else { panic!("expected a refusal") };
     assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
     assert!(status.message().contains("ClientConfig::max_metadata_bytes"), "{status}");
-    assert!(status.is_unstarted());
+    assert!(!status.is_unstarted(), "sending it again cannot help");
     // The server's limit, for a client that allows more.
     let client = Client::dial(addr).await.expect("dial");
     let bigger = CallOptions::default().metadata("k", "v".repeat(200));
@@ -104,4 +104,33 @@ async fn a_server_without_metadata_gets_a_clear_refusal_and_nothing_is_sent() {
         client.call::<_, Vec<(String, Vec<u8>)>, String>(Method::new("Meta", "show"), &(), &CallOptions::default());
     assert!(matches!(server.recv().await, raw::Frame::Request { .. }), "the refused call sent nothing");
     drop(plain);
+}
+
+#[tokio::test]
+async fn a_call_frame_with_too_many_entries_is_a_protocol_error() {
+    let (addr, _server) = serve(ServerConfig::default()).await;
+    // The client refuses to send more than 256 entries...
+    let client = Client::dial(addr).await.expect("dial");
+    let mut options = CallOptions::default();
+    for i in 0..300 {
+        options = options.metadata(format!("k{i}"), "");
+    }
+    let Err(Error::Status(status)) = show(&client, &options).await else { panic!("expected a refusal") };
+    assert!(status.message().contains("more than the protocol's 256"), "{status}");
+    // ...and a peer that does is cut off: 300 empty entries.
+    let mut raw = raw::Raw::connect(addr).await;
+    let mut body = vec![10];
+    body.extend(raw::varint(1));
+    body.extend(raw::string("Meta"));
+    body.extend(raw::string("show"));
+    body.push(0);
+    body.extend(raw::varint(300));
+    for _ in 0..300 {
+        body.extend([0, 0]);
+    }
+    raw.send(&raw::frame(&body)).await;
+    let frame = raw.recv().await;
+    let raw::Frame::GoAway { code, message } = frame else { panic!("expected a GoAway, got {frame:?}") };
+    assert_eq!(code, Code::InvalidArgument.as_u16());
+    assert!(message.contains("more than 256 metadata entries"), "{message}");
 }

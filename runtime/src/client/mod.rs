@@ -506,13 +506,20 @@ impl Client {
     fn check_metadata(&self, method: Method, metadata: crate::Metadata, minor: u8) -> Result<crate::Metadata, Status> {
         let conn = &self.handle.conn;
         let limit = conn.config.max_metadata_bytes;
+        // Not marked unstarted: sending it again, anywhere, cannot help.
         if metadata.size() > limit {
             return Err(Status::resource_exhausted(format!(
                 "`{method}` was not started: its metadata takes {} bytes, more than {limit} \
                  (ClientConfig::max_metadata_bytes)",
                 metadata.size()
-            ))
-            .unstarted());
+            )));
+        }
+        if metadata.len() > wire::MAX_METADATA_ENTRIES {
+            return Err(Status::resource_exhausted(format!(
+                "`{method}` was not started: it has {} metadata entries, more than the protocol's {}",
+                metadata.len(),
+                wire::MAX_METADATA_ENTRIES
+            )));
         }
         match minor {
             MINOR_UNKNOWN => Err(Status::unavailable(format!(

@@ -392,7 +392,7 @@ impl Side for Arc<Conn> {
                          limit of {limit} (ServerConfig::max_metadata_bytes)",
                         metadata.size()
                     );
-                    self.send_status(id, &Status::resource_exhausted(message).unstarted());
+                    self.send_status(id, &Status::resource_exhausted(message));
                     return Ok(());
                 }
                 self.on_request(id, &service, &method, timeout_micros, payload, metadata)

@@ -102,10 +102,45 @@ pub(crate) enum Header<'a> {
         method: Cow<'a, str>,
         /// The time the server may spend, in microseconds from when it reads the frame.
         timeout_micros: Option<u64>,
-        /// Key/value pairs, in order.
+        /// Key/value pairs, in order (at most [`MAX_METADATA_ENTRIES`]).
         #[serde(borrow)]
-        metadata: Vec<(Cow<'a, str>, &'a [u8])>,
+        metadata: MetadataEntries<'a>,
     },
+}
+
+/// The most metadata entries a `Call` may carry: a frame of empty entries would otherwise
+/// decode into far more memory than its bytes (an entry takes two bytes on the wire and about
+/// forty in memory). A peer that sends more broke the protocol.
+pub(crate) const MAX_METADATA_ENTRIES: usize = 256;
+
+/// The metadata of a [`Header::Call`], decoded with the entry limit.
+#[derive(Debug, PartialEq, Serialize, Default)]
+#[serde(transparent)]
+pub(crate) struct MetadataEntries<'a>(#[serde(borrow)] pub(crate) Vec<(Cow<'a, str>, &'a [u8])>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for MetadataEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Entries<'a> {
+            type Value = MetadataEntries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "at most {MAX_METADATA_ENTRIES} metadata entries")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(entry) = seq.next_element::<(Cow<'a, str>, &'a [u8])>()? {
+                    if entries.len() == MAX_METADATA_ENTRIES {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "more than {MAX_METADATA_ENTRIES} metadata entries"
+                        )));
+                    }
+                    entries.push(entry);
+                }
+                Ok(MetadataEntries(entries))
+            }
+        }
+        deserializer.deserialize_seq(Entries(std::marker::PhantomData))
+    }
 }
 
 /// How a call ended, in a [`Header::Response`].

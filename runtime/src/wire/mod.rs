@@ -12,7 +12,7 @@ pub(crate) use frame::items;
 pub(crate) use frame::{
     WriteFailure, append_item, item_lengths, parse, split_item, write_frame, write_header, write_item,
 };
-pub(crate) use header::{Header, Outcome};
+pub(crate) use header::{Header, MAX_METADATA_ENTRIES, MetadataEntries, Outcome};
 
 /// Bytes in the length prefix of every frame.
 pub(crate) const LEN_PREFIX: usize = 4;
