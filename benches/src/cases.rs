@@ -62,6 +62,8 @@ pub enum Case {
     StreamStall,
     /// A four-field record echoed as a `@frozen` and as an evolvable struct (tidl only).
     Structs,
+    /// `echo` over plain TCP and over TLS (tidl only).
+    Tls,
     /// 10,000 connections opened at once, each handshaken (tidl, and a plain accept loop as
     /// raw; the server in a child process of its own).
     Storm,
@@ -69,7 +71,7 @@ pub enum Case {
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 20] = [
+    pub const ALL: [Case; 21] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -89,6 +91,7 @@ impl Case {
         Case::StreamCancel,
         Case::StreamStall,
         Case::Structs,
+        Case::Tls,
         Case::Storm,
     ];
 
@@ -110,7 +113,7 @@ impl Case {
     pub fn applies_to(self, imp: Impl) -> bool {
         match imp {
             Impl::Tidl => true,
-            _ if self == Case::Structs => false,
+            _ if matches!(self, Case::Structs | Case::Tls) => false,
             Impl::Raw if self == Case::Storm => true,
             _ if self == Case::Storm => false,
             Impl::TonicReady | Impl::TonicChan => self.is_streaming(),
@@ -135,6 +138,7 @@ impl fmt::Display for Case {
             Case::StreamCancel => f.write_str("stream-cancel"),
             Case::StreamStall => f.write_str("stream-stall"),
             Case::Structs => f.write_str("structs"),
+            Case::Tls => f.write_str("tls"),
             Case::Storm => f.write_str("storm"),
         }
     }
@@ -234,6 +238,7 @@ pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> 
         Impl::Tarpc if case == Case::Busy => busy::<Tarpc>(counts.busy),
         Impl::Tidl if case == Case::Busy => busy::<Tidl>(counts.busy),
         Impl::Tidl if case == Case::Structs => crate::structs::run(counts),
+        Impl::Tidl if case == Case::Tls => crate::tls_case::run(counts),
         Impl::Tarpc => run_for::<Tarpc, _>(case, counts, addr, cancel::<Tarpc>),
         Impl::Tidl => run_for::<Tidl, _>(case, counts, addr, cancel::<Tidl>),
     }

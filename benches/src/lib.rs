@@ -25,6 +25,7 @@ pub mod streams;
 pub mod structs;
 pub mod tarpc_bench;
 pub mod tidl_bench;
+pub mod tls_case;
 pub mod tonic_bench;
 pub mod wire;
 

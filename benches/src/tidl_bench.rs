@@ -56,6 +56,11 @@ impl generated::Bench for Handlers {
     }
 }
 
+/// The benchmark's tidl server, not yet accepting.
+pub fn bench_server(probe: Arc<Probe>) -> Server {
+    Server::builder().register(BenchServer::new(Handlers { probe: probe.clone() })).register(Streams { probe }).build()
+}
+
 /// A tidl client of the benchmark service.
 #[derive(Debug, Clone)]
 pub struct TidlClient {
@@ -98,10 +103,7 @@ impl Rpc for Tidl {
     type Client = TidlClient;
 
     fn serve(listener: TcpListener, probe: Arc<Probe>) {
-        let server = Server::builder()
-            .register(BenchServer::new(Handlers { probe: probe.clone() }))
-            .register(Streams { probe })
-            .build();
+        let server = bench_server(probe);
         tokio::spawn(async move { server.accept(listener).await.expect("tidl server: accepting") });
     }
 
