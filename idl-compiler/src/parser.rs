@@ -206,6 +206,26 @@ impl SyntaxError {
             return d;
         }
         let (found, len) = found_at(&text[self.at..]);
+        // A keyword run into the name after it (`serviceExample`): the name starts right where
+        // the keyword ends, with no space between.
+        let before = &text[..self.at];
+        let glued = ["service", "struct", "enum", "rpc", "type", "package", "import", "throws", "stream"]
+            .into_iter()
+            .find(|k| {
+                before.ends_with(k)
+                    && before[..before.len() - k.len()].chars().last().is_none_or(|c| !c.is_alphanumeric() && c != '_')
+            });
+        if let Some(keyword) =
+            glued.filter(|_| text[self.at..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        {
+            let name = &text[self.at..self.at + len];
+            let start = self.at - keyword.len();
+            return Diagnostic::error(
+                Span::new(file, start, self.at + len),
+                format!("`{keyword}{name}` is not a keyword: `{keyword}` needs a space before its name"),
+            )
+            .label(format!("help: write `{keyword} {name}`"));
+        }
         let message = match self.expected.as_slice() {
             [] => format!("unexpected {found}"),
             [only] => format!("expected {only}, found {found}"),

@@ -1676,3 +1676,18 @@ error: could not compile the .tidl input due to 10 previous errors
 "#
     );
 }
+
+#[test]
+fn a_keyword_run_into_its_name() {
+    assert_eq!(
+        check("serviceExample {\n    rpc echo(string) -> string;\n}\n"),
+        r#"error: `serviceExample` is not a keyword: `service` needs a space before its name
+ --> test.tidl:1:1
+  |
+1 | serviceExample {
+  | ^^^^^^^^^^^^^^ help: write `service Example`
+
+error: could not compile the .tidl input due to 1 previous error
+"#
+    );
+}
