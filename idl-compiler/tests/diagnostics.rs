@@ -1495,7 +1495,7 @@ fn a_broken_declaration_in_another_package_hides_its_qualified_uses() {
   |                          ^ expected `,`, `=` or `}` after this
   |                           - unexpected token
 
-error: there is no package `money`
+error: package `money` has no type `Tax`
  --> shop.tidl:3:41
   |
 3 | struct Order { total: money.Money, tax: money.Tax }
@@ -1690,4 +1690,16 @@ fn a_keyword_run_into_its_name() {
 error: could not compile the .tidl input due to 1 previous error
 "#
     );
+}
+
+#[test]
+fn a_package_whose_declarations_are_all_broken_still_exists() {
+    let out = check_files(&[
+        ("shop.tidl", "package shop;\nstruct Item { x: }\n"),
+        ("test.tidl", "import \"shop.tidl\";\nstruct B { i: shop.Item, j: shop.Other }\n"),
+    ]);
+    assert!(out.contains("error: package `shop` has no type `Other`"), "{out}");
+    assert!(!out.contains("there is no package"), "{out}");
+    // `shop.Item` is broken, not missing: reported once, where it is declared.
+    assert!(!out.contains("has no type `Item`"), "{out}");
 }

@@ -76,12 +76,17 @@ impl<'a> Checker<'a> {
         if path.len() > 1 {
             let written: Vec<String> = path[..path.len() - 1].iter().map(|i| i.name.clone()).collect();
             // The package the name most likely means: the innermost one that exists.
+            // A package exists if a file declares it, even one whose declarations are all broken.
+            let exists = |p: &str| {
+                self.symbols.keys().any(|(known, _)| known == p)
+                    || self.scopes.values().any(|s| s.package.join(".") == p)
+            };
             let package_name = (0..=scope.package.len())
                 .rev()
                 .map(|n| scope.package[..n].iter().chain(&written).cloned().collect::<Vec<_>>().join("."))
-                .find(|p| self.symbols.keys().any(|(known, _)| known == p))
+                .find(|p| exists(p))
                 .unwrap_or_else(|| written.join("."));
-            let known = self.symbols.keys().any(|(p, _)| *p == package_name);
+            let known = exists(&package_name);
             let message = if known {
                 format!("package `{package_name}` has no type `{}`", name.name)
             } else {
