@@ -144,6 +144,7 @@ pub use schema::Schema;
 #[doc(hidden)]
 pub use server::dispatch::Incoming;
 pub use server::dispatch::Service;
+pub use server::intercept::{InterceptFuture, Interceptor};
 pub use server::streaming::{Sink, Source};
 pub use server::{Server, ServerBuilder, ServerConfig};
 pub use transport::Peer;

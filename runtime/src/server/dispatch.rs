@@ -26,6 +26,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
 use tokio::time::Instant;
+use tokio_util::either::Either;
 
 /// A service the server can run: implemented by the generated `<Name>Server` wrappers.
 pub trait Service: Send + Sync + 'static {
@@ -129,9 +130,16 @@ pub(super) fn run<T, E, F, Fut>(
     call.set_method(method);
     let ctx = Context::for_call(call, deadline);
     let tracker = conn.server.tracker.clone();
+    let interceptors = (!conn.server.interceptors.is_empty()).then(|| conn.server.interceptors.clone());
     let task = async move {
         let call = ctx.state().clone();
-        let mut work = std::pin::pin!(start(ctx));
+        // Without interceptors the handler's future is the task's own; with them, the chain and
+        // the handler go in a box of their own, so that servers without any keep a small task.
+        let work = match interceptors {
+            None => Either::Left(start(ctx)),
+            Some(interceptors) => Either::Right(Box::pin(intercepted(interceptors, ctx, start))),
+        };
+        let mut work = std::pin::pin!(work);
         // A panicking handler fails its own call with `Internal`; nothing else notices.
         let work = std::future::poll_fn(|cx| {
             // Watched: a poll that runs for long gets another worker woken to poll for I/O.
@@ -170,6 +178,23 @@ pub(super) fn run<T, E, F, Fut>(
         conn.in_flight.end(id);
     };
     tracker.spawn(task);
+}
+
+/// The handler `start` makes, after the server's interceptors have let the call through; the
+/// first refusal is the call's status.
+async fn intercepted<T, E, F, Fut>(
+    interceptors: Arc<[Arc<dyn super::intercept::Interceptor>]>,
+    ctx: Context,
+    start: F,
+) -> Result<T, Error<E>>
+where
+    F: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<T, Error<E>>>,
+{
+    for interceptor in interceptors.iter() {
+        interceptor.intercept(&ctx).await.map_err(Error::Status)?;
+    }
+    start(ctx).await
 }
 
 /// Tells the caller how a call that ended without a reply ended, if anyone is still waiting.

@@ -8,11 +8,13 @@ mod accept;
 pub(crate) mod connection;
 pub(crate) mod dispatch;
 mod in_flight;
+pub(crate) mod intercept;
 pub(crate) mod streaming;
 
 use crate::transport::{Io, Listener, Peer, tcp};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
 use dispatch::Service;
+use intercept::Interceptor;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -103,6 +105,7 @@ impl Default for ServerConfig {
 pub struct ServerBuilder {
     services: HashMap<&'static str, Arc<dyn Service>>,
     config: ServerConfig,
+    interceptors: Vec<Arc<dyn Interceptor>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -128,6 +131,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `interceptor` before every handler of the server (after those added before it); it
+    /// may refuse a call with a [`Status`](crate::Status), and then the handler does not run.
+    pub fn intercept(mut self, interceptor: impl Interceptor) -> ServerBuilder {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
     /// Replaces the default settings.
     pub fn config(mut self, config: ServerConfig) -> ServerBuilder {
         self.config = config;
@@ -147,6 +157,7 @@ impl ServerBuilder {
                 tracker: TaskTracker::new(),
                 draining: CancellationToken::new(),
                 stopping: CancellationToken::new(),
+                interceptors: self.interceptors.into(),
             }),
         }
     }
@@ -173,6 +184,8 @@ struct Inner {
     draining: CancellationToken,
     /// Fires when the grace period ends: cancel every call still running.
     stopping: CancellationToken,
+    /// Run before every handler, in order.
+    interceptors: Arc<[Arc<dyn Interceptor>]>,
 }
 
 /// Serves a connection, or refuses it if the server already has `max_connections`.
@@ -199,7 +212,7 @@ impl fmt::Debug for Server {
 impl Server {
     /// Starts building a server.
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { services: HashMap::new(), config: ServerConfig::default() }
+        ServerBuilder { services: HashMap::new(), config: ServerConfig::default(), interceptors: Vec::new() }
     }
 
     /// Accepts connections on `listener` (a `TcpListener`, a `UnixListener`, the in-memory
