@@ -128,6 +128,7 @@ pub use client::call::Call;
 pub use client::dns::{DnsDiscovery, dns};
 pub use client::endpoint::{Endpoint, EndpointConfig, EndpointState};
 pub use client::in_flight::Reply;
+pub use client::intercept::{ClientInterceptor, ClientInterceptors};
 pub use client::invoke::{Invoke, ReplyFuture, Request};
 pub use client::options::CallOptions;
 pub use client::streaming::{RequestSink, Streaming};

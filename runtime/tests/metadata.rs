@@ -134,3 +134,24 @@ async fn a_call_frame_with_too_many_entries_is_a_protocol_error() {
     assert_eq!(code, Code::InvalidArgument.as_u16());
     assert!(message.contains("more than 256 metadata entries"), "{message}");
 }
+
+#[tokio::test]
+async fn a_client_interceptor_adds_metadata_and_refuses_calls() {
+    let (addr, _server) = serve(ServerConfig::default()).await;
+    let mut config = ClientConfig::default();
+    config.interceptors.add(|method: Method, options: &mut CallOptions| {
+        if options.get_metadata().get("deny").is_some() {
+            return Err(tidl_runtime::Status::permission_denied(format!("`{method}` is not for you")));
+        }
+        *options = options.clone().metadata("x-interceptor", "was here");
+        Ok(())
+    });
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let seen = show(&client, &CallOptions::default().metadata("k", "v")).await.expect("call");
+    assert_eq!(seen, vec![("k".to_owned(), b"v".to_vec()), ("x-interceptor".to_owned(), b"was here".to_vec())]);
+    let Err(Error::Status(status)) = show(&client, &CallOptions::default().metadata("deny", "")).await else {
+        panic!("expected a refusal")
+    };
+    assert_eq!(status.code(), Code::PermissionDenied, "{status}");
+    assert_eq!(status.message(), "`Meta.show` is not for you");
+}

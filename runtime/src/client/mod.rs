@@ -18,6 +18,7 @@ mod connection;
 pub(crate) mod dns;
 pub(crate) mod endpoint;
 pub(crate) mod in_flight;
+pub(crate) mod intercept;
 pub(crate) mod invoke;
 pub(crate) mod options;
 pub(crate) mod retry;
@@ -93,6 +94,9 @@ pub struct ClientConfig {
     /// at once with `ResourceExhausted`. Servers have their own limit
     /// (`ServerConfig::max_metadata_bytes`). Default: 8 KiB.
     pub max_metadata_bytes: usize,
+    /// Run as every call starts, in order: they may change its options or refuse it. Default:
+    /// none.
+    pub interceptors: intercept::ClientInterceptors,
 }
 
 /// What a new call does when its connection has too many bytes of requests queued.
@@ -118,6 +122,7 @@ impl Default for ClientConfig {
             when_full: WhenFull::Wait,
             metadata: crate::Metadata::new(),
             max_metadata_bytes: 8 * 1024,
+            interceptors: intercept::ClientInterceptors::default(),
         }
     }
 }
@@ -399,6 +404,13 @@ impl Client {
         write_payload: impl FnOnce(&mut bytes::BytesMut, usize) -> Result<(), codec::EncodeFailure>,
     ) -> Result<Pending, Status> {
         let conn = &self.handle.conn;
+        let intercepted;
+        let options = if conn.config.interceptors.is_empty() {
+            options
+        } else {
+            intercepted = conn.config.interceptors.apply(method, options)?;
+            &intercepted
+        };
         let timeout = options.get_timeout().or(conn.config.default_timeout);
         let parent = options.get_context();
         if let Some(parent) = parent
