@@ -11,7 +11,7 @@
 
 use super::call::Call;
 use super::in_flight::Reply;
-use super::invoke::{Invoke, ReplyFuture, Request};
+use super::invoke::{Invoke, ReplyFuture, Request, streams_through_picked_client};
 use super::options::CallOptions;
 use super::retry::{self, RetryBudget};
 use super::streaming::{RequestSink, Streaming};
@@ -343,41 +343,7 @@ impl Invoke for Endpoint {
         })
     }
 
-    fn server_stream<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Streaming<T, E>
-    where
-        A: Serialize + ?Sized,
-        T: DeserializeOwned,
-        E: DeserializeOwned,
-    {
-        match self.ready_now(method) {
-            Ok(client) => client.server_stream(method, arg, options),
-            Err(status) => Streaming::failed(status),
-        }
-    }
-
-    fn client_stream<I, R, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Call<R, E>)
-    where
-        I: Serialize,
-        R: DeserializeOwned,
-        E: DeserializeOwned,
-    {
-        match self.ready_now(method) {
-            Ok(client) => client.client_stream(method, options),
-            Err(status) => (RequestSink::closed(), Call::failed(status)),
-        }
-    }
-
-    fn bidi_stream<I, T, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Streaming<T, E>)
-    where
-        I: Serialize,
-        T: DeserializeOwned,
-        E: DeserializeOwned,
-    {
-        match self.ready_now(method) {
-            Ok(client) => client.bidi_stream(method, options),
-            Err(status) => (RequestSink::closed(), Streaming::failed(status)),
-        }
-    }
+    streams_through_picked_client!(ready_now);
 }
 
 impl Endpoint {
@@ -408,11 +374,7 @@ async fn send(shared: Arc<Shared>, request: Request, options: CallOptions) -> Re
             Ok(client) => client,
             Err(status) => return Reply::Status(status),
         };
-        let mut attempt = request.clone();
-        if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            attempt = attempt.with_options(options.clone().timeout(left));
-        }
+        let attempt = retry::attempt(&request, &options, deadline);
         let reply = client.invoke(attempt).await;
         sends += 1;
         if !retry::should_retry(&reply, &request, sends, &shared.budget) {

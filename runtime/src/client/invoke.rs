@@ -176,3 +176,47 @@ impl Reply {
         }
     }
 }
+
+/// The three streaming methods of an [`Invoke`] that sends each stream on a connection it picks
+/// at once (`self.$pick(method) -> Result<Client, Status>`), failing the stream with the status
+/// when it has none: what [`Endpoint`](crate::Endpoint) and the balancer do.
+macro_rules! streams_through_picked_client {
+    ($pick:ident) => {
+        fn server_stream<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Streaming<T, E>
+        where
+            A: Serialize + ?Sized,
+            T: DeserializeOwned,
+            E: DeserializeOwned,
+        {
+            match self.$pick(method) {
+                Ok(client) => client.server_stream(method, arg, options),
+                Err(status) => Streaming::failed(status),
+            }
+        }
+
+        fn client_stream<I, R, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Call<R, E>)
+        where
+            I: Serialize,
+            R: DeserializeOwned,
+            E: DeserializeOwned,
+        {
+            match self.$pick(method) {
+                Ok(client) => client.client_stream(method, options),
+                Err(status) => (RequestSink::closed(), Call::failed(status)),
+            }
+        }
+
+        fn bidi_stream<I, T, E>(&self, method: Method, options: &CallOptions) -> (RequestSink<I>, Streaming<T, E>)
+        where
+            I: Serialize,
+            T: DeserializeOwned,
+            E: DeserializeOwned,
+        {
+            match self.$pick(method) {
+                Ok(client) => client.bidi_stream(method, options),
+                Err(status) => (RequestSink::closed(), Streaming::failed(status)),
+            }
+        }
+    };
+}
+pub(crate) use streams_through_picked_client;

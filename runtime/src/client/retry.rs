@@ -91,6 +91,17 @@ pub(crate) async fn unless_parent_cancelled<F: std::future::Future<Output = Repl
     }
 }
 
+/// The next send of `request`: with the time left before `deadline` as its timeout.
+pub(crate) fn attempt(request: &Request, options: &CallOptions, deadline: Option<tokio::time::Instant>) -> Request {
+    match deadline {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            request.clone().with_options(options.clone().timeout(left))
+        }
+        None => request.clone(),
+    }
+}
+
 /// Whether `reply`, after `sends` sends of `request`, should be sent again.
 pub(crate) fn should_retry(reply: &Reply, request: &Request, sends: u32, budget: &RetryBudget) -> bool {
     let Reply::Status(status) = reply else { return false };
