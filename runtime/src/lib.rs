@@ -99,6 +99,8 @@
 //!   with TCP, Unix domain sockets and an in-memory pipe.
 //! - `client`: [`Client`], [`Call`], [`CallOptions`], and the [`Invoke`] seam generated clients
 //!   call. `server`: [`Server`], its connections, and the dispatch of calls to handlers.
+//! - [`observe`]: a tracing span per call on both sides, OpenTelemetry trace context in the
+//!   call's metadata (feature `otel`), and metrics (feature `metrics`).
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -114,6 +116,7 @@ mod error;
 mod jitter;
 mod metadata;
 mod method;
+pub mod observe;
 mod sched;
 mod schema;
 mod server;
