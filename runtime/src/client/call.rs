@@ -6,7 +6,7 @@ use super::invoke::ReplyFuture;
 use crate::codec;
 use crate::error::{Code, Error, Status};
 use crate::method::Method;
-use crate::observe::{ClientCall, Reason};
+use crate::observe::{ClientCall, Outcome, Reason};
 use crate::sync::lock;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -253,7 +253,7 @@ impl Pending {
         let reply = reply.unwrap_or_else(|_| {
             Reply::Status(Status::unavailable(format!("the connection closed before `{}` completed", self.method)))
         });
-        self.observed.end(&reply);
+        self.observed.end(&outcome(&reply));
         Poll::Ready(reply)
     }
 
@@ -289,6 +289,15 @@ impl Drop for Pending {
         if !self.over && self.client.cancel(self.id, None) {
             self.observed.stopped(Reason::Dropped);
         }
+    }
+}
+
+/// How a call that ended with `reply` ended, as its span and metrics record it.
+fn outcome(reply: &Reply) -> Outcome<'_> {
+    match reply {
+        Reply::Ok(_) => Outcome::Ok,
+        Reply::App(_) => Outcome::App,
+        Reply::Status(status) => Outcome::Status(status.code(), status.message()),
     }
 }
 

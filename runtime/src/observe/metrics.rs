@@ -98,7 +98,7 @@ fn leak(labels: Vec<Label>) -> &'static [Label] {
 }
 
 /// The label sets of `method` on `side`.
-fn labels(method: crate::Method, side: Side) -> &'static Labels {
+fn labels(method: crate::method::Method, side: Side) -> &'static Labels {
     let key = (method.service(), method.name(), side);
     if let Some(labels) = LABELS.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
         return labels;
@@ -146,7 +146,7 @@ pub(crate) struct CallMetrics {
 
 impl CallMetrics {
     /// Counts a call of `method` on `side` as started and in flight.
-    pub(crate) fn start(method: crate::Method, side: Side) -> CallMetrics {
+    pub(crate) fn start(method: crate::method::Method, side: Side) -> CallMetrics {
         let labels = labels(method, side);
         counter(CALLS_STARTED, labels.method).increment(1);
         gauge(CALLS_IN_FLIGHT, labels.method).increment(1.0);
@@ -189,7 +189,7 @@ impl CallMetrics {
 impl Drop for CallMetrics {
     fn drop(&mut self) {
         // A server task dropped before it ended (its runtime shut down): stopped unfinished.
-        self.finish(Some(&Outcome::Status(crate::Code::Cancelled, "")));
+        self.finish(Some(&Outcome::Status(crate::error::Code::Cancelled, "")));
     }
 }
 

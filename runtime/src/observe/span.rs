@@ -1,11 +1,9 @@
 //! The spans of calls, on both sides, and what ends them.
 
 use super::{FullName, Outcome, Reason, TARGET};
-use crate::client::in_flight::Reply;
 use crate::context::Context;
 use crate::error::{Code, Status};
 use crate::method::Method;
-use crate::server::dispatch::Ended;
 use crate::transport::Peer;
 use std::fmt;
 use std::future::Future;
@@ -53,26 +51,8 @@ impl ServerCall {
         (call, span)
     }
 
-    /// Records how the call ended: `ended`, after a cancel if `cancelled`, while the server
-    /// stops if `stopping`.
-    pub(crate) fn end<T, E>(self, ended: &Ended<T, E>, cancelled: bool, stopping: bool) {
-        let cancel = if stopping { Reason::Shutdown } else { Reason::Client };
-        let (outcome, stopped) = match ended {
-            Ended::Ok(_) | Ended::App(_) | Ended::Status(_) if cancelled => {
-                (Outcome::Status(Code::Cancelled, "the call was cancelled"), Some(cancel))
-            }
-            Ended::Ok(_) => (Outcome::Ok, None),
-            Ended::App(_) => (Outcome::App, None),
-            Ended::Status(status) => (Outcome::Status(status.code(), status.message()), None),
-            Ended::Cancelled if stopping => {
-                (Outcome::Status(Code::Unavailable, "the server shut down and stopped the call"), Some(cancel))
-            }
-            Ended::Cancelled => (Outcome::Status(Code::Cancelled, "the client cancelled the call"), Some(cancel)),
-            Ended::DeadlineExceeded => {
-                (Outcome::Status(Code::DeadlineExceeded, "the call passed its deadline"), Some(Reason::Deadline))
-            }
-            Ended::Panicked(_) => (Outcome::Status(Code::Internal, "the handler panicked"), None),
-        };
+    /// Records how the call ended: with `outcome`, stopped early for a reason if `stopped`.
+    pub(crate) fn end(self, outcome: Outcome<'_>, stopped: Option<Reason>) {
         // The task runs in the span, if it has one: no need to carry another handle on it.
         let span = if self.traced { Span::current() } else { Span::none() };
         if let Some(reason) = stopped {
@@ -98,8 +78,8 @@ where
     }
 }
 
-/// The client's side of a call being observed; its [`Pending`](crate::client::call::Pending)
-/// carries it until the call ends or is dropped.
+/// The client's side of a call being observed; the pending call carries it until the call ends
+/// or is dropped.
 pub(crate) struct ClientCall {
     span: Span,
     /// Set once the outcome was recorded (or nothing is to be).
@@ -173,14 +153,9 @@ impl ClientCall {
         }
     }
 
-    /// Records that the call ended with `reply`.
-    pub(crate) fn end(&mut self, reply: &Reply) {
-        let outcome = match reply {
-            Reply::Ok(_) => Outcome::Ok,
-            Reply::App(_) => Outcome::App,
-            Reply::Status(status) => Outcome::Status(status.code(), status.message()),
-        };
-        self.finish(&outcome);
+    /// Records that the call ended with `outcome`.
+    pub(crate) fn end(&mut self, outcome: &Outcome<'_>) {
+        self.finish(outcome);
     }
 
     /// Records that the call failed with `status` before it was sent.
@@ -292,11 +267,11 @@ mod tests {
             let mut client = ClientCall::start(method, &peer);
             assert!(client.propagate(None, true, 8192).is_none());
             client.stopped(Reason::Caller);
-            client.end(&Reply::Status(Status::cancelled("cancelled")));
+            client.end(&Outcome::Status(Code::Cancelled, "cancelled"));
             drop(client);
             let (server, span) = ServerCall::start(method, &ctx);
             assert!(span.is_none(), "no subscriber: no span for the task");
-            server.end(&Ended::<(), ()>::DeadlineExceeded, false, false);
+            server.end(Outcome::Status(Code::DeadlineExceeded, "late"), Some(Reason::Deadline));
         };
         observe(); // interns the metrics' labels, with the feature
         let info = allocation_counter::measure(observe);

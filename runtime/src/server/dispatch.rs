@@ -64,7 +64,7 @@ impl fmt::Debug for Incoming {
 }
 
 /// How a handler task ended.
-pub(crate) enum Ended<T, E> {
+pub(super) enum Ended<T, E> {
     Ok(T),
     App(E),
     /// Boxed: the task carries an `Ended` by value, and statuses are rare.
@@ -166,7 +166,8 @@ pub(super) fn run<T, E, F, Fut>(
             () = deadline_passed => Ended::DeadlineExceeded,
             ended = work => ended,
         };
-        observed.end(&ended, call.is_cancelled(), conn.server.stopping.is_cancelled());
+        let (outcome, stopped) = ended.observed(call.is_cancelled(), conn.server.stopping.is_cancelled());
+        observed.end(outcome, stopped);
         // The handler's future is dropped here, whatever ended it. The reply is queued before the
         // call is forgotten: a draining connection closes once no call is left, and must not
         // close before the last reply is queued. Only a reply can wait (for room in the outbox),
