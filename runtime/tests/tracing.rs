@@ -78,7 +78,7 @@ impl Collector {
     }
 
     fn update(&self, id: &Id, f: impl FnOnce(&mut Seen)) {
-        if let Some(seen) = self.spans.lock().unwrap().iter_mut().find(|s| s.id == id.into_u64()) {
+        if let Some(seen) = self.spans.lock().expect("the spans lock").iter_mut().find(|s| s.id == id.into_u64()) {
             f(seen);
         }
         self.changed.send_modify(|n| *n += 1);
@@ -86,7 +86,13 @@ impl Collector {
 
     /// The spans of tidl's calls.
     fn calls(&self) -> Vec<Seen> {
-        self.spans.lock().unwrap().iter().filter(|s| s.target == tidl_runtime::observe::TARGET).cloned().collect()
+        self.spans
+            .lock()
+            .expect("the spans lock")
+            .iter()
+            .filter(|s| s.target == tidl_runtime::observe::TARGET)
+            .cloned()
+            .collect()
     }
 
     /// Waits until the spans of calls satisfy `condition`, and returns them.
@@ -115,7 +121,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collector {
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         let parent = ctx.span(id).and_then(|span| span.parent()).map(|parent| parent.id().into_u64());
-        self.spans.lock().unwrap().push(Seen {
+        self.spans.lock().expect("the spans lock").push(Seen {
             id: id.into_u64(),
             name: attrs.metadata().name(),
             target: attrs.metadata().target().to_owned(),
@@ -336,10 +342,10 @@ async fn a_call_past_its_deadline_shows_the_deadline_event_on_each_side() {
             spans.iter().filter(|s| s.closed && s.kind() == Some("server")).count() == 2
         })
         .await;
-    let server_span = spans.iter().filter(|s| s.kind() == Some("server")).last().expect("the second server span");
+    let server_span = spans.iter().rfind(|s| s.kind() == Some("server")).expect("the second server span");
     assert_eq!(server_span.events("deadline exceeded").len(), 1, "{server_span:#?}");
     assert_eq!(server_span.field("rpc.response.status_code"), Some("DEADLINE_EXCEEDED"));
-    let detached_client = spans.iter().filter(|s| s.kind() == Some("client")).last().expect("the detached call's span");
+    let detached_client = spans.iter().rfind(|s| s.kind() == Some("client")).expect("the detached call's span");
     assert_eq!(detached_client.events("call detached").len(), 1);
     assert_eq!(detached_client.field("rpc.response.status_code"), None, "nobody took its outcome");
 }

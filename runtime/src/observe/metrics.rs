@@ -79,6 +79,7 @@ static METADATA: metrics::Metadata<'static> =
 /// The label sets of one method on one side, built once and kept for the process's life (a
 /// program has a fixed set of methods), so that no update allocates.
 struct Labels {
+    side: Side,
     /// `rpc.method`, `side`.
     method: &'static [Label],
     /// `rpc.method`, `side`, `rpc.response.status_code`, by outcome index.
@@ -107,15 +108,16 @@ fn labels(method: crate::method::Method, side: Side) -> &'static Labels {
     interned.entry(key).or_insert_with(|| {
         let name = FullName(method).to_string();
         let method = || Label::new("rpc.method", name.clone());
-        let side = || Label::from_static_parts("side", side.name());
+        let side_label = || Label::from_static_parts("side", side.name());
         let code = |i| Label::from_static_parts("rpc.response.status_code", Outcome::name_at(i));
         Box::leak(Box::new(Labels {
-            method: leak(vec![method(), side()]),
-            finished: (0..STATUS_CODES).map(|i| leak(vec![method(), side(), code(i)])).collect(),
+            side,
+            method: leak(vec![method(), side_label()]),
+            finished: (0..STATUS_CODES).map(|i| leak(vec![method(), side_label(), code(i)])).collect(),
             duration: (0..STATUS_CODES).map(|i| leak(vec![method(), code(i)])).collect(),
             stopped: Reason::ALL
                 .iter()
-                .map(|r| leak(vec![method(), side(), Label::from_static_parts("reason", r.name())]))
+                .map(|r| leak(vec![method(), side_label(), Label::from_static_parts("reason", r.name())]))
                 .collect(),
         }))
     })
@@ -136,12 +138,11 @@ fn histogram(name: &'static str, labels: &'static [Label]) -> metrics::Histogram
     metrics::with_recorder(|recorder| recorder.register_histogram(&key, &METADATA))
 }
 
-/// The metrics of one call: started when made, ended once.
+/// The metrics of one call, from its start until [`end`](CallMetrics::end) or
+/// [`detach`](CallMetrics::detach) (whoever holds it ends it when dropped).
 pub(crate) struct CallMetrics {
     labels: &'static Labels,
-    side: Side,
     started: Instant,
-    ended: bool,
 }
 
 impl CallMetrics {
@@ -150,7 +151,7 @@ impl CallMetrics {
         let labels = labels(method, side);
         counter(CALLS_STARTED, labels.method).increment(1);
         gauge(CALLS_IN_FLIGHT, labels.method).increment(1.0);
-        CallMetrics { labels, side, started: Instant::now(), ended: false }
+        CallMetrics { labels, started: Instant::now() }
     }
 
     /// Counts the call as stopped early, for `reason`.
@@ -160,36 +161,21 @@ impl CallMetrics {
     }
 
     /// Counts the call as ended with `outcome`, after the time it took.
-    pub(crate) fn end(mut self, outcome: &Outcome<'_>) {
-        self.finish(Some(outcome));
+    pub(crate) fn end(self, outcome: &Outcome<'_>) {
+        let labels = self.labels;
+        gauge(CALLS_IN_FLIGHT, labels.method).decrement(1.0);
+        let index = outcome.index();
+        counter(CALLS_FINISHED, labels.finished[index]).increment(1);
+        let duration = match labels.side {
+            Side::Client => CLIENT_DURATION,
+            Side::Server => SERVER_DURATION,
+        };
+        histogram(duration, labels.duration[index]).record(self.started.elapsed().as_secs_f64());
     }
 
     /// Counts the call as no longer in flight, without an outcome.
-    pub(crate) fn detach(mut self) {
-        self.finish(None);
-    }
-
-    fn finish(&mut self, outcome: Option<&Outcome<'_>>) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
-        }
+    pub(crate) fn detach(self) {
         gauge(CALLS_IN_FLIGHT, self.labels.method).decrement(1.0);
-        if let Some(outcome) = outcome {
-            let index = outcome.index();
-            counter(CALLS_FINISHED, self.labels.finished[index]).increment(1);
-            let duration = match self.side {
-                Side::Client => CLIENT_DURATION,
-                Side::Server => SERVER_DURATION,
-            };
-            histogram(duration, self.labels.duration[index]).record(self.started.elapsed().as_secs_f64());
-        }
-    }
-}
-
-impl Drop for CallMetrics {
-    fn drop(&mut self) {
-        // A server task dropped before it ended (its runtime shut down): stopped unfinished.
-        self.finish(Some(&Outcome::Status(crate::error::Code::Cancelled, "")));
     }
 }
 

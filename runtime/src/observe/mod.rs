@@ -15,7 +15,7 @@
 //! | `rpc.method` | the fully qualified method, as `otel.name` |
 //! | `server.address`, `server.port` | client side: the server's IP address (or Unix socket path) and port |
 //! | `network.peer.address`, `network.peer.port` | server side: the client's IP address (or Unix socket path) and port |
-//! | `rpc.response.status_code` | when the call ends: `OK`, `APP_ERROR` (the method's declared error) or the [`Code`](crate::Code) of its status in gRPC's spelling (`CANCELLED`, `DEADLINE_EXCEEDED`, `NOT_FOUND`, ...) |
+//! | `rpc.response.status_code` | when the call ends: `OK`, `APP_ERROR` (the method's declared error) or the [`Code`] of its status in gRPC's spelling (`CANCELLED`, `DEADLINE_EXCEEDED`, `NOT_FOUND`, ...) |
 //! | `otel.status_code` | `ERROR` when the call did not end `OK` (left unset otherwise) |
 //! | `otel.status_description` | the status's message, for a call that ended with a status |
 //!
@@ -47,7 +47,7 @@
 //!
 //! # Metrics (feature `metrics`)
 //!
-//! See [`metrics`](self::metrics) for the names, labels and units.
+//! The module `metrics` (with the feature) lists the names, labels and units.
 
 use crate::error::Code;
 use crate::method::Method;

@@ -15,8 +15,9 @@ use tracing::{Instrument, Span};
 pub(crate) struct ServerCall {
     /// Whether the task runs in the call's span (it is then the current span as the task ends).
     traced: bool,
+    /// Until the call ends.
     #[cfg(feature = "metrics")]
-    metrics: super::metrics::CallMetrics,
+    metrics: Option<super::metrics::CallMetrics>,
 }
 
 impl ServerCall {
@@ -46,23 +47,37 @@ impl ServerCall {
         let call = ServerCall {
             traced: span.is_some(),
             #[cfg(feature = "metrics")]
-            metrics: super::metrics::CallMetrics::start(method, super::Side::Server),
+            metrics: Some(super::metrics::CallMetrics::start(method, super::Side::Server)),
         };
         (call, span)
     }
 
     /// Records how the call ended: with `outcome`, stopped early for a reason if `stopped`.
-    pub(crate) fn end(self, outcome: Outcome<'_>, stopped: Option<Reason>) {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+    pub(crate) fn end(mut self, outcome: Outcome<'_>, stopped: Option<Reason>) {
         // The task runs in the span, if it has one: no need to carry another handle on it.
         let span = if self.traced { Span::current() } else { Span::none() };
         if let Some(reason) = stopped {
             stopped_event(&span, reason);
-            #[cfg(feature = "metrics")]
-            self.metrics.stopped(reason);
         }
         record(&span, &outcome);
         #[cfg(feature = "metrics")]
-        self.metrics.end(&outcome);
+        if let Some(metrics) = self.metrics.take() {
+            if let Some(reason) = stopped {
+                metrics.stopped(reason);
+            }
+            metrics.end(&outcome);
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for ServerCall {
+    fn drop(&mut self) {
+        // The task was dropped before the call ended (its runtime shut down).
+        if let Some(metrics) = self.metrics.take() {
+            metrics.end(&Outcome::Status(Code::Cancelled, "the server's runtime stopped"));
+        }
     }
 }
 
@@ -81,16 +96,17 @@ where
 /// The client's side of a call being observed; the pending call carries it until the call ends
 /// or is dropped.
 pub(crate) struct ClientCall {
-    span: Span,
-    /// Set once the outcome was recorded (or nothing is to be).
-    ended: bool,
+    /// The call's span until it ends, if anyone is interested in it (boxed: a disabled span
+    /// takes no room in every call).
+    span: Option<Box<Span>>,
+    /// Until the call ends.
     #[cfg(feature = "metrics")]
     metrics: Option<super::metrics::CallMetrics>,
 }
 
 impl fmt::Debug for ClientCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientCall").field("span", &self.span).field("ended", &self.ended).finish_non_exhaustive()
+        f.debug_struct("ClientCall").field("span", &self.span).finish_non_exhaustive()
     }
 }
 
@@ -111,8 +127,7 @@ impl ClientCall {
             otel.status_description = Empty,
         );
         ClientCall {
-            span,
-            ended: false,
+            span: (!span.is_disabled()).then(|| Box::new(span)),
             #[cfg(feature = "metrics")]
             metrics: Some(super::metrics::CallMetrics::start(method, super::Side::Client)),
         }
@@ -121,8 +136,7 @@ impl ClientCall {
     /// Observes nothing: the placeholder of a call not yet handed its observer.
     pub(crate) fn none() -> ClientCall {
         ClientCall {
-            span: Span::none(),
-            ended: true,
+            span: None,
             #[cfg(feature = "metrics")]
             metrics: None,
         }
@@ -138,15 +152,17 @@ impl ClientCall {
         limit: usize,
     ) -> Option<crate::Metadata> {
         #[cfg(feature = "otel")]
-        if may_carry && !self.span.is_disabled() {
-            return super::otel::inject(&self.span, metadata, limit);
+        if let Some(span) = self.span.as_deref().filter(|_| may_carry) {
+            return super::otel::inject(span, metadata, limit);
         }
         metadata
     }
 
     /// Records that the call was stopped early, for `reason`.
     pub(crate) fn stopped(&self, reason: Reason) {
-        stopped_event(&self.span, reason);
+        if let Some(span) = &self.span {
+            stopped_event(span, reason);
+        }
         #[cfg(feature = "metrics")]
         if let Some(metrics) = &self.metrics {
             metrics.stopped(reason);
@@ -163,23 +179,23 @@ impl ClientCall {
         self.finish(&Outcome::Status(status.code(), status.message()));
     }
 
-    /// Records that the call was detached: it runs on, and nobody takes its outcome.
+    /// Records that the call was detached: it runs on, and nobody takes its outcome. Its span
+    /// ends here.
     pub(crate) fn detach(&mut self) {
-        if !self.ended && !self.span.is_disabled() {
-            tracing::info!(target: TARGET, parent: &self.span, "call detached");
+        if let Some(span) = self.span.take() {
+            tracing::info!(target: TARGET, parent: &*span, "call detached");
         }
-        self.ended = true;
         #[cfg(feature = "metrics")]
         if let Some(metrics) = self.metrics.take() {
             metrics.detach();
         }
     }
 
+    /// Records `outcome`, once; the span ends here.
     fn finish(&mut self, outcome: &Outcome<'_>) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
+        if let Some(span) = self.span.take() {
+            record(&span, outcome);
         }
-        record(&self.span, outcome);
         #[cfg(feature = "metrics")]
         if let Some(metrics) = self.metrics.take() {
             metrics.end(outcome);
