@@ -286,8 +286,14 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if !self.over && self.client.cancel(self.id, None) {
+        if self.over {
+            return;
+        }
+        if self.client.cancel(self.id, None) {
             self.observed.stopped(Reason::Dropped);
+        } else if let Ok(reply) = self.reply.try_recv() {
+            // It had ended, and nobody took its outcome: that is its outcome still.
+            self.observed.end(&outcome(&reply));
         }
     }
 }
