@@ -85,6 +85,17 @@
 //! running calls finish within a grace period, cancels the rest (telling their callers why), and
 //! returns once every task has ended.
 //!
+//! # Features
+//!
+//! - `balance`: `Balancer`, client-side load balancing over many endpoints (on tower).
+//! - `dns`: `DnsDiscovery`, the balancer's endpoints found by DNS (hickory-resolver).
+//! - `tls`: `transport::tls`, TLS over any transport, mutual or not (rustls, ring).
+//! - `otel`: the OpenTelemetry trace context of a call's span carried in its metadata, and
+//!   continued by the server (see [`observe`]).
+//! - `metrics`: call and connection metrics on the `metrics` facade (`observe::metrics`).
+//!
+//! Without a feature, every call still has a `tracing` span on each side ([`observe`]).
+//!
 //! # Layout
 //!
 //! Dependencies run one way, from the base types up to the roles:

@@ -23,7 +23,9 @@
 //! tracing-opentelemetry uses as the OpenTelemetry span's name. The server's span is entered
 //! whenever the handler runs, so what the handler logs is inside it, and a call the handler
 //! makes (to another service) gets a client span whose parent is the server's span. A client's
-//! span lasts until the call's outcome is taken or the [`Call`](crate::Call) is dropped.
+//! span ends when the call's outcome arrives, when the call is detached (an event, `call
+//! detached`, says so; no status code is recorded), or when the [`Call`](crate::Call) is dropped
+//! before (as `CANCELLED`).
 //!
 //! Stopping a call early is an `INFO` event in its span: `call cancelled` with a `reason`
 //! (client side: `caller` for [`Call::cancel`](crate::Call::cancel), `dropped` for a `Call`
