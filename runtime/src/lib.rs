@@ -118,6 +118,8 @@ mod sched;
 mod schema;
 mod server;
 mod sync;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod transport;
 mod wire;
 
@@ -128,7 +130,7 @@ pub use client::call::Call;
 pub use client::dns::{DnsDiscovery, dns};
 pub use client::endpoint::{Endpoint, EndpointConfig, EndpointState};
 pub use client::in_flight::Reply;
-pub use client::intercept::{ClientInterceptor, ClientInterceptors};
+pub use client::intercept::{AsyncClientInterceptor, ClientInterceptor, ClientInterceptors};
 pub use client::invoke::{Invoke, ReplyFuture, Request};
 pub use client::options::CallOptions;
 pub use client::streaming::{RequestSink, Streaming};
@@ -152,15 +154,15 @@ pub use transport::Peer;
 pub use wire::handshake::{MAGIC, VERSION_MAJOR, VERSION_MINOR};
 pub use wire::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameTooLarge};
 
+/// tower's discovery change: what a stream given to [`Balancer::new`] yields.
+#[cfg(feature = "balance")]
+pub use ::tower::discover::Change;
 /// Re-exported for generated code, so a user's crate needs no direct dependency on it.
 pub use bytes;
 /// Re-exported for generated code, so a user's crate needs no direct dependency on it.
 pub use serde;
 /// Re-exported for handlers that want the context's token type.
 pub use tokio_util::sync::CancellationToken;
-/// tower's discovery change: what a stream given to [`Balancer::new`] yields.
-#[cfg(feature = "balance")]
-pub use tower::discover::Change;
 
 /// Includes the Rust code generated for a `.tidl` file by `tidl_compiler::compile` in `build.rs`.
 ///
