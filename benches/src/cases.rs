@@ -64,6 +64,9 @@ pub enum Case {
     Structs,
     /// `echo` over plain TCP and over TLS (tidl only).
     Tls,
+    /// `echo` without tower layers, through a server stack and through a client stack (tidl
+    /// only).
+    Layers,
     /// 10,000 connections opened at once, each handshaken (tidl, and a plain accept loop as
     /// raw; the server in a child process of its own).
     Storm,
@@ -71,7 +74,7 @@ pub enum Case {
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 21] = [
+    pub const ALL: [Case; 22] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -92,6 +95,7 @@ impl Case {
         Case::StreamStall,
         Case::Structs,
         Case::Tls,
+        Case::Layers,
         Case::Storm,
     ];
 
@@ -113,7 +117,7 @@ impl Case {
     pub fn applies_to(self, imp: Impl) -> bool {
         match imp {
             Impl::Tidl => true,
-            _ if matches!(self, Case::Structs | Case::Tls) => false,
+            _ if matches!(self, Case::Structs | Case::Tls | Case::Layers) => false,
             Impl::Raw if self == Case::Storm => true,
             _ if self == Case::Storm => false,
             Impl::TonicReady | Impl::TonicChan => self.is_streaming(),
@@ -139,6 +143,7 @@ impl fmt::Display for Case {
             Case::StreamStall => f.write_str("stream-stall"),
             Case::Structs => f.write_str("structs"),
             Case::Tls => f.write_str("tls"),
+            Case::Layers => f.write_str("layers"),
             Case::Storm => f.write_str("storm"),
         }
     }
@@ -239,6 +244,7 @@ pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> 
         Impl::Tidl if case == Case::Busy => busy::<Tidl>(counts.busy),
         Impl::Tidl if case == Case::Structs => crate::structs::run(counts),
         Impl::Tidl if case == Case::Tls => crate::tls_case::run(counts),
+        Impl::Tidl if case == Case::Layers => crate::layers_case::run(counts),
         Impl::Tarpc => run_for::<Tarpc, _>(case, counts, addr, cancel::<Tarpc>),
         Impl::Tidl => run_for::<Tidl, _>(case, counts, addr, cancel::<Tidl>),
     }
