@@ -9,7 +9,7 @@ use crate::alloc::{self, Side, Snapshot};
 use crate::imp::{BusyClient, CancelClient, EchoClient, Impl, Rpc};
 use crate::probe::Probe;
 use crate::raw::Raw;
-use crate::stats::{micros, peak_rss_mib, percentile};
+use crate::stats::{cpu_ns, micros, peak_rss_mib, percentile};
 use crate::streams;
 use crate::tarpc_bench::Tarpc;
 use crate::tidl_bench::Tidl;
@@ -362,10 +362,20 @@ async fn throughput<R: Rpc>(addr: SocketAddr, conns: usize, per_conn: usize, tot
     for _ in 0..conns {
         clients.push(R::connect(addr, per_conn > 1).await);
     }
-    load(&clients, per_conn, (total / 10).max(100), &body).await;
+    let warm_up = (total / 10).max(100);
+    load(&clients, per_conn, warm_up, &body).await;
+    let cpu_before = cpu_ns(None);
     let elapsed = load(&clients, per_conn, total, &body).await;
+    let cpu_after = cpu_ns(None);
     let calls_per_s = total as f64 / elapsed.as_secs_f64();
     let mut metrics = vec![("calls_per_s", calls_per_s)];
+    // This process's CPU per call: both sides in one process, the client's alone in two.
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        metrics.push(("cpu_us_per_call", after.saturating_sub(before) as f64 / 1e3 / total as f64));
+    }
+    // Every call this process made, for figures taken from outside it (its syscalls, and the
+    // server's CPU in two processes).
+    metrics.push(("calls_total", (warm_up + total) as f64));
     if let Body::Bytes(_) = body {
         metrics.push(("mb_per_s", calls_per_s * body.len() as f64 / 1e6));
     }

@@ -73,6 +73,8 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Cancel, "p99_us", "5. cancel-to-drop p99 (µs)", 1),
     row(Case::Cancel, "max_us", "5. cancel-to-drop max (µs)", 1),
     row(Case::Tput(256), "rss_mib", "6. peak RSS, 256 in flight (MiB)", 1),
+    row(Case::Tput(256), "cpu_us_per_call", "6. CPU time per call, both sides, 256 in flight (µs)", 2),
+    row(Case::Tput(256), "syscalls_per_call", "6. system calls per call, both sides, 256 in flight", 2),
     row(Case::Tput(1024), "rss_mib", "6. peak RSS, 1,024 in flight (MiB)", 1),
     row(Case::Cost, "allocs_client", "6. heap allocations per echo call, client", 2),
     row(Case::Cost, "allocs_server", "6. heap allocations per echo call, server", 2),
@@ -131,6 +133,9 @@ pub const TWO_PROCESS_ROWS: &[Row] = &[
     row(Case::Seq, "p999_us", "1. sequential latency p99.9 (µs)", 1),
     row(Case::Seq, "calls_per_s", "1. sequential calls/s", 0),
     row(Case::Tput(256), "calls_per_s", "2. throughput, 256 in flight (calls/s)", 0),
+    row(Case::Tput(256), "cpu_us_per_call", "6. CPU time per call, both sides, 256 in flight (µs)", 2),
+    row(Case::Tput(256), "server_cpu_us_per_call", "6. CPU time per call, server, 256 in flight (µs)", 2),
+    row(Case::Tput(256), "syscalls_per_call", "6. system calls per call, both sides, 256 in flight", 2),
 ];
 
 /// `value` with `decimals` decimals below 1,000, and as a whole number with thousands
