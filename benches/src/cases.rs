@@ -537,3 +537,35 @@ fn cost<R: Rpc>(n: usize) -> Metrics {
     server.join().expect("the server thread panicked");
     metrics
 }
+
+/// `n` generated-client echo calls through `invoke`, one after another, each timed.
+pub async fn echo_sequential<I: tidl_runtime::Invoke + Clone>(invoke: &I, n: usize) -> Vec<Duration> {
+    let bench = crate::generated::BenchClientExt::bench(invoke);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
+        samples.push(t.elapsed());
+    }
+    samples
+}
+
+/// `total` generated-client echo calls through `invoke` by 256 tasks, each calling in a loop: calls/s.
+pub async fn echo_throughput<I: tidl_runtime::Invoke + Clone>(invoke: &I, total: u64) -> f64 {
+    let remaining = Arc::new(AtomicI64::new(i64::try_from(total).expect("fits")));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..256)
+        .map(|_| {
+            let (bench, remaining) = (crate::generated::BenchClientExt::bench(invoke), remaining.clone());
+            tokio::spawn(async move {
+                while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a load task panicked");
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}

@@ -3,23 +3,18 @@
 //! alternating rounds so that all three see the same machine. Both stacks are what a production
 //! service would put up: load shedding, a concurrency limit and a timeout.
 
-use crate::cases::{Counts, HELLO, Metrics, runtime};
-use crate::generated::BenchClientExt;
+use crate::cases::{Counts, Metrics, echo_sequential as sequential, echo_throughput as throughput, runtime};
 use crate::probe::Probe;
 use crate::stats::{micros, percentile};
 use crate::tidl_bench::bench_builder;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tidl_runtime::Client;
 use tidl_runtime::tower::{ClientService, Layered};
-use tidl_runtime::{Client, Invoke};
 use tower::ServiceBuilder;
 
 /// Rounds of each third.
 const ROUNDS: usize = 3;
-
-/// Calls in flight in the throughput half.
-const IN_FLIGHT: usize = 256;
 
 /// A server on loopback, with the production stack or none, and a client of it.
 async fn connect(server_layers: bool) -> Client {
@@ -33,36 +28,6 @@ async fn connect(server_layers: bool) -> Client {
     };
     let addr = server.listen("127.0.0.1:0").await.expect("bind");
     Client::dial(addr).await.expect("dial")
-}
-
-async fn sequential<I: Invoke + Clone>(invoke: &I, n: usize) -> Vec<Duration> {
-    let bench = invoke.bench();
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
-        samples.push(t.elapsed());
-    }
-    samples
-}
-
-async fn throughput<I: Invoke + Clone>(invoke: &I, total: u64) -> f64 {
-    let remaining = Arc::new(AtomicI64::new(i64::try_from(total).expect("fits")));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..IN_FLIGHT)
-        .map(|_| {
-            let (bench, remaining) = (invoke.bench(), remaining.clone());
-            tokio::spawn(async move {
-                while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
-                    assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("a load task panicked");
-    }
-    total as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Runs `$body` with `$invoke` bound to the plain client, the client of the layered server, and

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tidl_runtime::tower::{ClientService, Handling, Layered};
-use tidl_runtime::{CallOptions, Client, Code, Context, Error, Incoming, Invoke, Method, Server, Service};
+use tidl_runtime::{CallOptions, Client, Code, Context, Invoke, Method, Server};
 use tower::ServiceBuilder;
 
 /// Serves the server `build` makes on a runtime of its own (two workers), on loopback TCP.
@@ -40,25 +40,6 @@ fn call_with<A: tidl_runtime::serde::Serialize + ?Sized, T>(
     options: &CallOptions,
 ) -> tidl_runtime::Call<T> {
     invoke.call(Method::new("Probe", name), arg, options)
-}
-
-/// `Meta.get(key) -> option<string>`: the call's metadata under `key`, as the handler sees it.
-struct Meta;
-
-impl Service for Meta {
-    fn name(&self) -> &'static str {
-        "Meta"
-    }
-
-    fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
-        match method {
-            "get" => request.spawn(Method::new("Meta", "get"), |ctx: Context, key: String| async move {
-                Ok::<_, Error>(ctx.metadata().get_str(&key).map(str::to_owned))
-            }),
-            _ => return Err(request),
-        }
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -188,7 +169,7 @@ async fn layers_see_the_call_and_may_change_its_metadata_and_later_layers_wrap_e
         move || {
             let (inner, outer) = (order.clone(), order);
             Server::builder()
-                .register(Meta)
+                .register(Probe::default())
                 .intercept(|ctx: &mut Context| {
                     ctx.metadata_mut().insert("x-seen-by", "interceptor");
                     Ok(())
@@ -208,11 +189,11 @@ async fn layers_see_the_call_and_may_change_its_metadata_and_later_layers_wrap_e
     });
     let client = Client::dial(addr).await.expect("dial");
     let options = CallOptions::default().metadata("authorization", "alice");
-    let get = |key: &str| client.call::<_, Option<String>, String>(Method::new("Meta", "get"), key, &options);
+    let get = |key: &str| call_with::<_, Option<String>>(&client, "meta", key, &options);
 
     assert_eq!(get("x-user").await, Ok(Some("alice".to_owned())));
     assert_eq!(get("x-seen-by").await, Ok(Some("interceptor".to_owned())), "interceptors run inside the layers");
-    assert_eq!(*order.lock().expect("order"), ["outer", "inner Meta.get", "outer", "inner Meta.get"]);
+    assert_eq!(*order.lock().expect("order"), ["outer", "inner Probe.meta", "outer", "inner Probe.meta"]);
 }
 
 #[tokio::test]
