@@ -111,6 +111,7 @@ mod conn;
 mod context;
 mod deadline;
 mod error;
+mod intercept;
 mod jitter;
 mod metadata;
 mod method;
@@ -140,6 +141,7 @@ pub use client::{Client, ClientConfig, WhenFull};
 pub use codec::evolve as __evolve;
 pub use context::Context;
 pub use error::{Code, Error, Status};
+pub use intercept::InterceptFuture;
 pub use metadata::Metadata;
 pub use method::Method;
 #[doc(hidden)]
@@ -147,7 +149,7 @@ pub use schema::Schema;
 #[doc(hidden)]
 pub use server::dispatch::Incoming;
 pub use server::dispatch::Service;
-pub use server::intercept::{InterceptFuture, Interceptor};
+pub use server::intercept::Interceptor;
 pub use server::streaming::{Sink, Source};
 pub use server::{Server, ServerBuilder, ServerConfig};
 pub use transport::Peer;

@@ -3,8 +3,8 @@
 
 use super::options::CallOptions;
 use crate::error::Status;
+use crate::intercept::InterceptFuture;
 use crate::method::Method;
-use crate::server::intercept::InterceptFuture;
 use std::fmt;
 use std::sync::Arc;
 

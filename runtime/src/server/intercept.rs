@@ -8,11 +8,7 @@
 
 use crate::context::Context;
 use crate::error::Status;
-use std::future::Future;
-use std::pin::Pin;
-
-/// The future an interceptor answers with.
-pub type InterceptFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Status>> + Send + 'a>>;
+use crate::intercept::InterceptFuture;
 
 /// Runs before every handler of the server it is added to
 /// ([`ServerBuilder::intercept`](crate::ServerBuilder::intercept)); an `Err` refuses the call with
