@@ -9,7 +9,7 @@ use crate::alloc::{self, Side, Snapshot};
 use crate::imp::{BusyClient, CancelClient, EchoClient, Impl, Rpc};
 use crate::probe::Probe;
 use crate::raw::Raw;
-use crate::stats::{micros, peak_rss_mib, percentile};
+use crate::stats::{cpu_ns, micros, peak_rss_mib, percentile};
 use crate::streams;
 use crate::tarpc_bench::Tarpc;
 use crate::tidl_bench::Tidl;
@@ -64,6 +64,9 @@ pub enum Case {
     Structs,
     /// `echo` over plain TCP and over TLS (tidl only).
     Tls,
+    /// `echo` without tower layers, through a server stack and through a client stack (tidl
+    /// only).
+    Layers,
     /// 10,000 connections opened at once, each handshaken (tidl, and a plain accept loop as
     /// raw; the server in a child process of its own).
     Storm,
@@ -71,7 +74,7 @@ pub enum Case {
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 21] = [
+    pub const ALL: [Case; 22] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -92,6 +95,7 @@ impl Case {
         Case::StreamStall,
         Case::Structs,
         Case::Tls,
+        Case::Layers,
         Case::Storm,
     ];
 
@@ -113,7 +117,7 @@ impl Case {
     pub fn applies_to(self, imp: Impl) -> bool {
         match imp {
             Impl::Tidl => true,
-            _ if matches!(self, Case::Structs | Case::Tls) => false,
+            _ if matches!(self, Case::Structs | Case::Tls | Case::Layers) => false,
             Impl::Raw if self == Case::Storm => true,
             _ if self == Case::Storm => false,
             Impl::TonicReady | Impl::TonicChan => self.is_streaming(),
@@ -139,6 +143,7 @@ impl fmt::Display for Case {
             Case::StreamStall => f.write_str("stream-stall"),
             Case::Structs => f.write_str("structs"),
             Case::Tls => f.write_str("tls"),
+            Case::Layers => f.write_str("layers"),
             Case::Storm => f.write_str("storm"),
         }
     }
@@ -239,6 +244,7 @@ pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> 
         Impl::Tidl if case == Case::Busy => busy::<Tidl>(counts.busy),
         Impl::Tidl if case == Case::Structs => crate::structs::run(counts),
         Impl::Tidl if case == Case::Tls => crate::tls_case::run(counts),
+        Impl::Tidl if case == Case::Layers => crate::layers_case::run(counts),
         Impl::Tarpc => run_for::<Tarpc, _>(case, counts, addr, cancel::<Tarpc>),
         Impl::Tidl => run_for::<Tidl, _>(case, counts, addr, cancel::<Tidl>),
     }
@@ -356,10 +362,20 @@ async fn throughput<R: Rpc>(addr: SocketAddr, conns: usize, per_conn: usize, tot
     for _ in 0..conns {
         clients.push(R::connect(addr, per_conn > 1).await);
     }
-    load(&clients, per_conn, (total / 10).max(100), &body).await;
+    let warm_up = (total / 10).max(100);
+    load(&clients, per_conn, warm_up, &body).await;
+    let cpu_before = cpu_ns(None);
     let elapsed = load(&clients, per_conn, total, &body).await;
+    let cpu_after = cpu_ns(None);
     let calls_per_s = total as f64 / elapsed.as_secs_f64();
     let mut metrics = vec![("calls_per_s", calls_per_s)];
+    // This process's CPU per call: both sides in one process, the client's alone in two.
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        metrics.push(("cpu_us_per_call", after.saturating_sub(before) as f64 / 1e3 / total as f64));
+    }
+    // Every call this process made, for figures taken from outside it (its syscalls, and the
+    // server's CPU in two processes).
+    metrics.push(("calls_total", (warm_up + total) as f64));
     if let Body::Bytes(_) = body {
         metrics.push(("mb_per_s", calls_per_s * body.len() as f64 / 1e6));
     }
@@ -520,4 +536,36 @@ fn cost<R: Rpc>(n: usize) -> Metrics {
     let _ = stop_tx.send(());
     server.join().expect("the server thread panicked");
     metrics
+}
+
+/// `n` generated-client echo calls through `invoke`, one after another, each timed.
+pub async fn echo_sequential<I: tidl_runtime::Invoke + Clone>(invoke: &I, n: usize) -> Vec<Duration> {
+    let bench = crate::generated::BenchClientExt::bench(invoke);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
+        samples.push(t.elapsed());
+    }
+    samples
+}
+
+/// `total` generated-client echo calls through `invoke` by 256 tasks, each calling in a loop: calls/s.
+pub async fn echo_throughput<I: tidl_runtime::Invoke + Clone>(invoke: &I, total: u64) -> f64 {
+    let remaining = Arc::new(AtomicI64::new(i64::try_from(total).expect("fits")));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..256)
+        .map(|_| {
+            let (bench, remaining) = (crate::generated::BenchClientExt::bench(invoke), remaining.clone());
+            tokio::spawn(async move {
+                while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a load task panicked");
+    }
+    total as f64 / start.elapsed().as_secs_f64()
 }

@@ -174,9 +174,54 @@ fn parse_result(stdout: &str) -> Result<Parsed, String> {
         .collect()
 }
 
-/// Runs `--child CASE IMPL` and returns what it reported.
+/// Whether `perf stat` can count this machine's system calls (`raw_syscalls:sys_enter`): checked
+/// once; without it, the syscall rows stay empty.
+fn perf_counts_syscalls() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        Command::new("perf")
+            .args(["stat", "-x,", "-e", SYSCALLS, "--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
+}
+
+/// The tracepoint `perf stat` counts system calls with.
+const SYSCALLS: &str = "raw_syscalls:sys_enter";
+
+/// A file for `perf stat -o`, unique to this process and `what`.
+fn perf_out(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tidl-bench-{}-{what}.perf", std::process::id()))
+}
+
+/// The count of system calls `perf stat -x,` wrote to `path` (and removes it).
+fn read_syscalls(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok();
+    let _ = std::fs::remove_file(path);
+    text?.lines().find(|l| l.contains(SYSCALLS))?.split(',').next()?.trim().parse().ok()
+}
+
+/// Whether `case` is a throughput case, whose children report `calls_total`: the ones whose CPU
+/// and system calls per call are worth counting.
+fn counts_calls(case: Case) -> bool {
+    matches!(case, Case::Tput(_) | Case::Conns | Case::Payload(_))
+}
+
+/// Runs `--child CASE IMPL` and returns what it reported; for a throughput case, under `perf
+/// stat` when it can count system calls, adding `syscalls_per_call` (the child's own: both sides
+/// in one process, the client in two).
 fn run_child(exe: &Path, case: Case, imp: Impl, quick: bool, addr: Option<SocketAddr>) -> Result<Parsed, String> {
-    let mut command = Command::new(exe);
+    let perf = (counts_calls(case) && perf_counts_syscalls()).then(|| perf_out("child"));
+    let mut command = match &perf {
+        Some(out) => {
+            let mut command = Command::new("perf");
+            command.args(["stat", "-x,", "-e", SYSCALLS, "-o"]).arg(out).arg("--").arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
     command.args(["--child", &case.to_string(), imp.name()]);
     if let Some(addr) = addr {
         command.args(["--addr", &addr.to_string()]);
@@ -192,10 +237,21 @@ fn run_child(exe: &Path, case: Case, imp: Impl, quick: bool, addr: Option<Socket
     if !output.status.success() {
         return Err(format!("`{case} {imp}` failed: {}", output.status));
     }
-    parse_result(&String::from_utf8_lossy(&output.stdout))
+    let mut parsed = parse_result(&String::from_utf8_lossy(&output.stdout))?;
+    if let (Some(syscalls), Some(calls)) = (perf.as_deref().and_then(read_syscalls), value(&parsed, "calls_total")) {
+        parsed.push(("syscalls_per_call".to_owned(), syscalls / calls));
+    }
+    Ok(parsed)
 }
 
-/// Runs `case` with the server (`--serve IMPL`) and the client in separate processes.
+/// The value of `key` in `parsed`.
+fn value(parsed: &Parsed, key: &str) -> Option<f64> {
+    parsed.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+/// Runs `case` with the server (`--serve IMPL`) and the client in separate processes. For a
+/// throughput case, the server's CPU time and system calls over the client's run are added to
+/// the client's, per call: `cpu_us_per_call` and `syscalls_per_call` are both sides'.
 fn run_two_process(exe: &Path, case: Case, imp: Impl, quick: bool) -> Result<Parsed, String> {
     let mut server = Command::new(exe)
         .args(["--serve", imp.name()])
@@ -207,14 +263,47 @@ fn run_two_process(exe: &Path, case: Case, imp: Impl, quick: bool) -> Result<Par
     let stdout = server.stdout.take().ok_or("the server's stdout")?;
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).map_err(|e| format!("reading the server's address: {e}"))?;
+    let pid = server.id();
+    let counting = counts_calls(case);
+    let perf = (counting && perf_counts_syscalls()).then(|| perf_out("server")).and_then(|out| {
+        let attached = Command::new("perf")
+            .args(["stat", "-x,", "-e", SYSCALLS, "-p", &pid.to_string(), "-o"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        Some((attached, out))
+    });
+    let cpu_before = if counting { crate::stats::cpu_ns(Some(pid)) } else { None };
     let result = match first.trim().strip_prefix("LISTENING ").map(str::parse::<SocketAddr>) {
         Some(Ok(addr)) => run_child(exe, case, imp, quick, Some(addr)),
         _ => Err(format!("the `{imp}` server did not say where it listens (it said {first:?})")),
     };
+    let cpu_after = if counting { crate::stats::cpu_ns(Some(pid)) } else { None };
+    let server_syscalls = perf.and_then(|(mut attached, out)| {
+        // `perf stat -p` writes its counts when interrupted.
+        let _ = Command::new("kill").args(["-INT", &attached.id().to_string()]).status();
+        let _ = attached.wait();
+        read_syscalls(&out)
+    });
     // Closing its standard input tells the server to exit.
     drop(server.stdin.take());
     server.wait().map_err(|e| format!("waiting for the server: {e}"))?;
-    result
+    let mut parsed = result?;
+    if let Some(calls) = value(&parsed, "calls_total") {
+        if let (Some(before), Some(after), Some(client)) = (cpu_before, cpu_after, value(&parsed, "cpu_us_per_call")) {
+            let server = after.saturating_sub(before) as f64 / 1e3 / calls;
+            parsed.retain(|(k, _)| k != "cpu_us_per_call");
+            parsed.push(("cpu_us_per_call".to_owned(), client + server));
+            parsed.push(("server_cpu_us_per_call".to_owned(), server));
+        }
+        if let (Some(server), Some(client)) = (server_syscalls, value(&parsed, "syscalls_per_call")) {
+            parsed.retain(|(k, _)| k != "syscalls_per_call");
+            parsed.push(("syscalls_per_call".to_owned(), client + server / calls));
+        }
+    }
+    Ok(parsed)
 }
 
 /// Where the results go unless `--out` says otherwise: `bench-results.md` in the target

@@ -73,6 +73,8 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Cancel, "p99_us", "5. cancel-to-drop p99 (µs)", 1),
     row(Case::Cancel, "max_us", "5. cancel-to-drop max (µs)", 1),
     row(Case::Tput(256), "rss_mib", "6. peak RSS, 256 in flight (MiB)", 1),
+    row(Case::Tput(256), "cpu_us_per_call", "6. CPU time per call, both sides, 256 in flight (µs)", 2),
+    row(Case::Tput(256), "syscalls_per_call", "6. system calls per call, both sides, 256 in flight", 2),
     row(Case::Tput(1024), "rss_mib", "6. peak RSS, 1,024 in flight (MiB)", 1),
     row(Case::Cost, "allocs_client", "6. heap allocations per echo call, client", 2),
     row(Case::Cost, "allocs_server", "6. heap allocations per echo call, server", 2),
@@ -92,6 +94,12 @@ pub const ONE_PROCESS_ROWS: &[Row] = &[
     row(Case::Tls, "tls_p50_us", "15. echo p50 over TLS 1.3 (µs)", 2),
     row(Case::Tls, "plain_calls_per_s", "15. echo over plain TCP, 256 in flight (calls/s)", 0),
     row(Case::Tls, "tls_calls_per_s", "15. echo over TLS 1.3, 256 in flight (calls/s)", 0),
+    row(Case::Layers, "plain_p50_us", "16. echo p50 without tower layers (µs)", 2),
+    row(Case::Layers, "server_layers_p50_us", "16. echo p50 through a server stack (µs)", 2),
+    row(Case::Layers, "client_layers_p50_us", "16. echo p50 through a client stack (µs)", 2),
+    row(Case::Layers, "plain_calls_per_s", "16. echo without layers, 256 in flight (calls/s)", 0),
+    row(Case::Layers, "server_layers_calls_per_s", "16. echo through a server stack, 256 in flight (calls/s)", 0),
+    row(Case::Layers, "client_layers_calls_per_s", "16. echo through a client stack, 256 in flight (calls/s)", 0),
     row(Case::Storm, "storm_ms", "14. storm: 10,000 connections at once, all handshaken (ms)", 0),
     row(Case::Storm, "slowest_ms", "14. storm: slowest connection (ms)", 0),
     row(Case::Storm, "handshakes_per_s", "14. storm: handshakes/s", 0),
@@ -125,6 +133,9 @@ pub const TWO_PROCESS_ROWS: &[Row] = &[
     row(Case::Seq, "p999_us", "1. sequential latency p99.9 (µs)", 1),
     row(Case::Seq, "calls_per_s", "1. sequential calls/s", 0),
     row(Case::Tput(256), "calls_per_s", "2. throughput, 256 in flight (calls/s)", 0),
+    row(Case::Tput(256), "cpu_us_per_call", "6. CPU time per call, both sides, 256 in flight (µs)", 2),
+    row(Case::Tput(256), "server_cpu_us_per_call", "6. CPU time per call, server, 256 in flight (µs)", 2),
+    row(Case::Tput(256), "syscalls_per_call", "6. system calls per call, both sides, 256 in flight", 2),
 ];
 
 /// `value` with `decimals` decimals below 1,000, and as a whole number with thousands

@@ -45,3 +45,19 @@ fn status_mib(field: &str) -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// CPU time (user and system) the threads of process `pid` (this one if `None`) have used so far,
+/// in nanoseconds: the sum of `/proc/PID/task/*/schedstat`'s first field. `None` where there is
+/// no such file (not Linux, or no scheduler statistics).
+pub fn cpu_ns(pid: Option<u32>) -> Option<u64> {
+    let dir = match pid {
+        Some(pid) => format!("/proc/{pid}/task"),
+        None => "/proc/self/task".to_owned(),
+    };
+    let mut total = 0u64;
+    for task in std::fs::read_dir(dir).ok()? {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}

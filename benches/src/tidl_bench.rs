@@ -58,7 +58,12 @@ impl generated::Bench for Handlers {
 
 /// The benchmark's tidl server, not yet accepting.
 pub fn bench_server(probe: Arc<Probe>) -> Server {
-    Server::builder().register(BenchServer::new(Handlers { probe: probe.clone() })).register(Streams { probe }).build()
+    bench_builder(probe).build()
+}
+
+/// The builder of [`bench_server`], to add to.
+pub fn bench_builder(probe: Arc<Probe>) -> tidl_runtime::ServerBuilder {
+    Server::builder().register(BenchServer::new(Handlers { probe: probe.clone() })).register(Streams { probe })
 }
 
 /// A tidl client of the benchmark service.

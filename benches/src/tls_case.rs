@@ -2,24 +2,18 @@
 //! (throughput), over plain TCP and over TLS 1.3 (rustls, ring, certificates generated at start),
 //! in alternating rounds so that both see the same machine.
 
-use crate::cases::{Counts, HELLO, Metrics, runtime};
-use crate::generated::BenchClientExt;
+use crate::cases::{Counts, Metrics, echo_sequential as sequential, echo_throughput as throughput, runtime};
 use crate::probe::Probe;
 use crate::stats::{micros, percentile};
 use crate::tidl_bench::bench_server;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
 use tidl_runtime::Client;
 use tidl_runtime::transport::tcp::TcpConnector;
 use tidl_runtime::transport::tls::{self, TlsConnector, TlsListener};
 
 /// Rounds of each half.
 const ROUNDS: usize = 3;
-
-/// Calls in flight in the throughput half.
-const IN_FLIGHT: usize = 256;
 
 /// A server on loopback and a client of it, over TLS or not.
 async fn connect(secure: bool) -> Client {
@@ -42,36 +36,6 @@ async fn connect(secure: bool) -> Client {
     let config = tls::client_config(ca.pem().as_bytes(), None).expect("client config");
     let connector = TlsConnector::new(TcpConnector::new(addr.to_string()), config, "localhost").expect("connector");
     Client::connect(connector).await.expect("connect over TLS")
-}
-
-async fn sequential(client: &Client, n: usize) -> Vec<Duration> {
-    let bench = client.bench();
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
-        samples.push(t.elapsed());
-    }
-    samples
-}
-
-async fn throughput(client: &Client, total: u64) -> f64 {
-    let remaining = Arc::new(AtomicI64::new(i64::try_from(total).expect("fits")));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..IN_FLIGHT)
-        .map(|_| {
-            let (bench, remaining) = (client.bench(), remaining.clone());
-            tokio::spawn(async move {
-                while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
-                    assert_eq!(bench.echo(HELLO.to_owned()).await.map(|r| r.len()), Ok(HELLO.len()));
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("a load task panicked");
-    }
-    total as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Runs the case: p50 latency and throughput, plain and over TLS.

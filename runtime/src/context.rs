@@ -46,6 +46,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Context {
     call: Arc<CallState>,
     deadline: Option<Instant>,
+    /// The metadata as an interceptor or a layer changed it, if one did: the handler sees this
+    /// instead of what the caller sent.
+    metadata: Option<Arc<crate::Metadata>>,
 }
 
 /// The part of a call's context shared by its handler and the server's bookkeeping.
@@ -91,7 +94,11 @@ impl CallState {
 impl Context {
     /// A context that is never cancelled and has no deadline, for calls made outside a handler.
     pub fn background() -> Context {
-        Context { call: Arc::new(CallState::new(Peer::Unknown, crate::Metadata::new())), deadline: None }
+        Context {
+            call: Arc::new(CallState::new(Peer::Unknown, crate::Metadata::new())),
+            deadline: None,
+            metadata: None,
+        }
     }
 
     /// A context cancelled by `token` and expiring at `deadline`, for calls made outside a
@@ -105,12 +112,13 @@ impl Context {
                 metadata: crate::Metadata::new(),
             }),
             deadline: deadline.map(Instant::from_std),
+            metadata: None,
         }
     }
 
     /// The context of a call the server runs.
     pub(crate) fn for_call(call: Arc<CallState>, deadline: Option<Instant>) -> Context {
-        Context { call, deadline }
+        Context { call, deadline, metadata: None }
     }
 
     /// The call's shared state.
@@ -212,7 +220,19 @@ impl Context {
     /// The metadata the caller sent with the call (empty if none, or for a context made outside
     /// the server).
     pub fn metadata(&self) -> &crate::Metadata {
-        &self.call.metadata
+        match &self.metadata {
+            Some(changed) => changed,
+            None => &self.call.metadata,
+        }
+    }
+
+    /// The metadata, to change: what a server [`Interceptor`](crate::Interceptor) or layer does
+    /// to pass what it learned (a verified user, say) to the handler. Changes are seen through
+    /// this context and its later clones, never by the caller; the first change copies the
+    /// metadata the caller sent.
+    pub fn metadata_mut(&mut self) -> &mut crate::Metadata {
+        let call = &self.call;
+        Arc::make_mut(self.metadata.get_or_insert_with(|| Arc::new(call.metadata.clone())))
     }
 
     /// A token that fires when the call is cancelled (not when the deadline passes; see

@@ -90,6 +90,7 @@
 //! - `balance`: `Balancer`, client-side load balancing over many endpoints (on tower).
 //! - `dns`: `DnsDiscovery`, the balancer's endpoints found by DNS (hickory-resolver).
 //! - `tls`: `transport::tls`, TLS over any transport, mutual or not (rustls, ring).
+//! - `tower`: tower layers on both sides (`ServerBuilder::layer`, the `tower` module).
 //! - `otel`: the OpenTelemetry trace context of a call's span carried in its metadata, and
 //!   continued by the server (see [`observe`]).
 //! - `metrics`: call and connection metrics on the `metrics` facade (`observe::metrics`).
@@ -124,6 +125,7 @@ mod conn;
 mod context;
 mod deadline;
 mod error;
+mod intercept;
 mod jitter;
 mod metadata;
 mod method;
@@ -132,6 +134,8 @@ mod sched;
 mod schema;
 mod server;
 mod sync;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod transport;
 mod wire;
 
@@ -142,7 +146,7 @@ pub use client::call::Call;
 pub use client::dns::{DnsDiscovery, dns};
 pub use client::endpoint::{Endpoint, EndpointConfig, EndpointState};
 pub use client::in_flight::Reply;
-pub use client::intercept::{ClientInterceptor, ClientInterceptors};
+pub use client::intercept::{AsyncClientInterceptor, ClientInterceptor, ClientInterceptors};
 pub use client::invoke::{Invoke, ReplyFuture, Request};
 pub use client::options::CallOptions;
 pub use client::streaming::{RequestSink, Streaming};
@@ -152,6 +156,7 @@ pub use client::{Client, ClientConfig, WhenFull};
 pub use codec::evolve as __evolve;
 pub use context::Context;
 pub use error::{Code, Error, Status};
+pub use intercept::InterceptFuture;
 pub use metadata::Metadata;
 pub use method::Method;
 #[doc(hidden)]
@@ -159,22 +164,22 @@ pub use schema::Schema;
 #[doc(hidden)]
 pub use server::dispatch::Incoming;
 pub use server::dispatch::Service;
-pub use server::intercept::{InterceptFuture, Interceptor};
+pub use server::intercept::Interceptor;
 pub use server::streaming::{Sink, Source};
 pub use server::{Server, ServerBuilder, ServerConfig};
 pub use transport::Peer;
 pub use wire::handshake::{MAGIC, VERSION_MAJOR, VERSION_MINOR};
 pub use wire::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameTooLarge};
 
+/// tower's discovery change: what a stream given to [`Balancer::new`] yields.
+#[cfg(feature = "balance")]
+pub use ::tower::discover::Change;
 /// Re-exported for generated code, so a user's crate needs no direct dependency on it.
 pub use bytes;
 /// Re-exported for generated code, so a user's crate needs no direct dependency on it.
 pub use serde;
 /// Re-exported for handlers that want the context's token type.
 pub use tokio_util::sync::CancellationToken;
-/// tower's discovery change: what a stream given to [`Balancer::new`] yields.
-#[cfg(feature = "balance")]
-pub use tower::discover::Change;
 
 /// Includes the Rust code generated for a `.tidl` file by `tidl_compiler::compile` in `build.rs`.
 ///

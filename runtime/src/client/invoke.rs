@@ -57,9 +57,10 @@ pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 ///
 /// [`Client`]: crate::Client
 pub trait Invoke: Send + Sync + 'static {
-    /// Starts a call of an encoded request and returns its reply to come. The call must have
-    /// started (been queued for sending) when this returns, and dropping the returned future must
-    /// cancel it.
+    /// Starts a call of an encoded request and returns its reply to come. Dropping the returned
+    /// future must cancel the call. A connection queues the request before this returns; an
+    /// implementation that must wait first (for an async interceptor, or a layer's permit, as
+    /// `tower::Layered` does) starts it when the future is first polled.
     fn invoke(&self, request: Request) -> ReplyFuture;
 
     /// Starts a call of `method` with argument `arg`: what generated clients call.

@@ -390,8 +390,9 @@ impl Client {
             _ => {}
         }
         let stream = Arc::new(Stream::new(conn.config.stream_window));
-        let pending =
-            self.start_call(method, options, Some(stream.clone()), |buf, limit| codec::encode_into(arg, buf, limit))?;
+        let pending = self.start_call(method, options, Some(stream.clone()), false, |buf, limit| {
+            codec::encode_into(arg, buf, limit)
+        })?;
         if let Some(bytes) = stream.opening_grant() {
             self.send_header(&Header::Credit { id: pending.id(), bytes });
         }
@@ -399,16 +400,18 @@ impl Client {
     }
 
     /// Starts a call whose payload `write_payload` encodes into the outbox, observed (its span
-    /// and metrics) from here until it ends.
+    /// and metrics) from here until it ends. `intercepted` says the interceptors have already
+    /// run (those that await, before an unary call).
     fn start_call(
         &self,
         method: Method,
         options: &CallOptions,
         stream: Option<Arc<Stream>>,
+        intercepted: bool,
         write_payload: impl FnOnce(&mut bytes::BytesMut, usize) -> Result<(), codec::EncodeFailure>,
     ) -> Result<Pending, Status> {
         let observed = observe::ClientCall::start(method, self.peer());
-        match self.start_observed(method, options, stream, write_payload, &observed) {
+        match self.start_observed(method, options, stream, intercepted, write_payload, &observed) {
             Ok(pending) => Ok(pending.observed(observed)),
             Err(status) => {
                 observed.refused(&status);
@@ -418,21 +421,23 @@ impl Client {
     }
 
     /// [`start_call`](Client::start_call), sending the trace context of `observed`.
+    #[allow(clippy::too_many_arguments, reason = "start_call's, and the call's observer")]
     fn start_observed(
         &self,
         method: Method,
         options: &CallOptions,
         stream: Option<Arc<Stream>>,
+        intercepted: bool,
         write_payload: impl FnOnce(&mut bytes::BytesMut, usize) -> Result<(), codec::EncodeFailure>,
         observed: &observe::ClientCall,
     ) -> Result<Pending, Status> {
         let conn = &self.handle.conn;
-        let intercepted;
-        let options = if conn.config.interceptors.is_empty() {
+        let applied;
+        let options = if intercepted || conn.config.interceptors.is_empty() {
             options
         } else {
-            intercepted = conn.config.interceptors.apply(method, options)?;
-            &intercepted
+            applied = conn.config.interceptors.apply(method, options)?;
+            &applied
         };
         let timeout = options.get_timeout().or(conn.config.default_timeout);
         let parent = options.get_context();
@@ -600,9 +605,62 @@ impl Client {
         })
     }
 
+    /// Runs the interceptors, some of which await, then sends `request` as they leave it. The
+    /// time they take counts against the call's timeout.
+    fn intercepted(self, request: Request) -> ReplyFuture {
+        Box::pin(async move {
+            let conn = &self.handle.conn;
+            let method = request.method();
+            let timeout = request.options().get_timeout().or(conn.config.default_timeout);
+            let started = Instant::now();
+            let applied = conn.config.interceptors.apply_async(method, request.options());
+            let applied = match timeout {
+                None => applied.await,
+                Some(timeout) => match tokio::time::timeout(timeout, applied).await {
+                    Ok(applied) => applied,
+                    Err(_) => {
+                        return Reply::Status(
+                            Status::new(
+                                Code::DeadlineExceeded,
+                                format!("`{method}` was not started: its deadline passed in the client's interceptors"),
+                            )
+                            .unstarted(),
+                        );
+                    }
+                },
+            };
+            let mut options = match applied {
+                Ok(options) => options,
+                Err(status) => return Reply::Status(status),
+            };
+            if let Some(timeout) = options.get_timeout().or(timeout) {
+                options = options.timeout(timeout.saturating_sub(started.elapsed()));
+            }
+            self.send(request.with_options(options), true).await
+        })
+    }
+
+    /// Sends the encoded `request`, waiting for room first if the client is full;
+    /// `intercepted` says whether the interceptors have run.
+    fn send(&self, request: Request, intercepted: bool) -> ReplyFuture {
+        if let Some(full) = self.full(request.method()) {
+            return match full {
+                Ok(()) => self.clone().when_room(request, intercepted),
+                Err(status) => Box::pin(std::future::ready(Reply::Status(status))),
+            };
+        }
+        let payload = request.payload().clone();
+        match self.start_call(request.method(), request.options(), None, intercepted, |buf, limit| {
+            codec::extend_limited(buf, &payload, limit)
+        }) {
+            Ok(pending) => Box::pin(RawCall(pending)),
+            Err(status) => Box::pin(std::future::ready(Reply::Status(status))),
+        }
+    }
+
     /// Sends `request` once fewer than `max_queued_request_bytes` are queued, within its
     /// deadline.
-    fn when_room(self, request: Request) -> ReplyFuture {
+    fn when_room(self, request: Request, intercepted: bool) -> ReplyFuture {
         Box::pin(async move {
             let conn = &self.handle.conn;
             let room = conn.link.outbox.wait_below(conn.config.max_queued_request_bytes);
@@ -626,11 +684,11 @@ impl Client {
                     }
                     let left = timeout.saturating_sub(started.elapsed());
                     let options = request.options().clone().timeout(left);
-                    self.invoke(request.with_options(options)).await
+                    self.send(request.with_options(options), intercepted).await
                 }
                 None => {
                     room.await;
-                    self.invoke(request).await
+                    self.send(request, intercepted).await
                 }
             }
         })
@@ -640,35 +698,33 @@ impl Client {
 impl Invoke for Client {
     /// Sends the encoded request as it is.
     fn invoke(&self, request: Request) -> ReplyFuture {
-        if let Some(full) = self.full(request.method()) {
-            return match full {
-                Ok(()) => self.clone().when_room(request),
-                Err(status) => Box::pin(std::future::ready(Reply::Status(status))),
-            };
+        if self.handle.conn.config.interceptors.awaits() {
+            return self.clone().intercepted(request);
         }
-        let payload = request.payload().clone();
-        match self.start_call(request.method(), request.options(), None, |buf, limit| {
-            codec::extend_limited(buf, &payload, limit)
-        }) {
-            Ok(pending) => Box::pin(RawCall(pending)),
-            Err(status) => Box::pin(std::future::ready(Reply::Status(status))),
-        }
+        self.send(request, false)
     }
 
     /// Encodes the argument straight into the connection's write buffer. The request is queued
     /// for the connection's writer before this returns, whether or not the returned [`Call`] is
-    /// ever awaited.
+    /// ever awaited (unless an interceptor awaits: then it is queued once they have run, as the
+    /// `Call` is first polled).
     fn call<A, T, E>(&self, method: Method, arg: &A, options: &CallOptions) -> Call<T, E>
     where
         A: Serialize + ?Sized,
     {
-        if let Some(full) = self.full(method) {
-            return match full.and_then(|()| Request::new(method, arg, options.clone())) {
-                Ok(request) => Call::from_future(method, self.clone().when_room(request)),
+        if self.handle.conn.config.interceptors.awaits() {
+            return match Request::new(method, arg, options.clone()) {
+                Ok(request) => Call::from_future(method, self.clone().intercepted(request)),
                 Err(status) => Call::failed(status),
             };
         }
-        match self.start_call(method, options, None, |buf, limit| codec::encode_into(arg, buf, limit)) {
+        if let Some(full) = self.full(method) {
+            return match full.and_then(|()| Request::new(method, arg, options.clone())) {
+                Ok(request) => Call::from_future(method, self.clone().when_room(request, false)),
+                Err(status) => Call::failed(status),
+            };
+        }
+        match self.start_call(method, options, None, false, |buf, limit| codec::encode_into(arg, buf, limit)) {
             Ok(pending) => Call::pending(pending),
             Err(status) => Call::failed(status),
         }

@@ -217,8 +217,15 @@ impl Conn {
 
     /// Sends `status` as the outcome of call `id`.
     pub(super) fn send_status(&self, id: u64, status: &Status) {
+        // A status marked unstarted (a load-shedding layer's, say) says so to a peer that can
+        // hear it: the client may then send the call again, elsewhere, safely.
+        let outcome = if status.is_unstarted() && self.minor >= REFUSED_MINOR {
+            Outcome::Refused { code: status.code().as_u16(), message: status.message().into() }
+        } else {
+            Outcome::status(status)
+        };
         // Fails only when the connection is closing, and then nobody is listening.
-        let _ = self.link.outbox.push_header(&Header::Response { id, outcome: Outcome::status(status) });
+        let _ = self.link.outbox.push_header(&Header::Response { id, outcome });
     }
 
     fn on_request(

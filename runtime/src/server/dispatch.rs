@@ -93,7 +93,7 @@ impl Incoming {
         T: Serialize + Send + 'static,
         E: Serialize + Send + 'static,
         F: FnOnce(Context, A) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, Error<E>>> + Send,
+        Fut: Future<Output = Result<T, Error<E>>> + Send + 'static,
     {
         let Incoming { conn, id, payload, deadline, call } = self;
         // Decoded here, on the connection's reader: the task then carries the value rather than
@@ -126,21 +126,33 @@ pub(super) fn run<T, E, F, Fut>(
     T: Serialize + Send + 'static,
     E: Serialize + Send + 'static,
     F: FnOnce(Context) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, Error<E>>> + Send,
+    Fut: Future<Output = Result<T, Error<E>>> + Send + 'static,
 {
     call.set_method(method);
     let ctx = Context::for_call(call, deadline);
     let (observed, span) = observe::ServerCall::start(method, &ctx);
     let tracker = conn.server.tracker.clone();
     let interceptors = (!conn.server.interceptors.is_empty()).then(|| conn.server.interceptors.clone());
+    #[cfg(feature = "tower")]
+    let stack = conn.server.stack.clone();
     let task = async move {
         let call = ctx.state().clone();
-        // Without interceptors the handler's future is the task's own; with them, the chain and
-        // the handler go in a box of their own, so that servers without any keep a small task.
-        let work = match interceptors {
-            None => Either::Left(start(ctx)),
-            Some(interceptors) => Either::Right(Box::pin(intercepted(interceptors, ctx, start))),
+        // Without interceptors or layers the handler's future is the task's own; with them, the
+        // chain and the handler go in a box of their own, so that servers without any keep a
+        // small task.
+        let start = move |ctx| -> Either<Fut, Boxed<T, E>> {
+            match interceptors {
+                None => Either::Left(start(ctx)),
+                Some(interceptors) => Either::Right(Box::pin(intercepted(interceptors, ctx, start))),
+            }
         };
+        #[cfg(feature = "tower")]
+        let work = match stack {
+            None => start(ctx),
+            Some(stack) => Either::Right(Box::pin(stack.run(ctx, start)) as Boxed<T, E>),
+        };
+        #[cfg(not(feature = "tower"))]
+        let work = start(ctx);
         let mut work = std::pin::pin!(work);
         // A panicking handler fails its own call with `Internal`; nothing else notices.
         let work = std::future::poll_fn(|cx| {
@@ -188,7 +200,7 @@ pub(super) fn run<T, E, F, Fut>(
 /// first refusal is the call's status.
 async fn intercepted<T, E, F, Fut>(
     interceptors: Arc<[Arc<dyn super::intercept::Interceptor>]>,
-    ctx: Context,
+    mut ctx: Context,
     start: F,
 ) -> Result<T, Error<E>>
 where
@@ -196,10 +208,13 @@ where
     Fut: Future<Output = Result<T, Error<E>>>,
 {
     for interceptor in interceptors.iter() {
-        interceptor.intercept(&ctx).await.map_err(Error::Status)?;
+        interceptor.intercept(&mut ctx).await.map_err(Error::Status)?;
     }
     start(ctx).await
 }
+
+/// A handler's future behind interceptors or layers.
+type Boxed<T, E> = std::pin::Pin<Box<dyn Future<Output = Result<T, Error<E>>> + Send>>;
 
 /// Tells the caller how a call that ended without a reply ended, if anyone is still waiting.
 fn end_without_reply<T, E>(conn: &Conn, id: u64, method: Method, ended: Ended<T, E>, call: &CallState) {

@@ -107,6 +107,8 @@ pub struct ServerBuilder {
     services: HashMap<&'static str, Arc<dyn Service>>,
     config: ServerConfig,
     interceptors: Vec<Arc<dyn Interceptor>>,
+    #[cfg(feature = "tower")]
+    stack: Option<crate::tower::Stack>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -139,6 +141,38 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs every call through `layer` (a tower `Layer`, or a `ServiceBuilder` of several) on its
+    /// way to the handler: timeouts, concurrency limits, load shedding, metrics, your own. Layers
+    /// added later wrap those added before; interceptors run inside all layers, just before the
+    /// handler. A cancel, the deadline or the shutdown still drops the call's future, layers and
+    /// handler together (see [`tower`](crate::tower) for the one kind of layer that breaks that).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidl_runtime::Server;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let stack = ServiceBuilder::new()
+    ///     .load_shed()
+    ///     .concurrency_limit(256)
+    ///     .timeout(Duration::from_secs(30));
+    /// let server = Server::builder().layer(stack).build();
+    /// # drop(server);
+    /// ```
+    #[cfg(feature = "tower")]
+    pub fn layer<L>(mut self, layer: L) -> ServerBuilder
+    where
+        L: ::tower::Layer<crate::tower::Stack>,
+        L::Service:
+            ::tower::Service<crate::tower::Handling, Response = crate::tower::Handled> + Clone + Send + Sync + 'static,
+        <L::Service as ::tower::Service<crate::tower::Handling>>::Error: Into<crate::tower::BoxError>,
+        <L::Service as ::tower::Service<crate::tower::Handling>>::Future: Send + 'static,
+    {
+        let stack = self.stack.take().unwrap_or_else(crate::tower::Stack::handler);
+        self.stack = Some(stack.wrap(&layer));
+        self
+    }
+
     /// Replaces the default settings.
     pub fn config(mut self, config: ServerConfig) -> ServerBuilder {
         self.config = config;
@@ -159,6 +193,8 @@ impl ServerBuilder {
                 draining: CancellationToken::new(),
                 stopping: CancellationToken::new(),
                 interceptors: self.interceptors.into(),
+                #[cfg(feature = "tower")]
+                stack: self.stack,
             }),
         }
     }
@@ -187,6 +223,9 @@ struct Inner {
     stopping: CancellationToken,
     /// Run before every handler, in order.
     interceptors: Arc<[Arc<dyn Interceptor>]>,
+    /// The layers every call goes through, if any were added.
+    #[cfg(feature = "tower")]
+    pub(crate) stack: Option<crate::tower::Stack>,
 }
 
 /// Serves a connection, or refuses it if the server already has `max_connections`.
@@ -213,7 +252,13 @@ impl fmt::Debug for Server {
 impl Server {
     /// Starts building a server.
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { services: HashMap::new(), config: ServerConfig::default(), interceptors: Vec::new() }
+        ServerBuilder {
+            services: HashMap::new(),
+            config: ServerConfig::default(),
+            interceptors: Vec::new(),
+            #[cfg(feature = "tower")]
+            stack: None,
+        }
     }
 
     /// Accepts connections on `listener` (a `TcpListener`, a `UnixListener`, the in-memory

@@ -170,7 +170,7 @@ impl Incoming {
         T: Serialize + Send + 'static,
         E: Serialize + Send + 'static,
         F: FnOnce(Context, A, Sink<T>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), Error<E>>> + Send,
+        Fut: Future<Output = Result<(), Error<E>>> + Send + 'static,
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, payload, deadline, call } = self;
@@ -199,7 +199,7 @@ impl Incoming {
         R: Serialize + Send + 'static,
         E: Serialize + Send + 'static,
         F: FnOnce(Context, Source<I>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<R, Error<E>>> + Send,
+        Fut: Future<Output = Result<R, Error<E>>> + Send + 'static,
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, deadline, call, .. } = self;
@@ -215,7 +215,7 @@ impl Incoming {
         T: Serialize + Send + 'static,
         E: Serialize + Send + 'static,
         F: FnOnce(Context, Source<I>, Sink<T>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), Error<E>>> + Send,
+        Fut: Future<Output = Result<(), Error<E>>> + Send + 'static,
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, deadline, call, .. } = self;

@@ -42,7 +42,8 @@ pub struct Stats {
 ///   the argument is true; tracked;
 /// - `forward((kind, message))`: calls `fail` on the next server with its context and forwards
 ///   its error with `?`;
-/// - `whoami(())`: records its context's peer in [`Probe::peers`].
+/// - `whoami(())`: records its context's peer in [`Probe::peers`];
+/// - `meta(string) -> option<string>`: the call's metadata under that key, as the handler sees it.
 #[derive(Clone, Default)]
 pub struct Probe {
     /// The next server of a chain.
@@ -157,6 +158,9 @@ impl Service for Probe {
             "whoami" => request.spawn(m("whoami"), move |ctx: Context, (): ()| async move {
                 this.peers.lock().expect("peers lock").push(ctx.peer().clone());
                 Ok::<_, Error>(())
+            }),
+            "meta" => request.spawn(m("meta"), |ctx: Context, key: String| async move {
+                Ok::<_, Error>(ctx.metadata().get_str(&key).map(str::to_owned))
             }),
             _ => return Err(request),
         }
