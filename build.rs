@@ -1,4 +1,5 @@
-//! Generates Rust from the `.tidl` files (see `src/lib.rs`, `src/lab.rs` and `tests/`).
+//! Generates Rust from the `.tidl` files (see `src/lib.rs`, `src/lab.rs`, `tests/` and
+//! `examples/tracing.rs`).
 fn main() {
-    tidl_compiler::compile(&["services.tidl", "tests/support.tidl", "examples/lab.tidl"]);
+    tidl_compiler::compile(&["services.tidl", "tests/support.tidl", "examples/lab.tidl", "examples/shop.tidl"]);
 }

@@ -18,6 +18,7 @@ pub mod services {
 pub use services::{ExampleClient, ExampleClientExt, ExampleServer};
 
 pub mod lab;
+pub mod shop;
 
 /// What `finite_loop` handlers have done so far, across all calls.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -85,6 +85,18 @@
 //! running calls finish within a grace period, cancels the rest (telling their callers why), and
 //! returns once every task has ended.
 //!
+//! # Features
+//!
+//! - `balance`: `Balancer`, client-side load balancing over many endpoints (on tower).
+//! - `dns`: `DnsDiscovery`, the balancer's endpoints found by DNS (hickory-resolver).
+//! - `tls`: `transport::tls`, TLS over any transport, mutual or not (rustls, ring).
+//! - `tower`: tower layers on both sides (`ServerBuilder::layer`, the `tower` module).
+//! - `otel`: the OpenTelemetry trace context of a call's span carried in its metadata, and
+//!   continued by the server (see [`observe`]).
+//! - `metrics`: call and connection metrics on the `metrics` facade (`observe::metrics`).
+//!
+//! Without a feature, every call still has a `tracing` span on each side ([`observe`]).
+//!
 //! # Layout
 //!
 //! Dependencies run one way, from the base types up to the roles:
@@ -99,6 +111,8 @@
 //!   with TCP, Unix domain sockets and an in-memory pipe.
 //! - `client`: [`Client`], [`Call`], [`CallOptions`], and the [`Invoke`] seam generated clients
 //!   call. `server`: [`Server`], its connections, and the dispatch of calls to handlers.
+//! - [`observe`]: a tracing span per call on both sides, OpenTelemetry trace context in the
+//!   call's metadata (feature `otel`), and metrics (feature `metrics`).
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -115,6 +129,7 @@ mod intercept;
 mod jitter;
 mod metadata;
 mod method;
+pub mod observe;
 mod sched;
 mod schema;
 mod server;

@@ -6,6 +6,7 @@ use super::invoke::ReplyFuture;
 use crate::codec;
 use crate::error::{Code, Error, Status};
 use crate::method::Method;
+use crate::observe::{ClientCall, Outcome, Reason};
 use crate::sync::lock;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -64,9 +65,8 @@ impl<T, E> Call<T, E> {
     /// Does nothing if the call has already completed.
     pub fn cancel(&self) {
         match &self.state {
-            State::Pending(pending) => {
-                pending.cancel(Status::cancelled(format!("`{}` was cancelled by the caller", pending.method)));
-            }
+            State::Pending(pending) => pending
+                .cancel(Status::cancelled(format!("`{}` was cancelled by the caller", pending.method)), Reason::Caller),
             // Dropping the future cancels the call it carries.
             State::Future(_, reply) => drop(lock(reply).take()),
             State::Failed(_) | State::Done => {}
@@ -166,6 +166,8 @@ pub(crate) struct Pending {
     parent: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// Set once the reply was taken or the call forgotten: nothing to cancel on drop.
     over: bool,
+    /// The call's span and metrics, until it ends.
+    observed: ClientCall,
 }
 
 impl Pending {
@@ -186,17 +188,28 @@ impl Pending {
             deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d)), timeout)),
             parent: parent.map(|token| Box::pin(token.cancelled_owned())),
             over: false,
+            observed: ClientCall::none(),
         }
     }
 
-    /// Ends the call with `status` and tells the server, unless it has already completed.
-    fn cancel(&self, status: Status) {
-        self.client.cancel(self.id, Some(status));
+    /// The call, observed by `observed` until it ends.
+    pub(crate) fn observed(mut self, observed: ClientCall) -> Pending {
+        self.observed = observed;
+        self
+    }
+
+    /// Ends the call with `status` and tells the server, unless it has already completed;
+    /// `reason` says why, in its span.
+    fn cancel(&self, status: Status, reason: Reason) {
+        if self.client.cancel(self.id, Some(status)) {
+            self.observed.stopped(reason);
+        }
     }
 
     /// Forgets the call without cancelling it: its reply, when it comes, is dropped.
     fn forget(mut self) {
         self.over = true;
+        self.observed.detach();
         self.client.forget(self.id);
     }
 
@@ -213,10 +226,13 @@ impl Pending {
             && parent.as_mut().poll(cx).is_ready()
         {
             self.parent = None;
-            self.cancel(Status::cancelled(format!(
-                "`{}` was cancelled because the call it was made for was cancelled",
-                self.method
-            )));
+            self.cancel(
+                Status::cancelled(format!(
+                    "`{}` was cancelled because the call it was made for was cancelled",
+                    self.method
+                )),
+                Reason::Parent,
+            );
         }
         if let Some((sleep, timeout)) = &mut self.deadline
             && sleep.as_mut().poll(cx).is_ready()
@@ -226,7 +242,7 @@ impl Pending {
                 None => format!("`{}` did not complete before the deadline of the call it was made for", self.method),
             };
             self.deadline = None;
-            self.cancel(Status::new(Code::DeadlineExceeded, message));
+            self.cancel(Status::new(Code::DeadlineExceeded, message), Reason::Deadline);
         }
     }
 
@@ -234,9 +250,11 @@ impl Pending {
     pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Reply> {
         let reply = ready!(Pin::new(&mut self.reply).poll(cx));
         self.over = true;
-        Poll::Ready(reply.unwrap_or_else(|_| {
+        let reply = reply.unwrap_or_else(|_| {
             Reply::Status(Status::unavailable(format!("the connection closed before `{}` completed", self.method)))
-        }))
+        });
+        self.observed.end(&outcome(&reply));
+        Poll::Ready(reply)
     }
 
     /// The call's id on its connection.
@@ -259,13 +277,33 @@ impl Pending {
     pub(crate) fn cancel_with(&self, status: Status) -> bool {
         self.client.cancel(self.id, Some(status))
     }
+
+    /// The call's span and metrics.
+    pub(crate) fn observer(&self) -> &ClientCall {
+        &self.observed
+    }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if !self.over {
-            self.client.cancel(self.id, None);
+        if self.over {
+            return;
         }
+        if self.client.cancel(self.id, None) {
+            self.observed.stopped(Reason::Dropped);
+        } else if let Ok(reply) = self.reply.try_recv() {
+            // It had ended, and nobody took its outcome: that is its outcome still.
+            self.observed.end(&outcome(&reply));
+        }
+    }
+}
+
+/// How a call that ended with `reply` ended, as its span and metrics record it.
+fn outcome(reply: &Reply) -> Outcome<'_> {
+    match reply {
+        Reply::Ok(_) => Outcome::Ok,
+        Reply::App(_) => Outcome::App,
+        Reply::Status(status) => Outcome::Status(status.code(), status.message()),
     }
 }
 

@@ -165,6 +165,8 @@ impl Conn {
 }
 
 impl Side for Conn {
+    const ROLE: crate::observe::Side = crate::observe::Side::Client;
+
     fn link(&self) -> &Link {
         &self.link
     }

@@ -31,6 +31,7 @@ use crate::conn::{Link, Settings};
 use crate::deadline::Deadline;
 use crate::error::{Code, Status};
 use crate::method::Method;
+use crate::observe;
 use crate::schema;
 use crate::sync::lock;
 use crate::transport::{self, Connector, Io, Peer};
@@ -315,7 +316,9 @@ impl Client {
             let conn = conn.clone();
             async move {
                 let busy = || conn.in_flight.len() > 1;
-                if let Err(e) = conn.link.outbox.run_writer(write, conn.failed.clone(), busy).await {
+                if let Err(e) =
+                    conn.link.outbox.run_writer(write, conn.failed.clone(), busy, observe::Side::Client).await
+                {
                     let status = Status::unavailable(format!("writing to {} failed: {e}", conn.name)).with_source(e);
                     conn.in_flight.fail_all(&status);
                 }
@@ -396,9 +399,9 @@ impl Client {
         Ok((pending, stream))
     }
 
-    /// Starts a call whose payload `write_payload` encodes into the outbox.
-    /// `intercepted` says the interceptors have already run (those that await, before an
-    /// unary call).
+    /// Starts a call whose payload `write_payload` encodes into the outbox, observed (its span
+    /// and metrics) from here until it ends. `intercepted` says the interceptors have already
+    /// run (those that await, before an unary call).
     fn start_call(
         &self,
         method: Method,
@@ -406,6 +409,27 @@ impl Client {
         stream: Option<Arc<Stream>>,
         intercepted: bool,
         write_payload: impl FnOnce(&mut bytes::BytesMut, usize) -> Result<(), codec::EncodeFailure>,
+    ) -> Result<Pending, Status> {
+        let observed = observe::ClientCall::start(method, self.peer());
+        match self.start_observed(method, options, stream, intercepted, write_payload, &observed) {
+            Ok(pending) => Ok(pending.observed(observed)),
+            Err(status) => {
+                observed.refused(&status);
+                Err(status)
+            }
+        }
+    }
+
+    /// [`start_call`](Client::start_call), sending the trace context of `observed`.
+    #[allow(clippy::too_many_arguments, reason = "start_call's, and the call's observer")]
+    fn start_observed(
+        &self,
+        method: Method,
+        options: &CallOptions,
+        stream: Option<Arc<Stream>>,
+        intercepted: bool,
+        write_payload: impl FnOnce(&mut bytes::BytesMut, usize) -> Result<(), codec::EncodeFailure>,
+        observed: &observe::ClientCall,
     ) -> Result<Pending, Status> {
         let conn = &self.handle.conn;
         let applied;
@@ -449,6 +473,11 @@ impl Client {
         } else {
             Some(self.check_metadata(method, conn.config.metadata.merged(options.get_metadata()), minor)?)
         };
+        let metadata = observed.propagate(
+            metadata,
+            (METADATA_MINOR..MINOR_UNKNOWN).contains(&minor),
+            conn.config.max_metadata_bytes,
+        );
         let (id, reply) = conn.in_flight.start(stream).map_err(Status::unstarted)?;
         let (service, name, timeout_micros) = (method.service().into(), method.name().into(), deadline.wire());
         let header = match &metadata {

@@ -15,6 +15,7 @@ use crate::conn::outbox::PushError;
 use crate::conn::stream::{Stream, Taken, Taker};
 use crate::error::{Code, Error, Status};
 use crate::method::Method;
+use crate::observe::Reason;
 use crate::wire::Header;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,6 +41,10 @@ pub struct Streaming<T, E = String> {
     _items: PhantomData<fn() -> (T, E)>,
 }
 
+#[cfg_attr(
+    feature = "metrics",
+    allow(clippy::large_enum_variant, reason = "a call's metrics (24 bytes) tip it over; a failed stream is rare")
+)]
 enum State {
     Open {
         pending: Pending,
@@ -69,6 +74,7 @@ impl<T, E> Streaming<T, E> {
             // Ended first, so that no item arrives after the clear; cleared only if the call was
             // still running (once its outcome has arrived, the items before it are kept).
             if pending.cancel_with(Status::cancelled(format!("`{}` was cancelled by the caller", pending.method()))) {
+                pending.observer().stopped(Reason::Caller);
                 stream.clear();
             }
         }

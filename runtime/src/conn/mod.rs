@@ -61,6 +61,9 @@ pub(crate) enum Interrupt {
 
 /// The role-specific half of a connection, driven by the read loop.
 pub(crate) trait Side: Send + Sync + 'static {
+    /// Which role this is, as metrics label it.
+    const ROLE: crate::observe::Side;
+
     /// The parts of the connection both roles have.
     fn link(&self) -> &Link;
 

@@ -7,6 +7,7 @@
 //! per-frame allocation on its way to the socket.
 
 use crate::codec::EncodeFailure;
+use crate::observe;
 use crate::sched::YieldOnce;
 use crate::sync::lock;
 use crate::wire::{self, Header, WriteFailure};
@@ -214,6 +215,7 @@ impl Outbox {
         mut io: W,
         abort: CancellationToken,
         busy: impl Fn() -> bool,
+        role: observe::Side,
     ) -> std::io::Result<()> {
         let linger = async {
             self.closing.cancelled().await;
@@ -226,7 +228,7 @@ impl Outbox {
                 std::io::ErrorKind::TimedOut,
                 format!("the peer read nothing for {FLUSH_LINGER:?} after the connection was closed"),
             )),
-            result = self.write_loop(&mut io, busy) => result,
+            result = self.write_loop(&mut io, busy, role) => result,
         };
         self.mark_dead();
         if result.is_ok() {
@@ -236,8 +238,14 @@ impl Outbox {
         result
     }
 
-    async fn write_loop<W: AsyncWrite + Unpin>(&self, io: &mut W, busy: impl Fn() -> bool) -> std::io::Result<()> {
+    async fn write_loop<W: AsyncWrite + Unpin>(
+        &self,
+        io: &mut W,
+        busy: impl Fn() -> bool,
+        role: observe::Side,
+    ) -> std::io::Result<()> {
         let mut out = BytesMut::with_capacity(8 * 1024);
+        let sent = observe::ByteCount::new(observe::ByteCount::SENT, role);
         // Writes in a row that would have fitted in `KEEP_CAPACITY`.
         let mut small_writes = 0;
         loop {
@@ -268,6 +276,7 @@ impl Outbox {
             }
             io.write_all(&out).await?;
             io.flush().await?;
+            sent.add(out.len());
             small_writes = if out.len() <= KEEP_CAPACITY { small_writes.saturating_add(1) } else { 0 };
             out.clear();
             shrink_if_unused(&mut out, small_writes);
@@ -325,7 +334,9 @@ mod tests {
         let writes = Arc::new(Mutex::new(Vec::new()));
         let writer = tokio::spawn({
             let (outbox, sink) = (outbox.clone(), Writes(writes.clone()));
-            async move { outbox.run_writer(sink, CancellationToken::new(), move || busy).await }
+            async move {
+                outbox.run_writer(sink, CancellationToken::new(), move || busy, crate::observe::Side::Client).await
+            }
         });
         let go = Arc::new(tokio::sync::Notify::new());
         let second = tokio::spawn({

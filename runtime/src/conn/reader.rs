@@ -5,6 +5,7 @@ use super::keepalive::{Due, Keepalive};
 use super::stream::Deliveries;
 use super::{Interrupt, Side};
 use crate::error::Status;
+use crate::observe;
 use crate::wire::{self, FrameDecoder, Header, handshake::HELLO_LEN};
 use bytes::{Bytes, BytesMut};
 use std::io;
@@ -57,6 +58,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
     let mut large: Option<(Vec<u8>, usize)> = None;
     // Stream items read and not yet handed to their streams.
     let mut deliveries = Deliveries::default();
+    let received = observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE);
     loop {
         if let Some((body, len)) = &large
             && body.len() == *len
@@ -134,7 +136,10 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
         match read_result {
             Ok(0) if buf.is_empty() && large.is_none() && decoder.is_between_frames() => return Ended::Closed,
             Ok(0) => return Ended::ClosedMidFrame,
-            Ok(_) => keepalive.heard(),
+            Ok(n) => {
+                received.add(n);
+                keepalive.heard();
+            }
             Err(e) => return Ended::Io(e),
         }
     }

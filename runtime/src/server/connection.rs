@@ -147,7 +147,9 @@ where
         let conn = conn.clone();
         async move {
             let busy = || conn.in_flight.len() > 1;
-            if let Err(e) = conn.link.outbox.run_writer(write, CancellationToken::new(), busy).await {
+            if let Err(e) =
+                conn.link.outbox.run_writer(write, CancellationToken::new(), busy, crate::observe::Side::Server).await
+            {
                 tracing::debug!(peer = %conn.name, error = %e, "writing to a tidl client failed");
                 // The reader notices too; cancel the calls now rather than at its next read.
                 conn.token.cancel();
@@ -381,6 +383,8 @@ impl Conn {
 
 /// The reader drives `Arc<Conn>`, so that requests can hold the connection.
 impl Side for Arc<Conn> {
+    const ROLE: crate::observe::Side = crate::observe::Side::Server;
+
     fn link(&self) -> &Link {
         &self.link
     }

@@ -14,6 +14,7 @@ use crate::conn::outbox::PushError;
 use crate::context::{CallState, Context};
 use crate::error::{Error, Status};
 use crate::method::Method;
+use crate::observe;
 use crate::sched::watchdog;
 use crate::wire::{self, Header, Outcome};
 use bytes::Bytes;
@@ -63,7 +64,7 @@ impl fmt::Debug for Incoming {
 }
 
 /// How a handler task ended.
-enum Ended<T, E> {
+pub(super) enum Ended<T, E> {
     Ok(T),
     App(E),
     /// Boxed: the task carries an `Ended` by value, and statuses are rare.
@@ -129,6 +130,7 @@ pub(super) fn run<T, E, F, Fut>(
 {
     call.set_method(method);
     let ctx = Context::for_call(call, deadline);
+    let (observed, span) = observe::ServerCall::start(method, &ctx);
     let tracker = conn.server.tracker.clone();
     let interceptors = (!conn.server.interceptors.is_empty()).then(|| conn.server.interceptors.clone());
     #[cfg(feature = "tower")]
@@ -176,6 +178,8 @@ pub(super) fn run<T, E, F, Fut>(
             () = deadline_passed => Ended::DeadlineExceeded,
             ended = work => ended,
         };
+        let (outcome, stopped) = ended.observed(call.is_cancelled(), conn.server.stopping.is_cancelled());
+        observed.end(outcome, stopped);
         // The handler's future is dropped here, whatever ended it. The reply is queued before the
         // call is forgotten: a draining connection closes once no call is left, and must not
         // close before the last reply is queued. Only a reply can wait (for room in the outbox),
@@ -189,7 +193,7 @@ pub(super) fn run<T, E, F, Fut>(
         }
         conn.in_flight.end(id);
     };
-    tracker.spawn(task);
+    observe::spawn(&tracker, task, span);
 }
 
 /// The handler `start` makes, after the server's interceptors have let the call through; the

@@ -9,6 +9,7 @@ pub(crate) mod connection;
 pub(crate) mod dispatch;
 mod in_flight;
 pub(crate) mod intercept;
+mod observed;
 pub(crate) mod streaming;
 
 use crate::transport::{Io, Listener, Peer, tcp};
