@@ -261,7 +261,12 @@ pub fn runtime() -> Runtime {
 
 /// Binds a listener on an ephemeral loopback port and serves `R` on it.
 pub async fn start_server<R: Rpc>(probe: Arc<Probe>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0");
+    start_server_on::<R>("127.0.0.1:0".parse().expect("an address"), probe).await
+}
+
+/// Binds a listener on `addr` and serves `R` on it; returns the address it got.
+pub async fn start_server_on<R: Rpc>(addr: SocketAddr, probe: Arc<Probe>) -> SocketAddr {
+    let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("binding {addr}: {e}"));
     let addr = listener.local_addr().expect("the listener's address");
     R::serve(listener, probe);
     addr

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-only] [--out FILE]
        suite --child CASE IMPL [--addr ADDR] [--quick]
-       suite --serve IMPL
+       suite --serve IMPL [--listen ADDR]   (ADDR: where to listen, default 127.0.0.1:0)
        suite --storm-server IMPL   (the storm case's server, raw or tidl; the case starts it)
 
 cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 payload-65536
@@ -40,7 +40,11 @@ cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 pa
        stream-stall structs (tidl only: @frozen against evolvable structs) tls (tidl only: plain against TLS)
        storm (tidl, and raw as a plain accept loop: 10,000 connections at once; with --addr,
        against a server already running there)
-impls: raw tarpc tonic-ready tonic-chan tidl (tonic only in the stream-* cases)";
+impls: raw tarpc tonic-ready tonic-chan tidl (tonic only in the stream-* cases)
+
+Between two machines: `suite --serve tidl --listen 0.0.0.0:23400` on one (it serves until its
+standard input closes: Ctrl-D), then `suite --child CASE tidl --addr HOST:23400` on the other, for
+CASE one of seq, tput-*, conns-16, payload-*.";
 
 /// A child process that has not reported after this long is stuck; it exits with an error.
 const CHILD_WATCHDOG: Duration = Duration::from_secs(600);
@@ -50,7 +54,7 @@ const CHILD_WATCHDOG: Duration = Duration::from_secs(600);
 enum Role {
     Suite,
     Child { case: Case, imp: Impl, addr: Option<SocketAddr> },
-    Serve(Impl),
+    Serve(Impl, Option<SocketAddr>),
     StormServer(Impl),
 }
 
@@ -69,6 +73,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut options =
         Options { role: Role::Suite, quick: false, runs: 5, cases: Case::ALL.to_vec(), two_process: true, out: None };
     let mut addr = None;
+    let mut listen = None;
     let mut it = args.iter();
     let case = |name: &str| Case::parse(name).ok_or_else(|| format!("unknown case `{name}`"));
     let imp = |name: &str| Impl::parse(name).ok_or_else(|| format!("unknown implementation `{name}`"));
@@ -93,14 +98,18 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 let i = imp(value()?)?;
                 options.role = Role::Child { case: c, imp: i, addr: None };
             }
-            "--serve" => options.role = Role::Serve(imp(value()?)?),
+            "--serve" => options.role = Role::Serve(imp(value()?)?, None),
+            "--listen" => listen = Some(value()?.parse::<SocketAddr>().map_err(|e| format!("--listen: {e}"))?),
             "--storm-server" => options.role = Role::StormServer(imp(value()?)?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    if let Role::Child { addr: child_addr, .. } = &mut options.role {
-        *child_addr = addr;
+    match &mut options.role {
+        Role::Child { addr: child_addr, .. } => *child_addr = addr,
+        Role::Serve(_, serve_addr) => *serve_addr = listen,
+        _ if listen.is_some() => return Err("--listen goes with --serve".to_owned()),
+        _ => {}
     }
     Ok(options)
 }
@@ -126,7 +135,7 @@ pub fn main() {
             let line: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!("RESULT {}", line.join(" "));
         }
-        Role::Serve(imp) => serve(imp),
+        Role::Serve(imp, listen) => serve(imp, listen),
         Role::StormServer(imp) => {
             start_watchdog(format!("the storm server ({imp})"));
             crate::storm::serve(imp);
@@ -144,16 +153,18 @@ fn start_watchdog(what: String) {
     });
 }
 
-/// `--serve IMPL`: serves on an ephemeral loopback port until standard input closes.
-fn serve(imp: Impl) {
+/// `--serve IMPL [--listen ADDR]`: serves on `ADDR` (an ephemeral loopback port if none) until
+/// standard input closes.
+fn serve(imp: Impl, listen: Option<SocketAddr>) {
     start_watchdog(format!("serving {imp}"));
     let rt = cases::runtime();
     let probe = Arc::new(Probe::default());
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let addr = rt.block_on(async move {
         match imp {
-            Impl::Raw => cases::start_server::<Raw>(probe).await,
-            Impl::Tarpc => cases::start_server::<Tarpc>(probe).await,
-            Impl::Tidl => cases::start_server::<Tidl>(probe).await,
+            Impl::Raw => cases::start_server_on::<Raw>(listen, probe).await,
+            Impl::Tarpc => cases::start_server_on::<Tarpc>(listen, probe).await,
+            Impl::Tidl => cases::start_server_on::<Tidl>(listen, probe).await,
             Impl::TonicReady | Impl::TonicChan => streams::start_server::<TonicReady>(probe).await,
         }
     });
