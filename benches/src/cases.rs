@@ -250,10 +250,13 @@ pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> 
     }
 }
 
-/// A tokio multi-thread runtime with exactly 2 worker threads.
+/// Worker threads of every runtime the suite makes: 2 unless `--workers` says otherwise.
+pub static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
+
+/// A tokio multi-thread runtime with exactly [`WORKERS`] worker threads (2 by default).
 pub fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(WORKERS.load(Ordering::Relaxed))
         .enable_all()
         .build()
         .expect("building a tokio runtime")

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-only] [--out FILE]
-       suite --child CASE IMPL [--addr ADDR] [--quick]
+             [--workers N (default 2: worker threads of each runtime, server's and client's)]
+       suite --child CASE IMPL [--addr ADDR] [--quick] [--workers N]
        suite --serve IMPL [--listen ADDR]   (ADDR: where to listen, default 127.0.0.1:0)
        suite --storm-server IMPL   (the storm case's server, raw or tidl; the case starts it)
 
@@ -67,11 +68,19 @@ struct Options {
     cases: Vec<Case>,
     two_process: bool,
     out: Option<PathBuf>,
+    workers: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options =
-        Options { role: Role::Suite, quick: false, runs: 5, cases: Case::ALL.to_vec(), two_process: true, out: None };
+    let mut options = Options {
+        role: Role::Suite,
+        quick: false,
+        runs: 5,
+        cases: Case::ALL.to_vec(),
+        two_process: true,
+        out: None,
+        workers: 2,
+    };
     let mut addr = None;
     let mut listen = None;
     let mut it = args.iter();
@@ -92,6 +101,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--cases" => options.cases = value()?.split(',').map(case).collect::<Result<_, _>>()?,
             "--out" => options.out = Some(PathBuf::from(value()?)),
+            "--workers" => {
+                options.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?;
+                if options.workers == 0 {
+                    return Err("--workers must be at least 1".to_owned());
+                }
+            }
             "--addr" => addr = Some(value()?.parse::<SocketAddr>().map_err(|e| format!("--addr: {e}"))?),
             "--child" => {
                 let c = case(value()?)?;
@@ -128,6 +143,7 @@ pub fn main() {
         }
     };
     let counts = if options.quick { Counts::QUICK } else { Counts::FULL };
+    cases::WORKERS.store(options.workers, std::sync::atomic::Ordering::Relaxed);
     match options.role {
         Role::Child { case, imp, addr } => {
             start_watchdog(format!("{case} {imp}"));
@@ -240,6 +256,7 @@ fn run_child(exe: &Path, case: Case, imp: Impl, quick: bool, addr: Option<Socket
     if quick {
         command.arg("--quick");
     }
+    command.args(["--workers", &workers().to_string()]);
     let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -255,6 +272,11 @@ fn run_child(exe: &Path, case: Case, imp: Impl, quick: bool, addr: Option<Socket
     Ok(parsed)
 }
 
+/// Worker threads per runtime, as `--workers` set them.
+fn workers() -> usize {
+    cases::WORKERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The value of `key` in `parsed`.
 fn value(parsed: &Parsed, key: &str) -> Option<f64> {
     parsed.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
@@ -265,7 +287,7 @@ fn value(parsed: &Parsed, key: &str) -> Option<f64> {
 /// the client's, per call: `cpu_us_per_call` and `syscalls_per_call` are both sides'.
 fn run_two_process(exe: &Path, case: Case, imp: Impl, quick: bool) -> Result<Parsed, String> {
     let mut server = Command::new(exe)
-        .args(["--serve", imp.name()])
+        .args(["--serve", imp.name(), "--workers", &workers().to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -384,7 +406,7 @@ fn suite(options: &Options, counts: &Counts) {
         "# tidl benchmark results\n\n\
          Mode: {mode}; {} run(s) per case and implementation, each in a fresh process; cells show \
          the median over runs with the minimum and maximum in parentheses. Loopback TCP, tokio \
-         multi-thread runtime with 2 worker threads. Suite time: {:.0} s. Load average \
+         multi-thread runtime with {} worker thread(s). Suite time: {:.0} s. Load average \
          (1, 5, 15 min) before: {load_before}; after: {}.\n\n\
          Counts: {} sequential calls; {} calls per throughput case; payload sweep {:?} calls \
          (16 B, 1 KiB, 64 KiB, 1 MiB) with {} in flight; {} cancel trials; {} calls counted for \
@@ -392,6 +414,7 @@ fn suite(options: &Options, counts: &Counts) {
          cancel trials, a consumer that does not read for {} ms; {} connections at once in the \
          storm case.\n\n",
         options.runs,
+        workers(),
         started.elapsed().as_secs_f64(),
         load_average(),
         counts.seq,
