@@ -99,6 +99,7 @@
 //!   with TCP, Unix domain sockets and an in-memory pipe.
 //! - `client`: [`Client`], [`Call`], [`CallOptions`], and the [`Invoke`] seam generated clients
 //!   call. `server`: [`Server`], its connections, and the dispatch of calls to handlers.
+//! - [`payload`]: encoded values for code whose types are known only at run time (`tidl call`).
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -114,6 +115,7 @@ mod error;
 mod jitter;
 mod metadata;
 mod method;
+pub mod payload;
 mod sched;
 mod schema;
 mod server;
