@@ -100,11 +100,16 @@
 //! - `client`: [`Client`], [`Call`], [`CallOptions`], and the [`Invoke`] seam generated clients
 //!   call. `server`: [`Server`], its connections, and the dispatch of calls to handlers.
 //! - [`payload`]: encoded values for code whose types are known only at run time (`tidl call`).
+//! - `builtin`: the services a server may serve besides its own, [`reflection`] and [`health`].
+
+// Generated code names the runtime `::tidl_runtime`; so do the built-in services' (`builtin`).
+extern crate self as tidl_runtime;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 #[path = "fuzz.rs"]
 pub mod __fuzz;
+mod builtin;
 mod cancel;
 mod client;
 mod codec;
@@ -125,6 +130,7 @@ pub mod tower;
 pub mod transport;
 mod wire;
 
+pub use builtin::{health, reflection};
 #[cfg(feature = "balance")]
 pub use client::balance::{Balancer, EndpointService};
 pub use client::call::Call;

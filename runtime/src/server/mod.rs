@@ -11,6 +11,7 @@ mod in_flight;
 pub(crate) mod intercept;
 pub(crate) mod streaming;
 
+use crate::builtin::health::HealthReporter;
 use crate::transport::{Io, Listener, Peer, tcp};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
 use dispatch::Service;
@@ -108,6 +109,9 @@ pub struct ServerBuilder {
     interceptors: Vec<Arc<dyn Interceptor>>,
     #[cfg(feature = "tower")]
     stack: Option<crate::tower::Stack>,
+    /// Whether to serve `tidl.Reflection` and `tidl.Health` (see `builtin`).
+    reflection: bool,
+    health: bool,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -115,6 +119,8 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("services", &self.services.keys().collect::<Vec<_>>())
             .field("config", &self.config)
+            .field("reflection", &self.reflection)
+            .field("health", &self.health)
             .finish()
     }
 }
@@ -172,6 +178,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves reflection (the built-in service `tidl.Reflection`): the `.tidl` files the
+    /// registered services were generated from, so that `tidl list`, `tidl describe` and `tidl
+    /// call` work with no `.tidl` file at hand. The server reveals what it was built from and
+    /// nothing else; see [`reflection`](crate::reflection).
+    pub fn reflection(mut self) -> ServerBuilder {
+        self.reflection = true;
+        self
+    }
+
+    /// Serves health (the built-in service `tidl.Health`): whether the server and each service
+    /// takes calls, for load balancers, orchestrators and `tidl health`. Every status starts out
+    /// serving; set them through [`Server::health`]. They all turn to not serving when the
+    /// server starts shutting down; see [`health`](crate::health).
+    pub fn health(mut self) -> ServerBuilder {
+        self.health = true;
+        self
+    }
+
     /// Replaces the default settings.
     pub fn config(mut self, config: ServerConfig) -> ServerBuilder {
         self.config = config;
@@ -179,7 +203,13 @@ impl ServerBuilder {
     }
 
     /// Builds the server.
-    pub fn build(self) -> Server {
+    ///
+    /// # Panics
+    /// If a registered service has the name of a built-in service turned on (`tidl.Health`,
+    /// `tidl.Reflection`).
+    #[track_caller]
+    pub fn build(mut self) -> Server {
+        let health = crate::builtin::add(&mut self.services, self.reflection, self.health);
         let mut names: Vec<_> = self.services.keys().copied().collect();
         names.sort_unstable();
         Server {
@@ -194,6 +224,7 @@ impl ServerBuilder {
                 interceptors: self.interceptors.into(),
                 #[cfg(feature = "tower")]
                 stack: self.stack,
+                health,
             }),
         }
     }
@@ -225,6 +256,8 @@ struct Inner {
     /// The layers every call goes through, if any were added.
     #[cfg(feature = "tower")]
     pub(crate) stack: Option<crate::tower::Stack>,
+    /// The statuses `tidl.Health` reports.
+    health: HealthReporter,
 }
 
 /// Serves a connection, or refuses it if the server already has `max_connections`.
@@ -257,7 +290,16 @@ impl Server {
             interceptors: Vec::new(),
             #[cfg(feature = "tower")]
             stack: None,
+            reflection: false,
+            health: false,
         }
+    }
+
+    /// The health statuses this server reports through `tidl.Health` (served if
+    /// [`ServerBuilder::health`] turned it on): set them as the application's state changes.
+    /// Every status starts out serving, and turns to not serving when shutdown starts.
+    pub fn health(&self) -> &HealthReporter {
+        &self.inner.health
     }
 
     /// Accepts connections on `listener` (a `TcpListener`, a `UnixListener`, the in-memory
@@ -315,6 +357,8 @@ impl Server {
     /// new calls (they fail at once with `Unavailable`), lets calls in flight finish for up to
     /// `grace`, then cancels the rest. Returns when every connection and handler task has ended.
     pub async fn shutdown(&self, grace: Duration) {
+        // First, so that health watchers hear it before the connections are told to go away.
+        self.inner.health.shut_down();
         self.inner.draining.cancel();
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
