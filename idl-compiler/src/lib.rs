@@ -55,6 +55,8 @@ mod ast;
 mod codegen;
 mod compat;
 mod diagnostic;
+#[cfg(feature = "dynamic")]
+pub mod dynamic;
 mod embed;
 mod format;
 mod habits;

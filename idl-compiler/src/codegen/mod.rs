@@ -95,6 +95,15 @@ pub(crate) fn generate(
     ))
 }
 
+/// The schema descriptor of `method` of `model` and its fingerprint, as generated code has them
+/// (for callers that make calls from the model at run time: `tidl call`).
+#[cfg(feature = "dynamic")]
+pub(crate) fn method_schema(model: &Model, method: &MethodDef) -> (Vec<u8>, u64) {
+    let descriptor = schema::Schemas::new(model).descriptor(method);
+    let fingerprint = schema::fingerprint(&descriptor);
+    (descriptor, fingerprint)
+}
+
 /// The name of the static holding the `.tidl` files a generated module embeds.
 const EMBEDDED_SCHEMA: &str = "TIDL_SCHEMA";
 
