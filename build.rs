@@ -1,4 +1,4 @@
 //! Generates Rust from the `.tidl` files (see `src/lib.rs`, `src/lab.rs` and `tests/`).
 fn main() {
-    tidl_compiler::compile(&["services.tidl", "tests/support.tidl", "examples/lab.tidl"]);
+    tidl_compiler::compile(&["services.tidl", "tests/support.tidl", "tests/operate.tidl", "examples/lab.tidl"]);
 }

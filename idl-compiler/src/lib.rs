@@ -52,6 +52,8 @@
 //! prints).
 
 mod ast;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod codegen;
 mod compat;
 mod diagnostic;

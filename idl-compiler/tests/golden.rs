@@ -93,8 +93,8 @@ fn client_only_and_server_only_generation() {
 
 #[test]
 fn every_schema_in_the_repository_is_formatted() {
-    let mut files = vec![here("../services.tidl"), here("../tests/support.tidl")];
-    for dir in [here("../tests/schema/tidl"), here("tests/golden")] {
+    let mut files = vec![here("../services.tidl"), here("../tests/support.tidl"), here("../tests/operate.tidl")];
+    for dir in [here("../tests/schema/tidl"), here("../tests/dynamic/tidl"), here("tests/golden")] {
         let mut stack = vec![dir];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).expect("read dir") {

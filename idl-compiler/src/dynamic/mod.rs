@@ -40,7 +40,7 @@
 
 mod decode;
 mod encode;
-mod value;
+pub(crate) mod value;
 
 use crate::codegen;
 use crate::loader::{FsLoader, MemoryLoader};
@@ -173,6 +173,11 @@ impl Schema {
         Err(message)
     }
 
+    /// The compilations the schema holds.
+    pub(crate) fn units(&self) -> impl Iterator<Item = &Unit> {
+        self.units.iter()
+    }
+
     /// Every service that counts, with its unit and declaration, in declaration order.
     pub(crate) fn services(&self) -> impl Iterator<Item = (&Unit, &Decl, &ServiceDef)> {
         self.units.iter().flat_map(|unit| {
@@ -183,6 +188,16 @@ impl Schema {
                 _ => None,
             })
         })
+    }
+
+    /// A schema of one unit per group of files (what reflection serves), each counting only the
+    /// services named with it.
+    pub(crate) fn from_served(groups: &[(Vec<Source<'_>>, HashSet<String>)]) -> Result<Schema, Error> {
+        let units = groups
+            .iter()
+            .map(|(files, services)| Unit::from_files(files, Some(services.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(Schema { units })
     }
 }
 
@@ -307,9 +322,14 @@ impl MethodSchema<'_> {
     /// Encodes `json` as `part` of the method: exactly the bytes generated code sends for the
     /// same value.
     pub fn encode(&self, part: Part, json: &Json) -> Result<Bytes, JsonError> {
-        let value = encode::Encoder::new(self.unit).value(self.ty(part), json)?;
+        let value = self.value(part, json)?;
         tidl_runtime::payload::encode(&value)
             .map_err(|e| JsonError { path: ".".into(), message: format!("the value could not be encoded: {e}") })
+    }
+
+    /// `json` as `part` of the method, checked, to be encoded where it is sent (a stream item).
+    pub(crate) fn value(&self, part: Part, json: &Json) -> Result<value::Value, JsonError> {
+        encode::Encoder::new(self.unit).value(self.ty(part), json)
     }
 
     /// Decodes `bytes`, which must be all of one `part` of the method, as JSON.
