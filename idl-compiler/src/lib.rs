@@ -50,6 +50,12 @@
 //! `tidl` command-line tool and the tests use). [`compat()`] and [`Config::compat`] compare two
 //! versions of a schema and judge every change by the rollout it needs (what `tidl compat`
 //! prints).
+//!
+//! With the `dynamic` feature, `dynamic` encodes and decodes a method's values at run time,
+//! from JSON to exactly the bytes generated code sends and back; with the `cli` feature (on by
+//! default), `cli::run` is the whole `tidl` tool as a function, calls to running servers
+//! included. Both bring in `tidl-runtime`; a build script leaves them out with
+//! `default-features = false`.
 
 mod ast;
 #[cfg(feature = "cli")]
