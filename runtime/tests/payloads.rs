@@ -1,6 +1,7 @@
 //! Calls whose values stay encoded, as tools whose types are known only at run time make them
 //! (`tidl call`): a request made of bytes answers bytes, and a stream's items and outcome come
-//! undecoded. The built-in health service, whose encodings docs/PROTOCOL.md gives, serves.
+//! undecoded. The built-in health service, whose encodings docs/PROTOCOL.md gives, serves, on a
+//! runtime of its own.
 
 mod common;
 
@@ -8,6 +9,20 @@ use common::{EVENT_TIMEOUT, Probe};
 use tidl_runtime::bytes::Bytes;
 use tidl_runtime::health::ServingStatus;
 use tidl_runtime::{CallOptions, Client, Code, Invoke, Method, Reply, Request, Server, payload};
+
+/// Serves `server` on a runtime of its own.
+fn serve_alone(server: Server) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            tx.send(server.listen("127.0.0.1:0").await.expect("bind loopback")).expect("report the address");
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().expect("server address")
+}
 
 #[test]
 fn health_statuses_encode_as_the_protocol_says() {
@@ -22,7 +37,7 @@ fn health_statuses_encode_as_the_protocol_says() {
 #[tokio::test]
 async fn a_request_of_bytes_is_answered_with_bytes() {
     let server = Server::builder().register(Probe::default()).health().build();
-    let addr = server.listen("127.0.0.1:0").await.expect("bind");
+    let addr = serve_alone(server.clone());
     let client = Client::dial(addr).await.expect("dial");
     let check = |name: &'static [u8]| {
         let request = Request::from_payload(
@@ -40,7 +55,7 @@ async fn a_request_of_bytes_is_answered_with_bytes() {
 #[tokio::test]
 async fn a_streams_items_and_outcome_come_undecoded() {
     let server = Server::builder().register(Probe::default()).health().build();
-    let addr = server.listen("127.0.0.1:0").await.expect("bind");
+    let addr = serve_alone(server.clone());
     let client = Client::dial(addr).await.expect("dial");
     let watch = Method::new("tidl.Health", "watch");
     let mut items = client.server_stream::<_, (), ()>(watch, "Probe", &CallOptions::default());
@@ -49,8 +64,7 @@ async fn a_streams_items_and_outcome_come_undecoded() {
     server.health().set("Probe", ServingStatus::NotServing);
     assert!(matches!(next().await, Some(Ok(bytes)) if bytes.as_ref() == [1, 0]));
     // A server without the service: the outcome is the status, then the stream is over.
-    let plain = Server::builder().register(Probe::default()).build();
-    let addr = plain.listen("127.0.0.1:0").await.expect("bind");
+    let addr = serve_alone(Server::builder().register(Probe::default()).build());
     let client = Client::dial(addr).await.expect("dial");
     let mut items = client.server_stream::<_, (), ()>(watch, "Probe", &CallOptions::default());
     assert!(matches!(items.next_payload().await, Some(Err(Reply::Status(s))) if s.code() == Code::Unimplemented));
