@@ -26,7 +26,9 @@ fn main() -> ExitCode {
         };
         run(std::env::args_os(), io, ctrl_c).await
     });
-    // The connection's tasks end with the runtime; a cancel still queued is not lost: the server
-    // cancels what a closed connection left running.
+    // Not waiting for standard input's reader thread, which may be blocked in a read no one
+    // wants any more. The connection's tasks end with the runtime; a cancel still queued is not
+    // lost: the server cancels what a closed connection left running.
+    runtime.shutdown_background();
     ExitCode::from(status)
 }

@@ -34,7 +34,7 @@ async fn call(
     let early = match &files {
         Some(schema) => {
             let method = method(out, schema, &args.method)?;
-            Some(argument(stdin, out, &method, args.json.as_deref()).await?)
+            Some(argument(stdin, out, cancel, &method, args.json.as_deref()).await?)
         }
         None => None,
     };
@@ -45,7 +45,7 @@ async fn call(
         _ => {
             served = remote::schema(out, cancel, &args.schema, &client, &args.addr).await?;
             let method = method(out, &served, &args.method)?;
-            let argument = argument(stdin, out, &method, args.json.as_deref()).await?;
+            let argument = argument(stdin, out, cancel, &method, args.json.as_deref()).await?;
             (&served, argument)
         }
     };
@@ -76,18 +76,16 @@ fn method<'s>(out: &mut Out<'_>, schema: &'s Schema, name: &str) -> Result<Metho
 }
 
 /// The argument of `method` as a checked value: from `json` (standard input for `-`), or `null`
-/// for a method that takes `()`. `None` for a method that streams its requests: they come from
-/// standard input.
+/// for a method that takes `()`; a usage error if it is not there or does not fit. `None` for a
+/// method that streams its requests: they come from standard input. Ctrl-C interrupts the
+/// reading.
 async fn argument(
     stdin: &mut (dyn AsyncBufRead + Unpin + Send),
     out: &mut Out<'_>,
+    cancel: &mut Cancel<'_>,
     method: &MethodSchema<'_>,
     json: Option<&str>,
 ) -> Result<Option<Value>, Exit> {
-    let usage = |out: &mut Out<'_>, message: String| {
-        let _ = writeln!(out.stderr, "error: {message}");
-        USAGE
-    };
     let name = format!("{}.{}", method.service(), method.name());
     let ty = method.type_name(Part::Argument);
     if matches!(method.kind(), CallKind::ClientStreaming | CallKind::Bidi) {
@@ -95,15 +93,17 @@ async fn argument(
             None | Some("-") => Ok(None),
             Some(_) => Err(usage(
                 out,
-                format!("`{name}` streams its requests: give them on standard input, one JSON value (`{ty}`) per line"),
+                &format!(
+                    "`{name}` streams its requests: give them on standard input, one JSON value (`{ty}`) per line"
+                ),
             )),
         };
     }
     let text = match json {
         Some("-") => {
             let mut text = String::new();
-            if let Err(e) = stdin.read_to_string(&mut text).await {
-                return Err(usage(out, format!("reading the argument from standard input failed: {e}")));
+            if let Err(e) = remote::or_cancelled(out, cancel, stdin.read_to_string(&mut text)).await? {
+                return Err(usage(out, &format!("reading the argument from standard input failed: {e}")));
             }
             text
         }
@@ -112,15 +112,15 @@ async fn argument(
         None => {
             return Err(usage(
                 out,
-                format!("`{name}` takes `{ty}`: give it as JSON, or `-` to read it from standard input"),
+                &format!("`{name}` takes `{ty}`: give it as JSON, or `-` to read it from standard input"),
             ));
         }
     };
-    let json: Json = serde_json::from_str(&text).map_err(|e| usage(out, format!("the argument is not JSON: {e}")))?;
+    let json: Json = serde_json::from_str(&text).map_err(|e| usage(out, &format!("the argument is not JSON: {e}")))?;
     method
         .value(Part::Argument, &json)
         .map(Some)
-        .map_err(|e| usage(out, format!("the argument does not fit `{ty}`, what `{name}` takes: {e}")))
+        .map_err(|e| usage(out, &format!("the argument does not fit `{ty}`, what `{name}` takes: {e}")))
 }
 
 /// One call being made.
