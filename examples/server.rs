@@ -10,6 +10,7 @@
 use example::{Example, ExampleServer};
 use std::time::Duration;
 use tidl_runtime::Server;
+use tidl_runtime::health::HealthReporter;
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -17,7 +18,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:23333".to_owned());
     let example = Example::new();
-    let server = Server::builder().register(ExampleServer::new(example.clone())).reflection().health().build();
+    // The application would set statuses through `health` as its state changes.
+    let health = HealthReporter::new();
+    let server = Server::builder().register(ExampleServer::new(example.clone())).reflection().health(&health).build();
     let listener = TcpListener::bind(&addr).await?;
     println!("serving Example on {}", listener.local_addr()?);
     tokio::spawn(announce(example));

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tidl_runtime::health::{HealthReporter, ServingStatus};
 use tidl_runtime::reflection::ReflectionClientExt;
 use tidl_runtime::{Client, Context, Error, Server, Sink, Source};
 use tokio::sync::watch;
@@ -61,14 +62,14 @@ impl operate::ops::Tool for Tool {
 }
 
 /// Serves `Example` (whose loop sleeps 20 ms a round) and `ops.Tool` on a runtime of its own,
-/// with reflection and health if asked.
-fn serve(example: &Example, reflection: bool, health: bool) -> (SocketAddr, Server) {
+/// with reflection if asked, and health if given a reporter.
+fn serve(example: &Example, reflection: bool, health: Option<&HealthReporter>) -> (SocketAddr, Server) {
     let mut builder = Server::builder().register(ExampleServer::new(example.clone())).register(ToolServer::new(Tool));
     if reflection {
         builder = builder.reflection();
     }
-    if health {
-        builder = builder.health();
+    if let Some(health) = health {
+        builder = builder.health(health);
     }
     let server = builder.build();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -125,7 +126,7 @@ async fn wait_for(example: &Example, what: &str, condition: impl FnMut(&LoopStat
 #[tokio::test]
 async fn call_echoes_through_reflection_or_a_schema_file() {
     let example = fast_example();
-    let (addr, _server) = serve(&example, true, false);
+    let (addr, _server) = serve(&example, true, None);
     let addr = addr.to_string();
     let run = tidl(&["call", &addr, "Example.echo", "\"hi\""]).await;
     assert_eq!((run.status, run.stdout.as_str(), run.stderr.as_str()), (0, "\"hi\"\n", ""));
@@ -133,7 +134,7 @@ async fn call_echoes_through_reflection_or_a_schema_file() {
     let run = tidl_with(&["call", &addr, "Example/echo", "-"], "\"from stdin\"", std::future::pending()).await;
     assert_eq!((run.status, run.stdout.as_str()), (0, "\"from stdin\"\n"));
     // A server without reflection, with the schema from its file.
-    let (plain, _server) = serve(&example, false, false);
+    let (plain, _server) = serve(&example, false, None);
     let plain = plain.to_string();
     let run = tidl(&["call", &plain, "Example.echo", "\"hi\""]).await;
     assert_eq!(run.status, 1, "{run:?}");
@@ -148,7 +149,7 @@ async fn call_echoes_through_reflection_or_a_schema_file() {
 
 #[tokio::test]
 async fn a_declared_error_is_printed_as_json_with_its_own_exit_status() {
-    let (addr, _server) = serve(&fast_example(), true, false);
+    let (addr, _server) = serve(&fast_example(), true, None);
     let run = tidl(&["call", &addr.to_string(), "ops.Tool.fail", r#"{"Missing": {"name": "x"}}"#, "--compact"]).await;
     assert_eq!(run.status, 3, "{run:?}");
     assert_eq!(run.stdout, "{\"Missing\":{\"name\":\"x\"}}\n");
@@ -157,7 +158,7 @@ async fn a_declared_error_is_printed_as_json_with_its_own_exit_status() {
 
 #[tokio::test]
 async fn an_unknown_method_and_json_that_does_not_fit_are_usage_errors_that_say_what_there_is() {
-    let (addr, _server) = serve(&fast_example(), true, false);
+    let (addr, _server) = serve(&fast_example(), true, None);
     let addr = addr.to_string();
     let run = tidl(&["call", &addr, "Example.ecko", "\"hi\""]).await;
     assert_eq!(run.status, 2);
@@ -190,7 +191,7 @@ async fn an_unknown_method_and_json_that_does_not_fit_are_usage_errors_that_say_
 #[tokio::test]
 async fn a_timeout_fails_the_call_with_its_status_and_stops_the_handler() {
     let example = fast_example();
-    let (addr, _server) = serve(&example, true, false);
+    let (addr, _server) = serve(&example, true, None);
     let run = tidl(&["call", &addr.to_string(), "Example.finite_loop", "--timeout", "150ms"]).await;
     assert_eq!(run.status, 64 + 4, "{run:?}");
     let status: Json = serde_json::from_str(&run.stdout).expect("the status as JSON");
@@ -201,7 +202,7 @@ async fn a_timeout_fails_the_call_with_its_status_and_stops_the_handler() {
 #[tokio::test]
 async fn ctrl_c_cancels_a_long_call_and_the_handler_stops() {
     let example = fast_example();
-    let (addr, _server) = serve(&example, true, false);
+    let (addr, _server) = serve(&example, true, None);
     let (ctrl_c, pressed) = tokio::sync::oneshot::channel::<()>();
     let press_once_running = async {
         wait_for(&example, "the handler started", |s| s.started == 1).await;
@@ -224,7 +225,7 @@ async fn ctrl_c_cancels_a_long_call_and_the_handler_stops() {
 
 #[tokio::test]
 async fn metadata_reaches_the_handler() {
-    let (addr, _server) = serve(&fast_example(), true, false);
+    let (addr, _server) = serve(&fast_example(), true, None);
     let addr = addr.to_string();
     let run = tidl(&["call", &addr, "ops.Tool.header", "\"tenant\"", "-H", "tenant=acme", "--metadata", "x: y"]).await;
     assert_eq!((run.status, run.stdout.as_str()), (0, "\"acme\"\n"), "{run:?}");
@@ -232,7 +233,7 @@ async fn metadata_reaches_the_handler() {
 
 #[tokio::test]
 async fn streams_print_an_item_a_line_and_read_items_from_standard_input() {
-    let (addr, _server) = serve(&fast_example(), true, false);
+    let (addr, _server) = serve(&fast_example(), true, None);
     let addr = addr.to_string();
     let run = tidl(&["call", &addr, "ops.Tool.count", "3"]).await;
     assert_eq!(run.status, 0, "{run:?}");
@@ -256,7 +257,7 @@ async fn streams_print_an_item_a_line_and_read_items_from_standard_input() {
 
 #[tokio::test]
 async fn list_and_describe_show_what_the_server_serves_with_its_docs() {
-    let (addr, _server) = serve(&fast_example(), true, false);
+    let (addr, _server) = serve(&fast_example(), true, None);
     let addr = addr.to_string();
     let run = tidl(&["list", &addr, "Example"]).await;
     assert_eq!(run.status, 0);
@@ -288,7 +289,7 @@ struct ops.Item {
 
 #[tokio::test]
 async fn reflection_reveals_exactly_what_the_server_was_built_from() {
-    let (addr, _server) = serve(&fast_example(), true, false);
+    let (addr, _server) = serve(&fast_example(), true, None);
     let client = Client::dial(addr).await.expect("dial");
     let schema = client.reflection().schema(()).await.expect("reflection answers");
     let served: Vec<(Vec<String>, Vec<String>)> =
@@ -312,11 +313,12 @@ async fn reflection_reveals_exactly_what_the_server_was_built_from() {
 
 #[tokio::test]
 async fn health_exits_zero_only_when_serving() {
-    let (addr, server) = serve(&fast_example(), false, true);
+    let health = HealthReporter::new();
+    let (addr, _server) = serve(&fast_example(), false, Some(&health));
     let addr = addr.to_string();
     let run = tidl(&["health", &addr]).await;
     assert_eq!((run.status, run.stdout.as_str()), (0, "Serving\n"));
-    server.health().set("Example", tidl_runtime::health::ServingStatus::NotServing);
+    health.set("Example", ServingStatus::NotServing);
     let run = tidl(&["health", &addr, "Example"]).await;
     assert_eq!((run.status, run.stdout.as_str()), (4, "NotServing\n"));
     let run = tidl(&["health", &addr, "Nobody"]).await;
@@ -344,7 +346,7 @@ impl std::io::Write for Watched {
 
 #[tokio::test]
 async fn health_watch_ends_not_serving_when_the_server_shuts_down() {
-    let (addr, server) = serve(&fast_example(), false, true);
+    let (addr, server) = serve(&fast_example(), false, Some(&HealthReporter::new()));
     let stdout = Watched(Arc::new(watch::Sender::new(Vec::new())));
     let mut printed = stdout.0.subscribe();
     let watching = async {

@@ -10,7 +10,7 @@ mod common;
 use common::{EVENT_TIMEOUT, Probe};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tidl_runtime::health::{HealthClientExt, ServingStatus};
+use tidl_runtime::health::{HealthClientExt, HealthReporter, ServingStatus};
 use tidl_runtime::reflection::ReflectionClientExt;
 use tidl_runtime::{Client, Code, Error, Server};
 
@@ -31,18 +31,18 @@ fn serve_alone(server: Server) -> (SocketAddr, tokio::runtime::Handle) {
 
 #[tokio::test]
 async fn health_answers_the_statuses_the_application_sets() {
-    let server = Server::builder().register(Probe::default()).health().build();
-    let (addr, _runtime) = serve_alone(server.clone());
+    let health = HealthReporter::new();
+    let (addr, _runtime) = serve_alone(Server::builder().register(Probe::default()).health(&health).build());
     let client = Client::dial(addr).await.expect("dial");
     let check = |name: &str| client.health().check(name.to_owned());
     assert_eq!(check("").await, Ok(ServingStatus::Serving));
     assert_eq!(check("Probe").await, Ok(ServingStatus::Serving));
     assert_eq!(check("tidl.Health").await, Ok(ServingStatus::Serving));
     assert_eq!(check("Nobody").await, Ok(ServingStatus::UnknownService));
-    server.health().set("Probe", ServingStatus::NotServing);
+    health.set("Probe", ServingStatus::NotServing);
     assert_eq!(check("Probe").await, Ok(ServingStatus::NotServing));
     assert_eq!(check("").await, Ok(ServingStatus::Serving), "the server's own status is apart");
-    // Without `health()`, the service is not served.
+    // Without `health`, the service is not served.
     let (addr, _runtime) = serve_alone(Server::builder().register(Probe::default()).build());
     let plain = Client::dial(addr).await.expect("dial");
     let err = plain.health().check(String::new()).await.expect_err("no health service");
@@ -51,16 +51,17 @@ async fn health_answers_the_statuses_the_application_sets() {
 
 #[tokio::test]
 async fn a_health_watch_sees_each_change_then_not_serving_at_shutdown_and_ends() {
-    let server = Server::builder().register(Probe::default()).health().build();
+    let health = HealthReporter::new();
+    let server = Server::builder().register(Probe::default()).health(&health).build();
     let (addr, runtime) = serve_alone(server.clone());
     let client = Client::dial(addr).await.expect("dial");
     let mut watch = client.health().watch("Probe".to_owned());
     let mut next = async || tokio::time::timeout(EVENT_TIMEOUT, watch.message()).await.expect("an item in time");
     assert_eq!(next().await, Ok(Some(ServingStatus::Serving)), "the status now, first");
-    server.health().set("Probe", ServingStatus::NotServing);
+    health.set("Probe", ServingStatus::NotServing);
     assert_eq!(next().await, Ok(Some(ServingStatus::NotServing)));
-    server.health().set("Probe", ServingStatus::NotServing);
-    server.health().set("Probe", ServingStatus::Serving);
+    health.set("Probe", ServingStatus::NotServing);
+    health.set("Probe", ServingStatus::Serving);
     assert_eq!(next().await, Ok(Some(ServingStatus::Serving)), "a set that changes nothing sends nothing");
     // A long grace: the watch must end by itself for the shutdown to finish in time.
     let shutdown = runtime.spawn({
@@ -70,14 +71,14 @@ async fn a_health_watch_sees_each_change_then_not_serving_at_shutdown_and_ends()
     assert_eq!(next().await, Ok(Some(ServingStatus::NotServing)));
     assert_eq!(next().await, Ok(None), "the watch ends successfully");
     tokio::time::timeout(EVENT_TIMEOUT, shutdown).await.expect("the shutdown is not held up").expect("shut down");
-    assert_eq!(server.health().status(""), ServingStatus::NotServing);
-    server.health().set("", ServingStatus::Serving);
-    assert_eq!(server.health().status(""), ServingStatus::NotServing, "a shutting-down server stays not serving");
+    assert_eq!(health.status(""), ServingStatus::NotServing);
+    health.set("", ServingStatus::Serving);
+    assert_eq!(health.status(""), ServingStatus::NotServing, "a shutting-down server stays not serving");
 }
 
 #[tokio::test]
 async fn a_check_during_a_shutdown_fails_so_probes_fail() {
-    let server = Server::builder().register(Probe::default()).health().build();
+    let server = Server::builder().register(Probe::default()).health(&HealthReporter::new()).build();
     let (addr, runtime) = serve_alone(server.clone());
     let client = Client::dial(addr).await.expect("dial");
     assert_eq!(client.health().check(String::new()).await, Ok(ServingStatus::Serving));
@@ -93,7 +94,7 @@ async fn a_check_during_a_shutdown_fails_so_probes_fail() {
 
 #[tokio::test]
 async fn reflection_lists_services_with_schemas_and_not_those_made_by_hand() {
-    let server = Server::builder().register(Probe::default()).health().reflection().build();
+    let server = Server::builder().register(Probe::default()).health(&HealthReporter::new()).reflection().build();
     let (addr, _runtime) = serve_alone(server);
     let client = Client::dial(addr).await.expect("dial");
     let schema = client.reflection().schema(()).await.expect("reflection answers");

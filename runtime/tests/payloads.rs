@@ -7,7 +7,7 @@ mod common;
 
 use common::{EVENT_TIMEOUT, Probe};
 use tidl_runtime::bytes::Bytes;
-use tidl_runtime::health::ServingStatus;
+use tidl_runtime::health::{HealthReporter, ServingStatus};
 use tidl_runtime::{CallOptions, Client, Code, Invoke, Method, Reply, Request, Server, payload};
 
 /// Serves `server` on a runtime of its own.
@@ -36,8 +36,7 @@ fn health_statuses_encode_as_the_protocol_says() {
 
 #[tokio::test]
 async fn a_request_of_bytes_is_answered_with_bytes() {
-    let server = Server::builder().register(Probe::default()).health().build();
-    let addr = serve_alone(server.clone());
+    let addr = serve_alone(Server::builder().register(Probe::default()).health(&HealthReporter::new()).build());
     let client = Client::dial(addr).await.expect("dial");
     let check = |name: &'static [u8]| {
         let request = Request::from_payload(
@@ -54,14 +53,14 @@ async fn a_request_of_bytes_is_answered_with_bytes() {
 
 #[tokio::test]
 async fn a_streams_items_and_outcome_come_undecoded() {
-    let server = Server::builder().register(Probe::default()).health().build();
-    let addr = serve_alone(server.clone());
+    let health = HealthReporter::new();
+    let addr = serve_alone(Server::builder().register(Probe::default()).health(&health).build());
     let client = Client::dial(addr).await.expect("dial");
     let watch = Method::new("tidl.Health", "watch");
     let mut items = client.server_stream::<_, (), ()>(watch, "Probe", &CallOptions::default());
     let mut next = async || tokio::time::timeout(EVENT_TIMEOUT, items.next_payload()).await.expect("in time");
     assert!(matches!(next().await, Some(Ok(bytes)) if bytes.as_ref() == [0, 0]));
-    server.health().set("Probe", ServingStatus::NotServing);
+    health.set("Probe", ServingStatus::NotServing);
     assert!(matches!(next().await, Some(Ok(bytes)) if bytes.as_ref() == [1, 0]));
     // A server without the service: the outcome is the status, then the stream is over.
     let addr = serve_alone(Server::builder().register(Probe::default()).build());

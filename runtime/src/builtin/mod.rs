@@ -4,6 +4,10 @@
 //! the code the compiler generated from it, `tidl.rs`, which a test of the compiler keeps
 //! current (the runtime cannot run the compiler in a build script: the compiler's `tidl` tool
 //! depends on the runtime).
+//!
+//! They sit above the server and the client: `ServerBuilder::reflection` and
+//! `ServerBuilder::health` are defined here, and register the services through the builder's
+//! build hooks (`server::BuildHook`), so the server knows nothing of them.
 
 pub mod health;
 pub mod reflection;
@@ -19,32 +23,10 @@ mod generated {
     include!("tidl.rs");
 }
 
-/// Adds the built-in services asked for to `services`, and returns the health reporter (which
-/// exists whether or not the health service is served). Every service starts out serving.
+/// Registers a built-in service.
 ///
 /// # Panics
-/// If the program registered a service of a built-in's name itself.
-#[track_caller]
-pub(crate) fn add(
-    services: &mut HashMap<&'static str, Arc<dyn Service>>,
-    reflection: bool,
-    health: bool,
-) -> health::HealthReporter {
-    let reporter = health::HealthReporter::new();
-    if health {
-        insert(services, Arc::new(health::service(reporter.clone())));
-    }
-    if reflection {
-        // Reflection lists itself too: it is served, and it has a schema.
-        let mut listed: Vec<(&'static str, &'static reflection::EmbeddedSchema)> =
-            services.values().filter_map(|s| Some((s.name(), s.embedded_schema()?))).collect();
-        listed.push((reflection::NAME, &generated::TIDL_SCHEMA));
-        insert(services, Arc::new(reflection::service(&listed)));
-    }
-    reporter.start(services.keys().copied());
-    reporter
-}
-
+/// If the program registered a service of its name itself.
 #[track_caller]
 fn insert(services: &mut HashMap<&'static str, Arc<dyn Service>>, service: Arc<dyn Service>) {
     let name = service.name();

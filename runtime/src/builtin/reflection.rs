@@ -22,34 +22,15 @@
 //! [`ServerBuilder::reflection`]: crate::ServerBuilder::reflection
 
 pub use super::generated::tidl::{ReflectionClient, ReflectionClientExt, SchemaFile, SchemaSource, ServerSchema};
+pub use crate::schema::EmbeddedSchema;
 
 use super::generated::tidl::{Reflection, ReflectionServer};
 use crate::context::Context;
 use crate::error::Error;
+use crate::server::{BuildHook, ServerBuilder};
 
 /// The wire name of the reflection service.
 pub(crate) const NAME: &str = "tidl.Reflection";
-
-/// The `.tidl` files a generated module was compiled from, embedded in it: its root file first,
-/// then every file the root imports, as (path, text) pairs. Generated code declares one
-/// (`TIDL_SCHEMA`), and each generated service returns it from
-/// [`Service::embedded_schema`](crate::Service::embedded_schema).
-#[derive(Debug)]
-pub struct EmbeddedSchema {
-    files: &'static [(&'static str, &'static str)],
-}
-
-impl EmbeddedSchema {
-    /// The files `files`, as (path, text) pairs, the root first.
-    pub const fn new(files: &'static [(&'static str, &'static str)]) -> EmbeddedSchema {
-        EmbeddedSchema { files }
-    }
-
-    /// The files, as (path, text) pairs, the root first.
-    pub fn files(&self) -> &'static [(&'static str, &'static str)] {
-        self.files
-    }
-}
 
 /// The reflection service of a server: its answer, made once when the server is built.
 #[derive(Debug)]
@@ -63,9 +44,35 @@ impl Reflection for Service {
     }
 }
 
+impl ServerBuilder {
+    /// Serves reflection (the built-in service `tidl.Reflection`): the `.tidl` files the
+    /// registered services were generated from, so that `tidl list`, `tidl describe` and `tidl
+    /// call` work with no `.tidl` file at hand. The server reveals what it was built from and
+    /// nothing else; see [`reflection`](crate::reflection).
+    ///
+    /// ```
+    /// let server = tidl_runtime::Server::builder().reflection().build();
+    /// # drop(server);
+    /// ```
+    pub fn reflection(self) -> ServerBuilder {
+        self.on_build(BuildHook {
+            name: NAME,
+            // After every other service, health included, is registered: it lists them all.
+            order: 1,
+            install: Box::new(|services, _| {
+                let mut listed: Vec<(&'static str, &'static EmbeddedSchema)> =
+                    services.values().filter_map(|s| Some((s.name(), s.embedded_schema()?))).collect();
+                // It lists itself too: it is served, and it has a schema.
+                listed.push((NAME, &super::generated::TIDL_SCHEMA));
+                super::insert(services, std::sync::Arc::new(service(&listed)));
+            }),
+        })
+    }
+}
+
 /// The reflection service of a server that serves `services` (by name, with their schemas):
 /// one source per embedded schema, with the services that come from it, sorted.
-pub(crate) fn service(services: &[(&'static str, &'static EmbeddedSchema)]) -> ReflectionServer<Service> {
+fn service(services: &[(&'static str, &'static EmbeddedSchema)]) -> ReflectionServer<Service> {
     let mut sorted = services.to_vec();
     sorted.sort_unstable_by_key(|(name, _)| *name);
     let mut grouped: Vec<(&'static EmbeddedSchema, Vec<String>)> = Vec::new();

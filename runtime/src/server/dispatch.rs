@@ -47,7 +47,7 @@ pub trait Service: Send + Sync + 'static {
     /// The `.tidl` files the service was generated from, which
     /// [`ServerBuilder::reflection`](crate::ServerBuilder::reflection) serves (generated services
     /// answer; without them, reflection does not list the service).
-    fn embedded_schema(&self) -> Option<&'static crate::reflection::EmbeddedSchema> {
+    fn embedded_schema(&self) -> Option<&'static crate::schema::EmbeddedSchema> {
         None
     }
 }

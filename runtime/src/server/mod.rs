@@ -11,7 +11,6 @@ mod in_flight;
 pub(crate) mod intercept;
 pub(crate) mod streaming;
 
-use crate::builtin::health::HealthReporter;
 use crate::transport::{Io, Listener, Peer, tcp};
 use crate::wire::DEFAULT_MAX_FRAME_LEN;
 use dispatch::Service;
@@ -109,9 +108,18 @@ pub struct ServerBuilder {
     interceptors: Vec<Arc<dyn Interceptor>>,
     #[cfg(feature = "tower")]
     stack: Option<crate::tower::Stack>,
-    /// Whether to serve `tidl.Reflection` and `tidl.Health` (see `builtin`).
-    reflection: bool,
-    health: bool,
+    /// What the built-in services asked for do as the server is built (see `builtin`).
+    hooks: Vec<BuildHook>,
+}
+
+/// What a built-in service (`builtin`) does as the server is built: `install` registers it,
+/// seeing the services registered so far and the token that fires when shutdown starts. Hooks
+/// run in `order`; a hook replaces one of the same `name` added before.
+pub(crate) struct BuildHook {
+    pub(crate) name: &'static str,
+    pub(crate) order: u8,
+    #[allow(clippy::type_complexity)]
+    pub(crate) install: Box<dyn FnOnce(&mut HashMap<&'static str, Arc<dyn Service>>, &CancellationToken) + Send>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -119,8 +127,7 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("services", &self.services.keys().collect::<Vec<_>>())
             .field("config", &self.config)
-            .field("reflection", &self.reflection)
-            .field("health", &self.health)
+            .field("built_in", &self.hooks.iter().map(|h| h.name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -178,21 +185,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Serves reflection (the built-in service `tidl.Reflection`): the `.tidl` files the
-    /// registered services were generated from, so that `tidl list`, `tidl describe` and `tidl
-    /// call` work with no `.tidl` file at hand. The server reveals what it was built from and
-    /// nothing else; see [`reflection`](crate::reflection).
-    pub fn reflection(mut self) -> ServerBuilder {
-        self.reflection = true;
-        self
-    }
-
-    /// Serves health (the built-in service `tidl.Health`): whether the server and each service
-    /// takes calls, for load balancers, orchestrators and `tidl health`. Every status starts out
-    /// serving; set them through [`Server::health`]. They all turn to not serving when the
-    /// server starts shutting down; see [`health`](crate::health).
-    pub fn health(mut self) -> ServerBuilder {
-        self.health = true;
+    /// Adds what a built-in service does as the server is built.
+    pub(crate) fn on_build(mut self, hook: BuildHook) -> ServerBuilder {
+        self.hooks.retain(|h| h.name != hook.name);
+        self.hooks.push(hook);
         self
     }
 
@@ -207,9 +203,12 @@ impl ServerBuilder {
     /// # Panics
     /// If a registered service has the name of a built-in service turned on (`tidl.Health`,
     /// `tidl.Reflection`).
-    #[track_caller]
     pub fn build(mut self) -> Server {
-        let health = crate::builtin::add(&mut self.services, self.reflection, self.health);
+        let draining = CancellationToken::new();
+        self.hooks.sort_by_key(|h| h.order);
+        for hook in self.hooks.drain(..) {
+            (hook.install)(&mut self.services, &draining);
+        }
         let mut names: Vec<_> = self.services.keys().copied().collect();
         names.sort_unstable();
         Server {
@@ -219,12 +218,11 @@ impl ServerBuilder {
                 service_names: names.join(", "),
                 config: self.config,
                 tracker: TaskTracker::new(),
-                draining: CancellationToken::new(),
+                draining,
                 stopping: CancellationToken::new(),
                 interceptors: self.interceptors.into(),
                 #[cfg(feature = "tower")]
                 stack: self.stack,
-                health,
             }),
         }
     }
@@ -256,8 +254,6 @@ struct Inner {
     /// The layers every call goes through, if any were added.
     #[cfg(feature = "tower")]
     pub(crate) stack: Option<crate::tower::Stack>,
-    /// The statuses `tidl.Health` reports.
-    health: HealthReporter,
 }
 
 /// Serves a connection, or refuses it if the server already has `max_connections`.
@@ -290,16 +286,8 @@ impl Server {
             interceptors: Vec::new(),
             #[cfg(feature = "tower")]
             stack: None,
-            reflection: false,
-            health: false,
+            hooks: Vec::new(),
         }
-    }
-
-    /// The health statuses this server reports through `tidl.Health` (served if
-    /// [`ServerBuilder::health`] turned it on): set them as the application's state changes.
-    /// Every status starts out serving, and turns to not serving when shutdown starts.
-    pub fn health(&self) -> &HealthReporter {
-        &self.inner.health
     }
 
     /// Accepts connections on `listener` (a `TcpListener`, a `UnixListener`, the in-memory
@@ -357,8 +345,6 @@ impl Server {
     /// new calls (they fail at once with `Unavailable`), lets calls in flight finish for up to
     /// `grace`, then cancels the rest. Returns when every connection and handler task has ended.
     pub async fn shutdown(&self, grace: Duration) {
-        // First, so that health watchers hear it before the connections are told to go away.
-        self.inner.health.shut_down();
         self.inner.draining.cancel();
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
