@@ -164,9 +164,29 @@ enum Attribute {
 
 /// Formats `text`, which must parse.
 pub(crate) fn format(text: &str) -> String {
-    let tokens = lex(text);
+    print(&lex(text), text.len())
+}
+
+/// Formats `text`, which must parse, leaving out its ordinary comments (`//` and `/* */`): its
+/// declarations and their doc comments, in the canonical layout. What reflection serves.
+pub(crate) fn format_without_comments(text: &str) -> String {
+    let mut tokens = Vec::new();
+    let mut breaks = 0;
+    for token in lex(text) {
+        // The line breaks around a comment left out stay, so blank lines are kept as before.
+        breaks += token.breaks;
+        if !matches!(token.kind, Kind::LineComment | Kind::BlockComment) {
+            tokens.push(Token { breaks, ..token });
+            breaks = 0;
+        }
+    }
+    print(&tokens, text.len())
+}
+
+/// The canonical layout of `tokens`, lexed from a text of `len` bytes that parses.
+fn print(tokens: &[Token<'_>], len: usize) -> String {
     let mut p = Printer {
-        out: String::with_capacity(text.len() + text.len() / 8),
+        out: String::with_capacity(len + len / 8),
         indent: 0,
         stack: Vec::new(),
         line_start: true,

@@ -50,11 +50,22 @@
 //! `tidl` command-line tool and the tests use). [`compat()`] and [`Config::compat`] compare two
 //! versions of a schema and judge every change by the rollout it needs (what `tidl compat`
 //! prints).
+//!
+//! With the `dynamic` feature, `dynamic` encodes and decodes a method's values at run time,
+//! from JSON to exactly the bytes generated code sends and back; with the `cli` feature (on by
+//! default), `cli::run` is the whole `tidl` tool as a function, calls to running servers
+//! included. Both bring in `tidl-runtime`; a build script leaves them out with
+//! `default-features = false`.
 
 mod ast;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod codegen;
 mod compat;
 mod diagnostic;
+#[cfg(feature = "dynamic")]
+pub mod dynamic;
+mod embed;
 mod format;
 mod habits;
 mod loader;
@@ -290,7 +301,7 @@ impl Config {
     pub fn check_files(&self, files: &[impl AsRef<Path>]) -> Result<String, Error> {
         let roots: Vec<String> = files.iter().map(|f| f.as_ref().display().to_string()).collect();
         let checked = self.checked(&roots, &mut FsLoader::new(&self.include_dirs))?;
-        Ok(checked.into_iter().map(|(_, _, _, _, warnings)| warnings).collect())
+        Ok(checked.into_iter().map(|checked| checked.warnings).collect())
     }
 
     /// Checks and compiles in-memory sources, doing no IO: imports are resolved among the
@@ -376,7 +387,7 @@ impl Config {
     /// Loads and checks `roots` as one model, with the files read.
     fn checked_model(&self, roots: &[String], loader: &mut dyn Loader) -> Result<(model::Model, SourceMap), Error> {
         let (outputs, sources) = self.checked_with_sources(roots, loader, Together::Yes)?;
-        let model = outputs.into_iter().next().map(|(_, _, _, model, _)| model);
+        let model = outputs.into_iter().next().map(|checked| checked.model);
         Ok((model.ok_or_else(|| Error::config("no .tidl file was given"))?, sources))
     }
 
@@ -386,10 +397,7 @@ impl Config {
     }
 
     /// Generates the code of checked roots.
-    fn generate_checked(
-        &self,
-        checked: Vec<(String, String, HashSet<FileId>, model::Model, String)>,
-    ) -> Result<Vec<GeneratedFile>, Error> {
+    fn generate_checked(&self, checked: Vec<Checked>) -> Result<Vec<GeneratedFile>, Error> {
         let options = codegen::Options {
             build_client: self.build_client,
             build_server: self.build_server,
@@ -398,47 +406,35 @@ impl Config {
         };
         checked
             .into_iter()
-            .map(|(name, path, closure, model, warnings)| {
-                codegen::generate(&model, &closure, &path, &options)
-                    .map(|code| GeneratedFile { name, code, warnings })
+            .map(|c| {
+                codegen::generate(&c.model, &c.closure, &c.path, &c.embedded, &options)
+                    .map(|code| GeneratedFile { name: c.name, code, warnings: c.warnings })
                     .map_err(Error::config)
             })
             .collect()
     }
 
     /// Loads and checks every root, each once (`p.tidl` and `./p.tidl` are one root, and the
-    /// first spelling is kept): for each, its output name, path, files, model and rendered
-    /// warnings. Warnings alone do not fail; with errors, they are reported with them.
-    #[allow(clippy::type_complexity)]
-    fn checked(
-        &self,
-        roots: &[String],
-        loader: &mut dyn Loader,
-    ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model, String)>, Error> {
+    /// first spelling is kept). Warnings alone do not fail; with errors, they are reported with
+    /// them.
+    fn checked(&self, roots: &[String], loader: &mut dyn Loader) -> Result<Vec<Checked>, Error> {
         self.checked_as(roots, loader, Together::No)
     }
 
     /// Like [`checked`](Config::checked); with [`Together::Yes`], the roots are checked as one
     /// (their output name is the first's, and their path all of them, comma-separated).
-    #[allow(clippy::type_complexity)]
-    fn checked_as(
-        &self,
-        roots: &[String],
-        loader: &mut dyn Loader,
-        together: Together,
-    ) -> Result<Vec<(String, String, HashSet<FileId>, model::Model, String)>, Error> {
+    fn checked_as(&self, roots: &[String], loader: &mut dyn Loader, together: Together) -> Result<Vec<Checked>, Error> {
         self.checked_with_sources(roots, loader, together).map(|(outputs, _)| outputs)
     }
 
     /// Like [`checked_as`](Config::checked_as), also returning the files read (to locate the
     /// models' spans).
-    #[allow(clippy::type_complexity)]
     fn checked_with_sources(
         &self,
         roots: &[String],
         loader: &mut dyn Loader,
         together: Together,
-    ) -> Result<(Vec<(String, String, HashSet<FileId>, model::Model, String)>, SourceMap), Error> {
+    ) -> Result<(Vec<Checked>, SourceMap), Error> {
         let mut seen = HashSet::new();
         let roots: Vec<String> =
             roots.iter().filter(|root| seen.insert(loader::normalize(Path::new(root.as_str())))).cloned().collect();
@@ -479,7 +475,15 @@ impl Config {
                 )));
             }
             names.push((name.clone(), root_path));
-            outputs.push((name, root_path.clone(), closure, model, warnings));
+            outputs.push(Checked {
+                name,
+                path: root_path.clone(),
+                closure,
+                model,
+                warnings,
+                embedded: Vec::new(),
+                roots: group,
+            });
         }
         if diagnostics.iter().any(Diagnostic::is_error) {
             diagnostics.sort_by_key(Diagnostic::span);
@@ -492,8 +496,28 @@ impl Config {
             let rendered = diagnostic::render_all(&unique, &loaded.sources);
             return Err(Error { kind: ErrorKind::Diagnostics { rendered, diagnostics: unique } });
         }
+        for output in &mut outputs {
+            output.embedded = embed::embed(&loaded, &output.roots, &output.closure);
+        }
         Ok((outputs, loaded.sources))
     }
+}
+
+/// One output, loaded and checked.
+struct Checked {
+    /// The output's file name (`services.rs`).
+    name: String,
+    /// The root's path (several, comma-separated, for roots checked together).
+    path: String,
+    /// The roots.
+    roots: Vec<FileId>,
+    /// The roots and every file they import.
+    closure: HashSet<FileId>,
+    model: model::Model,
+    /// The rendered warnings.
+    warnings: String,
+    /// The files as reflection serves them (see `embed`).
+    embedded: Vec<embed::EmbeddedFile>,
 }
 
 /// Whether several roots are compiled into one output.

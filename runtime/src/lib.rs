@@ -113,11 +113,17 @@
 //!   call. `server`: [`Server`], its connections, and the dispatch of calls to handlers.
 //! - [`observe`]: a tracing span per call on both sides, OpenTelemetry trace context in the
 //!   call's metadata (feature `otel`), and metrics (feature `metrics`).
+//! - [`payload`]: encoded values for code whose types are known only at run time (`tidl call`).
+//! - `builtin`: the services a server may serve besides its own, [`reflection`] and [`health`].
+
+// Generated code names the runtime `::tidl_runtime`; so do the built-in services' (`builtin`).
+extern crate self as tidl_runtime;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 #[path = "fuzz.rs"]
 pub mod __fuzz;
+mod builtin;
 mod cancel;
 mod client;
 mod codec;
@@ -130,6 +136,7 @@ mod jitter;
 mod metadata;
 mod method;
 pub mod observe;
+pub mod payload;
 mod sched;
 mod schema;
 mod server;
@@ -139,6 +146,7 @@ pub mod tower;
 pub mod transport;
 mod wire;
 
+pub use builtin::{health, reflection};
 #[cfg(feature = "balance")]
 pub use client::balance::{Balancer, EndpointService};
 pub use client::call::Call;

@@ -36,14 +36,21 @@ pub(crate) struct Options {
     pub(crate) field_attributes: Vec<(String, TokenStream)>,
 }
 
-/// Generates the Rust source for the declarations of `files`, for the root file `source`.
+/// Generates the Rust source for the declarations of `files`, for the root file `source`;
+/// `embedded` is what the module embeds for reflection, as (path, text) pairs.
 pub(crate) fn generate(
     model: &Model,
     files: &HashSet<FileId>,
     source: &str,
+    embedded: &[(String, String)],
     options: &Options,
 ) -> Result<String, String> {
     let mut root = Module::default();
+    let serves = options.build_server
+        && model.decls.iter().any(|d| files.contains(&d.file) && matches!(d.kind, DeclKind::Service(_)));
+    if serves {
+        root.items.push(embedded_schema(embedded));
+    }
     // Generated code that uses deprecated items must not warn; without any, it says nothing.
     let allow = if model.decls.iter().any(uses_deprecation) {
         quote! { #[allow(deprecated)] }
@@ -86,6 +93,32 @@ pub(crate) fn generate(
         env!("CARGO_PKG_VERSION"),
         separate_items(&prettyplease::unparse(&file))
     ))
+}
+
+/// The schema descriptor of `method` of `model` and its fingerprint, as generated code has them
+/// (for callers that make calls from the model at run time: `tidl call`).
+#[cfg(feature = "dynamic")]
+pub(crate) fn method_schema(model: &Model, method: &MethodDef) -> (Vec<u8>, u64) {
+    let descriptor = schema::Schemas::new(model).descriptor(method);
+    let fingerprint = schema::fingerprint(&descriptor);
+    (descriptor, fingerprint)
+}
+
+/// The name of the static holding the `.tidl` files a generated module embeds.
+const EMBEDDED_SCHEMA: &str = "TIDL_SCHEMA";
+
+/// The static holding the `.tidl` files the module was generated from, which the services'
+/// `embedded_schema` return and reflection serves.
+fn embedded_schema(embedded: &[(String, String)]) -> TokenStream {
+    let name = ident(EMBEDDED_SCHEMA);
+    let files = embedded.iter().map(|(path, text)| quote! { (#path, #text) });
+    quote! {
+        /// The `.tidl` files this module was generated from (declarations and doc comments,
+        /// without other comments), which a server built with `ServerBuilder::reflection` serves
+        /// for the services below.
+        pub static #name: ::tidl_runtime::reflection::EmbeddedSchema =
+            ::tidl_runtime::reflection::EmbeddedSchema::new(&[#(#files),*]);
+    }
 }
 
 /// A module of the generated file: the declarations of one package, and nested packages.

@@ -1,7 +1,7 @@
 //! The server side of a service: the trait to implement, and `<Service>Server`, which
 //! dispatches incoming calls to it through `tidl_runtime::Service`.
 
-use super::{ServiceContext, doc_note, docs, ident, method_doc, ty};
+use super::{ServiceContext, doc_note, docs, ident, method_doc, path_to, ty};
 use crate::model::{MethodDef, MethodKind, Ty};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -27,6 +27,7 @@ pub(super) fn generate(cx: &ServiceContext<'_>) -> TokenStream {
         let (wire_method, method) = (&m.wire_name, cx.method_const(m));
         quote! { #wire_method => #method.schema(), }
     });
+    let embedded = path_to(cx.from, &[], super::EMBEDDED_SCHEMA);
     let server_doc = format!(
         " Serves an implementation of [`{}`]: pass it to \
          [`ServerBuilder::register`](::tidl_runtime::ServerBuilder::register).",
@@ -94,6 +95,10 @@ pub(super) fn generate(cx: &ServiceContext<'_>) -> TokenStream {
                     #(#schema_arms)*
                     _ => ::core::option::Option::None,
                 }
+            }
+
+            fn embedded_schema(&self) -> ::core::option::Option<&'static ::tidl_runtime::reflection::EmbeddedSchema> {
+                ::core::option::Option::Some(&#embedded)
             }
         }
     }

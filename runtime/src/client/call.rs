@@ -90,6 +90,25 @@ impl<T, E> Call<T, E> {
     }
 }
 
+impl<T, E> Call<T, E> {
+    /// The call's outcome as it came, undecoded: for code whose types are known only at run
+    /// time (see [`payload`](crate::payload)). Awaiting the `Call` itself decodes it.
+    pub async fn into_reply(mut self) -> Reply {
+        std::future::poll_fn(|cx| match &mut self.state {
+            State::Pending(pending) => pending.poll_reply(cx),
+            State::Future(method, reply) => match lock(reply).as_mut() {
+                Some(reply) => reply.as_mut().poll(cx),
+                None => {
+                    Poll::Ready(Reply::Status(Status::cancelled(format!("`{method}` was cancelled by the caller"))))
+                }
+            },
+            State::Failed(status) => Poll::Ready(Reply::Status(status.clone())),
+            State::Done => Poll::Ready(Reply::Status(Status::internal("the call has already completed"))),
+        })
+        .await
+    }
+}
+
 impl<T, E> fmt::Debug for Call<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Call");

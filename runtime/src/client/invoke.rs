@@ -132,6 +132,12 @@ impl Request {
         Ok(Request { method, payload, options })
     }
 
+    /// The request for a call of `method` whose argument is already encoded: `payload` is sent
+    /// as it is. For code whose types are known only at run time (see [`payload`](crate::payload)).
+    pub fn from_payload(method: Method, payload: Bytes, options: CallOptions) -> Request {
+        Request { method, payload, options }
+    }
+
     /// The same request with other options (a retry's shorter timeout).
     pub(crate) fn with_options(mut self, options: CallOptions) -> Request {
         self.options = options;

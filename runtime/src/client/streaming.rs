@@ -17,13 +17,14 @@ use crate::error::{Code, Error, Status};
 use crate::method::Method;
 use crate::observe::Reason;
 use crate::wire::Header;
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 /// The items a server streams back for one call, then its final outcome.
 ///
@@ -81,6 +82,72 @@ impl<T, E> Streaming<T, E> {
     }
 }
 
+impl<T, E> Streaming<T, E> {
+    /// The next item as it came, undecoded: `Some(Ok(payload))` for each item, then `None` if
+    /// the call succeeded, or once `Some(Err(reply))` with its undecoded [`Reply::App`] or its
+    /// [`Reply::Status`], and `None` after that. For code whose types are known only at run
+    /// time (see [`payload`](crate::payload)); [`next`](Streaming::next) decodes.
+    pub async fn next_payload(&mut self) -> Option<Result<Bytes, Reply>> {
+        tokio::task::coop::consume_budget().await;
+        std::future::poll_fn(|cx| {
+            self.poll_next_raw(cx).map(|next| match next? {
+                Next::Item(taken) => {
+                    if let (Some(bytes), State::Open { pending, .. }) = (taken.grant, &self.state) {
+                        pending.client().send_header(&Header::Credit { id: pending.id(), bytes });
+                    }
+                    Some(Ok(taken.bytes))
+                }
+                Next::End(_, Reply::Ok(_)) => None,
+                Next::End(_, reply) => Some(Err(reply)),
+                Next::Failed(status) => Some(Err(Reply::Status(status))),
+            })
+        })
+        .await
+    }
+
+    /// The next item, or how the call ended, undecoded (`None` once that has been told).
+    fn poll_next_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
+        let State::Open { pending, stream, taker, end } = &mut self.state else {
+            return match std::mem::replace(&mut self.state, State::Done) {
+                State::Failed(status) => Poll::Ready(Some(Next::Failed(status))),
+                _ => Poll::Ready(None),
+            };
+        };
+        if end.is_none() {
+            pending.poll_timers(cx);
+        }
+        if let Poll::Ready(Some(taken)) = taker.poll_take(stream, cx) {
+            return Poll::Ready(Some(Next::Item(taken)));
+        }
+        if end.is_none() {
+            match pending.poll_end(cx) {
+                Poll::Ready(reply) => {
+                    // An item may have arrived between the two looks: take it first.
+                    if let Poll::Ready(Some(taken)) = taker.poll_take(stream, cx) {
+                        *end = Some(reply);
+                        return Poll::Ready(Some(Next::Item(taken)));
+                    }
+                    *end = Some(reply);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let method = pending.method();
+        let Some(reply) = end.take() else { return Poll::Pending };
+        self.state = State::Done;
+        Poll::Ready(Some(Next::End(method, reply)))
+    }
+}
+
+/// What a streaming call has next, undecoded.
+enum Next {
+    Item(Taken),
+    /// The call's outcome.
+    End(Method, Reply),
+    /// The call failed before it started.
+    Failed(Status),
+}
+
 impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
     /// The next item: `Ok(Some(item))`, `Ok(None)` once the call has ended successfully, or the
     /// error it ended with.
@@ -98,37 +165,17 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error<E>>>> {
-        let State::Open { pending, stream, taker, end } = &mut self.state else {
-            return match std::mem::replace(&mut self.state, State::Done) {
-                State::Failed(status) => Poll::Ready(Some(Err(Error::Status(status)))),
-                _ => Poll::Ready(None),
-            };
-        };
-        if end.is_none() {
-            pending.poll_timers(cx);
-        }
-        if let Poll::Ready(Some(taken)) = taker.poll_take(stream, cx) {
-            return Poll::Ready(Some(take(pending, stream, &taken)));
-        }
-        if end.is_none() {
-            match pending.poll_end(cx) {
-                Poll::Ready(reply) => {
-                    // An item may have arrived between the two looks: take it first.
-                    if let Poll::Ready(Some(taken)) = taker.poll_take(stream, cx) {
-                        *end = Some(reply);
-                        return Poll::Ready(Some(take(pending, stream, &taken)));
-                    }
-                    *end = Some(reply);
-                }
-                Poll::Pending => return Poll::Pending,
+        Poll::Ready(match ready!(self.poll_next_raw(cx)) {
+            None => None,
+            Some(Next::Item(taken)) => {
+                let State::Open { pending, stream, .. } = &self.state else {
+                    unreachable!("an item is only taken from an open stream")
+                };
+                Some(take(pending, stream, &taken))
             }
-        }
-        let method = pending.method();
-        let Some(reply) = end.take() else { return Poll::Pending };
-        self.state = State::Done;
-        Poll::Ready(match reply {
-            Reply::Ok(_) => None,
-            reply => decode::<(), E>(method, reply).err().map(Err),
+            Some(Next::End(_, Reply::Ok(_))) => None,
+            Some(Next::End(method, reply)) => decode::<(), E>(method, reply).err().map(Err),
+            Some(Next::Failed(status)) => Some(Err(Error::Status(status))),
         })
     }
 }

@@ -110,10 +110,9 @@ impl<'a> Fields<'a> {
         self.next_present()
     }
 
-    /// The next field, read with `seed`, or `None` if the writer's schema ends before it. (Used
-    /// by the values of run-time schemas, so far in tests only.)
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn next_seed<S: DeserializeSeed<'a>>(&mut self, seed: S) -> Result<Option<S::Value>, String> {
+    /// The next field, read with `seed`, or `None` if the writer's schema ends before it (for
+    /// values of run-time schemas, such as `tidl call`'s).
+    pub fn next_seed<S: DeserializeSeed<'a>>(&mut self, seed: S) -> Result<Option<S::Value>, String> {
         if self.rest.is_empty() {
             return Ok(match decode_seed(seed, &[]) {
                 Ok((value, 0)) => Some(value),
@@ -204,10 +203,9 @@ pub struct Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    /// The payload read with `seed`, which must take up all of it. (Used by the values of
-    /// run-time schemas, so far in tests only.)
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn decode_seed<S: DeserializeSeed<'a>>(&self, seed: S) -> Result<S::Value, String> {
+    /// The payload read with `seed`, which must take up all of it (for values of run-time
+    /// schemas, such as `tidl call`'s).
+    pub fn decode_seed<S: DeserializeSeed<'a>>(&self, seed: S) -> Result<S::Value, String> {
         let (value, used) = decode_seed(seed, self.bytes)?;
         if used != self.bytes.len() {
             return Err(format!("in `{}`: {} unexpected bytes after a variant", self.name, self.bytes.len() - used));

@@ -13,6 +13,9 @@ use std::collections::HashSet;
 
 #[cfg(test)]
 mod dynamic;
+mod embedded;
+
+pub use embedded::EmbeddedSchema;
 
 /// The wire shape of a method, as the compiler wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -44,6 +44,13 @@ pub trait Service: Send + Sync + 'static {
         let _ = method;
         None
     }
+
+    /// The `.tidl` files the service was generated from, which
+    /// [`ServerBuilder::reflection`](crate::ServerBuilder::reflection) serves (generated services
+    /// answer; without them, reflection does not list the service).
+    fn embedded_schema(&self) -> Option<&'static crate::schema::EmbeddedSchema> {
+        None
+    }
 }
 
 /// A request the server has read and is about to run; generated code hands it to

@@ -109,6 +109,18 @@ pub struct ServerBuilder {
     interceptors: Vec<Arc<dyn Interceptor>>,
     #[cfg(feature = "tower")]
     stack: Option<crate::tower::Stack>,
+    /// What the built-in services asked for do as the server is built (see `builtin`).
+    hooks: Vec<BuildHook>,
+}
+
+/// What a built-in service (`builtin`) does as the server is built: `install` registers it,
+/// seeing the services registered so far and the token that fires when shutdown starts. Hooks
+/// run in `order`; a hook replaces one of the same `name` added before.
+pub(crate) struct BuildHook {
+    pub(crate) name: &'static str,
+    pub(crate) order: u8,
+    #[allow(clippy::type_complexity)]
+    pub(crate) install: Box<dyn FnOnce(&mut HashMap<&'static str, Arc<dyn Service>>, &CancellationToken) + Send>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -116,6 +128,7 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("services", &self.services.keys().collect::<Vec<_>>())
             .field("config", &self.config)
+            .field("built_in", &self.hooks.iter().map(|h| h.name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -173,6 +186,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds what a built-in service does as the server is built.
+    pub(crate) fn on_build(mut self, hook: BuildHook) -> ServerBuilder {
+        self.hooks.retain(|h| h.name != hook.name);
+        self.hooks.push(hook);
+        self
+    }
+
     /// Replaces the default settings.
     pub fn config(mut self, config: ServerConfig) -> ServerBuilder {
         self.config = config;
@@ -180,7 +200,16 @@ impl ServerBuilder {
     }
 
     /// Builds the server.
-    pub fn build(self) -> Server {
+    ///
+    /// # Panics
+    /// If a registered service has the name of a built-in service turned on (`tidl.Health`,
+    /// `tidl.Reflection`).
+    pub fn build(mut self) -> Server {
+        let draining = CancellationToken::new();
+        self.hooks.sort_by_key(|h| h.order);
+        for hook in self.hooks.drain(..) {
+            (hook.install)(&mut self.services, &draining);
+        }
         let mut names: Vec<_> = self.services.keys().copied().collect();
         names.sort_unstable();
         Server {
@@ -190,7 +219,7 @@ impl ServerBuilder {
                 service_names: names.join(", "),
                 config: self.config,
                 tracker: TaskTracker::new(),
-                draining: CancellationToken::new(),
+                draining,
                 stopping: CancellationToken::new(),
                 interceptors: self.interceptors.into(),
                 #[cfg(feature = "tower")]
@@ -258,6 +287,7 @@ impl Server {
             interceptors: Vec::new(),
             #[cfg(feature = "tower")]
             stack: None,
+            hooks: Vec::new(),
         }
     }
 

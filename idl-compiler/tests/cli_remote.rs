@@ -1,0 +1,116 @@
+//! The real `tidl` binary against a server (the golden `Example` service, with reflection, on a
+//! runtime of its own): a call's reply on standard output, and Ctrl-C (SIGINT) cancelling a
+//! long call, whose handler is seen to stop. The root crate's `tests/operate.rs` runs the same
+//! commands in process, in depth.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tidl_runtime::{Context, Error, Server};
+use tokio::sync::watch;
+
+// Private to this test: the generated public API is partly unused here.
+#[allow(unreachable_pub, dead_code)]
+mod services {
+    include!("golden/services.rs");
+}
+
+/// `finite_loop` handlers running now, and started so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Loops {
+    running: u32,
+    started: u32,
+}
+
+struct Example {
+    loops: watch::Sender<Loops>,
+}
+
+/// Counts a handler as running until its future is dropped.
+struct Running<'a>(&'a watch::Sender<Loops>);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|l| l.running -= 1);
+    }
+}
+
+impl services::Example for Example {
+    async fn finite_loop(&self, _ctx: Context, (): ()) -> Result<(), Error> {
+        self.loops.send_modify(|l| {
+            l.running += 1;
+            l.started += 1;
+        });
+        let _running = Running(&self.loops);
+        std::future::pending().await
+    }
+
+    async fn echo(&self, _ctx: Context, text: String) -> Result<String, Error> {
+        Ok(text)
+    }
+}
+
+/// Serves `Example` with reflection on a runtime of its own; the receiver sees its loops.
+fn serve() -> (SocketAddr, watch::Receiver<Loops>) {
+    let loops = watch::Sender::new(Loops::default());
+    let seen = loops.subscribe();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            let server =
+                Server::builder().register(services::ExampleServer::new(Example { loops })).reflection().build();
+            tx.send(server.listen("127.0.0.1:0").await.expect("bind loopback")).expect("report the address");
+            std::future::pending::<()>().await;
+        });
+    });
+    (rx.recv().expect("server address"), seen)
+}
+
+fn tidl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tidl"))
+}
+
+/// Waits (on the test's thread) until the loops satisfy `condition`.
+fn wait_for(loops: &mut watch::Receiver<Loops>, condition: impl FnMut(&Loops) -> bool) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), loops.wait_for(condition))
+            .await
+            .expect("in time")
+            .expect("the server is alive");
+    });
+}
+
+#[test]
+fn call_prints_the_reply_as_json() {
+    let (addr, _) = serve();
+    let out = tidl().args(["call", &addr.to_string(), "Example.echo", "\"hi\""]).output().expect("run tidl");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"hi\"\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_cancels_the_call_and_the_handler_stops() {
+    let (addr, mut loops) = serve();
+    let child = tidl()
+        .args(["call", &addr.to_string(), "Example.finite_loop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tidl");
+    wait_for(&mut loops, |l| l.running == 1);
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("tidl ends");
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cancelled: `Example.finite_loop` was cancelled (Ctrl-C); the server was told to stop it\n"
+    );
+    wait_for(&mut loops, |l| l.running == 0);
+    assert_eq!(*loops.borrow(), Loops { running: 0, started: 1 });
+}
