@@ -8,6 +8,7 @@ use crate::imp::{BusyClient, CancelClient, EchoClient, Rpc, StreamClient, Stream
 use crate::probe::Probe;
 use crate::wire::{Counted, WireCounter};
 use bytes::Bytes;
+use futures::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,14 +141,14 @@ impl Service for Streams {
 
     fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
         match method {
-            // `count` items of `size` bytes (one `Bytes`, cloned).
+            // `count` items of `size` bytes (one `Bytes`, cloned), from a ready stream, as
+            // tonic-ready's handler returns one.
             "items" => request.spawn_server_stream(
                 Method::new(STREAMS, "items"),
                 |_ctx: Context, (count, size): (u64, u32), mut out: Sink<Bytes>| async move {
                     let item = Bytes::from(vec![0xa5; size as usize]);
-                    for _ in 0..count {
-                        out.send(item.clone()).await?;
-                    }
+                    let count = usize::try_from(count).unwrap_or(usize::MAX);
+                    out.send_all(futures::stream::repeat(item).take(count)).await?;
                     Ok::<_, Error>(())
                 },
             ),

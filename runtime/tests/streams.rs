@@ -106,6 +106,19 @@ impl Service for Streams {
                     Ok::<_, Error>(())
                 },
             ),
+            // Sends items of the given size for ever from a ready stream with `send_all`,
+            // counting those the stream gave (sent, or held in the sink's batch).
+            "endless_all" => request.spawn_server_stream(
+                Method::new("Streams", "endless_all"),
+                move |_ctx: Context, size: u32, mut out: Sink<Vec<u8>>| async move {
+                    let items = std::iter::repeat_with(move || {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        vec![0; size as usize]
+                    });
+                    out.send_all(Iter(items)).await?;
+                    Ok::<_, Error>(())
+                },
+            ),
             // Takes one item, then answers with its length.
             "early" => request.spawn_client_stream(
                 Method::new("Streams", "early"),
@@ -275,6 +288,34 @@ async fn a_slow_consumer_parks_the_producer_within_one_window() {
     assert!(last <= limit, "the producer sent {last} items, more than a window ({limit}) ahead of the consumer");
     assert!(last >= limit / 2, "the producer used its window ({last} of {limit})");
     // Taking items lets it go on.
+    for _ in 0..limit {
+        assert!(stream.message().await.expect("an item").is_some());
+    }
+    assert!(f.sent.load(Ordering::SeqCst) > last, "the producer resumed once items were taken");
+}
+
+#[tokio::test]
+async fn a_slow_consumer_parks_a_send_all_producer_within_one_window_and_a_batch() {
+    let window = 256 * 1024;
+    let item = 1024u32;
+    let mut client_config = ClientConfig::default();
+    client_config.stream_window = window;
+    let f = fixture_with(ServerConfig::default(), client_config).await;
+    let mut stream = f.client.server_stream::<_, Vec<u8>, String>(method("endless_all"), &item, &opts());
+    assert_eq!(stream.message().await.map(|i| i.map(|i| i.len())), Ok(Some(1024)));
+    // Sent: one window plus one item at most; taken from the stream: a batch more.
+    let limit = (window as u64) / u64::from(item) + 2 + Sink::<Vec<u8>>::SEND_BATCH as u64;
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = f.sent.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    assert!(last <= limit, "the producer made {last} items, more than a window and a batch ({limit}) ahead");
+    assert!(last >= limit / 2, "the producer used its window ({last} of {limit})");
     for _ in 0..limit {
         assert!(stream.message().await.expect("an item").is_some());
     }

@@ -58,6 +58,9 @@ enum State {
     Done,
 }
 
+/// Items a consumer may take between two looks at its call's timers.
+const TIMERS_EVERY: u64 = 32;
+
 impl<T, E> Streaming<T, E> {
     pub(crate) fn open(pending: Pending, stream: Arc<Stream>) -> Streaming<T, E> {
         Streaming { state: State::Open { pending, stream, taker: Taker::default(), end: None }, _items: PhantomData }
@@ -92,10 +95,13 @@ impl<T, E> Streaming<T, E> {
         std::future::poll_fn(|cx| {
             self.poll_next_raw(cx).map(|next| match next? {
                 Next::Item(taken) => {
-                    if let (Some(bytes), State::Open { pending, .. }) = (taken.grant, &self.state) {
+                    let State::Open { pending, taker, .. } = &self.state else {
+                        unreachable!("an item is only taken from an open stream")
+                    };
+                    if let Some(bytes) = taken.grant {
                         pending.client().send_header(&Header::Credit { id: pending.id(), bytes });
                     }
-                    Some(Ok(taken.bytes))
+                    Some(Ok(taker.item_bytes(&taken)))
                 }
                 Next::End(_, Reply::Ok(_)) => None,
                 Next::End(_, reply) => Some(Err(reply)),
@@ -113,11 +119,18 @@ impl<T, E> Streaming<T, E> {
                 _ => Poll::Ready(None),
             };
         };
-        if end.is_none() {
+        // The call's timers (deadline, parent's cancel) are looked at every few items while
+        // items are ready, and always before waiting: a consumer of a fast stream notices its
+        // deadline within a few items, without paying a timer's poll for each one.
+        let timers_due = end.is_none() && taker.count() % TIMERS_EVERY == 0;
+        if timers_due {
             pending.poll_timers(cx);
         }
         if let Poll::Ready(Some(taken)) = taker.poll_take(stream, cx) {
             return Poll::Ready(Some(Next::Item(taken)));
+        }
+        if end.is_none() && !timers_due {
+            pending.poll_timers(cx);
         }
         if end.is_none() {
             match pending.poll_end(cx) {
@@ -168,10 +181,10 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
         Poll::Ready(match ready!(self.poll_next_raw(cx)) {
             None => None,
             Some(Next::Item(taken)) => {
-                let State::Open { pending, stream, .. } = &self.state else {
+                let State::Open { pending, stream, taker, .. } = &self.state else {
                     unreachable!("an item is only taken from an open stream")
                 };
-                Some(take(pending, stream, &taken))
+                Some(take(pending, stream, taker.item(&taken), &taken))
             }
             Some(Next::End(_, Reply::Ok(_))) => None,
             Some(Next::End(method, reply)) => decode::<(), E>(method, reply).err().map(Err),
@@ -181,11 +194,11 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
 }
 
 /// Decodes a taken item, granting credit back if a batch is due; a bad item cancels the call.
-fn take<T: DeserializeOwned, E>(pending: &Pending, stream: &Stream, taken: &Taken) -> Result<T, Error<E>> {
+fn take<T: DeserializeOwned, E>(pending: &Pending, stream: &Stream, item: &[u8], taken: &Taken) -> Result<T, Error<E>> {
     if let Some(bytes) = taken.grant {
         pending.client().send_header(&Header::Credit { id: pending.id(), bytes });
     }
-    codec::decode::<T>(&taken.bytes).map_err(|e| {
+    codec::decode::<T>(item).map_err(|e| {
         let status = Status::new(
             Code::Internal,
             format!(

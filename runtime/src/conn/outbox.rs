@@ -70,6 +70,9 @@ pub(crate) enum PushError {
     Frame(WriteFailure),
 }
 
+/// How many bytes of items [`Outbox::push_items`] encodes under one lock, beyond the first item.
+pub(crate) const BATCH_BYTES: usize = 16 * 1024;
+
 impl Outbox {
     pub(crate) fn new(max_frame_len: usize, high_water: usize) -> Outbox {
         Outbox {
@@ -120,22 +123,77 @@ impl Outbox {
     pub(crate) fn push_item(
         &self,
         id: u64,
-        mut encode: impl FnMut(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
+        encode: impl FnMut(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
     ) -> Result<usize, PushError> {
         let mut state = self.lock();
         if state.closing || state.dead {
             return Err(PushError::Closed);
         }
         let was_empty = state.buf.is_empty();
-        let state = &mut *state;
+        let len = self.put_item(&mut state, id, encode)?;
+        self.queued.store(state.buf.len(), Ordering::Relaxed);
+        drop(state);
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        Ok(len)
+    }
+
+    /// Queues items of call `id`'s stream from the front of `items`, under one lock and with one
+    /// wake of the writer, up to [`BATCH_BYTES`] (at least one item), while `credit` lasts (an item may take it below zero, as for one item)
+    /// and the outbox is below its high-water mark. Returns how many were queued and their
+    /// bytes, and the error that stopped it, if one did.
+    pub(crate) fn push_items<T: serde::Serialize>(
+        &self,
+        id: u64,
+        items: &[T],
+        mut credit: i64,
+    ) -> (usize, usize, Option<PushError>) {
+        let mut state = self.lock();
+        if state.closing || state.dead {
+            return (0, 0, Some(PushError::Closed));
+        }
+        let was_empty = state.buf.is_empty();
+        let (mut count, mut bytes, mut failed) = (0, 0, None);
+        for item in items {
+            // Large items go one at a time: encoding them is what takes the time, and the writer
+            // should not wait for a whole batch of them behind the lock.
+            if credit <= 0 || state.buf.len() >= self.high_water || bytes >= BATCH_BYTES {
+                break;
+            }
+            match self.put_item(&mut state, id, |buf, limit| crate::codec::encode_into(item, buf, limit)) {
+                Ok(len) => {
+                    count += 1;
+                    bytes += len;
+                    credit -= i64::try_from(len).unwrap_or(i64::MAX);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.queued.store(state.buf.len(), Ordering::Relaxed);
+        drop(state);
+        if was_empty && count > 0 {
+            self.wake_writer.notify_one();
+        }
+        (count, bytes, failed)
+    }
+
+    /// Appends one item of call `id` to `state`'s buffer: to the open `Item` frame of the same
+    /// call if it fits, else in a frame of its own.
+    fn put_item(
+        &self,
+        state: &mut State,
+        id: u64,
+        mut encode: impl FnMut(&mut BytesMut, usize) -> Result<(), EncodeFailure>,
+    ) -> Result<usize, PushError> {
         if let Some((open, start)) = state.open_item
             && open == id
         {
             match wire::append_item(&mut state.buf, start, self.max_frame_len, &mut encode) {
-                Ok(len) => {
-                    self.queued.store(state.buf.len(), Ordering::Relaxed);
-                    return Ok(len);
-                }
+                Ok(len) => return Ok(len),
                 // It does not fit beside the others: a frame of its own.
                 Err(EncodeFailure::TooLarge) => state.open_item = None,
                 Err(EncodeFailure::Invalid(e)) => return Err(PushError::Frame(WriteFailure::Invalid(e))),
@@ -144,10 +202,6 @@ impl Outbox {
         let start = state.buf.len();
         let len = wire::write_item(&mut state.buf, self.max_frame_len, id, encode).map_err(PushError::Frame)?;
         state.open_item = Some((id, start));
-        self.queued.store(state.buf.len(), Ordering::Relaxed);
-        if was_empty {
-            self.wake_writer.notify_one();
-        }
         Ok(len)
     }
 

@@ -97,12 +97,16 @@ struct Inbox {
 }
 
 /// The application's end of a stream's items: it takes the items held in one go and hands them
-/// out one by one, granting credit back as they are handed out.
+/// out one by one, granting credit back as they are handed out. An item handed out is a range
+/// of the chunk it came in ([`item`](Taker::item)), valid until the next take: no reference
+/// count is touched per item.
 #[derive(Debug, Default)]
 pub(crate) struct Taker {
     batch: VecDeque<Bytes>,
-    /// What is left of the chunk items are being taken from.
+    /// The chunk items are being taken from.
     chunk: Bytes,
+    /// Where the next item of `chunk` starts.
+    at: usize,
     /// Bytes handed out since credit was last granted.
     ungranted: u64,
     /// Items handed out so far: the index of the next one.
@@ -116,27 +120,47 @@ impl Taker {
         if stream.cleared.load(Ordering::Acquire) {
             self.batch.clear();
             self.chunk = Bytes::new();
+            self.at = 0;
         }
-        if self.chunk.is_empty() {
+        if self.at >= self.chunk.len() {
             if self.batch.is_empty() && !std::task::ready!(stream.poll_fill(cx, &mut self.batch)) {
                 return Poll::Ready(None);
             }
             let Some(chunk) = self.batch.pop_front() else { return Poll::Ready(None) };
             self.chunk = chunk;
+            self.at = 0;
         }
         // The reader checked every chunk's items.
-        let Some(bytes) = crate::wire::split_item(&mut self.chunk) else {
+        let Some(range) = crate::wire::item_at(&self.chunk, self.at) else {
             self.chunk = Bytes::new();
+            self.at = 0;
             return Poll::Ready(None);
         };
-        self.ungranted += bytes.len() as u64;
+        self.at = range.end;
+        self.ungranted += range.len() as u64;
         let index = self.taken;
         self.taken += 1;
         let grant = (self.ungranted >= stream.window / 2).then(|| std::mem::take(&mut self.ungranted));
         if let Some(grant) = grant {
             stream.granted.fetch_add(grant, Ordering::AcqRel);
         }
-        Poll::Ready(Some(Taken { bytes, index, grant }))
+        Poll::Ready(Some(Taken { range, index, grant }))
+    }
+
+    /// How many items were handed out so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.taken
+    }
+
+    /// The bytes of `taken`, the item the last take handed out.
+    pub(crate) fn item(&self, taken: &Taken) -> &[u8] {
+        self.chunk.get(taken.range.clone()).unwrap_or_default()
+    }
+
+    /// The bytes of `taken`, the item the last take handed out, as a `Bytes` of their own
+    /// (sharing the chunk's memory).
+    pub(crate) fn item_bytes(&self, taken: &Taken) -> Bytes {
+        if taken.range.end <= self.chunk.len() { self.chunk.slice(taken.range.clone()) } else { Bytes::new() }
     }
 }
 
@@ -152,8 +176,8 @@ pub(crate) struct Overrun {
 /// An item taken from the inbox.
 #[derive(Debug)]
 pub(crate) struct Taken {
-    /// Its encoded bytes.
-    pub(crate) bytes: Bytes,
+    /// Where its encoded bytes are in the taker's chunk ([`Taker::item`]).
+    range: std::ops::Range<usize>,
     /// Its index in the stream, from 0.
     pub(crate) index: u64,
     /// Credit to grant the sender now, if a batch is due.
@@ -304,7 +328,6 @@ impl Stream {
     }
 
     /// The credit left (below zero by at most one item).
-    #[cfg(test)]
     pub(crate) fn credit(&self) -> i64 {
         self.credit.load(Ordering::Acquire)
     }
@@ -343,9 +366,10 @@ mod tests {
         stream.push(b"c").expect("dropped: after the half-close");
         let mut taker = Taker::default();
         let Poll::Ready(Some(a)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!((&a.bytes[..], a.index), (&b"a"[..], 0));
+        assert_eq!((taker.item(&a), a.index), (&b"a"[..], 0));
         let Poll::Ready(Some(b)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!((&b.bytes[..], b.index), (&b"b"[..], 1));
+        assert_eq!((taker.item(&b), b.index), (&b"b"[..], 1));
+        assert_eq!(taker.item_bytes(&b), Bytes::from_static(b"b"));
         assert!(matches!(take(&stream, &mut taker), Poll::Ready(None)));
     }
 

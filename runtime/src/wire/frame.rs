@@ -145,15 +145,22 @@ pub(crate) fn item_lengths(payload: &[u8]) -> impl Iterator<Item = Result<usize,
     })
 }
 
-/// Splits the first item off a valid `Item` frame payload (one [`item_lengths`] accepted).
-pub(crate) fn split_item(payload: &mut Bytes) -> Option<Bytes> {
-    let prefix = payload.get(..ITEM_LEN_PREFIX)?;
+/// Where the item that starts at `at` of a valid `Item` frame payload (one [`item_lengths`]
+/// accepted) has its bytes, its length prefix skipped.
+pub(crate) fn item_at(payload: &[u8], at: usize) -> Option<std::ops::Range<usize>> {
+    let prefix = payload.get(at..at.checked_add(ITEM_LEN_PREFIX)?)?;
     let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-    if payload.len() < ITEM_LEN_PREFIX + len {
-        return None;
-    }
-    let mut item = payload.split_to(ITEM_LEN_PREFIX + len);
-    bytes::Buf::advance(&mut item, ITEM_LEN_PREFIX);
+    let start = at + ITEM_LEN_PREFIX;
+    let end = start.checked_add(len)?;
+    (end <= payload.len()).then_some(start..end)
+}
+
+/// Splits the first item off a valid `Item` frame payload (one [`item_lengths`] accepted).
+#[cfg(test)]
+pub(crate) fn split_item(payload: &mut Bytes) -> Option<Bytes> {
+    let range = item_at(payload, 0)?;
+    let item = payload.slice(range.clone());
+    bytes::Buf::advance(payload, range.end);
     Some(item)
 }
 

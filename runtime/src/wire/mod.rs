@@ -10,7 +10,7 @@ pub use decoder::{FrameDecoder, FrameTooLarge};
 #[cfg(test)]
 pub(crate) use frame::items;
 pub(crate) use frame::{
-    WriteFailure, append_item, item_lengths, parse, split_item, write_frame, write_header, write_item,
+    WriteFailure, append_item, item_at, item_lengths, parse, write_frame, write_header, write_item,
 };
 pub(crate) use header::{Header, MAX_METADATA_ENTRIES, MetadataEntries, Outcome};
 
