@@ -91,7 +91,6 @@ impl<T, E> Streaming<T, E> {
     /// [`Reply::Status`], and `None` after that. For code whose types are known only at run
     /// time (see [`payload`](crate::payload)); [`next`](Streaming::next) decodes.
     pub async fn next_payload(&mut self) -> Option<Result<Bytes, Reply>> {
-        tokio::task::coop::consume_budget().await;
         std::future::poll_fn(|cx| {
             self.poll_next_raw(cx).map(|next| match next? {
                 Next::Item(taken) => {
@@ -111,8 +110,19 @@ impl<T, E> Streaming<T, E> {
         .await
     }
 
-    /// The next item, or how the call ended, undecoded (`None` once that has been told).
+    /// The next item, or how the call ended, undecoded (`None` once that has been told). Takes
+    /// part in tokio's cooperative budget: a consumer of a fast stream steps aside now and then.
     fn poll_next_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let next = self.poll_next_uncounted(cx);
+        if next.is_ready() {
+            coop.made_progress();
+        }
+        next
+    }
+
+    /// [`poll_next_raw`](Self::poll_next_raw) outside the cooperative budget.
+    fn poll_next_uncounted(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
         let State::Open { pending, stream, taker, end } = &mut self.state else {
             return match std::mem::replace(&mut self.state, State::Done) {
                 State::Failed(status) => Poll::Ready(Some(Next::Failed(status))),
@@ -171,9 +181,6 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
     /// The next item (`Some(Ok(item))`), the error the call ended with (`Some(Err(_))`), or
     /// `None` once it has ended.
     pub async fn next(&mut self) -> Option<Result<T, Error<E>>> {
-        // Takes part in tokio's cooperative budget: a consumer of a fast stream steps aside now
-        // and then.
-        tokio::task::coop::consume_budget().await;
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 

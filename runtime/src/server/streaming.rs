@@ -171,7 +171,6 @@ impl<T: DeserializeOwned> Source<T> {
     /// The next item, an error if it does not decode, or `None` after the last one. Takes part
     /// in tokio's cooperative budget.
     pub async fn next(&mut self) -> Option<Result<T, Status>> {
-        tokio::task::coop::consume_budget().await;
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
@@ -181,6 +180,16 @@ impl<T: DeserializeOwned> Source<T> {
     }
 
     fn poll_item(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<T, Status>>> {
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let item = self.poll_item_uncounted(cx);
+        if item.is_ready() {
+            coop.made_progress();
+        }
+        item
+    }
+
+    /// [`poll_item`](Self::poll_item) outside the cooperative budget.
+    fn poll_item_uncounted(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<T, Status>>> {
         let Some(taken) = std::task::ready!(self.taker.poll_take(&self.stream, cx)) else {
             return Poll::Ready(None);
         };
