@@ -67,6 +67,9 @@ pub enum Case {
     /// `echo` without tower layers, through a server stack and through a client stack (tidl
     /// only).
     Layers,
+    /// `echo` from a server whose handlers are spawned and from one that polls them inline
+    /// first (tidl only).
+    Inline,
     /// 10,000 connections opened at once, each handshaken (tidl, and a plain accept loop as
     /// raw; the server in a child process of its own).
     Storm,
@@ -74,7 +77,7 @@ pub enum Case {
 
 impl Case {
     /// The cases of the one-process table, in run order.
-    pub const ALL: [Case; 22] = [
+    pub const ALL: [Case; 23] = [
         Case::Seq,
         Case::Tput(1),
         Case::Tput(64),
@@ -96,6 +99,7 @@ impl Case {
         Case::Structs,
         Case::Tls,
         Case::Layers,
+        Case::Inline,
         Case::Storm,
     ];
 
@@ -117,7 +121,7 @@ impl Case {
     pub fn applies_to(self, imp: Impl) -> bool {
         match imp {
             Impl::Tidl => true,
-            _ if matches!(self, Case::Structs | Case::Tls | Case::Layers) => false,
+            _ if matches!(self, Case::Structs | Case::Tls | Case::Layers | Case::Inline) => false,
             Impl::Raw if self == Case::Storm => true,
             _ if self == Case::Storm => false,
             Impl::TonicReady | Impl::TonicChan => self.is_streaming(),
@@ -144,6 +148,7 @@ impl fmt::Display for Case {
             Case::Structs => f.write_str("structs"),
             Case::Tls => f.write_str("tls"),
             Case::Layers => f.write_str("layers"),
+            Case::Inline => f.write_str("inline"),
             Case::Storm => f.write_str("storm"),
         }
     }
@@ -245,6 +250,7 @@ pub fn run(case: Case, imp: Impl, counts: &Counts, addr: Option<SocketAddr>) -> 
         Impl::Tidl if case == Case::Structs => crate::structs::run(counts),
         Impl::Tidl if case == Case::Tls => crate::tls_case::run(counts),
         Impl::Tidl if case == Case::Layers => crate::layers_case::run(counts),
+        Impl::Tidl if case == Case::Inline => crate::inline_case::run(counts),
         Impl::Tarpc => run_for::<Tarpc, _>(case, counts, addr, cancel::<Tarpc>),
         Impl::Tidl => run_for::<Tidl, _>(case, counts, addr, cancel::<Tidl>),
     }

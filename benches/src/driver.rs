@@ -39,6 +39,7 @@ usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-
 cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 payload-65536
        payload-1048576 cancel cost busy stream-16 stream-65536 stream-pingpong stream-cancel
        stream-stall structs (tidl only: @frozen against evolvable structs) tls (tidl only: plain against TLS)
+       layers (tidl only: with and without tower layers) inline (tidl only: handlers spawned or inline)
        storm (tidl, and raw as a plain accept loop: 10,000 connections at once; with --addr,
        against a server already running there)
 impls: raw tarpc tonic-ready tonic-chan tidl (tonic only in the stream-* cases)

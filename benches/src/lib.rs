@@ -16,6 +16,7 @@ pub mod alloc;
 pub mod cases;
 pub mod driver;
 pub mod imp;
+pub mod inline_case;
 pub mod layers_case;
 pub mod probe;
 pub mod raw;

@@ -7,30 +7,13 @@
 
 mod common;
 
-use common::{EVENT_TIMEOUT, Probe, call, status};
-use std::net::SocketAddr;
+use common::{EVENT_TIMEOUT, Probe, call, serve_alone, status};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tidl_runtime::tower::{ClientService, Handling, Layered};
 use tidl_runtime::{CallOptions, Client, Code, Context, Invoke, Method, Server};
 use tower::ServiceBuilder;
-
-/// Serves the server `build` makes on a runtime of its own (two workers), on loopback TCP.
-fn serve_alone(build: impl FnOnce() -> Server + Send + 'static) -> SocketAddr {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
-        runtime.block_on(async move {
-            let server = build();
-            let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
-            addr_tx.send(addr).expect("report the address");
-            std::future::pending::<()>().await;
-        });
-    });
-    addr_rx.recv().expect("server address")
-}
 
 /// Calls `Probe.<name>` with `arg` through `invoke`.
 fn call_with<A: tidl_runtime::serde::Serialize + ?Sized, T>(

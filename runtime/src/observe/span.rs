@@ -82,14 +82,30 @@ impl Drop for ServerCall {
 }
 
 /// Spawns the handler's `task` on `tracker`, in `span` if it has one: a call nobody traces
-/// carries no span.
-pub(crate) fn spawn<F>(tracker: &TaskTracker, task: F, span: Option<Span>)
+/// carries no span. If `inline`, polls it once here first, and spawns it only if it waits.
+pub(crate) fn spawn<F>(tracker: &TaskTracker, task: F, span: Option<Span>, inline: bool)
 where
     F: Future<Output = ()> + Send + 'static,
 {
     match span {
+        None if inline => spawn_unless_done(tracker, task),
         None => drop(tracker.spawn(task)),
+        Some(span) if inline => spawn_unless_done(tracker, task.instrument(span)),
         Some(span) => drop(tracker.spawn(task.instrument(span))),
+    }
+}
+
+/// Polls `task` once, and spawns it on `tracker` if it is not done. The first poll registers a
+/// waker that wakes nothing: the spawned task's first poll registers its own, as every future
+/// must expect.
+fn spawn_unless_done<F>(tracker: &TaskTracker, task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut task = Box::pin(task);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if task.as_mut().poll(&mut cx).is_pending() {
+        drop(tracker.spawn(task));
     }
 }
 

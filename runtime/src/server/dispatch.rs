@@ -139,6 +139,7 @@ pub(super) fn run<T, E, F, Fut>(
     let ctx = Context::for_call(call, deadline);
     let (observed, span) = observe::ServerCall::start(method, &ctx);
     let tracker = conn.server.tracker.clone();
+    let inline = conn.server.config.inline_handlers;
     let interceptors = (!conn.server.interceptors.is_empty()).then(|| conn.server.interceptors.clone());
     #[cfg(feature = "tower")]
     let stack = conn.server.stack.clone();
@@ -200,7 +201,7 @@ pub(super) fn run<T, E, F, Fut>(
         }
         conn.in_flight.end(id);
     };
-    observe::spawn(&tracker, task, span);
+    observe::spawn(&tracker, task, span, inline);
 }
 
 /// The handler `start` makes, after the server's interceptors have let the call through; the

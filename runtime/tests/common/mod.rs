@@ -325,3 +325,19 @@ pub async fn chain() -> (Client, [Probe; 3], [Server; 3]) {
     let (a_addr, a_server) = serve(a.clone()).await;
     (Client::dial(a_addr).await.expect("dial A"), [a, b, c], [a_server, b_server, c_server])
 }
+
+/// Serves the server `build` makes on a runtime of its own (two workers), on loopback TCP.
+pub fn serve_alone(build: impl FnOnce() -> Server + Send + 'static) -> SocketAddr {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            let server = build();
+            let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
+            addr_tx.send(addr).expect("report the address");
+            std::future::pending::<()>().await;
+        });
+    });
+    addr_rx.recv().expect("server address")
+}
