@@ -364,3 +364,57 @@ async fn health_watch_ends_not_serving_when_the_server_shuts_down() {
     assert_eq!(status, 4);
     assert_eq!(String::from_utf8_lossy(&stdout.0.borrow()), "Serving\nNotServing\n");
 }
+
+/// A CA and a certificate for `localhost` it signed, as PEM: (CA, certificate, key).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert =
+        CertificateParams::new(vec!["localhost".to_owned()]).expect("params").signed_by(&key, &ca).expect("sign");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn call_and_health_speak_tls_to_a_server_that_does() {
+    use tidl_runtime::transport::tls::{self, TlsListener};
+    let (ca, cert, key) = certificates();
+    let config = tls::server_config(cert.as_bytes(), key.as_bytes(), None).expect("server config");
+    let health = HealthReporter::new();
+    let server = Server::builder().register(ExampleServer::new(fast_example())).reflection().health(&health).build();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+            tx.send(tcp.local_addr().expect("address")).expect("report the address");
+            server.accept(TlsListener::new(tcp, config)).await.expect("serve");
+        });
+    });
+    let addr = rx.recv().expect("server address").to_string();
+    let dir = std::env::temp_dir().join(format!("tidl-operate-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca).expect("write the CA");
+    let ca_path = ca_file.to_string_lossy().into_owned();
+
+    let tls = ["--ca", ca_path.as_str(), "--server-name", "localhost"];
+    let run = tidl(&[&["call", &addr, "Example.echo", "\"over tls\""][..], &tls].concat()).await;
+    assert_eq!((run.status, run.stdout.as_str(), run.stderr.as_str()), (0, "\"over tls\"\n", ""), "{run:?}");
+    let run = tidl(&[&["health", &addr][..], &tls].concat()).await;
+    assert_eq!(run.status, 0, "{run:?}");
+
+    // A certificate for another name: refused, saying so, with Unavailable's exit status.
+    let run = tidl(&["call", &addr, "Example.echo", "\"hi\"", "--ca", &ca_path, "--server-name", "example.org"]).await;
+    assert_eq!(run.status, 64 + 14, "{run:?}");
+    assert!(run.stderr.contains("example.org"), "{run:?}");
+    // Plain TCP to a TLS server fails, and a missing CA file is a usage error naming it.
+    assert_ne!(tidl(&["call", &addr, "Example.echo", "\"hi\""]).await.status, 0);
+    let run = tidl(&["call", &addr, "Example.echo", "\"hi\"", "--ca", "/nonexistent/ca.pem"]).await;
+    assert_eq!(run.status, 2, "{run:?}");
+    assert!(run.stderr.contains("/nonexistent/ca.pem"), "{run:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

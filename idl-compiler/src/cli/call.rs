@@ -38,7 +38,7 @@ async fn call(
         }
         None => None,
     };
-    let client = remote::connect(out, cancel, &args.addr, None).await?;
+    let client = remote::connect(out, cancel, &args.addr, &args.tls, None).await?;
     let served;
     let (schema, argument) = match (&files, early) {
         (Some(schema), Some(argument)) => (schema, argument),

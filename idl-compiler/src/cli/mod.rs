@@ -214,10 +214,29 @@ struct SchemaArgs {
     include: Vec<PathBuf>,
 }
 
+/// How to reach the server: plain TCP, or TLS when a CA is given.
+#[derive(Debug, Default, clap::Args)]
+struct TlsArgs {
+    /// Connect over TLS, trusting the CA certificates in this PEM file.
+    #[arg(long = "ca", value_name = "PEM")]
+    ca: Option<PathBuf>,
+    /// For mutual TLS: this client's certificate chain (PEM); needs --key and --ca.
+    #[arg(long, value_name = "PEM", requires_all = ["key", "ca"])]
+    cert: Option<PathBuf>,
+    /// For mutual TLS: the private key of --cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The name the server's certificate must be for (default: the host of ADDR); needs --ca.
+    #[arg(long = "server-name", value_name = "NAME", requires = "ca")]
+    server_name: Option<String>,
+}
+
 #[derive(Debug, clap::Args)]
 struct CallArgs {
     /// The server: HOST:PORT.
     addr: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// The method, as SERVICE.METHOD (the service's wire name: `shop.Shop.place`) or
     /// SERVICE/METHOD.
     method: String,
@@ -243,6 +262,8 @@ struct CallArgs {
 struct ListArgs {
     /// The server: HOST:PORT.
     addr: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Only this service (by wire name: `shop.Shop`).
     service: Option<String>,
     #[command(flatten)]
@@ -253,6 +274,8 @@ struct ListArgs {
 struct DescribeArgs {
     /// The server: HOST:PORT.
     addr: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// What to show: a method (`shop.Shop.place`), a service (`shop.Shop`) or a type
     /// (`shop.Order`).
     name: String,
@@ -264,6 +287,8 @@ struct DescribeArgs {
 struct HealthArgs {
     /// The server: HOST:PORT.
     addr: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// A service's status (its wire name: `shop.Shop`) instead of the whole server's.
     service: Option<String>,
     /// Give up after this long, connecting included (exit status 68): 250ms, 3s.

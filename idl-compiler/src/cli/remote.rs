@@ -2,16 +2,19 @@
 //! from the server's reflection), reporting a failed call; and `tidl health`.
 
 use super::files::config;
-use super::{FAILED, HealthArgs, INTERRUPTED, Io, NOT_SERVING, OK, SchemaArgs, status_exit};
+use super::{FAILED, HealthArgs, INTERRUPTED, Io, NOT_SERVING, OK, SchemaArgs, TlsArgs, USAGE, status_exit};
 use crate::Source;
 use crate::dynamic::Schema;
 use std::collections::HashSet;
 use std::future::Future;
 use std::io::Write;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 use tidl_runtime::health::{HealthClientExt, ServingStatus};
 use tidl_runtime::reflection::ReflectionClientExt;
+use tidl_runtime::transport::tcp::TcpConnector;
+use tidl_runtime::transport::tls::{self, TlsConnector};
 use tidl_runtime::{Client, ClientConfig, Code, Error, Status};
 use tokio::time::Instant;
 
@@ -44,21 +47,53 @@ pub(super) async fn or_cancelled<T>(
     }
 }
 
-/// A connection to `addr`, made within `timeout` (the client's default, 10 s, if none).
+/// A connection to `addr`, over TLS if `tls` names a CA, made within `timeout` (the client's
+/// default, 10 s, if none).
 pub(super) async fn connect(
     out: &mut Out<'_>,
     cancel: &mut Cancel<'_>,
     addr: &str,
+    tls: &TlsArgs,
     timeout: Option<Duration>,
 ) -> Result<Client, Exit> {
     let mut config = ClientConfig::default();
     if let Some(timeout) = timeout {
         config.connect_timeout = timeout;
     }
-    match or_cancelled(out, cancel, Client::dial_with(addr, config)).await? {
+    let connected = match &tls.ca {
+        None => or_cancelled(out, cancel, Client::dial_with(addr, config)).await?,
+        Some(ca) => {
+            let connector = match tls_connector(addr, ca, tls) {
+                Ok(connector) => connector,
+                Err(message) => {
+                    let _ = writeln!(out.stderr, "error: {message}");
+                    return Err(USAGE);
+                }
+            };
+            or_cancelled(out, cancel, Client::connect_with(connector, config)).await?
+        }
+    };
+    match connected {
         Ok(client) => Ok(client),
         Err(status) => Err(failed(out, &format!("connecting to {addr}"), &status)),
     }
+}
+
+/// A TLS connector to `addr` trusting the CA in `ca`, with the client certificate and server
+/// name `tls` gives; or what is wrong with them.
+fn tls_connector(addr: &str, ca: &Path, tls: &TlsArgs) -> Result<TlsConnector<TcpConnector>, String> {
+    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()));
+    let ca = read(ca)?;
+    let identity = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+        _ => None,
+    };
+    let config = tls::client_config(&ca, identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())))
+        .map_err(|e| e.to_string())?;
+    // The host of HOST:PORT (or [V6]:PORT), unless a name is given.
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host).trim_start_matches('[').trim_end_matches(']');
+    let name = tls.server_name.as_deref().unwrap_or(host);
+    TlsConnector::new(TcpConnector::new(addr), config, name).map_err(|e| e.to_string())
 }
 
 /// Prints that `what` failed with `status` (as JSON on standard output, in words on standard
@@ -124,7 +159,7 @@ pub(super) fn from_files(out: &mut Out<'_>, args: &SchemaArgs) -> Result<Schema,
 pub(super) async fn health(io: Io<'_>, args: HealthArgs, mut cancel: Cancel<'_>) -> u8 {
     let out = &mut Out { stdout: io.stdout, stderr: io.stderr };
     let started = Instant::now();
-    let client = match connect(out, &mut cancel, &args.addr, Some(args.timeout)).await {
+    let client = match connect(out, &mut cancel, &args.addr, &args.tls, Some(args.timeout)).await {
         Ok(client) => client,
         Err(exit) => return exit,
     };

@@ -2,7 +2,7 @@
 //! declarations with their doc comments (types by their full names: `shop.Order`).
 
 use super::remote::{self, Cancel, Exit, Out};
-use super::{DescribeArgs, Io, ListArgs, OK, SchemaArgs, USAGE};
+use super::{DescribeArgs, Io, ListArgs, OK, SchemaArgs, TlsArgs, USAGE};
 use crate::diagnostic::suggest;
 use crate::dynamic::{Schema, Unit};
 use crate::model::{Decl, DeclKind, Deprecated, FieldDef, Literal, MethodDef, MethodKind, ServiceDef, Shape, Ty};
@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 /// `tidl list`: every service (or the one named), with its methods.
 pub(super) async fn list(io: Io<'_>, args: ListArgs, mut cancel: Cancel<'_>) -> u8 {
     let mut out = Out { stdout: io.stdout, stderr: io.stderr };
-    let schema = match fetch(&mut out, &mut cancel, &args.addr, &args.schema).await {
+    let schema = match fetch(&mut out, &mut cancel, &args.addr, &args.tls, &args.schema).await {
         Ok(schema) => schema,
         Err(exit) => return exit,
     };
@@ -36,7 +36,7 @@ pub(super) async fn list(io: Io<'_>, args: ListArgs, mut cancel: Cancel<'_>) -> 
 /// `tidl describe`: a method, service or type, then every type it uses.
 pub(super) async fn describe(io: Io<'_>, args: DescribeArgs, mut cancel: Cancel<'_>) -> u8 {
     let mut out = Out { stdout: io.stdout, stderr: io.stderr };
-    let schema = match fetch(&mut out, &mut cancel, &args.addr, &args.schema).await {
+    let schema = match fetch(&mut out, &mut cancel, &args.addr, &args.tls, &args.schema).await {
         Ok(schema) => schema,
         Err(exit) => return exit,
     };
@@ -83,11 +83,17 @@ fn finish(out: &mut Out<'_>, unit: &Unit, roots: &[&Ty], mut text: String) -> u8
 }
 
 /// The schema: the files given, or the server's.
-async fn fetch(out: &mut Out<'_>, cancel: &mut Cancel<'_>, addr: &str, args: &SchemaArgs) -> Result<Schema, Exit> {
+async fn fetch(
+    out: &mut Out<'_>,
+    cancel: &mut Cancel<'_>,
+    addr: &str,
+    tls: &TlsArgs,
+    args: &SchemaArgs,
+) -> Result<Schema, Exit> {
     if !args.schema.is_empty() {
         return remote::from_files(out, args);
     }
-    let client = remote::connect(out, cancel, addr, None).await?;
+    let client = remote::connect(out, cancel, addr, tls, None).await?;
     remote::schema(out, cancel, args, &client, addr).await
 }
 
