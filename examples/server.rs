@@ -1,7 +1,8 @@
 //! The seed's server: serves `Example` on 127.0.0.1:23333 (or the address given as argument),
 //! with reflection and health turned on, so that the `tidl` tool can call it with no `.tidl`
 //! file at hand. It prints when a `finite_loop` handler starts and stops, and shuts down
-//! gracefully on Ctrl-C.
+//! gracefully on Ctrl-C. `Example`'s handlers either answer at once (`echo`) or await at once
+//! (`finite_loop`), so it polls them inline (`ServerConfig::inline_handlers`).
 //!
 //! Run it with `cargo run --example server`, then `cargo run --example client` in another
 //! terminal, or `tidl list 127.0.0.1:23333`, `tidl call 127.0.0.1:23333 Example.echo '"hi"'`
@@ -9,8 +10,8 @@
 
 use example::{Example, ExampleServer};
 use std::time::Duration;
-use tidl_runtime::Server;
 use tidl_runtime::health::HealthReporter;
+use tidl_runtime::{Server, ServerConfig};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -20,7 +21,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let example = Example::new();
     // The application would set statuses through `health` as its state changes.
     let health = HealthReporter::new();
-    let server = Server::builder().register(ExampleServer::new(example.clone())).reflection().health(&health).build();
+    let mut config = ServerConfig::default();
+    config.inline_handlers = true;
+    let server = Server::builder()
+        .register(ExampleServer::new(example.clone()))
+        .reflection()
+        .health(&health)
+        .config(config)
+        .build();
     let listener = TcpListener::bind(&addr).await?;
     println!("serving Example on {}", listener.local_addr()?);
     tokio::spawn(announce(example));
