@@ -94,6 +94,47 @@ pub(crate) enum Ty {
     Error,
 }
 
+impl Ty {
+    /// The `.tidl` keyword of a built-in scalar type (`u32`, `string`, `()`); `None` for lists,
+    /// maps, options, arrays, declared types and errors.
+    pub(crate) fn keyword(&self) -> Option<&'static str> {
+        Some(match self {
+            Ty::Unit => "()",
+            Ty::Bool => "bool",
+            Ty::I8 => "i8",
+            Ty::I16 => "i16",
+            Ty::I32 => "i32",
+            Ty::I64 => "i64",
+            Ty::U8 => "u8",
+            Ty::U16 => "u16",
+            Ty::U32 => "u32",
+            Ty::U64 => "u64",
+            Ty::F32 => "f32",
+            Ty::F64 => "f64",
+            Ty::String => "string",
+            Ty::Bytes => "bytes",
+            _ => return None,
+        })
+    }
+
+    /// How the type is written in a `.tidl` file: a declared type or alias as `named(module,
+    /// name)` gives it, a type that did not resolve as `unknown`.
+    pub(crate) fn to_tidl(&self, named: &dyn Fn(&[String], &str) -> String, unknown: &str) -> String {
+        if let Some(keyword) = self.keyword() {
+            return keyword.to_owned();
+        }
+        let inner = |ty: &Ty| ty.to_tidl(named, unknown);
+        match self {
+            Ty::List(e) => format!("list<{}>", inner(e)),
+            Ty::Map(k, v) => format!("map<{}, {}>", inner(k), inner(v)),
+            Ty::Option(e) => format!("option<{}>", inner(e)),
+            Ty::Array(e, n) => format!("[{}; {n}]", inner(e)),
+            Ty::Named { module, name, .. } | Ty::Alias { module, name } => named(module, name),
+            _ => unknown.to_owned(),
+        }
+    }
+}
+
 /// A struct.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StructDef {

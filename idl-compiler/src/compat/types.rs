@@ -60,32 +60,12 @@ impl<'a> Side<'a> {
 
     /// `ty` as it would be written in a `.tidl` file (aliases by their names).
     pub(super) fn show(&self, ty: &Ty) -> String {
-        match ty {
-            Ty::Unit => "()".into(),
-            Ty::Bool => "bool".into(),
-            Ty::I8 => "i8".into(),
-            Ty::I16 => "i16".into(),
-            Ty::I32 => "i32".into(),
-            Ty::I64 => "i64".into(),
-            Ty::U8 => "u8".into(),
-            Ty::U16 => "u16".into(),
-            Ty::U32 => "u32".into(),
-            Ty::U64 => "u64".into(),
-            Ty::F32 => "f32".into(),
-            Ty::F64 => "f64".into(),
-            Ty::String => "string".into(),
-            Ty::Bytes => "bytes".into(),
-            Ty::List(t) => format!("list<{}>", self.show(t)),
-            Ty::Option(t) => format!("option<{}>", self.show(t)),
-            Ty::Map(k, v) => format!("map<{}, {}>", self.show(k), self.show(v)),
-            Ty::Array(t, n) => format!("[{}; {n}]", self.show(t)),
-            Ty::Named { module, name, .. } | Ty::Alias { module, name } => {
-                // The name as written in the `.tidl` file is the last segment of its path.
-                let decl = self.decls.get(&(module.as_slice(), name.as_str()));
-                decl.and_then(|d| d.tidl_path.rsplit('.').next()).unwrap_or(name).to_owned()
-            }
-            Ty::Error => "{unknown}".into(),
-        }
+        // The name as written in the `.tidl` file is the last segment of its path.
+        let named = |module: &[String], name: &str| {
+            let decl = self.decls.get(&(module, name));
+            decl.and_then(|d| d.tidl_path.rsplit('.').next()).unwrap_or(name).to_owned()
+        };
+        ty.to_tidl(&named, "{unknown}")
     }
 }
 

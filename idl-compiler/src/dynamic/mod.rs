@@ -254,28 +254,7 @@ impl Unit {
 
     /// How `ty` is written in a `.tidl` file, with declared types by their full names.
     pub(crate) fn type_name(&self, ty: &Ty) -> String {
-        match ty {
-            Ty::Unit => "()".into(),
-            Ty::Bool => "bool".into(),
-            Ty::I8 => "i8".into(),
-            Ty::I16 => "i16".into(),
-            Ty::I32 => "i32".into(),
-            Ty::I64 => "i64".into(),
-            Ty::U8 => "u8".into(),
-            Ty::U16 => "u16".into(),
-            Ty::U32 => "u32".into(),
-            Ty::U64 => "u64".into(),
-            Ty::F32 => "f32".into(),
-            Ty::F64 => "f64".into(),
-            Ty::String => "string".into(),
-            Ty::Bytes => "bytes".into(),
-            Ty::List(e) => format!("list<{}>", self.type_name(e)),
-            Ty::Map(k, v) => format!("map<{}, {}>", self.type_name(k), self.type_name(v)),
-            Ty::Option(e) => format!("option<{}>", self.type_name(e)),
-            Ty::Array(e, n) => format!("[{}; {n}]", self.type_name(e)),
-            Ty::Named { module, name, .. } | Ty::Alias { module, name } => self.tidl_name(module, name),
-            Ty::Error => "?".into(),
-        }
+        ty.to_tidl(&|module, name| self.tidl_name(module, name), "?")
     }
 }
 

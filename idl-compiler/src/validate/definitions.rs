@@ -247,27 +247,16 @@ fn integer_range(ty: &Ty) -> Option<(i128, i128)> {
 
 /// A type in words, for messages: a name in backticks, or a kind with its article.
 fn ty_word(ty: &Ty) -> String {
+    if let Some(keyword) = ty.keyword() {
+        return format!("`{keyword}`");
+    }
     let name = match ty {
-        Ty::Unit => "()",
-        Ty::Bool => "bool",
-        Ty::I8 => "i8",
-        Ty::I16 => "i16",
-        Ty::I32 => "i32",
-        Ty::I64 => "i64",
-        Ty::U8 => "u8",
-        Ty::U16 => "u16",
-        Ty::U32 => "u32",
-        Ty::U64 => "u64",
-        Ty::F32 => "f32",
-        Ty::F64 => "f64",
-        Ty::String => "string",
-        Ty::Bytes => "bytes",
         Ty::List(_) => return "a list".into(),
         Ty::Map(..) => return "a map".into(),
         Ty::Option(_) => return "an option".into(),
         Ty::Array(..) => return "an array".into(),
         Ty::Named { name, .. } | Ty::Alias { name, .. } => name,
-        Ty::Error => return "a type".into(),
+        _ => return "a type".into(),
     };
     format!("`{name}`")
 }
