@@ -239,14 +239,9 @@ impl Conn {
     ) -> Result<(), Status> {
         let server = &self.server;
         if server.draining.is_cancelled() {
-            let status = Status::unavailable("the server is shutting down and takes no new calls");
-            if self.minor >= REFUSED_MINOR {
-                let message = status.message().into();
-                let outcome = Outcome::Refused { code: status.code().as_u16(), message };
-                let _ = self.link.outbox.push_header(&Header::Response { id, outcome });
-            } else {
-                self.send_status(id, &status);
-            }
+            // Unstarted: sent as a refusal to a peer that can hear it, so the client may retry.
+            let status = Status::unavailable("the server is shutting down and takes no new calls").unstarted();
+            self.send_status(id, &status);
             return Ok(());
         }
         let Some((_, svc)) = server.services.iter().find(|(name, _)| *name == service) else {
