@@ -8,7 +8,6 @@ use crate::conn::outbox::Outbox;
 use crate::conn::reader::{self, Ended};
 use crate::conn::stream::{Overrun, Stream};
 use crate::conn::{Interrupt, Link, Settings, Side};
-use crate::context::CallState;
 use crate::deadline;
 use crate::error::{Code, Status};
 use crate::metadata::Metadata;
@@ -269,9 +268,8 @@ impl Conn {
             return Ok(());
         }
         let limit = server.config.max_concurrent_calls;
-        let call = Arc::new(CallState::new((*self.link.peer).clone(), metadata));
-        match self.in_flight.admit(id, limit, call.clone()) {
-            Ok(()) => {}
+        let call = match self.in_flight.admit(id, limit, (*self.link.peer).clone(), metadata) {
+            Ok(call) => call,
             Err(Refused::Duplicate) => {
                 return Err(Status::invalid_argument(format!(
                     "request id {id} was reused while its call is still running"
@@ -286,7 +284,7 @@ impl Conn {
                 self.send_status(id, &Status::resource_exhausted(message));
                 return Ok(());
             }
-        }
+        };
         let request = Incoming::new(self.clone(), id, payload, deadline::from_wire(timeout_micros), call);
         if svc.call(method, request).is_err() {
             self.in_flight.end(id);

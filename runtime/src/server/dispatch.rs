@@ -161,36 +161,39 @@ pub(super) fn run<T, E, F, Fut>(
         };
         #[cfg(not(feature = "tower"))]
         let work = start(ctx);
-        let mut work = std::pin::pin!(work);
-        // A panicking handler fails its own call with `Internal`; nothing else notices.
-        let work = std::future::poll_fn(|cx| {
-            // Watched: a poll that runs for long gets another worker woken to poll for I/O.
-            let _polling = watchdog::Polling::enter();
-            match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-                Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
-                Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
-                Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(Box::new(status))),
-                Ok(Poll::Pending) => Poll::Pending,
-                Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+        // In a block of its own, so that the handler's future is dropped as soon as the call
+        // has ended, whatever ended it.
+        let ended = {
+            let mut work = std::pin::pin!(work);
+            // A panicking handler fails its own call with `Internal`; nothing else notices.
+            let work = std::future::poll_fn(|cx| {
+                // Watched: a poll that runs for long gets another worker woken to poll for I/O.
+                let _polling = watchdog::Polling::enter();
+                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
+                    Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
+                    Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(Box::new(status))),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+                }
+            });
+            // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
+            let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+            let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
+                Some(timer) => timer.as_mut().poll(cx),
+                None => Poll::Pending,
+            });
+            tokio::select! {
+                biased;
+                () = call.cancelled() => Ended::Cancelled,
+                () = deadline_passed => Ended::DeadlineExceeded,
+                ended = work => ended,
             }
-        });
-        // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
-        let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-        let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
-            Some(timer) => timer.as_mut().poll(cx),
-            None => Poll::Pending,
-        });
-        let ended = tokio::select! {
-            biased;
-            () = call.cancelled() => Ended::Cancelled,
-            () = deadline_passed => Ended::DeadlineExceeded,
-            ended = work => ended,
         };
         let (outcome, stopped) = ended.observed(call.is_cancelled(), conn.server.stopping.is_cancelled());
         observed.end(outcome, stopped);
-        // The handler's future is dropped here, whatever ended it. The reply is queued before the
-        // call is forgotten: a draining connection closes once no call is left, and must not
-        // close before the last reply is queued. Only a reply can wait (for room in the outbox),
+        // The reply is queued before the call is forgotten: a draining connection closes once no
+        // call is left, and must not close before the last reply is queued. Only a reply can wait (for room in the outbox),
         // so only it is awaited here: what the task holds across that wait stays small.
         match ended {
             Ended::Ok(reply) if !call.is_cancelled() => reply_with(&conn, id, method, Outcome::Ok, reply).await,
@@ -199,6 +202,8 @@ pub(super) fn run<T, E, F, Fut>(
             }
             ended => end_without_reply(&conn, id, method, ended, &call),
         }
+        // Dropped first: with no other reference left, the table keeps the state for reuse.
+        drop(call);
         conn.in_flight.end(id);
     };
     observe::spawn(&tracker, task, span, inline);
