@@ -16,7 +16,6 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -177,7 +176,6 @@ fn undecodable<E>(method: Method, what: &str, e: &str) -> Error<E> {
 pub(crate) struct Pending {
     client: Client,
     id: u64,
-    reply: oneshot::Receiver<Reply>,
     method: Method,
     /// Fires at the call's deadline (its own timeout or its parent's deadline).
     deadline: Option<(Pin<Box<Sleep>>, Option<Duration>)>,
@@ -193,7 +191,6 @@ impl Pending {
     pub(crate) fn new(
         client: Client,
         id: u64,
-        reply: oneshot::Receiver<Reply>,
         method: Method,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
@@ -202,7 +199,6 @@ impl Pending {
         Pending {
             client,
             id,
-            reply,
             method,
             deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d)), timeout)),
             parent: parent.map(|token| Box::pin(token.cancelled_owned())),
@@ -267,9 +263,9 @@ impl Pending {
 
     /// Polls for the reply alone.
     pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Reply> {
-        let reply = ready!(Pin::new(&mut self.reply).poll(cx));
+        let reply = ready!(self.client.poll_reply(self.id, cx));
         self.over = true;
-        let reply = reply.unwrap_or_else(|_| {
+        let reply = reply.unwrap_or_else(|| {
             Reply::Status(Status::unavailable(format!("the connection closed before `{}` completed", self.method)))
         });
         self.observed.end(&outcome(&reply));
@@ -310,7 +306,7 @@ impl Drop for Pending {
         }
         if self.client.cancel(self.id, None) {
             self.observed.stopped(Reason::Dropped);
-        } else if let Ok(reply) = self.reply.try_recv() {
+        } else if let Some(reply) = self.client.take_reply(self.id) {
             // It had ended, and nobody took its outcome: that is its outcome still.
             self.observed.end(&outcome(&reply));
         }

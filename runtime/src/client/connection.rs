@@ -185,9 +185,7 @@ impl Side for Conn {
                     }
                 };
                 // A reply to a call that was cancelled or forgotten is dropped silently.
-                if let Some(slot) = self.in_flight.end(id) {
-                    let _ = slot.send(reply);
-                }
+                self.in_flight.complete(id, reply);
             }
             Header::GoAway { code, message } => {
                 self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));

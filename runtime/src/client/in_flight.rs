@@ -5,9 +5,10 @@ use crate::error::Status;
 use crate::sync::lock;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use std::task::{Poll, Waker};
 
 /// How a call ended, as the connection hands it to the caller: before its value is decoded.
 #[derive(Debug)]
@@ -21,10 +22,13 @@ pub enum Reply {
 }
 
 /// The calls a client has in flight on one connection, by request id.
+///
+/// Each call's reply is left in its entry, and its caller's waker woken: the table is the
+/// calls' only rendezvous, with no channel (and no allocation) per call.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     table: Mutex<Table>,
-    /// The number of calls in `table`, readable without its lock.
+    /// The number of calls waiting for their outcome, readable without the table's lock.
     count: AtomicUsize,
 }
 
@@ -32,59 +36,166 @@ pub(crate) struct InFlight {
 struct Table {
     /// The id of the next call; ids are never reused on a connection.
     next_id: u64,
-    /// Where each pending call's reply goes, and its stream if it has one.
-    pending: HashMap<u64, Entry>,
+    /// Every call whose outcome its caller has not taken yet.
+    calls: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
+    /// How many of `calls` are still waiting.
+    waiting: usize,
     /// Set once new calls must fail (the server said go away, or the connection is gone).
     refusal: Option<Status>,
 }
 
-/// One pending call.
+impl Table {
+    fn counted(&self, count: &AtomicUsize) {
+        count.store(self.waiting, Ordering::Relaxed);
+    }
+}
+
+/// One call: waiting for its outcome, with its caller's waker and its stream if it has one, or
+/// ended, with its outcome.
 #[derive(Debug)]
-struct Entry {
-    reply: oneshot::Sender<Reply>,
-    stream: Option<Arc<Stream>>,
+enum Entry {
+    Waiting { waker: Option<Waker>, stream: Option<Arc<Stream>> },
+    Ended(Reply),
 }
 
 impl Entry {
-    /// Ends the entry: its stream, if any, stops sending; the reply slot is handed out.
-    fn end(self) -> oneshot::Sender<Reply> {
-        if let Some(stream) = self.stream {
-            stream.finish();
+    /// Ends a waiting entry with `reply`: its stream, if any, stops sending; the waker to wake.
+    fn end(&mut self, reply: Reply) -> Option<Waker> {
+        match std::mem::replace(self, Entry::Ended(reply)) {
+            Entry::Waiting { waker, stream } => {
+                if let Some(stream) = stream {
+                    stream.finish();
+                }
+                waker
+            }
+            Entry::Ended(_) => None,
         }
-        self.reply
+    }
+
+    /// Drops an entry taken out of the table: a waiting one's stream stops sending. Whether it
+    /// was waiting.
+    fn drop_waiting(self) -> bool {
+        match self {
+            Entry::Waiting { stream, .. } => {
+                if let Some(stream) = stream {
+                    stream.finish();
+                }
+                true
+            }
+            Entry::Ended(_) => false,
+        }
     }
 }
 
 impl InFlight {
-    /// Registers a new call, with its stream if it is a streaming call: its id and where its
-    /// reply will arrive. Fails with the reason if the connection takes no new calls.
-    pub(crate) fn start(&self, stream: Option<Arc<Stream>>) -> Result<(u64, oneshot::Receiver<Reply>), Status> {
-        let (tx, rx) = oneshot::channel();
+    /// Registers a new call, with its stream if it is a streaming call: its id. Fails with the
+    /// reason if the connection takes no new calls.
+    pub(crate) fn start(&self, stream: Option<Arc<Stream>>) -> Result<u64, Status> {
         let mut table = lock(&self.table);
         if let Some(status) = &table.refusal {
             return Err(status.clone());
         }
         table.next_id += 1;
         let id = table.next_id;
-        table.pending.insert(id, Entry { reply: tx, stream });
-        self.count.store(table.pending.len(), Ordering::Relaxed);
-        Ok((id, rx))
+        table.calls.insert(id, Entry::Waiting { waker: None, stream });
+        table.waiting += 1;
+        table.counted(&self.count);
+        Ok(id)
     }
 
-    /// Ends call `id`: where its reply goes, if it was still pending.
-    pub(crate) fn end(&self, id: u64) -> Option<oneshot::Sender<Reply>> {
-        let slot = {
+    /// Ends call `id` with `reply` and wakes its caller, if it is still waiting; a reply to a
+    /// call that was stopped or forgotten is dropped. Whether the call was waiting.
+    pub(crate) fn complete(&self, id: u64, reply: Reply) -> bool {
+        let waker = {
             let mut table = lock(&self.table);
-            let slot = table.pending.remove(&id);
-            self.count.store(table.pending.len(), Ordering::Relaxed);
-            slot
+            let Some(entry @ Entry::Waiting { .. }) = table.calls.get_mut(&id) else {
+                return false;
+            };
+            let waker = entry.end(reply);
+            table.waiting -= 1;
+            table.counted(&self.count);
+            waker
         };
-        slot.map(Entry::end)
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
     }
 
-    /// The stream of call `id`, if it is a pending streaming call.
+    /// Stops call `id` if it is still waiting: with `status` as its outcome for its caller to
+    /// take, or, with `None`, forgetting it (its caller is gone). Whether it was waiting; an
+    /// ended call keeps its outcome.
+    pub(crate) fn stop(&self, id: u64, status: Option<Status>) -> bool {
+        let waker = {
+            let mut table = lock(&self.table);
+            let Some(entry @ Entry::Waiting { .. }) = table.calls.get_mut(&id) else {
+                return false;
+            };
+            let waker = match status {
+                Some(status) => entry.end(Reply::Status(status)),
+                None => {
+                    if let Some(entry) = table.calls.remove(&id) {
+                        entry.drop_waiting();
+                    }
+                    None
+                }
+            };
+            table.waiting -= 1;
+            table.counted(&self.count);
+            waker
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Forgets call `id`, waiting or ended: a reply that comes later is dropped.
+    pub(crate) fn forget(&self, id: u64) {
+        let mut table = lock(&self.table);
+        if table.calls.remove(&id).is_some_and(Entry::drop_waiting) {
+            table.waiting -= 1;
+            table.counted(&self.count);
+        }
+    }
+
+    /// Takes call `id`'s outcome if it has ended, or registers `cx`'s waker to be woken when it
+    /// does. A call the table does not know (forgotten, or its outcome taken) is `None`.
+    pub(crate) fn poll(&self, id: u64, cx: &mut std::task::Context<'_>) -> Poll<Option<Reply>> {
+        let mut table = lock(&self.table);
+        match table.calls.get_mut(&id) {
+            Some(Entry::Waiting { waker, .. }) => {
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Some(Entry::Ended(_)) => match table.calls.remove(&id) {
+                Some(Entry::Ended(reply)) => Poll::Ready(Some(reply)),
+                _ => Poll::Ready(None),
+            },
+            None => Poll::Ready(None),
+        }
+    }
+
+    /// Takes call `id`'s outcome if it has ended (forgetting it), for a caller that is going away.
+    pub(crate) fn take(&self, id: u64) -> Option<Reply> {
+        let mut table = lock(&self.table);
+        match table.calls.get(&id) {
+            Some(Entry::Ended(_)) => match table.calls.remove(&id) {
+                Some(Entry::Ended(reply)) => Some(reply),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The stream of call `id`, if it is a waiting streaming call.
     pub(crate) fn stream(&self, id: u64) -> Option<Arc<Stream>> {
-        lock(&self.table).pending.get(&id).and_then(|entry| entry.stream.clone())
+        match lock(&self.table).calls.get(&id) {
+            Some(Entry::Waiting { stream, .. }) => stream.clone(),
+            _ => None,
+        }
     }
 
     /// Makes new calls fail with `status` from now on; the first reason given is kept.
@@ -97,47 +208,133 @@ impl InFlight {
         lock(&self.table).refusal.clone()
     }
 
-    /// Refuses new calls and ends every pending one with `status`.
+    /// Refuses new calls and ends every waiting one with `status`.
     pub(crate) fn fail_all(&self, status: &Status) {
-        let pending = {
+        let wakers: Vec<Waker> = {
             let mut table = lock(&self.table);
             table.refusal.get_or_insert_with(|| status.clone());
-            self.count.store(0, Ordering::Relaxed);
-            std::mem::take(&mut table.pending)
+            let wakers = table
+                .calls
+                .values_mut()
+                .filter(|entry| matches!(entry, Entry::Waiting { .. }))
+                .filter_map(|entry| entry.end(Reply::Status(status.clone())))
+                .collect();
+            table.waiting = 0;
+            table.counted(&self.count);
+            wakers
         };
-        for (_, entry) in pending {
-            let _ = entry.end().send(Reply::Status(status.clone()));
+        for waker in wakers {
+            waker.wake();
         }
     }
 
-    /// The number of calls in flight.
+    /// The number of calls in flight (waiting for their outcome).
     pub(crate) fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Hashes the client's own call ids, which are sequential and never chosen by a peer, with one
+/// multiplication instead of SipHash.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::task::Wake;
 
-    #[test]
-    fn ids_are_fresh_and_the_count_follows_the_table() {
-        let in_flight = InFlight::default();
-        let (a, _ra) = in_flight.start(None).expect("open");
-        let (b, _rb) = in_flight.start(None).expect("open");
-        assert_ne!(a, b);
-        assert_eq!(in_flight.len(), 2);
-        assert!(in_flight.end(a).is_some());
-        assert!(in_flight.end(a).is_none(), "a call ends once");
-        assert_eq!(in_flight.len(), 1);
+    /// A waker that records that it was woken.
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
     }
 
-    #[tokio::test]
-    async fn failing_all_ends_pending_calls_and_refuses_new_ones() {
+    fn poll(in_flight: &InFlight, id: u64, flag: &Arc<Flag>) -> Poll<Option<Reply>> {
+        let waker = Waker::from(flag.clone());
+        in_flight.poll(id, &mut std::task::Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn ids_are_fresh_and_the_count_follows_the_waiting_calls() {
         let in_flight = InFlight::default();
-        let (_, reply) = in_flight.start(None).expect("open");
+        let a = in_flight.start(None).expect("open");
+        let b = in_flight.start(None).expect("open");
+        assert_ne!(a, b);
+        assert_eq!(in_flight.len(), 2);
+        assert!(in_flight.complete(a, Reply::Ok(Bytes::from_static(b"x"))));
+        assert!(!in_flight.complete(a, Reply::Ok(Bytes::new())), "a call ends once");
+        assert_eq!(in_flight.len(), 1);
+        assert!(in_flight.stop(b, None));
+        assert!(!in_flight.stop(b, None));
+        assert_eq!(in_flight.len(), 0);
+    }
+
+    #[test]
+    fn a_reply_wakes_its_caller_and_is_taken_once() {
+        let in_flight = InFlight::default();
+        let id = in_flight.start(None).expect("open");
+        let flag = Arc::new(Flag::default());
+        assert!(poll(&in_flight, id, &flag).is_pending());
+        assert!(!flag.0.load(Ordering::SeqCst));
+        assert!(in_flight.complete(id, Reply::Ok(Bytes::from_static(b"hi"))));
+        assert!(flag.0.load(Ordering::SeqCst), "the reply woke the caller");
+        assert!(!in_flight.stop(id, Some(Status::cancelled("late"))), "a cancel after the reply changes nothing");
+        assert!(matches!(poll(&in_flight, id, &flag), Poll::Ready(Some(Reply::Ok(b))) if b == "hi"));
+        assert!(matches!(poll(&in_flight, id, &flag), Poll::Ready(None)), "taken once, and forgotten");
+    }
+
+    #[test]
+    fn a_stop_with_a_status_is_the_outcome_and_a_forgotten_call_drops_its_reply() {
+        let in_flight = InFlight::default();
+        let stopped = in_flight.start(None).expect("open");
+        let flag = Arc::new(Flag::default());
+        assert!(poll(&in_flight, stopped, &flag).is_pending());
+        assert!(in_flight.stop(stopped, Some(Status::cancelled("by caller"))));
+        assert!(flag.0.load(Ordering::SeqCst));
+        assert!(!in_flight.complete(stopped, Reply::Ok(Bytes::new())), "the reply after a cancel is dropped");
+        assert!(matches!(in_flight.take(stopped), Some(Reply::Status(s)) if s.message() == "by caller"));
+
+        let forgotten = in_flight.start(None).expect("open");
+        in_flight.forget(forgotten);
+        assert_eq!(in_flight.len(), 0);
+        assert!(!in_flight.complete(forgotten, Reply::Ok(Bytes::new())));
+        assert!(in_flight.take(forgotten).is_none());
+    }
+
+    #[test]
+    fn failing_all_ends_waiting_calls_and_refuses_new_ones() {
+        let in_flight = InFlight::default();
+        let ended = in_flight.start(None).expect("open");
+        in_flight.complete(ended, Reply::Ok(Bytes::from_static(b"kept")));
+        let waiting = in_flight.start(None).expect("open");
+        let flag = Arc::new(Flag::default());
+        assert!(poll(&in_flight, waiting, &flag).is_pending());
         in_flight.fail_all(&Status::unavailable("gone"));
-        assert!(matches!(reply.await, Ok(Reply::Status(s)) if s.message() == "gone"));
+        assert!(flag.0.load(Ordering::SeqCst));
+        assert!(matches!(in_flight.take(waiting), Some(Reply::Status(s)) if s.message() == "gone"));
+        assert!(matches!(in_flight.take(ended), Some(Reply::Ok(b)) if b == "kept"), "an outcome already in is kept");
         assert_eq!(in_flight.len(), 0);
         assert_eq!(in_flight.start(None).map(|_| ()), Err(Status::unavailable("gone")));
         in_flight.refuse(Status::unavailable("later reason"));

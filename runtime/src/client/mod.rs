@@ -335,12 +335,8 @@ impl Client {
     /// completed. Returns whether the call was still pending.
     pub(crate) fn cancel(&self, id: u64, status: Option<Status>) -> bool {
         let conn = &self.handle.conn;
-        let Some(reply) = conn.in_flight.end(id) else {
+        if !conn.in_flight.stop(id, status) {
             return false;
-        };
-        if let Some(status) = status {
-            // The receiver is gone only if the `Call` is being dropped; nothing to tell then.
-            let _ = reply.send(Reply::Status(status));
         }
         // If the connection is already closing the server cancels everything anyway.
         let _ = conn.link.outbox.push_header(&Header::Cancel { id });
@@ -349,7 +345,18 @@ impl Client {
 
     /// Forgets call `id` without cancelling it: its reply, when it comes, is dropped.
     pub(crate) fn forget(&self, id: u64) {
-        self.handle.conn.in_flight.end(id);
+        self.handle.conn.in_flight.forget(id);
+    }
+
+    /// Takes call `id`'s outcome once it has one; `None` if the call is unknown (forgotten, or
+    /// its outcome already taken).
+    pub(crate) fn poll_reply(&self, id: u64, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Reply>> {
+        self.handle.conn.in_flight.poll(id, cx)
+    }
+
+    /// Takes call `id`'s outcome if it has one, forgetting the call.
+    pub(crate) fn take_reply(&self, id: u64) -> Option<Reply> {
+        self.handle.conn.in_flight.take(id)
     }
 
     /// Queues a frame with no payload; a closed connection drops it (the server then cancels
@@ -478,7 +485,7 @@ impl Client {
             (METADATA_MINOR..MINOR_UNKNOWN).contains(&minor),
             conn.config.max_metadata_bytes,
         );
-        let (id, reply) = conn.in_flight.start(stream).map_err(Status::unstarted)?;
+        let id = conn.in_flight.start(stream).map_err(Status::unstarted)?;
         let (service, name, timeout_micros) = (method.service().into(), method.name().into(), deadline.wire());
         let header = match &metadata {
             None => Header::Request { id, service, method: name, timeout_micros },
@@ -520,7 +527,7 @@ impl Client {
             wire::write_frame(buf, max, &header, write_payload)
         });
         if retired {
-            conn.in_flight.end(id);
+            conn.in_flight.forget(id);
             return Err(conn
                 .in_flight
                 .refusal()
@@ -528,7 +535,7 @@ impl Client {
                 .unstarted());
         }
         if let Err(e) = pushed {
-            conn.in_flight.end(id);
+            conn.in_flight.forget(id);
             return Err(match e {
                 PushError::Closed => conn
                     .in_flight
@@ -541,7 +548,7 @@ impl Client {
             });
         }
         let parent_token = parent.map(|p| p.token().clone());
-        Ok(Pending::new(self.clone(), id, reply, method, deadline.instant(), timeout, parent_token))
+        Ok(Pending::new(self.clone(), id, method, deadline.instant(), timeout, parent_token))
     }
 }
 
