@@ -237,7 +237,7 @@ impl Conn {
         metadata: Metadata,
     ) -> Result<(), Status> {
         let server = &self.server;
-        if server.draining.is_cancelled() {
+        if server.drained.load(Ordering::Acquire) {
             // Unstarted: sent as a refusal to a peer that can hear it, so the client may retry.
             let status = Status::unavailable("the server is shutting down and takes no new calls").unstarted();
             self.send_status(id, &status);

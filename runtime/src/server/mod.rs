@@ -21,6 +21,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
@@ -229,6 +230,7 @@ impl ServerBuilder {
                 config: self.config,
                 tracker: TaskTracker::new(),
                 draining,
+                drained: AtomicBool::new(false),
                 stopping: CancellationToken::new(),
                 interceptors: self.interceptors.into(),
                 #[cfg(feature = "tower")]
@@ -257,6 +259,8 @@ struct Inner {
     tracker: TaskTracker,
     /// Fires when shutdown starts: stop accepting, tell clients, start no new calls.
     draining: CancellationToken,
+    /// Set just before `draining` fires: what every request checks, without the token's lock.
+    drained: AtomicBool,
     /// Fires when the grace period ends: cancel every call still running.
     stopping: CancellationToken,
     /// Run before every handler, in order.
@@ -355,6 +359,7 @@ impl Server {
     /// new calls (they fail at once with `Unavailable`), lets calls in flight finish for up to
     /// `grace`, then cancels the rest. Returns when every connection and handler task has ended.
     pub async fn shutdown(&self, grace: Duration) {
+        self.inner.drained.store(true, Ordering::Release);
         self.inner.draining.cancel();
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
