@@ -487,7 +487,7 @@ trait CollectCodes {
     async fn collect_codes(self) -> Vec<Code>;
 }
 
-impl<T: serde::de::DeserializeOwned> CollectCodes for tidl_runtime::Streaming<T, String> {
+impl<T: serde::de::DeserializeOwned + 'static> CollectCodes for tidl_runtime::Streaming<T, String> {
     async fn collect_codes(mut self) -> Vec<Code> {
         let mut codes = Vec::new();
         while let Some(item) = self.next().await {

@@ -121,7 +121,7 @@ impl<T, E> fmt::Debug for Call<T, E> {
     }
 }
 
-impl<T: DeserializeOwned, E: DeserializeOwned> Future for Call<T, E> {
+impl<T: DeserializeOwned + 'static, E: DeserializeOwned> Future for Call<T, E> {
     type Output = Result<T, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -150,9 +150,14 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Future for Call<T, E> {
 }
 
 /// The typed outcome of a call of `method` that ended with `reply`.
-pub(crate) fn decode<T: DeserializeOwned, E: DeserializeOwned>(method: Method, reply: Reply) -> Result<T, Error<E>> {
+pub(crate) fn decode<T: DeserializeOwned + 'static, E: DeserializeOwned>(
+    method: Method,
+    reply: Reply,
+) -> Result<T, Error<E>> {
     match reply {
-        Reply::Ok(bytes) => codec::decode::<T>(&bytes).map_err(|e| undecodable(method, "reply", &e)),
+        Reply::Ok(bytes) => {
+            codec::decode_shared::<T>(&bytes, 0..bytes.len()).map_err(|e| undecodable(method, "reply", &e))
+        }
         Reply::App(bytes) => match codec::decode::<E>(&bytes) {
             Ok(app) => Err(Error::App(app)),
             Err(e) => Err(undecodable(method, "error", &e)),

@@ -10,7 +10,6 @@
 use super::Client;
 use super::call::{Pending, decode};
 use super::in_flight::Reply;
-use crate::codec;
 use crate::conn::outbox::PushError;
 use crate::conn::stream::{Stream, Taken, Taker};
 use crate::error::{Code, Error, Status};
@@ -171,7 +170,7 @@ enum Next {
     Failed(Status),
 }
 
-impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
+impl<T: DeserializeOwned + 'static, E: DeserializeOwned> Streaming<T, E> {
     /// The next item: `Ok(Some(item))`, `Ok(None)` once the call has ended successfully, or the
     /// error it ended with.
     pub async fn message(&mut self) -> Result<Option<T>, Error<E>> {
@@ -191,7 +190,7 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
                 let State::Open { pending, stream, taker, .. } = &self.state else {
                     unreachable!("an item is only taken from an open stream")
                 };
-                Some(take(pending, stream, taker.item(&taken), &taken))
+                Some(take(pending, stream, taker, &taken))
             }
             Some(Next::End(_, Reply::Ok(_))) => None,
             Some(Next::End(method, reply)) => decode::<(), E>(method, reply).err().map(Err),
@@ -201,11 +200,16 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Streaming<T, E> {
 }
 
 /// Decodes a taken item, granting credit back if a batch is due; a bad item cancels the call.
-fn take<T: DeserializeOwned, E>(pending: &Pending, stream: &Stream, item: &[u8], taken: &Taken) -> Result<T, Error<E>> {
+fn take<T: DeserializeOwned + 'static, E>(
+    pending: &Pending,
+    stream: &Stream,
+    taker: &Taker,
+    taken: &Taken,
+) -> Result<T, Error<E>> {
     if let Some(bytes) = taken.grant {
         pending.client().send_header(&Header::Credit { id: pending.id(), bytes });
     }
-    codec::decode::<T>(item).map_err(|e| {
+    taker.decode::<T>(taken).map_err(|e| {
         let status = Status::new(
             Code::Internal,
             format!(
@@ -221,7 +225,7 @@ fn take<T: DeserializeOwned, E>(pending: &Pending, stream: &Stream, item: &[u8],
     })
 }
 
-impl<T: DeserializeOwned, E: DeserializeOwned> futures_core::Stream for Streaming<T, E> {
+impl<T: DeserializeOwned + 'static, E: DeserializeOwned> futures_core::Stream for Streaming<T, E> {
     type Item = Result<T, Error<E>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

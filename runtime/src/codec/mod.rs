@@ -12,10 +12,12 @@
 use bincode::config::{Configuration, standard};
 use bincode::enc::write::Writer;
 use bincode::error::EncodeError;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::{Deserialize, Serialize};
+use std::any::{Any, TypeId};
 use std::marker::PhantomData;
+use std::ops::Range;
 use strict::{Budget, StrictSeed};
 
 pub mod evolve;
@@ -72,6 +74,32 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     decode_borrowed::<T>(bytes).and_then(|(value, used)| {
         if used == bytes.len() { Ok(value) } else { Err(format!("{} unexpected trailing bytes", bytes.len() - used)) }
     })
+}
+
+/// A `Bytes` value at least this long shares its frame's memory rather than being copied.
+/// Shorter ones are copied: a small value kept for long would otherwise keep alive the whole
+/// read buffer it arrived in (16 KiB), and copying a few bytes costs little.
+pub(crate) const SHARE_AT: usize = 1024;
+
+/// Decodes exactly one `T` occupying all of `frame[range]`. A `Bytes` value (a `.tidl` `bytes`
+/// argument, reply or stream item) of at least [`SHARE_AT`] bytes shares the frame's memory
+/// instead of being copied out of it.
+pub(crate) fn decode_shared<T: DeserializeOwned + 'static>(frame: &Bytes, range: Range<usize>) -> Result<T, String> {
+    let encoded = frame.get(range).ok_or("the value lies outside its frame")?;
+    if encoded.len() > SHARE_AT && TypeId::of::<T>() == TypeId::of::<Bytes>() {
+        let mut value: Option<T> = None;
+        if let Some(slot) = (&mut value as &mut dyn Any).downcast_mut::<Option<Bytes>>() {
+            let (bytes, used) = decode_borrowed::<&[u8]>(encoded)?;
+            if used != encoded.len() {
+                return Err(format!("{} unexpected trailing bytes", encoded.len() - used));
+            }
+            *slot = Some(if bytes.len() >= SHARE_AT { frame.slice_ref(bytes) } else { Bytes::copy_from_slice(bytes) });
+        }
+        if let Some(value) = value {
+            return Ok(value);
+        }
+    }
+    decode(encoded)
 }
 
 /// Decodes one `T` from the front of `bytes`, borrowing from it where `T` allows, and returns how
@@ -140,6 +168,44 @@ mod tests {
         let mut buf = BytesMut::new();
         encode_into(&value, &mut buf, usize::MAX).unwrap();
         assert_eq!(decode::<(String, Vec<Option<u64>>, HashMap<String, bytes::Bytes>)>(&buf).unwrap(), value);
+    }
+
+    #[test]
+    fn a_bytes_value_shares_its_frame_and_other_values_decode_as_usual() {
+        let payload = Bytes::from(vec![7u8; SHARE_AT]);
+        let mut frame = BytesMut::from(&b"head"[..]);
+        encode_into(&payload, &mut frame, usize::MAX).unwrap();
+        let frame = frame.freeze();
+        // A frame from the read buffer is already shared; this one is made so here.
+        drop(frame.clone());
+        let range = 4..frame.len();
+        let info = allocation_counter::measure(|| {
+            let value = decode_shared::<Bytes>(&frame, range.clone()).unwrap();
+            assert_eq!(value, payload);
+            assert!(frame.as_ptr_range().contains(&value.as_ptr()), "sliced, not copied");
+        });
+        assert_eq!(info.count_total, 0);
+        assert_eq!(decode_shared::<Vec<u8>>(&frame, range.clone()).unwrap(), payload);
+        let err = decode_shared::<Bytes>(&frame, 4..frame.len() - 1).unwrap_err();
+        assert!(err.contains("UnexpectedEnd"), "{err}");
+        let mut trailing = BytesMut::new();
+        encode_into(&payload, &mut trailing, usize::MAX).unwrap();
+        trailing.extend_from_slice(b"!");
+        let trailing = trailing.freeze();
+        let err = decode_shared::<Bytes>(&trailing, 0..trailing.len()).unwrap_err();
+        assert!(err.contains("trailing"), "{err}");
+        let mut claims = huge_len();
+        claims.resize(SHARE_AT + 16, 0);
+        assert!(decode_shared::<Bytes>(&Bytes::from(claims), 0..SHARE_AT + 16).is_err());
+        assert!(decode_shared::<Bytes>(&frame, 4..frame.len() + 1).is_err(), "a range past the frame");
+
+        // A short value is copied: it must not keep its whole read buffer alive.
+        let mut short = BytesMut::new();
+        encode_into(&Bytes::from_static(b"tiny"), &mut short, usize::MAX).unwrap();
+        let short = short.freeze();
+        let value = decode_shared::<Bytes>(&short, 0..short.len()).unwrap();
+        assert_eq!(value, "tiny");
+        assert!(!short.as_ptr_range().contains(&value.as_ptr()), "copied");
     }
 
     // Without the `Strict` adapter each of these would try to allocate 4 EiB and abort.

@@ -152,9 +152,10 @@ impl Taker {
         self.taken
     }
 
-    /// The bytes of `taken`, the item the last take handed out.
-    pub(crate) fn item(&self, taken: &Taken) -> &[u8] {
-        self.chunk.get(taken.range.clone()).unwrap_or_default()
+    /// Decodes `taken`, the item the last take handed out (a `Bytes` item shares the chunk's
+    /// memory).
+    pub(crate) fn decode<T: serde::de::DeserializeOwned + 'static>(&self, taken: &Taken) -> Result<T, String> {
+        crate::codec::decode_shared::<T>(&self.chunk, taken.range.clone())
     }
 
     /// The bytes of `taken`, the item the last take handed out, as a `Bytes` of their own
@@ -366,9 +367,9 @@ mod tests {
         stream.push(b"c").expect("dropped: after the half-close");
         let mut taker = Taker::default();
         let Poll::Ready(Some(a)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!((taker.item(&a), a.index), (&b"a"[..], 0));
+        assert_eq!((&taker.item_bytes(&a)[..], a.index), (&b"a"[..], 0));
         let Poll::Ready(Some(b)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!((taker.item(&b), b.index), (&b"b"[..], 1));
+        assert_eq!((&taker.item_bytes(&b)[..], b.index), (&b"b"[..], 1));
         assert_eq!(taker.item_bytes(&b), Bytes::from_static(b"b"));
         assert!(matches!(take(&stream, &mut taker), Poll::Ready(None)));
     }

@@ -105,7 +105,7 @@ impl Incoming {
         let Incoming { conn, id, payload, deadline, call } = self;
         // Decoded here, on the connection's reader: the task then carries the value rather than
         // the frame, and the read buffer is free for reuse sooner.
-        let arg = match codec::decode::<A>(&payload) {
+        let arg = match codec::decode_shared::<A>(&payload, 0..payload.len()) {
             Ok(arg) => arg,
             Err(e) => {
                 let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
@@ -190,11 +190,14 @@ pub(super) fn run<T, E, F, Fut>(
                 ended = work => ended,
             }
         };
-        let (outcome, stopped) = ended.observed(call.is_cancelled(), conn.server.stopping.is_cancelled());
+        let cancelled = call.is_cancelled();
+        // Asked only of a cancelled call: the token takes a lock to answer.
+        let stopping = (cancelled || matches!(ended, Ended::Cancelled)) && conn.server.stopping.is_cancelled();
+        let (outcome, stopped) = ended.observed(cancelled, stopping);
         observed.end(outcome, stopped);
         // The reply is queued before the call is forgotten: a draining connection closes once no
-        // call is left, and must not close before the last reply is queued. Only a reply can wait (for room in the outbox),
-        // so only it is awaited here: what the task holds across that wait stays small.
+        // call is left, and must not close before the last reply is queued. Only a reply can wait
+        // (for room in the outbox), so only it is awaited here: what the task holds across that wait stays small.
         match ended {
             Ended::Ok(reply) if !call.is_cancelled() => reply_with(&conn, id, method, Outcome::Ok, reply).await,
             Ended::App(error) if !call.is_cancelled() => {

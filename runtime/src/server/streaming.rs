@@ -167,7 +167,7 @@ impl<T> Source<T> {
     }
 }
 
-impl<T: DeserializeOwned> Source<T> {
+impl<T: DeserializeOwned + 'static> Source<T> {
     /// The next item, an error if it does not decode, or `None` after the last one. Takes part
     /// in tokio's cooperative budget.
     pub async fn next(&mut self) -> Option<Result<T, Status>> {
@@ -196,13 +196,13 @@ impl<T: DeserializeOwned> Source<T> {
         if let Some(bytes) = taken.grant {
             let _ = self.conn.link.outbox.push_header(&Header::Credit { id: self.id, bytes });
         }
-        Poll::Ready(Some(codec::decode::<T>(self.taker.item(&taken)).map_err(|e| {
+        Poll::Ready(Some(self.taker.decode::<T>(&taken).map_err(|e| {
             Status::invalid_argument(format!("item {} of `{}` did not decode: {e}", taken.index, self.method))
         })))
     }
 }
 
-impl<T: DeserializeOwned> futures_core::Stream for Source<T> {
+impl<T: DeserializeOwned + 'static> futures_core::Stream for Source<T> {
     type Item = Result<T, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
@@ -229,7 +229,7 @@ impl Incoming {
     {
         let Some(stream) = self.open_stream(method) else { return };
         let Incoming { conn, id, payload, deadline, call } = self;
-        let arg = match codec::decode::<A>(&payload) {
+        let arg = match codec::decode_shared::<A>(&payload, 0..payload.len()) {
             Ok(arg) => arg,
             Err(e) => {
                 let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
