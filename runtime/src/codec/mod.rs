@@ -86,10 +86,13 @@ pub(crate) const SHARE_AT: usize = 1024;
 /// instead of being copied out of it.
 pub(crate) fn decode_shared<T: DeserializeOwned + 'static>(frame: &Bytes, range: Range<usize>) -> Result<T, String> {
     let encoded = frame.get(range).ok_or("the value lies outside its frame")?;
-    if encoded.len() > SHARE_AT && TypeId::of::<T>() == TypeId::of::<Bytes>() {
+    if TypeId::of::<T>() == TypeId::of::<Bytes>() {
         let mut value: Option<T> = None;
         if let Some(slot) = (&mut value as &mut dyn Any).downcast_mut::<Option<Bytes>>() {
-            let (bytes, used) = decode_borrowed::<&[u8]>(encoded)?;
+            // bincode's own decoding of a borrowed slice: a length, then that many bytes (checked
+            // to be there), with no allocation and no serde in between.
+            let (bytes, used): (&[u8], usize) =
+                bincode::borrow_decode_from_slice(encoded, CONFIG).map_err(describe)?;
             if used != encoded.len() {
                 return Err(format!("{} unexpected trailing bytes", encoded.len() - used));
             }
