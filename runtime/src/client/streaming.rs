@@ -114,6 +114,7 @@ impl<T, E> Streaming<T, E> {
 
     /// The next item, or how the call ended, undecoded (`None` once that has been told). Takes
     /// part in tokio's cooperative budget: a consumer of a fast stream steps aside now and then.
+    #[inline(always)]
     fn poll_next_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
         // One unit of the budget per `COOP_EVERY` items: a fast stream still steps aside every
         // thousand items or so, without a look at the budget for each one.
@@ -131,6 +132,7 @@ impl<T, E> Streaming<T, E> {
     }
 
     /// [`poll_next_raw`](Self::poll_next_raw) outside the cooperative budget.
+    #[inline(always)]
     fn poll_next_uncounted(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
         let State::Open { pending, stream, taker, end } = &mut self.state else {
             return match std::mem::replace(&mut self.state, State::Done) {

@@ -84,6 +84,7 @@ pub(crate) const SHARE_AT: usize = 1024;
 /// Decodes exactly one `T` occupying all of `frame[range]`. A `Bytes` value (a `.tidl` `bytes`
 /// argument, reply or stream item) of at least [`SHARE_AT`] bytes shares the frame's memory
 /// instead of being copied out of it.
+#[inline]
 pub(crate) fn decode_shared<T: DeserializeOwned + 'static>(frame: &Bytes, range: Range<usize>) -> Result<T, String> {
     let encoded = frame.get(range).ok_or("the value lies outside its frame")?;
     if TypeId::of::<T>() == TypeId::of::<Bytes>() {
