@@ -84,26 +84,40 @@ pub(crate) const SHARE_AT: usize = 1024;
 /// Decodes exactly one `T` occupying all of `frame[range]`. A `Bytes` value (a `.tidl` `bytes`
 /// argument, reply or stream item) of at least [`SHARE_AT`] bytes shares the frame's memory
 /// instead of being copied out of it.
-#[inline]
+///
+/// Always inlined: a stream's consumer calls it for every item, and for a `Bytes` item all that
+/// is left of it is [`bytes_value`].
+#[inline(always)]
 pub(crate) fn decode_shared<T: DeserializeOwned + 'static>(frame: &Bytes, range: Range<usize>) -> Result<T, String> {
-    let encoded = frame.get(range).ok_or("the value lies outside its frame")?;
     if TypeId::of::<T>() == TypeId::of::<Bytes>() {
         let mut value: Option<T> = None;
         if let Some(slot) = (&mut value as &mut dyn Any).downcast_mut::<Option<Bytes>>() {
-            // bincode's own decoding of a borrowed slice: a length, then that many bytes (checked
-            // to be there), with no allocation and no serde in between.
-            let (bytes, used): (&[u8], usize) =
-                bincode::borrow_decode_from_slice(encoded, CONFIG).map_err(describe)?;
-            if used != encoded.len() {
-                return Err(format!("{} unexpected trailing bytes", encoded.len() - used));
-            }
-            *slot = Some(if bytes.len() >= SHARE_AT { frame.slice_ref(bytes) } else { Bytes::copy_from_slice(bytes) });
+            *slot = Some(bytes_value(frame, range)?);
         }
         if let Some(value) = value {
             return Ok(value);
         }
+        unreachable!("T is Bytes");
     }
-    decode(encoded)
+    decode_range(frame, range)
+}
+
+/// [`decode_shared`] for a `Bytes` value: bincode's own decoding of a borrowed slice (a length,
+/// then that many bytes, checked to be there), with no allocation and no serde in between, then
+/// a share or a copy.
+#[inline(always)]
+fn bytes_value(frame: &Bytes, range: Range<usize>) -> Result<Bytes, String> {
+    let encoded = frame.get(range).ok_or("the value lies outside its frame")?;
+    let (bytes, used): (&[u8], usize) = bincode::borrow_decode_from_slice(encoded, CONFIG).map_err(describe)?;
+    if used != encoded.len() {
+        return Err(format!("{} unexpected trailing bytes", encoded.len() - used));
+    }
+    Ok(if bytes.len() >= SHARE_AT { frame.slice_ref(bytes) } else { Bytes::copy_from_slice(bytes) })
+}
+
+/// [`decode`] of `frame[range]`.
+fn decode_range<T: DeserializeOwned>(frame: &Bytes, range: Range<usize>) -> Result<T, String> {
+    decode(frame.get(range).ok_or("the value lies outside its frame")?)
 }
 
 /// Decodes one `T` from the front of `bytes`, borrowing from it where `T` allows, and returns how

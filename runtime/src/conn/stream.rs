@@ -116,6 +116,7 @@ pub(crate) struct Taker {
 impl Taker {
     /// The next item of `stream`: `Ready(Some)` with it, `Ready(None)` once the sender closed its
     /// side and every item was taken, else `Pending`.
+    #[inline]
     pub(crate) fn poll_take(&mut self, stream: &Stream, cx: &mut Context<'_>) -> Poll<Option<Taken>> {
         if stream.cleared.load(Ordering::Acquire) {
             self.batch.clear();
