@@ -106,33 +106,25 @@ impl InFlight {
     /// Ends call `id` with `reply` and wakes its caller, if it is still waiting; a reply to a
     /// call that was stopped or forgotten is dropped. Whether the call was waiting.
     pub(crate) fn complete(&self, id: u64, reply: Reply) -> bool {
-        let waker = {
-            let mut table = lock(&self.table);
-            let Some(entry @ Entry::Waiting { .. }) = table.calls.get_mut(&id) else {
-                return false;
-            };
-            let waker = entry.end(reply);
-            table.waiting -= 1;
-            table.counted(&self.count);
-            waker
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        true
+        self.end_waiting(id, Some(reply))
     }
 
     /// Stops call `id` if it is still waiting: with `status` as its outcome for its caller to
     /// take, or, with `None`, forgetting it (its caller is gone). Whether it was waiting; an
     /// ended call keeps its outcome.
     pub(crate) fn stop(&self, id: u64, status: Option<Status>) -> bool {
+        self.end_waiting(id, status.map(Reply::Status))
+    }
+
+    /// Ends call `id` if it is still waiting: with `outcome`, waking its caller, or forgotten.
+    fn end_waiting(&self, id: u64, outcome: Option<Reply>) -> bool {
         let waker = {
             let mut table = lock(&self.table);
             let Some(entry @ Entry::Waiting { .. }) = table.calls.get_mut(&id) else {
                 return false;
             };
-            let waker = match status {
-                Some(status) => entry.end(Reply::Status(status)),
+            let waker = match outcome {
+                Some(outcome) => entry.end(outcome),
                 None => {
                     if let Some(entry) = table.calls.remove(&id) {
                         entry.drop_waiting();
