@@ -59,30 +59,31 @@ enum Entry {
 }
 
 impl Entry {
-    /// Ends a waiting entry with `reply`: its stream, if any, stops sending; the waker to wake.
-    fn end(&mut self, reply: Reply) -> Option<Waker> {
+    /// Ends a waiting entry with `reply`; what is left to do once the lock is released.
+    fn end(&mut self, reply: Reply) -> Aftermath {
         match std::mem::replace(self, Entry::Ended(reply)) {
-            Entry::Waiting { waker, stream } => {
-                if let Some(stream) = stream {
-                    stream.finish();
-                }
-                waker
-            }
-            Entry::Ended(_) => None,
+            Entry::Waiting { waker, stream } => Aftermath { waker, stream },
+            Entry::Ended(_) => Aftermath::default(),
         }
     }
+}
 
-    /// Drops an entry taken out of the table: a waiting one's stream stops sending. Whether it
-    /// was waiting.
-    fn drop_waiting(self) -> bool {
-        match self {
-            Entry::Waiting { stream, .. } => {
-                if let Some(stream) = stream {
-                    stream.finish();
-                }
-                true
-            }
-            Entry::Ended(_) => false,
+/// What ending a waiting call leaves to do once the table's lock is released: its stream stops
+/// sending, and its caller is woken. Neither is done under the lock: finishing a stream wakes
+/// its own waiters, and a waker may run code of its own.
+#[derive(Default)]
+struct Aftermath {
+    waker: Option<Waker>,
+    stream: Option<Arc<Stream>>,
+}
+
+impl Aftermath {
+    fn run(self) {
+        if let Some(stream) = self.stream {
+            stream.finish();
+        }
+        if let Some(waker) = self.waker {
+            waker.wake();
         }
     }
 }
@@ -118,36 +119,46 @@ impl InFlight {
 
     /// Ends call `id` if it is still waiting: with `outcome`, waking its caller, or forgotten.
     fn end_waiting(&self, id: u64, outcome: Option<Reply>) -> bool {
-        let waker = {
+        let (aftermath, removed) = {
             let mut table = lock(&self.table);
             let Some(entry @ Entry::Waiting { .. }) = table.calls.get_mut(&id) else {
                 return false;
             };
-            let waker = match outcome {
-                Some(outcome) => entry.end(outcome),
+            let ended = match outcome {
+                Some(outcome) => (entry.end(outcome), None),
                 None => {
-                    if let Some(entry) = table.calls.remove(&id) {
-                        entry.drop_waiting();
-                    }
-                    None
+                    let mut removed = table.calls.remove(&id);
+                    let aftermath = match &mut removed {
+                        Some(Entry::Waiting { stream, .. }) => Aftermath { waker: None, stream: stream.take() },
+                        _ => Aftermath::default(),
+                    };
+                    (aftermath, removed)
                 }
             };
             table.waiting -= 1;
             table.counted(&self.count);
-            waker
+            ended
         };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        drop(removed);
+        aftermath.run();
         true
     }
 
     /// Forgets call `id`, waiting or ended: a reply that comes later is dropped.
     pub(crate) fn forget(&self, id: u64) {
-        let mut table = lock(&self.table);
-        if table.calls.remove(&id).is_some_and(Entry::drop_waiting) {
-            table.waiting -= 1;
-            table.counted(&self.count);
+        let removed = {
+            let mut table = lock(&self.table);
+            let removed = table.calls.remove(&id);
+            if let Some(Entry::Waiting { .. }) = removed {
+                table.waiting -= 1;
+                table.counted(&self.count);
+            }
+            removed
+        };
+        // Outside the lock: the stream's waiters are woken, and an unread reply may hand a
+        // large buffer back to its pool.
+        if let Some(Entry::Waiting { stream: Some(stream), .. }) = removed {
+            stream.finish();
         }
     }
 
@@ -202,21 +213,21 @@ impl InFlight {
 
     /// Refuses new calls and ends every waiting one with `status`.
     pub(crate) fn fail_all(&self, status: &Status) {
-        let wakers: Vec<Waker> = {
+        let ended: Vec<Aftermath> = {
             let mut table = lock(&self.table);
             table.refusal.get_or_insert_with(|| status.clone());
-            let wakers = table
+            let ended = table
                 .calls
                 .values_mut()
                 .filter(|entry| matches!(entry, Entry::Waiting { .. }))
-                .filter_map(|entry| entry.end(Reply::Status(status.clone())))
+                .map(|entry| entry.end(Reply::Status(status.clone())))
                 .collect();
             table.waiting = 0;
             table.counted(&self.count);
-            wakers
+            ended
         };
-        for waker in wakers {
-            waker.wake();
+        for aftermath in ended {
+            aftermath.run();
         }
     }
 
@@ -313,6 +324,33 @@ mod tests {
         assert_eq!(in_flight.len(), 0);
         assert!(!in_flight.complete(forgotten, Reply::Ok(Bytes::new())));
         assert!(in_flight.take(forgotten).is_none());
+    }
+
+    #[test]
+    fn ending_a_call_in_any_way_finishes_its_stream() {
+        let in_flight = InFlight::default();
+        type End<'a> = &'a dyn Fn(&InFlight, u64);
+        let ends: [End<'_>; 4] = [
+            &|t, id| assert!(t.complete(id, Reply::Ok(Bytes::new()))),
+            &|t, id| assert!(t.stop(id, Some(Status::cancelled("x")))),
+            &|t, id| assert!(t.stop(id, None)),
+            &|t, id| t.forget(id),
+        ];
+        for end in ends {
+            let stream = Arc::new(Stream::new(0));
+            let id = in_flight.start(Some(stream.clone())).expect("open");
+            assert!(in_flight.stream(id).is_some());
+            assert!(!stream.is_finished());
+            end(&in_flight, id);
+            assert!(stream.is_finished());
+            assert!(in_flight.stream(id).is_none(), "an ended call's items have nowhere to go");
+            in_flight.forget(id);
+        }
+        let stream = Arc::new(Stream::new(0));
+        in_flight.start(Some(stream.clone())).expect("open");
+        in_flight.fail_all(&Status::unavailable("gone"));
+        assert!(stream.is_finished());
+        assert_eq!(in_flight.len(), 0);
     }
 
     #[test]
