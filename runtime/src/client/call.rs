@@ -25,6 +25,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// awaited. Resolves to `Ok(T)`, to `Err(Error::App(E))` with the method's declared error, or to
 /// `Err(Error::Status(_))` for an RPC-layer failure.
 ///
+/// The reply type is decoded owned and `'static` (as every type generated code uses is): a
+/// `bytes` reply of 1 KiB or more is then handed over without a copy.
+///
 /// Dropping a pending `Call` cancels it, as `cancel()` does: this is what stops the server's work
 /// when a caller gives up, for example under `tokio::time::timeout` or `select!`. To let a call
 /// run on without waiting for it, [`detach`](Call::detach) it.

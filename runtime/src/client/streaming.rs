@@ -31,7 +31,8 @@ use std::task::{Context, Poll, ready};
 /// yields one `Err` with the method's declared error or a [`Status`] and then ends. Take items
 /// with [`message`](Streaming::message) or [`next`](Streaming::next), or use it as a
 /// `futures::Stream`. The server sends only as far ahead as this side has taken (about one window
-/// of items), so a slow consumer slows the producer instead of filling memory.
+/// of items), so a slow consumer slows the producer instead of filling memory. Items are decoded
+/// owned and `'static`, as every type generated code uses is.
 ///
 /// Dropping it before the end cancels the call, as [`cancel`](Streaming::cancel) does: the
 /// server drops the handler.

@@ -76,14 +76,15 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     })
 }
 
-/// A `Bytes` value at least this long shares its frame's memory rather than being copied.
-/// Shorter ones are copied: a small value kept for long would otherwise keep alive the whole
-/// read buffer it arrived in (16 KiB), and copying a few bytes costs little.
+/// A `Bytes` value at least this long, and at least half of what it is cut from, shares that
+/// memory rather than being copied. Others are copied: a value kept for long would otherwise keep
+/// alive a buffer many times its size (the 16 KiB read buffer a small value arrived in, or a
+/// large frame of many stream items of which it is one), and copying a small one costs little.
 pub(crate) const SHARE_AT: usize = 1024;
 
 /// Decodes exactly one `T` occupying all of `frame[range]`. A `Bytes` value (a `.tidl` `bytes`
-/// argument, reply or stream item) of at least [`SHARE_AT`] bytes shares the frame's memory
-/// instead of being copied out of it.
+/// argument, reply or stream item) of at least [`SHARE_AT`] bytes that fills at least half of
+/// `frame` shares the frame's memory instead of being copied out of it.
 ///
 /// Always inlined: a stream's consumer calls it for every item, and for a `Bytes` item all that
 /// is left of it is [`bytes_value`].
@@ -112,7 +113,8 @@ fn bytes_value(frame: &Bytes, range: Range<usize>) -> Result<Bytes, String> {
     if used != encoded.len() {
         return Err(format!("{} unexpected trailing bytes", encoded.len() - used));
     }
-    Ok(if bytes.len() >= SHARE_AT { frame.slice_ref(bytes) } else { Bytes::copy_from_slice(bytes) })
+    let shared = bytes.len() >= SHARE_AT && bytes.len() >= frame.len() / 2;
+    Ok(if shared { frame.slice_ref(bytes) } else { Bytes::copy_from_slice(bytes) })
 }
 
 /// [`decode`] of `frame[range]`.
@@ -216,6 +218,18 @@ mod tests {
         claims.resize(SHARE_AT + 16, 0);
         assert!(decode_shared::<Bytes>(&Bytes::from(claims), 0..SHARE_AT + 16).is_err());
         assert!(decode_shared::<Bytes>(&frame, 4..frame.len() + 1).is_err(), "a range past the frame");
+
+        // A long value that is a small part of its frame (one of many stream items) is copied:
+        // it must not keep the whole frame alive.
+        let mut many = BytesMut::new();
+        for _ in 0..4 {
+            encode_into(&payload, &mut many, usize::MAX).unwrap();
+        }
+        let many = many.freeze();
+        let one = encode(&payload).unwrap().len();
+        let value = decode_shared::<Bytes>(&many, 0..one).unwrap();
+        assert_eq!(value, payload);
+        assert!(!many.as_ptr_range().contains(&value.as_ptr()), "copied");
 
         // A short value is copied: it must not keep its whole read buffer alive.
         let mut short = BytesMut::new();

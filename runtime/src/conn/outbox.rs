@@ -73,6 +73,11 @@ pub(crate) enum PushError {
 /// How many bytes of items [`Outbox::push_items`] encodes under one lock, beyond the first item.
 pub(crate) const BATCH_BYTES: usize = 16 * 1024;
 
+/// An item at least this long closes its `Item` frame: the next item starts a frame of its own,
+/// so a large item is (nearly) all of its frame, and its receiver can share the frame's memory
+/// rather than copy the item out of it (see `codec::SHARE_AT`).
+const ITEM_ALONE: usize = 16 * 1024;
+
 impl Outbox {
     pub(crate) fn new(max_frame_len: usize, high_water: usize) -> Outbox {
         Outbox {
@@ -193,7 +198,12 @@ impl Outbox {
             && open == id
         {
             match wire::append_item(&mut state.buf, start, self.max_frame_len, &mut encode) {
-                Ok(len) => return Ok(len),
+                Ok(len) => {
+                    if len >= ITEM_ALONE {
+                        state.open_item = None;
+                    }
+                    return Ok(len);
+                }
                 // It does not fit beside the others: a frame of its own.
                 Err(EncodeFailure::TooLarge) => state.open_item = None,
                 Err(EncodeFailure::Invalid(e)) => return Err(PushError::Frame(WriteFailure::Invalid(e))),
@@ -201,7 +211,7 @@ impl Outbox {
         }
         let start = state.buf.len();
         let len = wire::write_item(&mut state.buf, self.max_frame_len, id, encode).map_err(PushError::Frame)?;
-        state.open_item = Some((id, start));
+        state.open_item = (len < ITEM_ALONE).then_some((id, start));
         Ok(len)
     }
 
@@ -468,6 +478,21 @@ mod tests {
         let (items, frames) = queued_items(&outbox);
         assert_eq!(items.len(), 2);
         assert_eq!(frames, 2);
+    }
+
+    #[test]
+    fn a_large_item_closes_its_frame() {
+        static LARGE: [u8; ITEM_ALONE] = [7; ITEM_ALONE];
+        let outbox = Outbox::new(1024 * 1024, usize::MAX);
+        item(&outbox, 1, b"a").expect("queued");
+        item(&outbox, 1, &LARGE).expect("queued after the small one");
+        item(&outbox, 1, &LARGE).expect("queued in a frame of its own");
+        item(&outbox, 1, b"b").expect("queued in a frame of its own");
+        item(&outbox, 1, b"c").expect("queued beside the small one");
+        let (items, frames) = queued_items(&outbox);
+        let counts: Vec<usize> = items.iter().map(|(_, items)| items.len()).collect();
+        assert_eq!(counts, vec![2, 1, 2]);
+        assert_eq!(frames, 3);
     }
 
     #[test]
