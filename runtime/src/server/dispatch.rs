@@ -186,7 +186,12 @@ pub(super) fn run<T, E, F, Fut>(
             tokio::select! {
                 biased;
                 () = call.cancelled() => Ended::Cancelled,
-                () = deadline_passed => Ended::DeadlineExceeded,
+                () = deadline_passed => {
+                    // Before the handler's future is dropped, so that what its drop does (and
+                    // blocking work it started) sees the call cancelled.
+                    call.cancel();
+                    Ended::DeadlineExceeded
+                }
                 ended = work => ended,
             }
         };
@@ -241,8 +246,8 @@ fn end_without_reply<T, E>(conn: &Conn, id: u64, method: Method, ended: Ended<T,
         Ended::Status(_) if call.is_cancelled() => None,
         Ended::Status(status) => Some(*status),
         Ended::DeadlineExceeded => {
-            // Blocking work the handler started sees it through its context.
-            call.cancel();
+            // The task cancelled the call when the deadline passed, so blocking work the handler
+            // started sees it through its context.
             Some(Status::deadline_exceeded(format!("`{method}` passed its deadline; the server stopped it")))
         }
         Ended::Cancelled if conn.server.stopping.is_cancelled() => Some(Status::unavailable(format!(
