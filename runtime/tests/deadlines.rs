@@ -30,6 +30,7 @@ async fn the_server_enforces_the_deadline_even_if_nobody_waits() {
     probe.wait("the handler to start", |s| s.started == 1).await;
     let stats = probe.wait("the deadline to stop the handler", |s| s.dropped == 1).await;
     assert_eq!(stats.finished, 0);
+    assert_eq!(stats.dropped_cancelled, 1, "the call was cancelled before its handler was dropped");
 }
 
 #[tokio::test]

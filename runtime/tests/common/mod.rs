@@ -24,6 +24,9 @@ pub struct Stats {
     /// Handlers whose future was dropped before they finished: stopped by a cancel, a
     /// deadline, a closed connection or a shutdown.
     pub dropped: u64,
+    /// Of those, the handlers (of `sleep`) whose call's cancellation token had fired when their
+    /// future was dropped.
+    pub dropped_cancelled: u64,
     pub finished: u64,
     /// Iterations of `ticks` loops, across all calls.
     pub ticks: u64,
@@ -56,19 +59,36 @@ pub struct Probe {
 struct Running<'a> {
     stats: &'a watch::Sender<Stats>,
     finished: bool,
+    /// Whether the call's cancellation token has fired, if the handler watches it.
+    cancelled: Option<Box<dyn Fn() -> bool + Send + 'a>>,
 }
 
 impl<'a> Running<'a> {
     fn start(stats: &'a watch::Sender<Stats>) -> Running<'a> {
         stats.send_modify(|s| s.started += 1);
-        Running { stats, finished: false }
+        Running { stats, finished: false, cancelled: None }
+    }
+
+    /// Also records whether `ctx`'s token had fired when the handler was dropped.
+    fn watching(mut self, ctx: &Context) -> Running<'a> {
+        let token = ctx.token().clone();
+        self.cancelled = Some(Box::new(move || token.is_cancelled()));
+        self
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         let finished = self.finished;
-        self.stats.send_modify(|s| if finished { s.finished += 1 } else { s.dropped += 1 });
+        let cancelled = self.cancelled.as_ref().is_some_and(|cancelled| cancelled());
+        self.stats.send_modify(|s| {
+            if finished {
+                s.finished += 1;
+            } else {
+                s.dropped += 1;
+                s.dropped_cancelled += u64::from(cancelled);
+            }
+        });
     }
 }
 
@@ -109,8 +129,8 @@ impl Service for Probe {
             "large" => request.spawn(m("large"), |_ctx, (size, _payload): (u32, Bytes)| async move {
                 Ok::<_, Error>(Bytes::from(vec![0xab; size as usize]))
             }),
-            "sleep" => request.spawn(m("sleep"), move |_ctx, ms: u64| async move {
-                let mut running = Running::start(&this.stats);
+            "sleep" => request.spawn(m("sleep"), move |ctx, ms: u64| async move {
+                let mut running = Running::start(&this.stats).watching(&ctx);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 running.finished = true;
                 Ok::<_, Error>(())
