@@ -1,10 +1,10 @@
 //! The client: one connection, many concurrent calls.
 //!
 //! A [`Client`] is a cheap handle (an `Arc`) on one connection. Making a call encodes the request
-//! straight into the connection's outbox and registers a one-shot reply slot under a fresh
-//! request id in the connection's table of calls in flight ([`in_flight`]); the connection's
-//! reader routes each response to its slot. There is no dispatch task between the caller and the
-//! socket, so a call costs no task switch before it is written.
+//! straight into the connection's outbox and registers an entry under a fresh request id in the
+//! connection's table of calls in flight ([`in_flight`]); the connection's reader leaves each
+//! response in its entry and wakes the caller. There is no dispatch task between the caller and
+//! the socket, so a call costs no task switch before it is written, and no channel per call.
 //!
 //! The connection closes when the last `Client` handle and the last pending [`Call`] are
 //! dropped: the writer first flushes everything queued (cancels included), then shuts the socket
