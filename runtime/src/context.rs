@@ -89,6 +89,11 @@ impl CallState {
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancellation.is_cancelled()
     }
+
+    /// What the caller sent with the call.
+    pub(crate) fn metadata(&self) -> &crate::Metadata {
+        &self.metadata
+    }
 }
 
 impl Context {

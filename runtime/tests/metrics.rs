@@ -119,6 +119,34 @@ fn calls_are_counted_by_method_side_and_code_with_their_durations() {
 }
 
 #[test]
+fn calls_refused_before_any_handler_runs_are_counted_with_their_code() {
+    recorded(|mut seen| async move {
+        let (client, _server) = connected(Probe::default()).await;
+        let unknown: Result<(), Error> = call(&client, "nope", &()).await;
+        assert_eq!(status(unknown).code(), Code::Unimplemented);
+        let undecodable: Result<String, Error> = call(&client, "echo", &42u64).await;
+        assert_eq!(status(undecodable).code(), Code::InvalidArgument);
+
+        let seen = seen.take();
+        // A method the server does not serve is `_OTHER`: labels never come from the peer.
+        let other = [("rpc.method", "_OTHER"), ("side", "server")];
+        assert_eq!(seen.counter(CALLS_STARTED, &other), 1);
+        assert_eq!(seen.gauge(CALLS_IN_FLIGHT, &other), 0.0);
+        let unimplemented =
+            [("rpc.method", "_OTHER"), ("side", "server"), ("rpc.response.status_code", "UNIMPLEMENTED")];
+        assert_eq!(seen.counter(CALLS_FINISHED, &unimplemented), 1);
+        let invalid =
+            [("rpc.method", "Probe/echo"), ("side", "server"), ("rpc.response.status_code", "INVALID_ARGUMENT")];
+        assert_eq!(seen.counter(CALLS_FINISHED, &invalid), 1);
+        assert_eq!(
+            seen.histogram(SERVER_DURATION, &[("rpc.method", "_OTHER"), ("rpc.response.status_code", "UNIMPLEMENTED")])
+                .len(),
+            1
+        );
+    });
+}
+
+#[test]
 fn calls_in_flight_are_counted_until_they_end() {
     recorded(|mut seen| async move {
         let probe = Probe::default();

@@ -248,6 +248,33 @@ async fn a_method_of_a_package_is_named_with_it_and_failures_set_the_error_statu
 }
 
 #[tokio::test]
+async fn a_call_refused_before_any_handler_runs_has_a_server_span_with_its_status() {
+    let collector = Collector::new();
+    let _guard = collector.install();
+    let (client, _server) = connected(Probe::default()).await;
+    let unknown: Result<(), Error> = call(&client, "nope", &()).await;
+    assert_eq!(status(unknown).code(), Code::Unimplemented);
+    let spans = collector.closed(2).await;
+    let server = one(&spans, "server");
+    assert_eq!(server.name, "rpc.server");
+    assert_eq!(server.field("otel.name"), Some("_OTHER"), "a span name never comes from the peer");
+    assert_eq!(server.field("rpc.method"), Some("_OTHER"));
+    assert_eq!(server.field("rpc.method_original"), Some("Probe/nope"));
+    assert_eq!(server.field("rpc.response.status_code"), Some("UNIMPLEMENTED"));
+    assert_eq!(server.field("otel.status_code"), Some("ERROR"));
+    assert_eq!(one(&spans, "client").field("rpc.method"), Some("Probe/nope"));
+
+    // A method the server serves, whose argument does not decode: named as it is.
+    let undecodable: Result<String, Error> = call(&client, "echo", &42u64).await;
+    assert_eq!(status(undecodable).code(), Code::InvalidArgument);
+    let spans = collector.closed(4).await;
+    let echo: Vec<_> = spans.iter().filter(|s| s.field("rpc.method") == Some("Probe/echo")).cloned().collect();
+    let server = one(&echo, "server");
+    assert_eq!(server.field("rpc.response.status_code"), Some("INVALID_ARGUMENT"));
+    assert_eq!(server.field("rpc.method_original"), None);
+}
+
+#[tokio::test]
 async fn what_a_handler_logs_and_the_calls_it_makes_are_inside_its_span() {
     let collector = Collector::new();
     let _guard = collector.install();

@@ -106,7 +106,8 @@ fn labels(method: crate::method::Method, side: Side) -> &'static Labels {
     }
     let mut interned = LABELS.write().unwrap_or_else(PoisonError::into_inner);
     interned.entry(key).or_insert_with(|| {
-        let name = FullName(method).to_string();
+        // A method named by the peer only (see `span::OTHER_METHOD`) is `_OTHER`, with no service.
+        let name = if method.service().is_empty() { method.name().to_owned() } else { FullName(method).to_string() };
         let method = || Label::new("rpc.method", name.clone());
         let side_label = || Label::from_static_parts("side", side.name());
         let code = |i| Label::from_static_parts("rpc.response.status_code", Outcome::name_at(i));

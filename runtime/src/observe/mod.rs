@@ -61,7 +61,7 @@ pub mod metrics;
 mod otel;
 mod span;
 
-pub(crate) use span::{ClientCall, ServerCall, spawn};
+pub(crate) use span::{Asked, ClientCall, ServerCall, spawn};
 
 /// The target of the spans and events of calls: filter on it to see them
 /// (`RUST_LOG=tidl_runtime::rpc=info`, or `tidl_runtime=info` for everything tidl logs at `INFO`).

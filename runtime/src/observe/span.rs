@@ -71,6 +71,74 @@ impl ServerCall {
     }
 }
 
+/// What a peer asked for in a call the server refused before any handler ran.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Asked<'a> {
+    /// A method this server serves.
+    Known(Method),
+    /// A service and method as the peer named them, before the server looked them up (or for
+    /// one it does not serve).
+    Named(&'a str, &'a str),
+}
+
+/// What OpenTelemetry calls a method the instrumentation does not know: span names and metric
+/// labels never come from what a peer sends, so a peer cannot grow their number.
+pub(crate) const OTHER_METHOD: &str = "_OTHER";
+
+impl ServerCall {
+    /// Records a call the server answered with `status` without running a handler (shutting
+    /// down, an unknown service or method, a limit, an incompatible schema, an argument that did
+    /// not decode): its span, opened and closed at once, and its metrics. A call named only as
+    /// the peer sent it is `_OTHER` in `rpc.method` and in metrics, with the name it was sent
+    /// under in the span's `rpc.method_original`.
+    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+    pub(crate) fn refused(asked: Asked<'_>, peer: &Peer, metadata: &crate::Metadata, status: &Status) {
+        let outcome = Outcome::Status(status.code(), status.message());
+        let span = match asked {
+            Asked::Known(method) => tracing::info_span!(
+                target: TARGET,
+                "rpc.server",
+                otel.name = %FullName(method),
+                otel.kind = "server",
+                rpc.system.name = "tidl",
+                rpc.method = %FullName(method),
+                network.peer.address = address(peer).map(display),
+                network.peer.port = port(peer),
+                rpc.response.status_code = Empty,
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+            ),
+            Asked::Named(service, method) => tracing::info_span!(
+                target: TARGET,
+                "rpc.server",
+                otel.name = OTHER_METHOD,
+                otel.kind = "server",
+                rpc.system.name = "tidl",
+                rpc.method = OTHER_METHOD,
+                rpc.method_original = %format_args!("{service}/{method}"),
+                network.peer.address = address(peer).map(display),
+                network.peer.port = port(peer),
+                rpc.response.status_code = Empty,
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+            ),
+        };
+        if !span.is_disabled() {
+            #[cfg(feature = "otel")]
+            super::otel::set_parent(&span, metadata);
+            record(&span, &outcome);
+        }
+        #[cfg(feature = "metrics")]
+        {
+            let method = match asked {
+                Asked::Known(method) => method,
+                Asked::Named(..) => Method::new("", OTHER_METHOD),
+            };
+            super::metrics::CallMetrics::start(method, super::Side::Server).end(&outcome);
+        }
+    }
+}
+
 #[cfg(feature = "metrics")]
 impl Drop for ServerCall {
     fn drop(&mut self) {

@@ -11,6 +11,7 @@ use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline;
 use crate::error::{Code, Status};
 use crate::metadata::Metadata;
+use crate::observe::{self, Asked};
 use crate::schema::{self, Shape};
 use crate::sync::lock;
 use crate::transport::Peer;
@@ -215,6 +216,13 @@ impl Conn {
     }
 
     /// Sends `status` as the outcome of call `id`.
+    /// Answers call `id`, which no handler will run, with `status`, and records it as refused (a
+    /// server span and metrics) under what the client `asked` for.
+    pub(super) fn refuse(&self, id: u64, asked: Asked<'_>, metadata: &Metadata, status: &Status) {
+        self.send_status(id, status);
+        observe::ServerCall::refused(asked, &self.link.peer, metadata, status);
+    }
+
     pub(super) fn send_status(&self, id: u64, status: &Status) {
         // A status marked unstarted (a load-shedding layer's, say) says so to a peer that can
         // hear it: the client may then send the call again, elsewhere, safely.
@@ -240,19 +248,20 @@ impl Conn {
         if server.drained.load(Ordering::Acquire) {
             // Unstarted: sent as a refusal to a peer that can hear it, so the client may retry.
             let status = Status::unavailable("the server is shutting down and takes no new calls").unstarted();
-            self.send_status(id, &status);
+            self.refuse(id, Asked::Named(service, method), &metadata, &status);
             return Ok(());
         }
         let Some((_, svc)) = server.services.iter().find(|(name, _)| *name == service) else {
             let message = format!("the server has no service `{service}` (it serves: {})", server.service_names);
             tracing::debug!(peer = %self.name, "call refused: {message}");
-            self.send_status(id, &Status::unimplemented(message));
+            self.refuse(id, Asked::Named(service, method), &metadata, &Status::unimplemented(message));
             return Ok(());
         };
         if self.any_refused.load(Ordering::Acquire)
             && let Some(why) = lock(&self.refused).get(&format!("{service}.{method}"))
         {
-            self.send_status(id, &Status::new(Code::FailedPrecondition, why.clone()));
+            let status = Status::new(Code::FailedPrecondition, why.clone());
+            self.refuse(id, Asked::Named(service, method), &metadata, &status);
             return Ok(());
         }
         if self.minor < 2
@@ -264,34 +273,35 @@ impl Conn {
                  protocol 1.2 introduced, and this client speaks 1.{}: rebuild it with a current tidl",
                 self.minor
             );
-            self.send_status(id, &Status::new(Code::FailedPrecondition, message));
+            self.refuse(id, Asked::Named(service, method), &metadata, &Status::new(Code::FailedPrecondition, message));
             return Ok(());
         }
         let limit = server.config.max_concurrent_calls;
         let call = match self.in_flight.admit(id, limit, (*self.link.peer).clone(), metadata) {
             Ok(call) => call,
-            Err(Refused::Duplicate) => {
+            Err((Refused::Duplicate, _)) => {
                 return Err(Status::invalid_argument(format!(
                     "request id {id} was reused while its call is still running"
                 )));
             }
-            Err(Refused::Full) => {
+            Err((Refused::Full, metadata)) => {
                 let message = format!(
                     "`{service}.{method}` was refused: this connection already has {limit} calls \
                      running, the limit (ServerConfig::max_concurrent_calls)"
                 );
                 tracing::debug!(peer = %self.name, "call refused: {message}");
-                self.send_status(id, &Status::resource_exhausted(message));
+                self.refuse(id, Asked::Named(service, method), &metadata, &Status::resource_exhausted(message));
                 return Ok(());
             }
         };
         let request = Incoming::new(self.clone(), id, payload, deadline::from_wire(timeout_micros), call);
-        if svc.call(method, request).is_err() {
-            self.in_flight.end(id);
+        if let Err(request) = svc.call(method, request) {
             let message = format!("the service `{service}` has no method `{method}`");
             tracing::debug!(peer = %self.name, "call refused: {message}");
-            self.send_status(id, &Status::unimplemented(message));
-            return Ok(());
+            let status = Status::unimplemented(message);
+            self.refuse(id, Asked::Named(service, method), request.call.metadata(), &status);
+            drop(request);
+            self.in_flight.end(id);
         }
         Ok(())
     }
@@ -396,7 +406,7 @@ impl Side for Arc<Conn> {
                          limit of {limit} (ServerConfig::max_metadata_bytes)",
                         metadata.size()
                     );
-                    self.send_status(id, &Status::resource_exhausted(message));
+                    self.refuse(id, Asked::Named(&service, &method), &metadata, &Status::resource_exhausted(message));
                     return Ok(());
                 }
                 self.on_request(id, &service, &method, timeout_micros, payload, metadata)

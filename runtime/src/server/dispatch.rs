@@ -14,7 +14,7 @@ use crate::conn::outbox::PushError;
 use crate::context::{CallState, Context};
 use crate::error::{Error, Status};
 use crate::method::Method;
-use crate::observe;
+use crate::observe::{self, Asked};
 use crate::sched::watchdog;
 use crate::wire::{self, Header, Outcome};
 use bytes::Bytes;
@@ -110,7 +110,8 @@ impl Incoming {
             Err(e) => {
                 let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
                 tracing::debug!(peer = %conn.name, %method, "call refused: {}", status.message());
-                conn.send_status(id, &status);
+                conn.refuse(id, Asked::Known(method), call.metadata(), &status);
+                drop(call);
                 conn.in_flight.end(id);
                 return;
             }

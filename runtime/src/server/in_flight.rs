@@ -52,22 +52,22 @@ struct Entry {
 impl InFlight {
     /// Records that call `id` from `peer` with `metadata` is running, if it may: not while a
     /// call of that id runs, and not beyond `limit` calls. The call's state, shared with its
-    /// handler.
+    /// handler; or why not, with the metadata back.
     pub(crate) fn admit(
         &self,
         id: u64,
         limit: usize,
         peer: Peer,
         metadata: Metadata,
-    ) -> Result<Arc<CallState>, Refused> {
-        let state = CallState::new(peer, metadata);
+    ) -> Result<Arc<CallState>, (Refused, Metadata)> {
         let mut calls = lock(&self.calls);
         if calls.running.contains_key(&id) {
-            return Err(Refused::Duplicate);
+            return Err((Refused::Duplicate, metadata));
         }
         if calls.running.len() >= limit {
-            return Err(Refused::Full);
+            return Err((Refused::Full, metadata));
         }
+        let state = CallState::new(peer, metadata);
         let call = match calls.spare.pop() {
             Some(mut spare) => match Arc::get_mut(&mut spare) {
                 Some(reused) => {
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     fn admit(in_flight: &InFlight, id: u64, limit: usize) -> Result<Arc<CallState>, Refused> {
-        in_flight.admit(id, limit, Peer::Unknown, Metadata::new())
+        in_flight.admit(id, limit, Peer::Unknown, Metadata::new()).map_err(|(why, _)| why)
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::conn::stream::{Stream, Taker};
 use crate::context::{CallState, Context};
 use crate::error::{Error, Status};
 use crate::method::Method;
+use crate::observe::Asked;
 use crate::wire::Header;
 use crate::wire::handshake::STREAMS_MINOR;
 use serde::Serialize;
@@ -234,7 +235,8 @@ impl Incoming {
             Ok(arg) => arg,
             Err(e) => {
                 let status = Status::invalid_argument(format!("the argument of `{method}` did not decode: {e}"));
-                conn.send_status(id, &status);
+                conn.refuse(id, Asked::Known(method), call.metadata(), &status);
+                drop(call);
                 conn.in_flight.end(id);
                 return;
             }
@@ -293,7 +295,7 @@ impl Incoming {
                  streams (1.{STREAMS_MINOR} added them)",
                 conn.minor
             ));
-            conn.send_status(self.id, &status);
+            conn.refuse(self.id, Asked::Known(method), self.call.metadata(), &status);
             conn.in_flight.end(self.id);
             return None;
         }
@@ -304,7 +306,7 @@ impl Incoming {
                  (ServerConfig::max_concurrent_streams)"
             ));
             tracing::debug!(peer = %conn.name, "call refused: {}", status.message());
-            conn.send_status(self.id, &status);
+            conn.refuse(self.id, Asked::Known(method), self.call.metadata(), &status);
             conn.in_flight.end(self.id);
             return None;
         }
