@@ -25,20 +25,7 @@ impl ServerCall {
     /// interested in it, for the handler's task to run in.
     #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
     pub(crate) fn start(method: Method, ctx: &Context) -> (ServerCall, Option<Span>) {
-        let peer = ctx.peer();
-        let span = tracing::info_span!(
-            target: TARGET,
-            "rpc.server",
-            otel.name = %FullName(method),
-            otel.kind = "server",
-            rpc.system.name = "tidl",
-            rpc.method = %FullName(method),
-            network.peer.address = address(peer).map(display),
-            network.peer.port = port(peer),
-            rpc.response.status_code = Empty,
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-        );
+        let span = server_span(&FullName(method), ctx.peer());
         let span = (!span.is_disabled()).then_some(span);
         #[cfg(feature = "otel")]
         if let Some(span) = &span {
@@ -71,6 +58,24 @@ impl ServerCall {
     }
 }
 
+/// A call's server span, named `name`, from `peer`; its outcome fields are recorded as it ends.
+fn server_span(name: &dyn fmt::Display, peer: &Peer) -> Span {
+    tracing::info_span!(
+        target: TARGET,
+        "rpc.server",
+        otel.name = %name,
+        otel.kind = "server",
+        rpc.system.name = "tidl",
+        rpc.method = %name,
+        rpc.method_original = Empty,
+        network.peer.address = address(peer).map(display),
+        network.peer.port = port(peer),
+        rpc.response.status_code = Empty,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+    )
+}
+
 /// What a peer asked for in a call the server refused before any handler ran.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Asked<'a> {
@@ -95,33 +100,12 @@ impl ServerCall {
     pub(crate) fn refused(asked: Asked<'_>, peer: &Peer, metadata: &crate::Metadata, status: &Status) {
         let outcome = Outcome::Status(status.code(), status.message());
         let span = match asked {
-            Asked::Known(method) => tracing::info_span!(
-                target: TARGET,
-                "rpc.server",
-                otel.name = %FullName(method),
-                otel.kind = "server",
-                rpc.system.name = "tidl",
-                rpc.method = %FullName(method),
-                network.peer.address = address(peer).map(display),
-                network.peer.port = port(peer),
-                rpc.response.status_code = Empty,
-                otel.status_code = Empty,
-                otel.status_description = Empty,
-            ),
-            Asked::Named(service, method) => tracing::info_span!(
-                target: TARGET,
-                "rpc.server",
-                otel.name = OTHER_METHOD,
-                otel.kind = "server",
-                rpc.system.name = "tidl",
-                rpc.method = OTHER_METHOD,
-                rpc.method_original = %format_args!("{service}/{method}"),
-                network.peer.address = address(peer).map(display),
-                network.peer.port = port(peer),
-                rpc.response.status_code = Empty,
-                otel.status_code = Empty,
-                otel.status_description = Empty,
-            ),
+            Asked::Known(method) => server_span(&FullName(method), peer),
+            Asked::Named(service, method) => {
+                let span = server_span(&OTHER_METHOD, peer);
+                span.record("rpc.method_original", format_args!("{service}/{method}"));
+                span
+            }
         };
         if !span.is_disabled() {
             #[cfg(feature = "otel")]
