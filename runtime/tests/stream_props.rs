@@ -1094,6 +1094,45 @@ fn items_sent_with_no_credit_left_close_the_connection() {
     });
 }
 
+/// An `Item` frame with no items in it carries nothing: the items after it still come, in order,
+/// then the outcome. (A consumer that took the empty frame for the end of its items stopped
+/// there, and waited for the call's end without looking at its items again.)
+#[test]
+fn an_empty_item_frame_is_skipped() {
+    runtime().block_on(async {
+        let (addr, accept) = raw::scripted_server().await;
+        let client = Client::dial(addr).await.expect("dial the scripted server");
+        let raw = within("the accept", accept).await.expect("accepted");
+        let (mut frames, mut write) = raw.split();
+        let mut stream: Streaming<Vec<u8>, String> =
+            client.server_stream(Method::new("Props", "feed"), &(), &CallOptions::default());
+        let Some(Frame::Request { id, .. }) = within("the request", frames.recv()).await else {
+            panic!("the request first")
+        };
+        write.write_all(&raw::items(id, &[])).await.expect("write");
+        // A ping barrier: the client's reader has handled the empty frame on its own.
+        write.write_all(&raw::ping(1)).await.expect("write");
+        loop {
+            match within("the pong", frames.recv()).await {
+                Some(Frame::Pong { nonce: 1 }) => break,
+                Some(Frame::Credit { .. }) => {}
+                other => panic!("an unexpected frame from the client: {other:?}"),
+            }
+        }
+        let later = [raw::item(id, &item_payload(b"one")), raw::item(id, &item_payload(b"two"))].concat();
+        let taking = tokio::spawn(async move {
+            let first = stream.next().await;
+            let second = stream.next().await;
+            (stream, first, second)
+        });
+        write.write_all(&later).await.expect("write");
+        let (mut stream, first, second) = within("two items", taking).await.expect("joined");
+        assert_eq!((first, second), (Some(Ok(b"one".to_vec())), Some(Ok(b"two".to_vec()))));
+        write.write_all(&raw::response_ok(id, &[])).await.expect("write");
+        assert_eq!(within("the end", stream.next()).await, None);
+    });
+}
+
 /// `Streaming::cancel` "does nothing once the call has ended". When the server's `Response` has
 /// already arrived but the application has not taken every item, the call has ended on the
 /// connection but not for the application: `cancel` then clears the untaken items

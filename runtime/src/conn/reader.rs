@@ -153,6 +153,10 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Re
         for len in wire::item_lengths(&payload) {
             len.map_err(|e| Ended::Refused(side.bad_items(id, None, &e)))?;
         }
+        if payload.is_empty() {
+            // No items: nothing to hand over (a taker must never see an empty chunk).
+            return Ok(());
+        }
         // Items of a call that is not a running streaming call are dropped.
         return deliveries
             .add(id, payload, |id| side.stream(id))
