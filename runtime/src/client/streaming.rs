@@ -96,14 +96,14 @@ impl<T, E> Streaming<T, E> {
     pub async fn next_payload(&mut self) -> Option<Result<Bytes, Reply>> {
         std::future::poll_fn(|cx| {
             self.poll_next_raw(cx).map(|next| match next? {
-                Next::Item(taken) => {
+                Next::Item(Taken { .. }) => {
                     let State::Open { pending, taker, .. } = &self.state else {
                         unreachable!("an item is only taken from an open stream")
                     };
-                    if let Some(bytes) = taken.grant {
+                    if let Some(bytes) = taker.grant() {
                         pending.client().send_header(&Header::Credit { id: pending.id(), bytes });
                     }
-                    Some(Ok(taker.item_bytes(&taken)))
+                    Some(Ok(taker.item_bytes()))
                 }
                 Next::End(_, Reply::Ok(_)) => None,
                 Next::End(_, reply) => Some(Err(reply)),
@@ -200,11 +200,11 @@ impl<T: DeserializeOwned + 'static, E: DeserializeOwned> Streaming<T, E> {
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error<E>>>> {
         Poll::Ready(match ready!(self.poll_next_raw(cx)) {
             None => None,
-            Some(Next::Item(taken)) => {
+            Some(Next::Item(Taken { .. })) => {
                 let State::Open { pending, stream, taker, .. } = &self.state else {
                     unreachable!("an item is only taken from an open stream")
                 };
-                Some(take(pending, stream, taker, &taken))
+                Some(take(pending, stream, taker))
             }
             Some(Next::End(_, Reply::Ok(_))) => None,
             Some(Next::End(method, reply)) => decode::<(), E>(method, reply).err().map(Err),
@@ -214,21 +214,16 @@ impl<T: DeserializeOwned + 'static, E: DeserializeOwned> Streaming<T, E> {
 }
 
 /// Decodes a taken item, granting credit back if a batch is due; a bad item cancels the call.
-fn take<T: DeserializeOwned + 'static, E>(
-    pending: &Pending,
-    stream: &Stream,
-    taker: &Taker,
-    taken: &Taken,
-) -> Result<T, Error<E>> {
-    if let Some(bytes) = taken.grant {
+fn take<T: DeserializeOwned + 'static, E>(pending: &Pending, stream: &Stream, taker: &Taker) -> Result<T, Error<E>> {
+    if let Some(bytes) = taker.grant() {
         pending.client().send_header(&Header::Credit { id: pending.id(), bytes });
     }
-    taker.decode::<T>(taken).map_err(|e| {
+    taker.decode::<T>().map_err(|e| {
         let status = Status::new(
             Code::Internal,
             format!(
                 "item {} from `{}` did not decode ({e}); are client and server built from the same .tidl?",
-                taken.index,
+                taker.index(),
                 pending.method()
             ),
         );
@@ -265,7 +260,8 @@ impl<T, E> fmt::Debug for Streaming<T, E> {
 /// [`send`](RequestSink::send) waits while the server has not granted room for more (it grants
 /// as its handler takes items), and fails once the call has ended. Dropping the sink, or
 /// [`close`](RequestSink::close), tells the server that no more items come: its handler's
-/// source then ends. Dropping it does not cancel the call.
+/// source then ends. Dropping it does not cancel the call. Items are `'static`, as every type
+/// generated code uses is.
 #[must_use = "a RequestSink half-closes the call when dropped"]
 pub struct RequestSink<T> {
     open: Option<SinkOpen>,
@@ -299,7 +295,7 @@ impl<T> RequestSink<T> {
     }
 }
 
-impl<T: Serialize> RequestSink<T> {
+impl<T: Serialize + 'static> RequestSink<T> {
     /// Sends `item`, once the server has room for it. Fails if the call has ended (the server
     /// answered, the call was cancelled or the connection was lost: the call's own outcome says
     /// which), if the sink was closed, or if the item is larger than the maximum frame length.

@@ -50,6 +50,29 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     }
 }
 
+/// [`encode_into`], with a short way for a `Bytes` value (a `.tidl` `bytes` stream item) shorter
+/// than 251 bytes: its one-byte length and its bytes, as bincode writes them, without going
+/// through serde. Always inlined: a stream's producer calls it for every item.
+#[inline(always)]
+pub(crate) fn encode_item_into<T: Serialize + 'static>(
+    value: &T,
+    buf: &mut BytesMut,
+    limit: usize,
+) -> Result<(), EncodeFailure> {
+    if let Some(bytes) = (value as &dyn Any).downcast_ref::<Bytes>()
+        && let Ok(len @ 0..251) = u8::try_from(bytes.len())
+    {
+        if buf.len() + 1 + bytes.len() > limit {
+            return Err(EncodeFailure::TooLarge);
+        }
+        buf.reserve(1 + bytes.len());
+        bytes::BufMut::put_u8(buf, len);
+        buf.extend_from_slice(bytes);
+        return Ok(());
+    }
+    encode_into(value, buf, limit)
+}
+
 /// Appends already encoded `bytes` to `buf`, failing once `buf` would grow past `limit` bytes.
 pub(crate) fn extend_limited(buf: &mut BytesMut, bytes: &[u8], limit: usize) -> Result<(), EncodeFailure> {
     if buf.len() + bytes.len() > limit {
@@ -109,12 +132,36 @@ pub(crate) fn decode_shared<T: DeserializeOwned + 'static>(frame: &Bytes, range:
 #[inline(always)]
 fn bytes_value(frame: &Bytes, range: Range<usize>) -> Result<Bytes, String> {
     let encoded = frame.get(range).ok_or("the value lies outside its frame")?;
-    let (bytes, used): (&[u8], usize) = bincode::borrow_decode_from_slice(encoded, CONFIG).map_err(describe)?;
-    if used != encoded.len() {
-        return Err(format!("{} unexpected trailing bytes", encoded.len() - used));
-    }
+    let bytes = match encoded.split_first() {
+        // bincode's varint: a length below 251 is that one byte. A stream of small items takes
+        // this path for each of them, so it skips bincode's general decoding.
+        Some((&len, rest)) if len < 251 => {
+            if rest.len() != usize::from(len) {
+                return Err(bytes_len_mismatch(usize::from(len), rest.len()));
+            }
+            rest
+        }
+        _ => {
+            let (bytes, used): (&[u8], usize) = bincode::borrow_decode_from_slice(encoded, CONFIG).map_err(describe)?;
+            if used != encoded.len() {
+                return Err(format!("{} unexpected trailing bytes", encoded.len() - used));
+            }
+            bytes
+        }
+    };
     let shared = bytes.len() >= SHARE_AT && bytes.len() >= frame.len() / 2;
     Ok(if shared { frame.slice_ref(bytes) } else { Bytes::copy_from_slice(bytes) })
+}
+
+/// Why `bytes` of `len` bytes, with `left` bytes after its length, did not decode (out of line:
+/// the hot path only checks).
+#[cold]
+fn bytes_len_mismatch(len: usize, left: usize) -> String {
+    if left < len {
+        describe(bincode::error::DecodeError::UnexpectedEnd { additional: len - left })
+    } else {
+        format!("{} unexpected trailing bytes", left - len)
+    }
 }
 
 /// [`decode`] of `frame[range]`.
@@ -238,6 +285,36 @@ mod tests {
         let value = decode_shared::<Bytes>(&short, 0..short.len()).unwrap();
         assert_eq!(value, "tiny");
         assert!(!short.as_ptr_range().contains(&value.as_ptr()), "copied");
+        // The one-byte length's own path checks as bincode does.
+        let err = decode_shared::<Bytes>(&short, 0..short.len() - 1).unwrap_err();
+        assert!(err.contains("UnexpectedEnd"), "{err}");
+        let mut long = short.to_vec();
+        long.push(0);
+        let err = decode_shared::<Bytes>(&Bytes::from(long.clone()), 0..long.len()).unwrap_err();
+        assert!(err.contains("1 unexpected trailing bytes"), "{err}");
+        assert!(decode_shared::<Bytes>(&short, 0..0).is_err(), "no length at all");
+    }
+
+    #[test]
+    fn a_bytes_item_encodes_as_bincode_encodes_it() {
+        for len in [0, 1, 16, 250, 251, 1000, 70_000] {
+            let value = Bytes::from(vec![7; len]);
+            let mut fast = BytesMut::from(&b"head"[..]);
+            encode_item_into(&value, &mut fast, usize::MAX).unwrap();
+            let mut general = BytesMut::from(&b"head"[..]);
+            encode_into(&value, &mut general, usize::MAX).unwrap();
+            assert_eq!(fast, general, "{len} bytes");
+            assert_eq!(decode::<Bytes>(&fast[4..]).unwrap(), value);
+            // The limit counts everything in the buffer; the value's encoding is 1 + len bytes
+            // below 251.
+            let exact = general.len();
+            assert!(encode_item_into(&value, &mut BytesMut::from(&b"head"[..]), exact).is_ok());
+            let mut short = BytesMut::from(&b"head"[..]);
+            assert!(matches!(encode_item_into(&value, &mut short, exact - 1), Err(EncodeFailure::TooLarge)));
+        }
+        let mut other = BytesMut::new();
+        encode_item_into(&"text".to_owned(), &mut other, usize::MAX).unwrap();
+        assert_eq!(decode::<String>(&other).unwrap(), "text");
     }
 
     // Without the `Strict` adapter each of these would try to allocate 4 EiB and abort.

@@ -148,7 +148,7 @@ impl Outbox {
     /// wake of the writer, up to [`BATCH_BYTES`] (at least one item), while `credit` lasts (an item may take it below zero, as for one item)
     /// and the outbox is below its high-water mark. Returns how many were queued and their
     /// bytes, and the error that stopped it, if one did.
-    pub(crate) fn push_items<T: serde::Serialize>(
+    pub(crate) fn push_items<T: serde::Serialize + 'static>(
         &self,
         id: u64,
         items: &[T],
@@ -166,7 +166,7 @@ impl Outbox {
             if credit <= 0 || state.buf.len() >= self.high_water || bytes >= BATCH_BYTES {
                 break;
             }
-            match self.put_item(&mut state, id, |buf, limit| crate::codec::encode_into(item, buf, limit)) {
+            match self.put_item(&mut state, id, |buf, limit| crate::codec::encode_item_into(item, buf, limit)) {
                 Ok(len) => {
                     count += 1;
                     bytes += len;
@@ -187,7 +187,9 @@ impl Outbox {
     }
 
     /// Appends one item of call `id` to `state`'s buffer: to the open `Item` frame of the same
-    /// call if it fits, else in a frame of its own.
+    /// call if it fits, else in a frame of its own. Always inlined, as the item's encoding is
+    /// into it: [`push_items`](Self::push_items) calls it for every item.
+    #[inline(always)]
     fn put_item(
         &self,
         state: &mut State,

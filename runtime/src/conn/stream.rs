@@ -107,6 +107,10 @@ pub(crate) struct Taker {
     chunk: Bytes,
     /// Where the next item of `chunk` starts.
     at: usize,
+    /// Where the item handed out last lies in `chunk`, its length prefix skipped.
+    item: std::ops::Range<usize>,
+    /// The credit to grant the sender for the item handed out last, if a batch was due.
+    grant: Option<u64>,
     /// Bytes handed out since credit was last granted.
     ungranted: u64,
     /// Items handed out so far: the index of the next one.
@@ -116,20 +120,16 @@ pub(crate) struct Taker {
 impl Taker {
     /// The next item of `stream`: `Ready(Some)` with it, `Ready(None)` once the sender closed its
     /// side and every item was taken, else `Pending`.
-    #[inline]
+    ///
+    /// Always inlined (a stream's consumer calls it for every item); moving on to the next chunk,
+    /// once per frame of items, is not.
+    #[inline(always)]
     pub(crate) fn poll_take(&mut self, stream: &Stream, cx: &mut Context<'_>) -> Poll<Option<Taken>> {
         if stream.cleared.load(Ordering::Acquire) {
-            self.batch.clear();
-            self.chunk = Bytes::new();
-            self.at = 0;
+            self.clear();
         }
-        if self.at >= self.chunk.len() {
-            if self.batch.is_empty() && !std::task::ready!(stream.poll_fill(cx, &mut self.batch)) {
-                return Poll::Ready(None);
-            }
-            let Some(chunk) = self.batch.pop_front() else { return Poll::Ready(None) };
-            self.chunk = chunk;
-            self.at = 0;
+        if self.at >= self.chunk.len() && !std::task::ready!(self.poll_next_chunk(stream, cx)) {
+            return Poll::Ready(None);
         }
         // The reader checked every chunk's items.
         let Some(range) = crate::wire::item_at(&self.chunk, self.at) else {
@@ -139,13 +139,49 @@ impl Taker {
         };
         self.at = range.end;
         self.ungranted += range.len() as u64;
-        let index = self.taken;
+        self.item = range;
         self.taken += 1;
-        let grant = (self.ungranted >= stream.window / 2).then(|| std::mem::take(&mut self.ungranted));
-        if let Some(grant) = grant {
+        self.grant = (self.ungranted >= stream.window / 2).then(|| std::mem::take(&mut self.ungranted));
+        if let Some(grant) = self.grant {
             stream.granted.fetch_add(grant, Ordering::AcqRel);
         }
-        Poll::Ready(Some(Taken { range, index, grant }))
+        Poll::Ready(Some(Taken(())))
+    }
+
+    /// Drops the items held (the call was cancelled).
+    #[cold]
+    fn clear(&mut self) {
+        self.batch.clear();
+        self.chunk = Bytes::new();
+        self.at = 0;
+        self.item = 0..0;
+    }
+
+    /// Moves on to the next chunk that holds items: `Ready(true)` once there is one,
+    /// `Ready(false)` at the end.
+    #[inline(never)]
+    fn poll_next_chunk(&mut self, stream: &Stream, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            if self.batch.is_empty() && !std::task::ready!(stream.poll_fill(cx, &mut self.batch)) {
+                return Poll::Ready(false);
+            }
+            let Some(chunk) = self.batch.pop_front() else { return Poll::Ready(false) };
+            self.chunk = chunk;
+            self.at = 0;
+            if !self.chunk.is_empty() {
+                return Poll::Ready(true);
+            }
+        }
+    }
+
+    /// The index in the stream (from 0) of the item handed out last.
+    pub(crate) fn index(&self) -> u64 {
+        self.taken.saturating_sub(1)
+    }
+
+    /// The credit to grant the sender now, for the item handed out last, if a batch is due.
+    pub(crate) fn grant(&self) -> Option<u64> {
+        self.grant
     }
 
     /// How many items were handed out so far.
@@ -153,16 +189,17 @@ impl Taker {
         self.taken
     }
 
-    /// Decodes `taken`, the item the last take handed out (a `Bytes` item shares the chunk's
-    /// memory).
-    pub(crate) fn decode<T: serde::de::DeserializeOwned + 'static>(&self, taken: &Taken) -> Result<T, String> {
-        crate::codec::decode_shared::<T>(&self.chunk, taken.range.clone())
+    /// Decodes the item the last take handed out (a long `Bytes` item shares the chunk's
+    /// memory, as `codec::decode_shared` says).
+    #[inline(always)]
+    pub(crate) fn decode<T: serde::de::DeserializeOwned + 'static>(&self) -> Result<T, String> {
+        crate::codec::decode_shared::<T>(&self.chunk, self.item.clone())
     }
 
-    /// The bytes of `taken`, the item the last take handed out, as a `Bytes` of their own
-    /// (sharing the chunk's memory).
-    pub(crate) fn item_bytes(&self, taken: &Taken) -> Bytes {
-        if taken.range.end <= self.chunk.len() { self.chunk.slice(taken.range.clone()) } else { Bytes::new() }
+    /// The bytes of the item the last take handed out, as a `Bytes` of their own (sharing the
+    /// chunk's memory).
+    pub(crate) fn item_bytes(&self) -> Bytes {
+        if self.item.end <= self.chunk.len() { self.chunk.slice(self.item.clone()) } else { Bytes::new() }
     }
 }
 
@@ -175,16 +212,11 @@ pub(crate) struct Overrun {
     pub(crate) granted: u64,
 }
 
-/// An item taken from the inbox.
+/// An item was taken from the inbox: it is the taker's "last item" ([`Taker::decode`],
+/// [`Taker::item_bytes`], [`Taker::index`], [`Taker::grant`]) until the next take. It carries
+/// nothing itself, so that nothing is copied through the layers of polling for each item.
 #[derive(Debug)]
-pub(crate) struct Taken {
-    /// Where its encoded bytes are in the taker's chunk ([`Taker::item`]).
-    range: std::ops::Range<usize>,
-    /// Its index in the stream, from 0.
-    pub(crate) index: u64,
-    /// Credit to grant the sender now, if a batch is due.
-    pub(crate) grant: Option<u64>,
-}
+pub(crate) struct Taken(());
 
 impl Stream {
     /// A stream whose receiving side has a window of `window` bytes.
@@ -311,13 +343,13 @@ impl Stream {
     }
 
     /// Queues `item` on `outbox` as the next item of call `id`'s stream, and spends its credit.
-    pub(crate) fn send_item<T: serde::Serialize>(
+    pub(crate) fn send_item<T: serde::Serialize + 'static>(
         &self,
         outbox: &super::outbox::Outbox,
         id: u64,
         item: &T,
     ) -> Result<(), super::outbox::PushError> {
-        let len = outbox.push_item(id, |buf, limit| crate::codec::encode_into(item, buf, limit))?;
+        let len = outbox.push_item(id, |buf, limit| crate::codec::encode_item_into(item, buf, limit))?;
         self.spend(len);
         Ok(())
     }
@@ -367,11 +399,11 @@ mod tests {
         stream.close_inbox();
         stream.push(b"c").expect("dropped: after the half-close");
         let mut taker = Taker::default();
-        let Poll::Ready(Some(a)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!((&taker.item_bytes(&a)[..], a.index), (&b"a"[..], 0));
-        let Poll::Ready(Some(b)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!((&taker.item_bytes(&b)[..], b.index), (&b"b"[..], 1));
-        assert_eq!(taker.item_bytes(&b), Bytes::from_static(b"b"));
+        let Poll::Ready(Some(_)) = take(&stream, &mut taker) else { panic!("an item") };
+        assert_eq!((&taker.item_bytes()[..], taker.index()), (&b"a"[..], 0));
+        let Poll::Ready(Some(_)) = take(&stream, &mut taker) else { panic!("an item") };
+        assert_eq!((&taker.item_bytes()[..], taker.index()), (&b"b"[..], 1));
+        assert_eq!(taker.item_bytes(), Bytes::from_static(b"b"));
         assert!(matches!(take(&stream, &mut taker), Poll::Ready(None)));
     }
 
@@ -382,10 +414,10 @@ mod tests {
         stream.push(&vec![0; half - 1]).expect("within credit");
         stream.push(&[0; 1]).expect("within credit");
         let mut taker = Taker::default();
-        let Poll::Ready(Some(first)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!(first.grant, None, "not yet half a window");
-        let Poll::Ready(Some(second)) = take(&stream, &mut taker) else { panic!("an item") };
-        assert_eq!(second.grant, Some(INITIAL_WINDOW / 2));
+        let Poll::Ready(Some(_)) = take(&stream, &mut taker) else { panic!("an item") };
+        assert_eq!(taker.grant(), None, "not yet half a window");
+        let Poll::Ready(Some(_)) = take(&stream, &mut taker) else { panic!("an item") };
+        assert_eq!(taker.grant(), Some(INITIAL_WINDOW / 2));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::task::{Context as TaskContext, Poll};
 /// [`send`](Sink::send) waits while the caller has not taken enough of the items already sent
 /// (about one window), so a slow consumer slows the handler instead of filling memory; it fails
 /// with `Cancelled` once the call is cancelled. A single item is sent at once, never held back.
+/// Items are `'static`, as every type generated code uses is.
 pub struct Sink<T> {
     conn: Arc<Conn>,
     id: u64,
@@ -45,7 +46,7 @@ impl<T> Sink<T> {
     }
 }
 
-impl<T: Serialize> Sink<T> {
+impl<T: Serialize + 'static> Sink<T> {
     /// Sends `item` to the caller, once it has room for it. Takes part in tokio's cooperative
     /// budget: a handler that sends many items in a row steps aside now and then, so the
     /// connection's reader (and a cancel it brings) is not held up.
@@ -192,14 +193,14 @@ impl<T: DeserializeOwned + 'static> Source<T> {
 
     /// [`poll_item`](Self::poll_item) outside the cooperative budget.
     fn poll_item_uncounted(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<T, Status>>> {
-        let Some(taken) = std::task::ready!(self.taker.poll_take(&self.stream, cx)) else {
+        let Some(_taken) = std::task::ready!(self.taker.poll_take(&self.stream, cx)) else {
             return Poll::Ready(None);
         };
-        if let Some(bytes) = taken.grant {
+        if let Some(bytes) = self.taker.grant() {
             let _ = self.conn.link.outbox.push_header(&Header::Credit { id: self.id, bytes });
         }
-        Poll::Ready(Some(self.taker.decode::<T>(&taken).map_err(|e| {
-            Status::invalid_argument(format!("item {} of `{}` did not decode: {e}", taken.index, self.method))
+        Poll::Ready(Some(self.taker.decode::<T>().map_err(|e| {
+            Status::invalid_argument(format!("item {} of `{}` did not decode: {e}", self.taker.index(), self.method))
         })))
     }
 }
