@@ -3,6 +3,8 @@
 //! busy, keeps the server from reading other connections. The server runs on a 2-worker runtime
 //! of its own, as in production: a client sharing its workers could hide a stall.
 
+mod raw;
+
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tidl_runtime::{CallOptions, Client, Context, Error, Incoming, Invoke, Method, Server, Service};
@@ -202,4 +204,33 @@ async fn a_handler_that_never_awaits_sees_its_cancel_in_its_context() {
     }
     let stop = stopped(&mut events).await.saturating_duration_since(cancelled_at);
     assert!(stop < PROMPTLY, "the handler ran on for {stop:?} after its cancel");
+}
+
+/// Requests that arrive in one read are started together, by one task (`sched/batch.rs`): a
+/// handler that computes in its first poll must not hold up the calls read with it. The watchdog
+/// hands the rest of the batch to another worker within about a millisecond.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computing_handler_does_not_hold_up_the_calls_read_with_it() {
+    let (addr, mut events) = server();
+    let mut conn = raw::Raw::connect(addr.parse().expect("an address")).await;
+    // One write, so that the server reads the requests together: the busy one first.
+    let mut requests = raw::request(1, "Busy", "plain", None, &raw::varint(1_500));
+    for id in 2..10 {
+        requests.extend(raw::request(id, "Busy", "echo", None, &raw::string("hi")));
+    }
+    let sent_at = Instant::now();
+    conn.send(&requests).await;
+    started(&mut events).await;
+    for _ in 2..10 {
+        match conn.recv().await {
+            raw::Frame::ResponseOk { id, payload } => {
+                assert!((2..10).contains(&id), "call {id} answered before the echoes");
+                assert_eq!(payload, raw::string("hi"));
+            }
+            other => panic!("expected an echo's reply, got {other:?}"),
+        }
+    }
+    let waited = sent_at.elapsed();
+    assert!(waited < PROMPTLY, "the echoes read with a computing handler waited {waited:?}");
+    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 1, .. }));
 }

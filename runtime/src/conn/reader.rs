@@ -60,6 +60,8 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
     let mut deliveries = Deliveries::default();
     let received = observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE);
     loop {
+        // Handler tasks that this read's requests start are spawned together (sched/batch.rs).
+        let batch = crate::sched::batch::Open::begin();
         if let Some((body, len)) = &large
             && body.len() == *len
         {
@@ -72,6 +74,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
         while large.is_none() {
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
+                    batch.more(!buf.is_empty());
                     if let Err(ended) = on_frame(side, &mut deliveries, &frame.freeze()) {
                         return ended;
                     }
@@ -90,6 +93,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
                 Err(e) => return Ended::TooLarge(e),
             }
         }
+        drop(batch);
         if let Err((id, overrun)) = deliveries.flush() {
             return Ended::Refused(side.bad_items(id, Some(&overrun), ""));
         }

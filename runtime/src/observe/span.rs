@@ -141,9 +141,9 @@ where
 {
     match span {
         None if inline => spawn_unless_done(tracker, task),
-        None => drop(tracker.spawn(task)),
+        None => crate::sched::batch::spawn(tracker, task),
         Some(span) if inline => spawn_unless_done(tracker, task.instrument(span)),
-        Some(span) => drop(tracker.spawn(task.instrument(span))),
+        Some(span) => crate::sched::batch::spawn(tracker, task.instrument(span)),
     }
 }
 

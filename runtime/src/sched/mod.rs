@@ -9,6 +9,11 @@
 //! the benchmark machine). Instead, [`watchdog`] notices a handler poll that runs for long and
 //! only then wakes an idle worker, which takes over the I/O.
 //!
+//! The handlers one read of a connection starts are first polled together by one task
+//! ([`batch`]): spawned one by one, the second would push the first out of the LIFO slot and
+//! wake a parked worker to steal it, and half of a read's replies would be sent from another
+//! thread.
+//!
 //! A handler that computes makes room itself with
 //! [`Context::checkpoint`](crate::Context::checkpoint), which returns `Pending` once after waking
 //! itself ([`YieldOnce`]): tokio puts such a task at the back of the run queue, where other
@@ -16,6 +21,7 @@
 //! defers the task until the worker next polls the I/O driver, which costs a system call on
 //! every yield.
 
+pub(crate) mod batch;
 pub(crate) mod watchdog;
 
 use std::future::Future;

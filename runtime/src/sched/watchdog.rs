@@ -9,7 +9,8 @@
 //! it on the shared injection queue and wakes an idle worker, which runs it, steals what waits
 //! in the stuck worker's queue, and parks on the I/O driver, so connections are read again.
 //! This is Go's `sysmon`, reduced to what tidl needs: it cannot stop the handler, only keep the
-//! rest of the server going.
+//! rest of the server going. When the stuck poll is one of a read's batch of first polls
+//! (`sched::batch`), the watchdog also hands the rest of that batch to a task of its own.
 
 use crate::sync::lock;
 use std::cell::{Cell, OnceCell};
@@ -30,6 +31,47 @@ struct Slot {
     stamp: AtomicU64,
     /// The runtime the thread works for.
     runtime: tokio::runtime::Handle,
+    /// The batch of first polls the thread is draining, if it is.
+    draining: Mutex<Option<Arc<dyn Rescue>>>,
+}
+
+/// Work that another task can take over from a thread stuck in a poll.
+pub(crate) trait Rescue: Send + Sync {
+    /// Spawns, on `runtime`, a task that takes over what is left.
+    fn rescue(self: Arc<Self>, runtime: &tokio::runtime::Handle);
+}
+
+/// A batch of first polls being drained on this thread; ends when dropped.
+#[derive(Debug)]
+pub(crate) struct Draining(());
+
+impl Draining {
+    /// Marks `batch` as being drained on this thread: if one of its polls runs for long, the
+    /// watchdog calls its [`Rescue::rescue`].
+    pub(crate) fn enter(batch: Arc<dyn Rescue>) -> Draining {
+        SLOT.with(|slot| {
+            if let Some(slot) = slot.get_or_init(register) {
+                *lock(&slot.draining) = Some(batch);
+            }
+        });
+        Draining(())
+    }
+}
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        SLOT.with(|slot| {
+            if let Some(Some(slot)) = slot.get() {
+                lock(&slot.draining).take();
+            }
+        });
+    }
+}
+
+impl std::fmt::Debug for dyn Rescue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rescue")
+    }
 }
 
 /// The slots of every thread that has polled a handler.
@@ -82,7 +124,7 @@ fn register() -> Option<Arc<Slot>> {
     if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
         return None;
     }
-    let slot = Arc::new(Slot { stamp: AtomicU64::new(0), runtime });
+    let slot = Arc::new(Slot { stamp: AtomicU64::new(0), runtime, draining: Mutex::new(None) });
     lock(&SLOTS).push(Arc::downgrade(&slot));
     WATCHDOG.get_or_init(|| {
         let spawned = std::thread::Builder::new().name("tidl-watchdog".to_owned()).spawn(watch);
@@ -118,6 +160,11 @@ fn watch() {
                 if stamp == *last && !*kicked {
                     // The same poll for a whole period: wake another worker.
                     drop(slot.runtime.spawn(async {}));
+                    // The rest of the batch the stuck poll belongs to, if any, goes on elsewhere.
+                    let batch = lock(&slot.draining).take();
+                    if let Some(batch) = batch {
+                        batch.rescue(&slot.runtime);
+                    }
                     *kicked = true;
                 }
             }
