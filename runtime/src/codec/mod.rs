@@ -36,18 +36,29 @@ pub(crate) enum EncodeFailure {
 
 /// Appends `value` to `buf`, failing once `buf` would grow past `limit` bytes in total.
 ///
-/// On failure `buf` may hold a partial encoding; the caller truncates it.
+/// On failure `buf` may hold a partial encoding; the caller truncates it. A `Serialize` written
+/// by hand that panics is a failure too: the panic is caught here, so that the caller can take
+/// back the partial frame (the buffer is a connection's outbox, shared by every call on it).
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     buf: &mut BytesMut,
     limit: usize,
 ) -> Result<(), EncodeFailure> {
     let mut writer = LimitedWriter { buf, limit, exceeded: false };
-    match bincode::serde::encode_into_writer(value, &mut writer, CONFIG) {
-        Ok(()) => Ok(()),
-        Err(_) if writer.exceeded => Err(EncodeFailure::TooLarge),
-        Err(e) => Err(EncodeFailure::Invalid(e.to_string())),
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bincode::serde::encode_into_writer(value, &mut writer, CONFIG)
+    }));
+    match encoded {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) if writer.exceeded => Err(EncodeFailure::TooLarge),
+        Ok(Err(e)) => Err(EncodeFailure::Invalid(e.to_string())),
+        Err(panic) => Err(EncodeFailure::Invalid(format!("its encoding panicked: {}", panic_message(&*panic)))),
     }
+}
+
+/// The message of a caught panic, or "" if it has none.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("")
 }
 
 /// [`encode_into`], with a short way for a `Bytes` value (a `.tidl` `bytes` stream item) shorter

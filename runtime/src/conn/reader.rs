@@ -60,40 +60,42 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
     let mut deliveries = Deliveries::default();
     let received = observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE);
     loop {
-        // Handler tasks that this read's requests start are spawned together (sched/batch.rs).
-        let batch = crate::sched::batch::Open::begin();
-        if let Some((body, len)) = &large
-            && body.len() == *len
         {
-            let Some((body, _)) = large.take() else { continue };
-            let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
-            if let Err(ended) = on_frame(side, &mut deliveries, &frame) {
-                return ended;
+            // Handler tasks that this read's requests start are spawned together, as the block
+            // ends (sched/batch.rs); nothing in it awaits.
+            let batch = crate::sched::batch::Open::begin();
+            if let Some((body, len)) = &large
+                && body.len() == *len
+            {
+                let Some((body, _)) = large.take() else { continue };
+                let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
+                if let Err(ended) = on_frame(side, &mut deliveries, &frame) {
+                    return ended;
+                }
+            }
+            while large.is_none() {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(frame)) => {
+                        batch.more(!buf.is_empty());
+                        if let Err(ended) = on_frame(side, &mut deliveries, &frame.freeze()) {
+                            return ended;
+                        }
+                    }
+                    Ok(None) => {
+                        // A large frame: read the rest of it straight into a buffer of its own, so
+                        // the read buffer is not held while its value is decoded.
+                        if let Some(len) = decoder.take_large() {
+                            let mut body = pool.take(len);
+                            body.extend_from_slice(&buf);
+                            buf.clear();
+                            large = Some((body, len));
+                        }
+                        break;
+                    }
+                    Err(e) => return Ended::TooLarge(e),
+                }
             }
         }
-        while large.is_none() {
-            match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => {
-                    batch.more(!buf.is_empty());
-                    if let Err(ended) = on_frame(side, &mut deliveries, &frame.freeze()) {
-                        return ended;
-                    }
-                }
-                Ok(None) => {
-                    // A large frame: read the rest of it straight into a buffer of its own, so
-                    // the read buffer is not held while its value is decoded.
-                    if let Some(len) = decoder.take_large() {
-                        let mut body = pool.take(len);
-                        body.extend_from_slice(&buf);
-                        buf.clear();
-                        large = Some((body, len));
-                    }
-                    break;
-                }
-                Err(e) => return Ended::TooLarge(e),
-            }
-        }
-        drop(batch);
         if let Err((id, overrun)) = deliveries.flush() {
             return Ended::Refused(side.bad_items(id, Some(&overrun), ""));
         }

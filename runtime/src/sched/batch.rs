@@ -8,18 +8,23 @@
 //! once ([`Batch::drain`]); a handler that answers at once never becomes a task of its own, and
 //! one that waits is spawned then. A read that starts one call spawns it as before.
 //!
-//! A handler that computes for long in its first poll would hold up the handlers after it in its
-//! batch. The watchdog notices such a poll (as it does for any handler poll) and starts a rescue
-//! ([`Rescue`]): a task on another worker that takes over the rest of the batch. So a slow
-//! handler delays the others in its read by about a millisecond, and other reads not at all.
+//! A handler that computes for long in its first poll, or many that each take a while, would
+//! hold up the handlers after them in the batch. The watchdog samples the batch being drained
+//! as it samples handler polls, and when the same drain has been running for a whole period
+//! (about a millisecond) it starts a rescue ([`watchdog::Rescue`]): a task, which another worker
+//! can take, that drains the rest of the batch alongside. So the calls read with a slow handler
+//! wait about a millisecond for it, and other reads not at all. A batch that spends its task's
+//! cooperative budget goes on in a new task, and a panic in one first poll (outside the
+//! handler's own, which fails its call) ends that task only, as it would in a task of its own.
 
 use super::watchdog;
 use crate::sync::lock;
 use std::cell::RefCell;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use tokio_util::task::TaskTracker;
 
 /// A handler's task, boxed to be held in a batch.
@@ -39,11 +44,12 @@ thread_local! {
 }
 
 /// A read in progress on this thread: handler tasks spawned until it is dropped are collected,
-/// and then spawned together. Not to be held across an `.await`.
+/// and then spawned together. Not `Send`: it must not be held across an `.await`.
 #[derive(Debug)]
 pub(crate) struct Open {
     /// False for a read that began while another was open on this thread (which collects).
     owner: bool,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Open {
@@ -57,7 +63,7 @@ impl Open {
             *open = Some(Collecting { tasks: Vec::new(), tracker: None, more: false });
             true
         });
-        Open { owner }
+        Open { owner, _not_send: std::marker::PhantomData }
     }
 
     /// Says whether the read holds more bytes after the frame about to be handled. A request
@@ -105,7 +111,9 @@ where
                 if collecting.tasks.is_empty() {
                     collecting.tasks.reserve(16);
                 }
-                collecting.tracker.get_or_insert_with(|| tracker.clone());
+                let batch_tracker = collecting.tracker.get_or_insert_with(|| tracker.clone());
+                // One read is one connection's, of one server.
+                debug_assert!(TaskTracker::ptr_eq(batch_tracker, tracker), "a batch mixes two servers' tasks");
                 collecting.tasks.push(Box::pin(task));
                 None
             }
@@ -127,16 +135,28 @@ impl Batch {
     /// Polls each task left once, and spawns those that wait. The batch's own task runs this,
     /// and so does a rescue: each task is taken by one of them.
     fn drain(self: &Arc<Self>) {
-        // Lets the watchdog hand the rest of the batch to a rescue while a poll here runs long.
+        // Lets the watchdog hand the rest of the batch to a rescue while this drain runs long.
         let _draining = watchdog::Draining::enter(self.clone());
         let mut cx = Context::from_waker(Waker::noop());
         loop {
+            if !tokio::task::coop::has_budget_remaining() {
+                // Every task polled now would return `Pending` at once: the rest goes on in a
+                // task of its own, with a budget of its own.
+                let rest = self.clone();
+                drop(self.tracker.spawn(async move { rest.drain() }));
+                return;
+            }
             let next = lock(&self.tasks).next();
             let Some(mut task) = next else { return };
             // The first poll registers a waker that wakes nothing: the spawned task's own first
-            // poll registers its own, as every future must expect.
-            if task.as_mut().poll(&mut cx).is_pending() {
-                drop(self.tracker.spawn(task));
+            // poll registers its own, as every future must expect. A panic (the handler's own is
+            // caught inside its task) ends this task alone, as tokio would end a task of its own.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx))) {
+                Ok(Poll::Ready(())) => {}
+                Ok(Poll::Pending) => drop(self.tracker.spawn(task)),
+                Err(_) => {
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(task)));
+                }
             }
         }
     }
@@ -146,6 +166,8 @@ impl watchdog::Rescue for Batch {
     fn rescue(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
         let tracker = self.tracker.clone();
         let tracked = tracker.track_future(async move { self.drain() });
+        // Spawned from the watchdog's thread: tokio queues it where any worker takes it. (A
+        // runtime that has shut down drops it here; the watchdog survives a panic in that.)
         drop(runtime.spawn(tracked));
     }
 }

@@ -31,8 +31,9 @@ struct Slot {
     stamp: AtomicU64,
     /// The runtime the thread works for.
     runtime: tokio::runtime::Handle,
-    /// The batch of first polls the thread is draining, if it is.
-    draining: Mutex<Option<Arc<dyn Rescue>>>,
+    /// The batch of first polls the thread is draining, if it is, under a number unique to the
+    /// drain.
+    draining: Mutex<Option<(u64, Arc<dyn Rescue>)>>,
 }
 
 /// Work that another task can take over from a thread stuck in a poll.
@@ -46,12 +47,17 @@ pub(crate) trait Rescue: Send + Sync {
 pub(crate) struct Draining(());
 
 impl Draining {
-    /// Marks `batch` as being drained on this thread: if one of its polls runs for long, the
-    /// watchdog calls its [`Rescue::rescue`].
+    /// Marks `batch` as being drained on this thread: if the drain is still running a whole
+    /// sampling period later, the watchdog calls its [`Rescue::rescue`].
     pub(crate) fn enter(batch: Arc<dyn Rescue>) -> Draining {
         SLOT.with(|slot| {
             if let Some(slot) = slot.get_or_init(register) {
-                *lock(&slot.draining) = Some(batch);
+                let n = POLLS.with(|polls| {
+                    let n = polls.get().wrapping_add(1).max(1);
+                    polls.set(n);
+                    n
+                });
+                *lock(&slot.draining) = Some((n, batch));
             }
         });
         Draining(())
@@ -138,21 +144,22 @@ fn register() -> Option<Arc<Slot>> {
 
 /// The watchdog thread: samples the slots for ever.
 fn watch() {
-    // Per slot (by address), the stamp seen at the last sample, and whether it was acted on.
-    let mut seen: Vec<(Weak<Slot>, u64, bool)> = Vec::new();
+    // Per slot (by address), the stamp seen at the last sample, whether it was acted on, and the
+    // drain seen at the last sample.
+    let mut seen: Vec<(Weak<Slot>, u64, bool, u64)> = Vec::new();
     loop {
         let mut busy = false;
         {
             let mut slots = lock(&SLOTS);
             slots.retain(|slot| slot.strong_count() > 0);
-            seen.retain(|(slot, _, _)| slot.strong_count() > 0);
+            seen.retain(|(slot, ..)| slot.strong_count() > 0);
             for weak in slots.iter() {
-                if !seen.iter().any(|(s, _, _)| s.ptr_eq(weak)) {
-                    seen.push((weak.clone(), 0, false));
+                if !seen.iter().any(|(s, ..)| s.ptr_eq(weak)) {
+                    seen.push((weak.clone(), 0, false, 0));
                 }
             }
         }
-        for (weak, last, kicked) in &mut seen {
+        for (weak, last, kicked, last_drain) in &mut seen {
             let Some(slot) = weak.upgrade() else { continue };
             let stamp = slot.stamp.load(Ordering::Relaxed);
             if stamp != 0 {
@@ -160,13 +167,26 @@ fn watch() {
                 if stamp == *last && !*kicked {
                     // The same poll for a whole period: wake another worker.
                     drop(slot.runtime.spawn(async {}));
-                    // The rest of the batch the stuck poll belongs to, if any, goes on elsewhere.
-                    let batch = lock(&slot.draining).take();
-                    if let Some(batch) = batch {
-                        batch.rescue(&slot.runtime);
-                    }
                     *kicked = true;
                 }
+            }
+            // The same drain of a batch for a whole period: the rest of the batch goes on in a
+            // task that another worker can take.
+            let stuck = {
+                let mut draining = lock(&slot.draining);
+                let drain = draining.as_ref().map_or(0, |(n, _)| *n);
+                let stuck = drain != 0 && drain == *last_drain;
+                *last_drain = drain;
+                if drain != 0 {
+                    busy = true;
+                }
+                if stuck { draining.take() } else { None }
+            };
+            if let Some((_, batch)) = stuck {
+                // Spawning may drop the batch here (a runtime that has shut down drops what is
+                // spawned on it), and with it handlers' futures: their panics must not end the
+                // watchdog.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.rescue(&slot.runtime)));
             }
             if stamp != *last {
                 *kicked = false;

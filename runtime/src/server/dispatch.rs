@@ -155,19 +155,31 @@ pub(super) fn run<T, E, F, Fut>(
                 Some(interceptors) => Either::Right(Box::pin(intercepted(interceptors, ctx, start))),
             }
         };
-        #[cfg(feature = "tower")]
-        let work = match stack {
-            None => start(ctx),
-            Some(stack) => Either::Right(Box::pin(stack.run(ctx, start)) as Boxed<T, E>),
+        // Making the handler's future runs code of the service's (a hand-written `Service` may
+        // panic there): caught as a panic of the handler.
+        let work = std::panic::catch_unwind(AssertUnwindSafe(move || {
+            #[cfg(feature = "tower")]
+            let work = match stack {
+                None => start(ctx),
+                Some(stack) => Either::Right(Box::pin(stack.run(ctx, start)) as Boxed<T, E>),
+            };
+            #[cfg(not(feature = "tower"))]
+            let work = start(ctx);
+            work
+        }));
+        // The handler's future, in a slot of the task's, so that it is dropped in place as soon
+        // as the call has ended, whatever ended it.
+        let (work, unmade) = match work {
+            Ok(work) => (Some(work), None),
+            Err(panic) => (None, Some(panic)),
         };
-        #[cfg(not(feature = "tower"))]
-        let work = start(ctx);
-        // In a block of its own, so that the handler's future is dropped as soon as the call
-        // has ended, whatever ended it.
-        let ended = {
-            let mut work = std::pin::pin!(work);
+        let mut slot = std::pin::pin!(work);
+        let ended = if let Some(panic) = unmade {
+            Ended::Panicked(panic)
+        } else {
             // A panicking handler fails its own call with `Internal`; nothing else notices.
             let work = std::future::poll_fn(|cx| {
+                let Some(mut work) = slot.as_mut().as_pin_mut() else { return Poll::Pending };
                 // Watched: a poll that runs for long gets another worker woken to poll for I/O.
                 let _polling = watchdog::Polling::enter();
                 match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
@@ -195,6 +207,12 @@ pub(super) fn run<T, E, F, Fut>(
                 }
                 ended = work => ended,
             }
+        };
+        // A panic in the handler future's drop fails a call that had ended with the handler's
+        // result, as a panic in its poll does (a cancelled call is answered by nobody).
+        let ended = match std::panic::catch_unwind(AssertUnwindSafe(|| slot.set(None))) {
+            Err(panic) if matches!(ended, Ended::Ok(_) | Ended::App(_) | Ended::Status(_)) => Ended::Panicked(panic),
+            _ => ended,
         };
         let cancelled = call.is_cancelled();
         // Asked only of a cancelled call: the token takes a lock to answer.
@@ -257,11 +275,10 @@ fn end_without_reply<T, E>(conn: &Conn, id: u64, method: Method, ended: Ended<T,
         // Cancelled by the client, or its connection is gone: nobody is waiting.
         Ended::Cancelled => None,
         Ended::Panicked(panic) => {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("no message");
+            let detail = match codec::panic_message(&*panic) {
+                "" => "no message",
+                message => message,
+            };
             tracing::error!(peer = %conn.name, %method, panic = detail, "a tidl handler panicked");
             Some(Status::internal(format!("the handler of `{method}` panicked: {detail}")))
         }

@@ -1,0 +1,152 @@
+//! The handlers one read of a connection starts are first polled together, by one task
+//! (`sched/batch.rs`). What that must not change: a panic while one of them is polled ends that
+//! call alone, and a batch that takes long is shared with another worker. The server runs on a
+//! 2-worker runtime of its own, as in production; requests are written as raw frames, in one
+//! write, so that the server reads them together.
+
+mod raw;
+
+use serde::{Serialize, Serializer};
+use std::collections::HashSet;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+use tidl_runtime::{Context, Error, Incoming, Method, Server, Service};
+
+/// A reply whose encoding panics: the panic happens in the handler's task, after the handler.
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("this reply cannot be encoded (on purpose)")
+    }
+}
+
+/// Panics when dropped: held by a handler's future.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("this handler's future panics as it is dropped (on purpose)")
+    }
+}
+
+/// `Batch.echo(s)` answers at once; `Batch.unmade()` panics before it makes its future;
+/// `Batch.drop_panics()` answers at once, and its future panics as it is dropped; `Batch.unencodable()` answers with a reply whose encoding
+/// panics; `Batch.work(us)` computes for `us` microseconds in its first poll and records the
+/// thread it ran on.
+struct Batch {
+    threads: Arc<Mutex<HashSet<ThreadId>>>,
+}
+
+impl Service for Batch {
+    fn name(&self) -> &'static str {
+        "Batch"
+    }
+
+    fn call(&self, method: &str, request: Incoming) -> Result<(), Incoming> {
+        match method {
+            "echo" => {
+                request.spawn(Method::new("Batch", "echo"), |_: Context, s: String| async move { Ok::<_, Error>(s) });
+            }
+            "unencodable" => request.spawn(Method::new("Batch", "unencodable"), |_: Context, (): ()| async move {
+                Ok::<_, Error>(Unencodable)
+            }),
+            "unmade" => request.spawn(Method::new("Batch", "unmade"), |_: Context, (): ()| {
+                panic!("no future for this call (on purpose)");
+                #[allow(unreachable_code)]
+                async move {
+                    Ok::<_, Error>(())
+                }
+            }),
+            "drop_panics" => request.spawn(Method::new("Batch", "drop_panics"), |_: Context, (): ()| async move {
+                let _guard = PanicOnDrop;
+                Ok::<_, Error>(())
+            }),
+            "work" => {
+                let threads = self.threads.clone();
+                request.spawn(Method::new("Batch", "work"), move |_: Context, us: u64| async move {
+                    let until = Instant::now() + Duration::from_micros(us);
+                    let mut x = 0u64;
+                    while Instant::now() < until {
+                        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+                    }
+                    threads.lock().expect("threads").insert(std::thread::current().id());
+                    Ok::<_, Error>(x)
+                });
+            }
+            _ => return Err(request),
+        }
+        Ok(())
+    }
+}
+
+/// A server on a 2-worker runtime of its own, in a thread of its own: its address, and the
+/// threads `work` ran on.
+fn server() -> (std::net::SocketAddr, Arc<Mutex<HashSet<ThreadId>>>) {
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let (addr_tx, addr_rx) = std_mpsc::channel();
+    let service = Batch { threads: threads.clone() };
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            let server = Server::builder().register(service).build();
+            let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
+            addr_tx.send(addr).expect("report the address");
+            std::future::pending::<()>().await;
+        });
+    });
+    (addr_rx.recv().expect("server address"), threads)
+}
+
+#[tokio::test]
+async fn a_panic_while_a_call_of_the_batch_is_polled_loses_no_other_call() {
+    let (addr, _) = server();
+    let mut conn = raw::Raw::connect(addr).await;
+    // Calls 1, 4, 7 panic, each in another way; the others are echoes.
+    let panicking = ["unencodable", "unmade", "drop_panics"];
+    let mut requests = Vec::new();
+    for id in 0..9u64 {
+        requests.extend(match id % 3 {
+            1 => raw::request(id, "Batch", panicking[(id / 3) as usize], None, &[]),
+            _ => raw::request(id, "Batch", "echo", None, &raw::string("hi")),
+        });
+    }
+    conn.send(&requests).await;
+    // Every call is answered: the echoes, and the others with the reason their reply is missing.
+    let mut answered = HashSet::new();
+    while answered.len() < 9 {
+        match conn.recv().await {
+            raw::Frame::ResponseOk { id, payload } if id % 3 != 1 => {
+                assert_eq!(payload, raw::string("hi"));
+                assert!(answered.insert(id));
+            }
+            raw::Frame::ResponseStatus { id, message, .. } if id % 3 == 1 => {
+                let reason = ["this reply cannot be encoded", "no future for this call", "panics as it is dropped"];
+                assert!(message.contains("panicked") && message.contains(reason[(id / 3) as usize]), "{message}");
+                assert!(answered.insert(id));
+            }
+            other => panic!("expected the calls' replies, got {other:?}"),
+        }
+    }
+    // The connection still serves.
+    conn.send(&raw::request(20, "Batch", "echo", None, &raw::string("after"))).await;
+    assert_eq!(conn.recv().await, raw::Frame::ResponseOk { id: 20, payload: raw::string("after") });
+}
+
+#[tokio::test]
+async fn a_batch_that_takes_long_is_shared_with_another_worker() {
+    let (addr, threads) = server();
+    let mut conn = raw::Raw::connect(addr).await;
+    // 200 first polls of 0.5 ms each: no single poll is long, the batch is (100 ms).
+    let requests: Vec<u8> =
+        (1..=200).flat_map(|id| raw::request(id, "Batch", "work", None, &raw::varint(500))).collect();
+    conn.send(&requests).await;
+    for _ in 1..=200 {
+        assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { .. }));
+    }
+    let threads = threads.lock().expect("threads").len();
+    assert_eq!(threads, 2, "the batch's first polls ran on {threads} worker(s)");
+}
