@@ -123,7 +123,8 @@ async fn a_panic_while_a_call_of_the_batch_is_polled_loses_no_other_call() {
                 assert_eq!(payload, raw::string("hi"));
                 assert!(answered.insert(id));
             }
-            raw::Frame::ResponseStatus { id, message, .. } if id % 3 == 1 => {
+            raw::Frame::ResponseStatus { id, code, message } if id % 3 == 1 => {
+                assert_eq!(code, tidl_runtime::Code::Internal.as_u16(), "{message}");
                 let reason = ["this reply cannot be encoded", "no future for this call", "panics as it is dropped"];
                 assert!(message.contains("panicked") && message.contains(reason[(id / 3) as usize]), "{message}");
                 assert!(answered.insert(id));

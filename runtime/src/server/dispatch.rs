@@ -300,7 +300,13 @@ async fn reply_with<V: Serialize + Send>(conn: &Conn, id: u64, method: Method, o
     let pushed = outbox
         .push(|buf, max| wire::write_frame(buf, max, &header, |buf, limit| codec::encode_into(&value, buf, limit)));
     if let Err(PushError::Frame(e)) = pushed {
-        let status = e.into_status(&format!("the reply of `{method}`"), "ServerConfig::max_frame_len");
+        let status = match e {
+            // The server's own fault, not the argument's.
+            wire::WriteFailure::Invalid(e) => {
+                Status::internal(format!("the reply of `{method}` could not be encoded: {e}"))
+            }
+            e => e.into_status(&format!("the reply of `{method}`"), "ServerConfig::max_frame_len"),
+        };
         tracing::warn!(peer = %conn.name, %method, %status, "a tidl reply could not be sent");
         conn.send_status(id, &status);
     }
