@@ -6,8 +6,8 @@ use crate::sync::lock;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 /// How a call ended, as the connection hands it to the caller: before its value is decoded.
@@ -24,30 +24,49 @@ pub enum Reply {
 /// The calls a client has in flight on one connection, by request id.
 ///
 /// Each call's reply is left in its entry, and its caller's waker woken: the table is the
-/// calls' only rendezvous, with no channel (and no allocation) per call.
+/// calls' only rendezvous, with no channel (and no allocation) per call. The table is split in
+/// [`SHARDS`] shards, each under a lock of its own, with its own ids and its own count; each
+/// thread starts its calls in the shards in turn, and a call's id says which shard it is in.
+/// The callers of many calls in flight, on every worker, and the connection's reader each take
+/// a lock several times per call; one lock, one id counter and one count for them all were
+/// contended (about a fifth of a client's CPU with 256 calls in flight).
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
-    table: Mutex<Table>,
-    /// The number of calls waiting for their outcome, readable without the table's lock.
-    count: AtomicUsize,
+    shards: [Shard; SHARDS],
+    /// Set once new calls must fail (the server said go away, or the connection is gone); set
+    /// after `refusal` is, and read again under a shard's lock before a call is added to it.
+    refused: AtomicBool,
+    /// Why new calls fail, once they do: the first reason given.
+    refusal: Mutex<Option<Status>>,
 }
 
+/// Shards of the table. A call's id is `SHARDS` times the shard's own sequence number, plus the
+/// shard's index: ids are unique on the connection and never reused (the protocol asks only that
+/// an id is not reused while its call may be running), and not in the order calls start.
+const SHARDS: usize = 8;
+
+/// One shard: its calls, and its count, on cache lines of its own.
 #[derive(Debug, Default)]
-struct Table {
-    /// The id of the next call; ids are never reused on a connection.
-    next_id: u64,
-    /// Every call whose outcome its caller has not taken yet.
-    calls: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
-    /// How many of `calls` are still waiting.
-    waiting: usize,
-    /// Set once new calls must fail (the server said go away, or the connection is gone).
-    refusal: Option<Status>,
+#[repr(align(128))]
+struct Shard {
+    calls: Mutex<Calls>,
+    /// How many of `calls` are waiting for their outcome, readable without the lock; changed only
+    /// under it.
+    waiting: AtomicUsize,
 }
 
-impl Table {
-    fn counted(&self, count: &AtomicUsize) {
-        count.store(self.waiting, Ordering::Relaxed);
-    }
+/// The calls of one shard: every call whose outcome its caller has not taken yet, and the
+/// shard's last sequence number.
+#[derive(Debug, Default)]
+struct Calls {
+    entries: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
+    sequence: u64,
+}
+
+thread_local! {
+    /// The shard this thread starts its next call in: each thread goes round the shards, so
+    /// that many calls in flight spread over them, with no counter shared between threads.
+    static NEXT_SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// One call: waiting for its outcome, with its caller's waker and its stream if it has one, or
@@ -89,19 +108,44 @@ impl Aftermath {
 }
 
 impl InFlight {
+    /// The shard of call `id`, locked.
+    fn shard(&self, id: u64) -> (MutexGuard<'_, Calls>, &AtomicUsize) {
+        let shard = &self.shards[(id % SHARDS as u64) as usize];
+        (lock(&shard.calls), &shard.waiting)
+    }
+
     /// Registers a new call, with its stream if it is a streaming call: its id. Fails with the
     /// reason if the connection takes no new calls.
     pub(crate) fn start(&self, stream: Option<Arc<Stream>>) -> Result<u64, Status> {
-        let mut table = lock(&self.table);
-        if let Some(status) = &table.refusal {
-            return Err(status.clone());
+        if self.refused.load(Ordering::Acquire) {
+            return Err(self.refused_with());
         }
-        table.next_id += 1;
-        let id = table.next_id;
-        table.calls.insert(id, Entry::Waiting { waker: None, stream });
-        table.waiting += 1;
-        table.counted(&self.count);
+        let home = NEXT_SHARD
+            .try_with(|next| {
+                let home = next.get();
+                next.set((home + 1) % SHARDS);
+                home
+            })
+            .unwrap_or(0);
+        let shard = &self.shards[home];
+        let mut calls = lock(&shard.calls);
+        // Again under the lock: `fail_all` sets the flag before it empties the shards, so a call
+        // added after it emptied this one sees it.
+        if self.refused.load(Ordering::Acquire) {
+            drop(calls);
+            return Err(self.refused_with());
+        }
+        calls.sequence += 1;
+        let id = calls.sequence * SHARDS as u64 + home as u64;
+        calls.entries.insert(id, Entry::Waiting { waker: None, stream });
+        shard.waiting.fetch_add(1, Ordering::Relaxed);
         Ok(id)
+    }
+
+    /// The reason new calls fail, once `refused` is set.
+    #[cold]
+    fn refused_with(&self) -> Status {
+        lock(&self.refusal).clone().unwrap_or_else(|| Status::unavailable("the connection takes no new calls"))
     }
 
     /// Ends call `id` with `reply` and wakes its caller, if it is still waiting; a reply to a
@@ -120,14 +164,14 @@ impl InFlight {
     /// Ends call `id` if it is still waiting: with `outcome`, waking its caller, or forgotten.
     fn end_waiting(&self, id: u64, outcome: Option<Reply>) -> bool {
         let (aftermath, removed) = {
-            let mut table = lock(&self.table);
-            let Some(entry @ Entry::Waiting { .. }) = table.calls.get_mut(&id) else {
+            let (mut calls, waiting) = self.shard(id);
+            let Some(entry @ Entry::Waiting { .. }) = calls.entries.get_mut(&id) else {
                 return false;
             };
             let ended = match outcome {
                 Some(outcome) => (entry.end(outcome), None),
                 None => {
-                    let mut removed = table.calls.remove(&id);
+                    let mut removed = calls.entries.remove(&id);
                     let aftermath = match &mut removed {
                         Some(Entry::Waiting { stream, .. }) => Aftermath { waker: None, stream: stream.take() },
                         _ => Aftermath::default(),
@@ -135,8 +179,7 @@ impl InFlight {
                     (aftermath, removed)
                 }
             };
-            table.waiting -= 1;
-            table.counted(&self.count);
+            waiting.fetch_sub(1, Ordering::Relaxed);
             ended
         };
         drop(removed);
@@ -147,11 +190,10 @@ impl InFlight {
     /// Forgets call `id`, waiting or ended: a reply that comes later is dropped.
     pub(crate) fn forget(&self, id: u64) {
         let removed = {
-            let mut table = lock(&self.table);
-            let removed = table.calls.remove(&id);
+            let (mut calls, waiting) = self.shard(id);
+            let removed = calls.entries.remove(&id);
             if let Some(Entry::Waiting { .. }) = removed {
-                table.waiting -= 1;
-                table.counted(&self.count);
+                waiting.fetch_sub(1, Ordering::Relaxed);
             }
             removed
         };
@@ -165,15 +207,15 @@ impl InFlight {
     /// Takes call `id`'s outcome if it has ended, or registers `cx`'s waker to be woken when it
     /// does. A call the table does not know (forgotten, or its outcome taken) is `None`.
     pub(crate) fn poll(&self, id: u64, cx: &mut std::task::Context<'_>) -> Poll<Option<Reply>> {
-        let mut table = lock(&self.table);
-        match table.calls.get_mut(&id) {
+        let (mut calls, _) = self.shard(id);
+        match calls.entries.get_mut(&id) {
             Some(Entry::Waiting { waker, .. }) => {
                 if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     *waker = Some(cx.waker().clone());
                 }
                 Poll::Pending
             }
-            Some(Entry::Ended(_)) => match table.calls.remove(&id) {
+            Some(Entry::Ended(_)) => match calls.entries.remove(&id) {
                 Some(Entry::Ended(reply)) => Poll::Ready(Some(reply)),
                 _ => Poll::Ready(None),
             },
@@ -183,9 +225,9 @@ impl InFlight {
 
     /// Takes call `id`'s outcome if it has ended (forgetting it), for a caller that is going away.
     pub(crate) fn take(&self, id: u64) -> Option<Reply> {
-        let mut table = lock(&self.table);
-        match table.calls.get(&id) {
-            Some(Entry::Ended(_)) => match table.calls.remove(&id) {
+        let (mut calls, _) = self.shard(id);
+        match calls.entries.get(&id) {
+            Some(Entry::Ended(_)) => match calls.entries.remove(&id) {
                 Some(Entry::Ended(reply)) => Some(reply),
                 _ => None,
             },
@@ -195,7 +237,7 @@ impl InFlight {
 
     /// The stream of call `id`, if it is a waiting streaming call.
     pub(crate) fn stream(&self, id: u64) -> Option<Arc<Stream>> {
-        match lock(&self.table).calls.get(&id) {
+        match self.shard(id).0.entries.get(&id) {
             Some(Entry::Waiting { stream, .. }) => stream.clone(),
             _ => None,
         }
@@ -203,29 +245,34 @@ impl InFlight {
 
     /// Makes new calls fail with `status` from now on; the first reason given is kept.
     pub(crate) fn refuse(&self, status: Status) {
-        lock(&self.table).refusal.get_or_insert(status);
+        lock(&self.refusal).get_or_insert(status);
+        self.refused.store(true, Ordering::Release);
     }
 
     /// Why new calls fail, if they do.
     pub(crate) fn refusal(&self) -> Option<Status> {
-        lock(&self.table).refusal.clone()
+        if !self.refused.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.refusal).clone()
     }
 
     /// Refuses new calls and ends every waiting one with `status`.
     pub(crate) fn fail_all(&self, status: &Status) {
-        let ended: Vec<Aftermath> = {
-            let mut table = lock(&self.table);
-            table.refusal.get_or_insert_with(|| status.clone());
-            let ended = table
-                .calls
-                .values_mut()
-                .filter(|entry| matches!(entry, Entry::Waiting { .. }))
-                .map(|entry| entry.end(Reply::Status(status.clone())))
-                .collect();
-            table.waiting = 0;
-            table.counted(&self.count);
-            ended
-        };
+        self.refuse(status.clone());
+        let mut ended: Vec<Aftermath> = Vec::new();
+        for shard in &self.shards {
+            let mut calls = lock(&shard.calls);
+            let before = ended.len();
+            ended.extend(
+                calls
+                    .entries
+                    .values_mut()
+                    .filter(|entry| matches!(entry, Entry::Waiting { .. }))
+                    .map(|entry| entry.end(Reply::Status(status.clone()))),
+            );
+            shard.waiting.fetch_sub(ended.len() - before, Ordering::Relaxed);
+        }
         for aftermath in ended {
             aftermath.run();
         }
@@ -233,12 +280,12 @@ impl InFlight {
 
     /// The number of calls in flight (waiting for their outcome).
     pub(crate) fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.shards.iter().map(|shard| shard.waiting.load(Ordering::Relaxed)).sum()
     }
 }
 
-/// Hashes the client's own call ids, which are sequential and never chosen by a peer, with one
-/// multiplication instead of SipHash.
+/// Hashes the client's own call ids, which are never chosen by a peer, with one multiplication
+/// instead of SipHash.
 #[derive(Debug, Default)]
 struct IdHasher(u64);
 
@@ -254,7 +301,10 @@ impl Hasher for IdHasher {
     }
 
     fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The product's high bits are well mixed, its low bits not (a shard's ids share their
+        // low bits, and so do the products'); the table picks buckets by the low bits.
+        let product = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = product ^ (product >> 32);
     }
 }
 
@@ -350,6 +400,35 @@ mod tests {
         in_flight.start(Some(stream.clone())).expect("open");
         in_flight.fail_all(&Status::unavailable("gone"));
         assert!(stream.is_finished());
+        assert_eq!(in_flight.len(), 0);
+    }
+
+    #[test]
+    fn a_call_started_while_all_fail_is_refused_or_failed_never_left_waiting() {
+        let in_flight = Arc::new(InFlight::default());
+        let starters: Vec<_> = (0..4)
+            .map(|_| {
+                let in_flight = in_flight.clone();
+                std::thread::spawn(move || {
+                    let mut ids = Vec::new();
+                    while let Ok(id) = in_flight.start(None) {
+                        ids.push(id);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        while in_flight.len() < 1_000 {
+            std::thread::yield_now();
+        }
+        in_flight.fail_all(&Status::unavailable("gone"));
+        let mut seen = std::collections::HashSet::new();
+        for starter in starters {
+            for id in starter.join().expect("a starter") {
+                assert!(seen.insert(id), "id {id} given out twice");
+                assert!(matches!(in_flight.take(id), Some(Reply::Status(s)) if s.message() == "gone"), "call {id}");
+            }
+        }
         assert_eq!(in_flight.len(), 0);
     }
 
