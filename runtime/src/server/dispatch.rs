@@ -155,64 +155,74 @@ pub(super) fn run<T, E, F, Fut>(
                 Some(interceptors) => Either::Right(Box::pin(intercepted(interceptors, ctx, start))),
             }
         };
-        // Making the handler's future runs code of the service's (a hand-written `Service` may
-        // panic there): caught as a panic of the handler.
-        let work = std::panic::catch_unwind(AssertUnwindSafe(move || {
-            #[cfg(feature = "tower")]
-            let work = match stack {
-                None => start(ctx),
-                Some(stack) => Either::Right(Box::pin(stack.run(ctx, start)) as Boxed<T, E>),
+        // In a block of its own, so that the handler's future and its slot take no room in the
+        // task while the reply waits for room in the outbox.
+        let ended = {
+            // The handler's future, in a slot of the task's, so that it is dropped in place as soon
+            // as the call has ended, whatever ended it. Making it runs code of the service's (a
+            // hand-written `Service` may panic there): caught as a panic of the handler. (Made
+            // straight into the slot: a binding of its own would take the future's room twice in
+            // the task.)
+            let mut slot = std::pin::pin!(None);
+            let unmade = match std::panic::catch_unwind(AssertUnwindSafe(move || {
+                #[cfg(feature = "tower")]
+                let work = match stack {
+                    None => start(ctx),
+                    Some(stack) => Either::Right(Box::pin(stack.run(ctx, start)) as Boxed<T, E>),
+                };
+                #[cfg(not(feature = "tower"))]
+                let work = start(ctx);
+                work
+            })) {
+                Ok(work) => {
+                    slot.set(Some(work));
+                    None
+                }
+                Err(panic) => Some(panic),
             };
-            #[cfg(not(feature = "tower"))]
-            let work = start(ctx);
-            work
-        }));
-        // The handler's future, in a slot of the task's, so that it is dropped in place as soon
-        // as the call has ended, whatever ended it.
-        let (work, unmade) = match work {
-            Ok(work) => (Some(work), None),
-            Err(panic) => (None, Some(panic)),
-        };
-        let mut slot = std::pin::pin!(work);
-        let ended = if let Some(panic) = unmade {
-            Ended::Panicked(panic)
-        } else {
-            // A panicking handler fails its own call with `Internal`; nothing else notices.
-            let work = std::future::poll_fn(|cx| {
-                let Some(mut work) = slot.as_mut().as_pin_mut() else { return Poll::Pending };
-                // Watched: a poll that runs for long gets another worker woken to poll for I/O.
-                let _polling = watchdog::Polling::enter();
-                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
-                    Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
-                    Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(Box::new(status))),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+            let ended = match unmade {
+                Some(panic) => Ended::Panicked(panic),
+                None => {
+                    // A panicking handler fails its own call with `Internal`; nothing else notices.
+                    let work = std::future::poll_fn(|cx| {
+                        let Some(mut work) = slot.as_mut().as_pin_mut() else { return Poll::Pending };
+                        // Watched: a poll that runs for long gets another worker woken to poll for I/O.
+                        let _polling = watchdog::Polling::enter();
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                            Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
+                            Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
+                            Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(Box::new(status))),
+                            Ok(Poll::Pending) => Poll::Pending,
+                            Err(panic) => Poll::Ready(Ended::Panicked(panic)),
+                        }
+                    });
+                    // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
+                    let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+                    let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
+                        Some(timer) => timer.as_mut().poll(cx),
+                        None => Poll::Pending,
+                    });
+                    tokio::select! {
+                    biased;
+                    () = call.cancelled() => Ended::Cancelled,
+                    () = deadline_passed => {
+                        // Before the handler's future is dropped, so that what its drop does (and
+                        // blocking work it started) sees the call cancelled.
+                        call.cancel();
+                        Ended::DeadlineExceeded
+                    }
+                        ended = work => ended,
+                    }
                 }
-            });
-            // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
-            let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-            let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
-                Some(timer) => timer.as_mut().poll(cx),
-                None => Poll::Pending,
-            });
-            tokio::select! {
-                biased;
-                () = call.cancelled() => Ended::Cancelled,
-                () = deadline_passed => {
-                    // Before the handler's future is dropped, so that what its drop does (and
-                    // blocking work it started) sees the call cancelled.
-                    call.cancel();
-                    Ended::DeadlineExceeded
+            };
+            // A panic in the handler future's drop fails a call that had ended with the handler's
+            // result, as a panic in its poll does (a cancelled call is answered by nobody).
+            match std::panic::catch_unwind(AssertUnwindSafe(|| slot.set(None))) {
+                Err(panic) if matches!(ended, Ended::Ok(_) | Ended::App(_) | Ended::Status(_)) => {
+                    Ended::Panicked(panic)
                 }
-                ended = work => ended,
+                _ => ended,
             }
-        };
-        // A panic in the handler future's drop fails a call that had ended with the handler's
-        // result, as a panic in its poll does (a cancelled call is answered by nobody).
-        let ended = match std::panic::catch_unwind(AssertUnwindSafe(|| slot.set(None))) {
-            Err(panic) if matches!(ended, Ended::Ok(_) | Ended::App(_) | Ended::Status(_)) => Ended::Panicked(panic),
-            _ => ended,
         };
         let cancelled = call.is_cancelled();
         // Asked only of a cancelled call: the token takes a lock to answer.
