@@ -4,11 +4,11 @@
 //! 2-worker runtime of its own, as in production; requests are written as raw frames, in one
 //! write, so that the server reads them together.
 
+mod common;
 mod raw;
 
 use serde::{Serialize, Serializer};
 use std::collections::HashSet;
-use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -82,23 +82,11 @@ impl Service for Batch {
     }
 }
 
-/// A server on a 2-worker runtime of its own, in a thread of its own: its address, and the
-/// threads `work` ran on.
+/// A server on a 2-worker runtime of its own: its address, and the threads `work` ran on.
 fn server() -> (std::net::SocketAddr, Arc<Mutex<HashSet<ThreadId>>>) {
     let threads = Arc::new(Mutex::new(HashSet::new()));
-    let (addr_tx, addr_rx) = std_mpsc::channel();
     let service = Batch { threads: threads.clone() };
-    std::thread::spawn(move || {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
-        runtime.block_on(async move {
-            let server = Server::builder().register(service).build();
-            let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
-            addr_tx.send(addr).expect("report the address");
-            std::future::pending::<()>().await;
-        });
-    });
-    (addr_rx.recv().expect("server address"), threads)
+    (common::serve_alone(move || Server::builder().register(service).build()), threads)
 }
 
 #[tokio::test]

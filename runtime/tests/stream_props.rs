@@ -1094,31 +1094,43 @@ fn items_sent_with_no_credit_left_close_the_connection() {
     });
 }
 
+/// A `Props.feed` server stream from a real client to a scripted server: the client, the
+/// stream, the frames the client sends, the scripted server's write half, and the call's id.
+async fn scripted_feed() -> (Client, Streaming<Vec<u8>, String>, mpsc::UnboundedReceiver<Frame>, OwnedWriteHalf, u64) {
+    let (addr, accept) = raw::scripted_server().await;
+    let client = Client::dial(addr).await.expect("dial the scripted server");
+    let raw = within("the accept", accept).await.expect("accepted");
+    let (mut frames, write) = raw.split();
+    let stream = client.server_stream(Method::new("Props", "feed"), &(), &CallOptions::default());
+    let Some(Frame::Request { id, .. }) = within("the request", frames.recv()).await else {
+        panic!("the request first")
+    };
+    (client, stream, frames, write, id)
+}
+
+/// A ping barrier: once its pong is back, the client's reader has handled every frame written
+/// before the ping (credit the client sends meanwhile is skipped).
+async fn barrier(write: &mut OwnedWriteHalf, frames: &mut mpsc::UnboundedReceiver<Frame>) {
+    write.write_all(&raw::ping(1)).await.expect("write");
+    loop {
+        match within("the pong", frames.recv()).await {
+            Some(Frame::Pong { nonce: 1 }) => return,
+            Some(Frame::Credit { .. }) => {}
+            other => panic!("an unexpected frame from the client: {other:?}"),
+        }
+    }
+}
+
 /// An `Item` frame with no items in it carries nothing: the items after it still come, in order,
 /// then the outcome. (A consumer that took the empty frame for the end of its items stopped
 /// there, and waited for the call's end without looking at its items again.)
 #[test]
 fn an_empty_item_frame_is_skipped() {
     runtime().block_on(async {
-        let (addr, accept) = raw::scripted_server().await;
-        let client = Client::dial(addr).await.expect("dial the scripted server");
-        let raw = within("the accept", accept).await.expect("accepted");
-        let (mut frames, mut write) = raw.split();
-        let mut stream: Streaming<Vec<u8>, String> =
-            client.server_stream(Method::new("Props", "feed"), &(), &CallOptions::default());
-        let Some(Frame::Request { id, .. }) = within("the request", frames.recv()).await else {
-            panic!("the request first")
-        };
+        let (_client, mut stream, mut frames, mut write, id) = scripted_feed().await;
         write.write_all(&raw::items(id, &[])).await.expect("write");
-        // A ping barrier: the client's reader has handled the empty frame on its own.
-        write.write_all(&raw::ping(1)).await.expect("write");
-        loop {
-            match within("the pong", frames.recv()).await {
-                Some(Frame::Pong { nonce: 1 }) => break,
-                Some(Frame::Credit { .. }) => {}
-                other => panic!("an unexpected frame from the client: {other:?}"),
-            }
-        }
+        // The client's reader has handled the empty frame on its own.
+        barrier(&mut write, &mut frames).await;
         let later = [raw::item(id, &item_payload(b"one")), raw::item(id, &item_payload(b"two"))].concat();
         let taking = tokio::spawn(async move {
             let first = stream.next().await;
@@ -1144,28 +1156,13 @@ fn an_empty_item_frame_is_skipped() {
 
 fn a_cancel_after_the_response_arrived_loses_no_items_silently() {
     runtime().block_on(async {
-        let (addr, accept) = raw::scripted_server().await;
-        let client = Client::dial(addr).await.expect("dial the scripted server");
-        let raw = within("the accept", accept).await.expect("accepted");
-        let (mut frames, mut write) = raw.split();
-        let mut stream: Streaming<Vec<u8>, String> =
-            client.server_stream(Method::new("Props", "feed"), &(), &CallOptions::default());
-        let Some(Frame::Request { id, .. }) = within("the request", frames.recv()).await else {
-            panic!("the request first")
-        };
+        let (_client, mut stream, mut frames, mut write, id) = scripted_feed().await;
         let frames_out =
             [raw::item(id, &item_payload(b"one")), raw::item(id, &item_payload(b"two")), raw::response_ok(id, &[])];
         write.write_all(&frames_out.concat()).await.expect("write");
         assert_eq!(within("the first item", stream.next()).await, Some(Ok(b"one".to_vec())));
-        // A ping barrier: the client's reader has handled the second item and the response.
-        write.write_all(&raw::ping(1)).await.expect("write");
-        loop {
-            match within("the pong", frames.recv()).await {
-                Some(Frame::Pong { nonce: 1 }) => break,
-                Some(Frame::Credit { .. }) => {}
-                other => panic!("an unexpected frame from the client: {other:?}"),
-            }
-        }
+        // The client's reader has handled the second item and the response.
+        barrier(&mut write, &mut frames).await;
         stream.cancel();
         let got = within("what follows the cancel", stream.next()).await;
         let consistent = match &got {
