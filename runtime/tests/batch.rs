@@ -33,7 +33,8 @@ impl Drop for PanicOnDrop {
 }
 
 /// `Batch.echo(s)` answers at once; `Batch.unmade()` panics before it makes its future;
-/// `Batch.drop_panics()` answers at once, and its future panics as it is dropped; `Batch.unencodable()` answers with a reply whose encoding
+/// `Batch.drop_panics()` answers at once, and its future panics as it is dropped;
+/// `Batch.waits_then_drop_panics()` waits for ever, and its future panics as it is dropped; `Batch.unencodable()` answers with a reply whose encoding
 /// panics; `Batch.work(us)` computes for `us` microseconds in its first poll and records the
 /// thread it ran on.
 struct Batch {
@@ -64,6 +65,13 @@ impl Service for Batch {
                 let _guard = PanicOnDrop;
                 Ok::<_, Error>(())
             }),
+            "waits_then_drop_panics" => {
+                request.spawn(Method::new("Batch", "waits_then_drop_panics"), |_: Context, (): ()| async move {
+                    let _guard = PanicOnDrop;
+                    std::future::pending::<()>().await;
+                    Ok::<_, Error>(())
+                })
+            }
             "work" => {
                 let threads = self.threads.clone();
                 request.spawn(Method::new("Batch", "work"), move |_: Context, us: u64| async move {
@@ -138,4 +146,23 @@ async fn a_batch_that_takes_long_is_shared_with_another_worker() {
     }
     let threads = threads.lock().expect("threads").len();
     assert_eq!(threads, 2, "the batch's first polls ran on {threads} worker(s)");
+}
+
+/// A cancelled call is answered by nobody, even when its handler's future panics as the cancel
+/// drops it (the panic is logged).
+#[tokio::test]
+async fn a_cancelled_call_whose_future_panics_as_it_is_dropped_gets_no_reply() {
+    let (addr, _) = server();
+    let mut conn = raw::Raw::connect(addr).await;
+    conn.send(&raw::request(1, "Batch", "waits_then_drop_panics", None, &[])).await;
+    // The call has started once an echo sent after it is answered.
+    conn.send(&raw::request(2, "Batch", "echo", None, &raw::string("started"))).await;
+    assert_eq!(conn.recv().await, raw::Frame::ResponseOk { id: 2, payload: raw::string("started") });
+    conn.send(&raw::cancel(1)).await;
+    // Once the echo sent after the cancel is answered, the cancel has been handled: nothing for
+    // call 1 may come before it.
+    conn.send(&raw::request(3, "Batch", "echo", None, &raw::string("after"))).await;
+    assert_eq!(conn.recv().await, raw::Frame::ResponseOk { id: 3, payload: raw::string("after") });
+    conn.send(&raw::ping(7)).await;
+    assert_eq!(conn.recv().await, raw::Frame::Pong { nonce: 7 }, "nothing for the cancelled call");
 }

@@ -64,8 +64,8 @@ struct Calls {
 }
 
 thread_local! {
-    /// The shard this thread starts its next call in: each thread goes round the shards, so
-    /// that many calls in flight spread over them, with no counter shared between threads.
+    /// This thread's turn: each thread goes round the shards (offset by the table), so that
+    /// many calls in flight spread over them, with no counter shared between threads.
     static NEXT_SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
@@ -120,13 +120,16 @@ impl InFlight {
         if self.refused.load(Ordering::Acquire) {
             return Err(self.refused_with());
         }
-        let home = NEXT_SHARD
+        let turn = NEXT_SHARD
             .try_with(|next| {
-                let home = next.get();
-                next.set((home + 1) % SHARDS);
-                home
+                let turn = next.get();
+                next.set(turn.wrapping_add(1));
+                turn
             })
             .unwrap_or(0);
+        // Offset by the table's address, so that a thread calling several connections in turn
+        // does not keep each of them to a few shards.
+        let home = turn.wrapping_add(std::ptr::from_ref(self).addr() >> 7) % SHARDS;
         let shard = &self.shards[home];
         let mut calls = lock(&shard.calls);
         // Again under the lock: `fail_all` sets the flag before it empties the shards, so a call

@@ -160,9 +160,9 @@ pub(super) fn run<T, E, F, Fut>(
         let ended = {
             // The handler's future, in a slot of the task's, so that it is dropped in place as soon
             // as the call has ended, whatever ended it. Making it runs code of the service's (a
-            // hand-written `Service` may panic there): caught as a panic of the handler. (Made
-            // straight into the slot: a binding of its own would take the future's room twice in
-            // the task.)
+            // hand-written `Service` may panic there): caught as a panic of the handler. (It is
+            // moved into the slot before anything awaits: a binding of its own, alive across the
+            // awaits, would take the future's room twice in the task.)
             let mut slot = std::pin::pin!(None);
             let unmade = match std::panic::catch_unwind(AssertUnwindSafe(move || {
                 #[cfg(feature = "tower")]
@@ -185,6 +185,7 @@ pub(super) fn run<T, E, F, Fut>(
                 None => {
                     // A panicking handler fails its own call with `Internal`; nothing else notices.
                     let work = std::future::poll_fn(|cx| {
+                        // Filled before the `select!`, emptied after it: never empty here.
                         let Some(mut work) = slot.as_mut().as_pin_mut() else { return Poll::Pending };
                         // Watched: a poll that runs for long gets another worker woken to poll for I/O.
                         let _polling = watchdog::Polling::enter();
@@ -216,12 +217,20 @@ pub(super) fn run<T, E, F, Fut>(
                 }
             };
             // A panic in the handler future's drop fails a call that had ended with the handler's
-            // result, as a panic in its poll does (a cancelled call is answered by nobody).
+            // result, as a panic in its poll does; a cancelled call is answered by nobody, so
+            // there the panic is only logged.
             match std::panic::catch_unwind(AssertUnwindSafe(|| slot.set(None))) {
-                Err(panic) if matches!(ended, Ended::Ok(_) | Ended::App(_) | Ended::Status(_)) => {
+                Err(panic)
+                    if matches!(ended, Ended::Ok(_) | Ended::App(_) | Ended::Status(_)) && !call.is_cancelled() =>
+                {
                     Ended::Panicked(panic)
                 }
-                _ => ended,
+                Err(panic) => {
+                    tracing::error!(peer = %conn.name, %method, panic = codec::panic_message(&*panic),
+                        "a tidl handler's future panicked as it was dropped");
+                    ended
+                }
+                Ok(()) => ended,
             }
         };
         let cancelled = call.is_cancelled();
