@@ -70,7 +70,7 @@ impl Service for Batch {
                     let _guard = PanicOnDrop;
                     std::future::pending::<()>().await;
                     Ok::<_, Error>(())
-                })
+                });
             }
             "work" => {
                 let threads = self.threads.clone();
