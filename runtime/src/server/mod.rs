@@ -85,9 +85,10 @@ pub struct ServerConfig {
     /// task of it only if it then waits (gRPC-Java's `directExecutor`). By default the handlers
     /// of one read are first polled together by one spawned task, so that a handler that
     /// answers without waiting never becomes a task of its own either; polling on the reader
-    /// saves that one task per read: an echo costs about 12 % less CPU, with about the same
-    /// throughput (case 17 of BENCHMARKS.md). Cancellation is unchanged once a handler waits. Only for servers whose handlers never compute for long before their
-    /// first `.await`: while one does, its connection reads nothing, neither other calls nor
+    /// saves that one task per read: an echo costs 13-20 % less CPU, with 0-13 % more
+    /// throughput at 256 in flight (case 17 of BENCHMARKS.md). Cancellation is unchanged once a
+    /// handler waits. Only for servers whose handlers never compute for long before their first
+    /// `.await`: while one does, its connection reads nothing, neither other calls nor
     /// cancels, and the worker it runs on accepts nothing. Default: `false`.
     pub inline_handlers: bool,
 }
