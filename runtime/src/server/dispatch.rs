@@ -148,72 +148,73 @@ pub(super) fn run<T, E, F, Fut>(
         let call = ctx.state().clone();
         // Without interceptors or layers the handler's future is the task's own; with them, the
         // chain and the handler go in a box of their own, so that servers without any keep a
-        // small task.
+        // small task. Making the handler's future runs code of the service's (a hand-written
+        // `Service` may panic there): the panic is caught, and raised again by the first poll of
+        // a future made in its place, where it fails the call as a panic of the handler does.
+        // (Caught here, in a plain closure, rather than around the call of this closure below: a
+        // `catch_unwind` there made the task 128 bytes larger.)
         let start = move |ctx| -> Either<Fut, Boxed<T, E>> {
-            match interceptors {
-                None => Either::Left(start(ctx)),
-                Some(interceptors) => Either::Right(Box::pin(intercepted(interceptors, ctx, start))),
-            }
+            let made = std::panic::catch_unwind(AssertUnwindSafe(move || -> Either<Fut, Boxed<T, E>> {
+                match interceptors {
+                    None => Either::Left(start(ctx)),
+                    Some(interceptors) => Either::Right(Box::pin(intercepted(interceptors, ctx, start))),
+                }
+            }));
+            made.unwrap_or_else(|panic| {
+                let mut panic = Some(panic);
+                Either::Right(Box::pin(std::future::poll_fn(move |_| -> Poll<Result<T, Error<E>>> {
+                    match panic.take() {
+                        Some(panic) => std::panic::resume_unwind(panic),
+                        None => Poll::Pending,
+                    }
+                })) as Boxed<T, E>)
+            })
         };
         // In a block of its own, so that the handler's future and its slot take no room in the
         // task while the reply waits for room in the outbox.
         let ended = {
             // The handler's future, in a slot of the task's, so that it is dropped in place as soon
-            // as the call has ended, whatever ended it. Making it runs code of the service's (a
-            // hand-written `Service` may panic there): caught as a panic of the handler. (It is
-            // moved into the slot before anything awaits: a binding of its own, alive across the
-            // awaits, would take the future's room twice in the task.)
+            // as the call has ended, whatever ended it.
             let mut slot = std::pin::pin!(None);
-            let unmade = match std::panic::catch_unwind(AssertUnwindSafe(move || {
-                #[cfg(feature = "tower")]
-                let work = match stack {
-                    None => start(ctx),
-                    Some(stack) => Either::Right(Box::pin(stack.run(ctx, start)) as Boxed<T, E>),
-                };
-                #[cfg(not(feature = "tower"))]
-                let work = start(ctx);
-                work
-            })) {
-                Ok(work) => {
-                    slot.set(Some(work));
-                    None
-                }
-                Err(panic) => Some(panic),
+            #[cfg(feature = "tower")]
+            let work = match stack {
+                None => start(ctx),
+                Some(stack) => Either::Right(Box::pin(stack.run(ctx, start)) as Boxed<T, E>),
             };
-            let ended = match unmade {
-                Some(panic) => Ended::Panicked(panic),
-                None => {
-                    // A panicking handler fails its own call with `Internal`; nothing else notices.
-                    let work = std::future::poll_fn(|cx| {
-                        // Filled before the `select!`, emptied after it: never empty here.
-                        let Some(mut work) = slot.as_mut().as_pin_mut() else { return Poll::Pending };
-                        // Watched: a poll that runs for long gets another worker woken to poll for I/O.
-                        let _polling = watchdog::Polling::enter();
-                        match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-                            Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
-                            Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
-                            Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(Box::new(status))),
-                            Ok(Poll::Pending) => Poll::Pending,
-                            Err(panic) => Poll::Ready(Ended::Panicked(panic)),
-                        }
-                    });
-                    // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
-                    let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-                    let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
-                        Some(timer) => timer.as_mut().poll(cx),
-                        None => Poll::Pending,
-                    });
-                    tokio::select! {
-                    biased;
-                    () = call.cancelled() => Ended::Cancelled,
-                    () = deadline_passed => {
-                        // Before the handler's future is dropped, so that what its drop does (and
-                        // blocking work it started) sees the call cancelled.
-                        call.cancel();
-                        Ended::DeadlineExceeded
+            #[cfg(not(feature = "tower"))]
+            let work = start(ctx);
+            slot.set(Some(work));
+            let ended = {
+                // A panicking handler fails its own call with `Internal`; nothing else notices.
+                let work = std::future::poll_fn(|cx| {
+                    // Filled before the `select!`, emptied after it: never empty here.
+                    let Some(mut work) = slot.as_mut().as_pin_mut() else { return Poll::Pending };
+                    // Watched: a poll that runs for long gets another worker woken to poll for I/O.
+                    let _polling = watchdog::Polling::enter();
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                        Ok(Poll::Ready(Ok(reply))) => Poll::Ready(Ended::Ok(reply)),
+                        Ok(Poll::Ready(Err(Error::App(e)))) => Poll::Ready(Ended::App(e)),
+                        Ok(Poll::Ready(Err(Error::Status(status)))) => Poll::Ready(Ended::Status(Box::new(status))),
+                        Ok(Poll::Pending) => Poll::Pending,
+                        Err(panic) => Poll::Ready(Ended::Panicked(panic)),
                     }
-                        ended = work => ended,
-                    }
+                });
+                // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
+                let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+                let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
+                    Some(timer) => timer.as_mut().poll(cx),
+                    None => Poll::Pending,
+                });
+                tokio::select! {
+                biased;
+                () = call.cancelled() => Ended::Cancelled,
+                () = deadline_passed => {
+                    // Before the handler's future is dropped, so that what its drop does (and
+                    // blocking work it started) sees the call cancelled.
+                    call.cancel();
+                    Ended::DeadlineExceeded
+                }
+                    ended = work => ended,
                 }
             };
             // A panic in the handler future's drop fails a call that had ended with the handler's
