@@ -36,9 +36,11 @@ impl Drop for PanicOnDrop {
 /// `Batch.drop_panics()` answers at once, and its future panics as it is dropped;
 /// `Batch.waits_then_drop_panics()` waits for ever, and its future panics as it is dropped; `Batch.unencodable()` answers with a reply whose encoding
 /// panics; `Batch.work(us)` computes for `us` microseconds in its first poll and records the
-/// thread it ran on.
+/// thread it ran on; `Batch.task()` spends a unit of tokio's cooperative budget, then records the
+/// task it runs in.
 struct Batch {
     threads: Arc<Mutex<HashSet<ThreadId>>>,
+    tasks: Arc<Mutex<HashSet<Option<tokio::task::Id>>>>,
 }
 
 impl Service for Batch {
@@ -72,6 +74,16 @@ impl Service for Batch {
                     Ok::<_, Error>(())
                 });
             }
+            "task" => {
+                let tasks = self.tasks.clone();
+                request.spawn(Method::new("Batch", "task"), move |_: Context, (): ()| async move {
+                    // Spends a unit of the budget (as a channel or a socket would), then records
+                    // the task it goes on in.
+                    tokio::task::coop::consume_budget().await;
+                    tasks.lock().expect("tasks").insert(tokio::task::try_id());
+                    Ok::<_, Error>(())
+                });
+            }
             "work" => {
                 let threads = self.threads.clone();
                 request.spawn(Method::new("Batch", "work"), move |_: Context, us: u64| async move {
@@ -92,9 +104,17 @@ impl Service for Batch {
 
 /// A server on a 2-worker runtime of its own: its address, and the threads `work` ran on.
 fn server() -> (std::net::SocketAddr, Arc<Mutex<HashSet<ThreadId>>>) {
+    let (addr, threads, _) = server_and_tasks();
+    (addr, threads)
+}
+
+/// [`server`], and the tasks `Batch.task` ran in.
+fn server_and_tasks()
+-> (std::net::SocketAddr, Arc<Mutex<HashSet<ThreadId>>>, Arc<Mutex<HashSet<Option<tokio::task::Id>>>>) {
     let threads = Arc::new(Mutex::new(HashSet::new()));
-    let service = Batch { threads: threads.clone() };
-    (common::serve_alone(move || Server::builder().register(service).build()), threads)
+    let tasks = Arc::new(Mutex::new(HashSet::new()));
+    let service = Batch { threads: threads.clone(), tasks: tasks.clone() };
+    (common::serve_alone(move || Server::builder().register(service).build()), threads, tasks)
 }
 
 #[tokio::test]
@@ -165,4 +185,21 @@ async fn a_cancelled_call_whose_future_panics_as_it_is_dropped_gets_no_reply() {
     assert_eq!(conn.recv().await, raw::Frame::ResponseOk { id: 3, payload: raw::string("after") });
     conn.send(&raw::ping(7)).await;
     assert_eq!(conn.recv().await, raw::Frame::Pong { nonce: 7 }, "nothing for the cancelled call");
+}
+
+/// A batch longer than tokio's cooperative budget (128 units per task; each of these handlers
+/// spends one) goes on in a new task of its own when the budget is spent, rather than leaving
+/// every handler after that point to wait, and be spawned, as a task of its own: 300 handlers read
+/// together run in a few tasks, not in about 170.
+#[tokio::test]
+async fn a_batch_past_the_coop_budget_goes_on_in_one_new_task() {
+    let (addr, _, tasks) = server_and_tasks();
+    let mut conn = raw::Raw::connect(addr).await;
+    let requests: Vec<u8> = (1..=300).flat_map(|id| raw::request(id, "Batch", "task", None, &[])).collect();
+    conn.send(&requests).await;
+    for _ in 1..=300 {
+        assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { .. }));
+    }
+    let tasks = tasks.lock().expect("tasks").len();
+    assert!(tasks <= 20, "300 handlers ran in {tasks} tasks");
 }

@@ -408,6 +408,19 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_chunk_is_skipped_not_taken_for_the_end() {
+        let stream = Stream::new(1024);
+        let mut item = bytes::BytesMut::new();
+        bytes::BufMut::put_u32_le(&mut item, 1);
+        item.extend_from_slice(b"a");
+        stream.push_chunks(&mut vec![Bytes::new(), item.freeze()]).expect("within credit");
+        let mut taker = Taker::default();
+        let Poll::Ready(Some(_)) = take(&stream, &mut taker) else { panic!("the item after the empty chunk") };
+        assert_eq!(&taker.item_bytes()[..], b"a");
+        assert!(take(&stream, &mut taker).is_pending(), "no end: the sender has not closed");
+    }
+
+    #[test]
     fn credit_is_granted_back_in_half_windows_as_items_are_taken() {
         let stream = Stream::new(0); // the protocol's initial window
         let half = (INITIAL_WINDOW / 2) as usize;
