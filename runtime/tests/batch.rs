@@ -39,9 +39,12 @@ impl Drop for PanicOnDrop {
 /// thread it ran on; `Batch.task()` spends a unit of tokio's cooperative budget, then records the
 /// task it runs in.
 struct Batch {
-    threads: Arc<Mutex<HashSet<ThreadId>>>,
-    tasks: Arc<Mutex<HashSet<Option<tokio::task::Id>>>>,
+    threads: Seen<ThreadId>,
+    tasks: Seen<Option<tokio::task::Id>>,
 }
+
+/// What handlers saw, shared with the test.
+type Seen<T> = Arc<Mutex<HashSet<T>>>;
 
 impl Service for Batch {
     fn name(&self) -> &'static str {
@@ -103,14 +106,13 @@ impl Service for Batch {
 }
 
 /// A server on a 2-worker runtime of its own: its address, and the threads `work` ran on.
-fn server() -> (std::net::SocketAddr, Arc<Mutex<HashSet<ThreadId>>>) {
+fn server() -> (std::net::SocketAddr, Seen<ThreadId>) {
     let (addr, threads, _) = server_and_tasks();
     (addr, threads)
 }
 
 /// [`server`], and the tasks `Batch.task` ran in.
-fn server_and_tasks()
--> (std::net::SocketAddr, Arc<Mutex<HashSet<ThreadId>>>, Arc<Mutex<HashSet<Option<tokio::task::Id>>>>) {
+fn server_and_tasks() -> (std::net::SocketAddr, Seen<ThreadId>, Seen<Option<tokio::task::Id>>) {
     let threads = Arc::new(Mutex::new(HashSet::new()));
     let tasks = Arc::new(Mutex::new(HashSet::new()));
     let service = Batch { threads: threads.clone(), tasks: tasks.clone() };
