@@ -63,7 +63,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -
         {
             // Handler tasks that this read's requests start are spawned together, as the block
             // ends (sched/batch.rs); nothing in it awaits.
-            let batch = crate::sched::batch::Open::begin();
+            let batch = crate::sched::batch::Open::begin(S::ROLE == observe::Side::Server);
             if let Some((body, len)) = &large
                 && body.len() == *len
             {

@@ -47,22 +47,25 @@ thread_local! {
 /// and then spawned together. Not `Send`: it must not be held across an `.await`.
 #[derive(Debug)]
 pub(crate) struct Open {
-    /// False for a read that began while another was open on this thread (which collects).
+    /// False for a read that collects nothing, or that began while another was open on this
+    /// thread (which collects).
     owner: bool,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Open {
-    /// Starts collecting on this thread.
-    pub(crate) fn begin() -> Open {
-        let owner = OPEN.with(|open| {
-            let mut open = open.borrow_mut();
-            if open.is_some() {
-                return false;
-            }
-            *open = Some(Collecting { tasks: Vec::new(), tracker: None, more: false });
-            true
-        });
+    /// Starts collecting on this thread, if `collect`: a reader whose frames start no handlers
+    /// (a client's) opens an `Open` that does nothing, at no cost per frame.
+    pub(crate) fn begin(collect: bool) -> Open {
+        let owner = collect
+            && OPEN.with(|open| {
+                let mut open = open.borrow_mut();
+                if open.is_some() {
+                    return false;
+                }
+                *open = Some(Collecting { tasks: Vec::new(), tracker: None, more: false });
+                true
+            });
         Open { owner, _not_send: std::marker::PhantomData }
     }
 

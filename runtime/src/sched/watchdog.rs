@@ -9,8 +9,9 @@
 //! it on the shared injection queue and wakes an idle worker, which runs it, steals what waits
 //! in the stuck worker's queue, and parks on the I/O driver, so connections are read again.
 //! This is Go's `sysmon`, reduced to what tidl needs: it cannot stop the handler, only keep the
-//! rest of the server going. When the stuck poll is one of a read's batch of first polls
-//! (`sched::batch`), the watchdog also hands the rest of that batch to a task of its own.
+//! rest of the server going. A read's batch of first polls (`sched::batch`) is sampled the same
+//! way: a drain still running a whole period later hands the rest of its batch to a task of its
+//! own, which another worker can take.
 
 use crate::sync::lock;
 use std::cell::{Cell, OnceCell};
@@ -52,11 +53,7 @@ impl Draining {
     pub(crate) fn enter(batch: Arc<dyn Rescue>) -> Draining {
         SLOT.with(|slot| {
             if let Some(slot) = slot.get_or_init(register) {
-                let n = POLLS.with(|polls| {
-                    let n = polls.get().wrapping_add(1).max(1);
-                    polls.set(n);
-                    n
-                });
+                let n = next_number();
                 *lock(&slot.draining) = Some((n, batch));
             }
         });
@@ -88,7 +85,7 @@ static WATCHDOG: OnceLock<()> = OnceLock::new();
 
 thread_local! {
     static SLOT: OnceCell<Option<Arc<Slot>>> = const { OnceCell::new() };
-    /// Numbers this thread's polls.
+    /// Numbers this thread's polls and drains.
     static POLLS: Cell<u64> = const { Cell::new(0) };
 }
 
@@ -101,11 +98,7 @@ impl Polling {
     pub(crate) fn enter() -> Polling {
         SLOT.with(|slot| {
             if let Some(slot) = slot.get_or_init(register) {
-                let n = POLLS.with(|polls| {
-                    let n = polls.get().wrapping_add(1).max(1);
-                    polls.set(n);
-                    n
-                });
+                let n = next_number();
                 slot.stamp.store(n, Ordering::Relaxed);
             }
         });
@@ -121,6 +114,16 @@ impl Drop for Polling {
             }
         });
     }
+}
+
+/// A number for a poll or a drain on this thread, never 0, and not the last one's.
+#[inline]
+fn next_number() -> u64 {
+    POLLS.with(|polls| {
+        let n = polls.get().wrapping_add(1).max(1);
+        polls.set(n);
+        n
+    })
 }
 
 /// This thread's slot, registered with the watchdog; `None` outside a multi-thread runtime,
