@@ -187,7 +187,7 @@ pub(super) fn run<T, E, F, Fut>(
             let ended = {
                 // A panicking handler fails its own call with `Internal`; nothing else notices.
                 let work = std::future::poll_fn(|cx| {
-                    // Filled before the `select!`, emptied after it: never empty here.
+                    // Filled before it is polled, emptied after: never empty here.
                     let Some(mut work) = slot.as_mut().as_pin_mut() else { return Poll::Pending };
                     // Watched: a poll that runs for long gets another worker woken to poll for I/O.
                     let _polling = watchdog::Polling::enter();
@@ -201,21 +201,36 @@ pub(super) fn run<T, E, F, Fut>(
                 });
                 // Boxed, and only for calls with a deadline: a timer is large, and most calls have none.
                 let mut timer = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
-                let deadline_passed = std::future::poll_fn(|cx| match &mut timer {
-                    Some(timer) => timer.as_mut().poll(cx),
-                    None => Poll::Pending,
-                });
-                tokio::select! {
-                biased;
-                () = call.cancelled() => Ended::Cancelled,
-                () = deadline_passed => {
-                    // Before the handler's future is dropped, so that what its drop does (and
-                    // blocking work it started) sees the call cancelled.
-                    call.cancel();
-                    Ended::DeadlineExceeded
-                }
-                    ended = work => ended,
-                }
+                // The wait for a cancel, made only once the handler has waited: registering with
+                // the call's `Notify` takes its lock twice (to enable and to drop), which a
+                // handler that answers at its first poll never needs. A cancel that came before
+                // any poll is seen by the check that starts each one.
+                let mut watch = std::pin::pin!(None);
+                let mut work = std::pin::pin!(work);
+                std::future::poll_fn(|cx| {
+                    if call.is_cancelled() {
+                        return Poll::Ready(Ended::Cancelled);
+                    }
+                    if let Some(timer) = &mut timer
+                        && timer.as_mut().poll(cx).is_ready()
+                    {
+                        // Before the handler's future is dropped, so that what its drop does (and
+                        // blocking work it started) sees the call cancelled.
+                        call.cancel();
+                        return Poll::Ready(Ended::DeadlineExceeded);
+                    }
+                    if let Poll::Ready(ended) = work.as_mut().poll(cx) {
+                        return Poll::Ready(ended);
+                    }
+                    if watch.is_none() {
+                        watch.set(Some(call.cancelled()));
+                    }
+                    match watch.as_mut().as_pin_mut().map(|watch| watch.poll(cx)) {
+                        Some(Poll::Ready(())) => Poll::Ready(Ended::Cancelled),
+                        _ => Poll::Pending,
+                    }
+                })
+                .await
             };
             // A panic in the handler future's drop fails a call that had ended with the handler's
             // result, as a panic in its poll does; a cancelled call is answered by nobody, so

@@ -37,7 +37,11 @@ const SPARE: usize = 32;
 
 #[derive(Debug, Default)]
 struct Calls {
-    running: HashMap<u64, Entry>,
+    /// Keyed by ids the peer chooses, so hashed with a seed of the table's own: foldhash, as fast
+    /// as a hash of a `u64` gets while still keyed. (The table holds at most the connection's
+    /// limit of calls, which bounds what colliding ids could cost even a peer that learned the
+    /// seed.)
+    running: HashMap<u64, Entry, foldhash::fast::RandomState>,
     /// The states of ended calls that nothing else referred to, reset, for new calls to reuse:
     /// a call then costs no allocation for its state.
     spare: Vec<Arc<CallState>>,
@@ -60,11 +64,14 @@ impl InFlight {
         peer: Peer,
         metadata: Metadata,
     ) -> Result<Arc<CallState>, (Refused, Metadata)> {
-        let mut calls = lock(&self.calls);
-        if calls.running.contains_key(&id) {
+        let mut guard = lock(&self.calls);
+        let calls = &mut *guard;
+        let len = calls.running.len();
+        // One lookup for both the duplicate check and the insertion.
+        let std::collections::hash_map::Entry::Vacant(vacant) = calls.running.entry(id) else {
             return Err((Refused::Duplicate, metadata));
-        }
-        if calls.running.len() >= limit {
+        };
+        if len >= limit {
             return Err((Refused::Full, metadata));
         }
         let state = CallState::new(peer, metadata);
@@ -78,8 +85,8 @@ impl InFlight {
             },
             None => Arc::new(state),
         };
-        calls.running.insert(id, Entry { call: call.clone(), stream: None });
-        self.count.store(calls.running.len(), Ordering::Relaxed);
+        vacant.insert(Entry { call: call.clone(), stream: None });
+        self.count.store(len + 1, Ordering::Relaxed);
         Ok(call)
     }
 
