@@ -105,11 +105,19 @@ impl Service for Busy {
 /// A server on a 2-worker runtime of its own, in a thread of its own; its address and the
 /// handlers' events. The runtime ends when the test process does.
 fn server() -> (String, mpsc::UnboundedReceiver<Event>) {
+    server_on(2)
+}
+
+/// A server as [`server`] makes, on `workers` workers.
+fn server_on(workers: usize) -> (String, mpsc::UnboundedReceiver<Event>) {
     let (events_tx, events) = mpsc::unbounded_channel();
     let (addr_tx, addr_rx) = std_mpsc::channel();
     std::thread::spawn(move || {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("server runtime");
         runtime.block_on(async move {
             let server = Server::builder().register(Busy(events_tx)).build();
             let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
@@ -233,4 +241,78 @@ async fn a_computing_handler_does_not_hold_up_the_calls_read_with_it() {
     let waited = sent_at.elapsed();
     assert!(waited < PROMPTLY, "the echoes read with a computing handler waited {waited:?}");
     assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 1, .. }));
+}
+
+/// The server's reader runs a read's first polls itself (`sched/batch.rs`): when one of them
+/// computes, the watchdog hands reading to a new task, so the connection the computing handler
+/// was read from is read on, and answered, while it computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computing_handler_read_with_others_does_not_stop_its_connection_being_read() {
+    let (addr, mut events) = server();
+    let mut conn = raw::Raw::connect(addr.parse().expect("an address")).await;
+    // One write, so that the server reads the two requests together and runs them on its reader.
+    let mut requests = raw::request(1, "Busy", "plain", None, &raw::varint(1_500));
+    requests.extend(raw::request(2, "Busy", "echo", None, &raw::string("read with it")));
+    conn.send(&requests).await;
+    started(&mut events).await;
+    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 2, .. }));
+    // A request sent after them, while the first still computes, is read and answered.
+    let sent_at = Instant::now();
+    conn.send(&raw::request(3, "Busy", "echo", None, &raw::string("later"))).await;
+    match conn.recv().await {
+        raw::Frame::ResponseOk { id, payload } => {
+            assert_eq!(id, 3, "expected the later echo first");
+            assert_eq!(payload, raw::string("later"));
+        }
+        other => panic!("expected the later echo's reply, got {other:?}"),
+    }
+    let waited = sent_at.elapsed();
+    assert!(waited < PROMPTLY, "a request sent while a handler computed on the reader waited {waited:?}");
+    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 1, .. }));
+}
+
+/// Two computing handlers read together: the first holds the reader's task, the second the
+/// task that rescued the rest of their batch (a third worker is left for everything else).
+/// Reading is handed over once, and the connection is read and answered throughout, and after
+/// both have finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_computing_handlers_read_together_do_not_stop_their_connection_being_read() {
+    let (addr, mut events) = server_on(3);
+    let mut conn = raw::Raw::connect(addr.parse().expect("an address")).await;
+    let mut requests = raw::request(1, "Busy", "plain", None, &raw::varint(600));
+    requests.extend(raw::request(2, "Busy", "plain", None, &raw::varint(600)));
+    requests.extend(raw::request(3, "Busy", "echo", None, &raw::string("with them")));
+    conn.send(&requests).await;
+    started(&mut events).await;
+    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 3, .. }));
+    let mut next_id = 4;
+    let mut answered = 0;
+    // Pairs of echoes, each pair read together (a batch of its own), while the two compute and
+    // after they have finished.
+    while answered < 2 {
+        let sent_at = Instant::now();
+        let mut pair = raw::request(next_id, "Busy", "echo", None, &raw::string("pair"));
+        pair.extend(raw::request(next_id + 1, "Busy", "echo", None, &raw::string("pair")));
+        conn.send(&pair).await;
+        let mut echoes = 0;
+        while echoes < 2 {
+            match conn.recv().await {
+                raw::Frame::ResponseOk { id: 1 | 2, .. } => answered += 1,
+                raw::Frame::ResponseOk { id, .. } if id == next_id || id == next_id + 1 => echoes += 1,
+                other => panic!("expected an echo's reply, got {other:?}"),
+            }
+        }
+        let waited = sent_at.elapsed();
+        assert!(waited < PROMPTLY, "echoes sent while handlers computed waited {waited:?}");
+        next_id += 2;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent_at = Instant::now();
+    let mut pair = raw::request(next_id, "Busy", "echo", None, &raw::string("after"));
+    pair.extend(raw::request(next_id + 1, "Busy", "echo", None, &raw::string("after")));
+    conn.send(&pair).await;
+    for _ in 0..2 {
+        assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { .. }));
+    }
+    assert!(sent_at.elapsed() < PROMPTLY, "the connection was not read after its handlers finished");
 }

@@ -6,6 +6,7 @@ use super::stream::Deliveries;
 use super::{Interrupt, Side};
 use crate::error::Status;
 use crate::observe;
+use crate::sched::batch::Ready;
 use crate::wire::{self, FrameDecoder, Header, handshake::HELLO_LEN};
 use bytes::{Bytes, BytesMut};
 use std::io;
@@ -46,107 +47,160 @@ pub(crate) async fn read_hello<R: AsyncRead + Unpin>(read: &mut R) -> io::Result
 }
 
 /// Reads frames from `read` and hands them to `side`, until the peer closes the connection, the
-/// side stops it, or something fails.
+/// side stops it, or something fails. A read's batch of handler first polls runs in a task of
+/// its own.
 pub(crate) async fn run<R: AsyncRead + Unpin, S: Side>(read: &mut R, side: &S) -> Ended {
-    let link = side.link();
-    let settings = link.settings;
-    let mut decoder = FrameDecoder::new(settings.max_frame_len).with_large_frames(LARGE_FRAME);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut keepalive = Keepalive::new(settings.keepalive_interval, settings.keepalive_timeout);
-    let pool = Arc::new(LargeBuffers::default());
-    // A large frame being read: its buffer and its length.
-    let mut large: Option<(Vec<u8>, usize)> = None;
-    // Stream items read and not yet handed to their streams.
-    let mut deliveries = Deliveries::default();
-    let received = observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE);
+    let mut reader = Reader::new(read, side);
     loop {
-        {
-            // Handler tasks that this read's requests start are spawned together, as the block
-            // ends (sched/batch.rs); nothing in it awaits.
-            let batch = crate::sched::batch::Open::begin(S::ROLE == observe::Side::Server);
-            if let Some((body, len)) = &large
-                && body.len() == *len
-            {
-                let Some((body, _)) = large.take() else { continue };
-                let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(&pool) });
-                if let Err(ended) = on_frame(side, &mut deliveries, &frame) {
-                    return ended;
+        match reader.next(side).await {
+            Step::Ended(ended) => return ended,
+            Step::Batch(ready) => ready.spawn(),
+        }
+    }
+}
+
+/// What [`Reader::next`] stopped for.
+pub(crate) enum Step {
+    /// Reading is over.
+    Ended(Ended),
+    /// A read started handlers: their first polls, for the caller to run (or spawn) before it
+    /// reads on.
+    Batch(Ready),
+}
+
+/// The read loop's state: the byte stream and what is read of it. A server's connection keeps
+/// it where another task can take it over (`server::connection`), so that reading goes on while
+/// the task that read a batch is stuck running it.
+pub(crate) struct Reader<R> {
+    read: R,
+    decoder: FrameDecoder,
+    buf: BytesMut,
+    keepalive: Keepalive,
+    pool: Arc<LargeBuffers>,
+    /// A large frame being read: its buffer and its length.
+    large: Option<(Vec<u8>, usize)>,
+    /// Stream items read and not yet handed to their streams.
+    deliveries: Deliveries,
+    received: observe::ByteCount,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// A read loop over `read` for `side`'s connection.
+    pub(crate) fn new<S: Side>(read: R, side: &S) -> Reader<R> {
+        let settings = side.link().settings;
+        Reader {
+            read,
+            decoder: FrameDecoder::new(settings.max_frame_len).with_large_frames(LARGE_FRAME),
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            keepalive: Keepalive::new(settings.keepalive_interval, settings.keepalive_timeout),
+            pool: Arc::new(LargeBuffers::default()),
+            large: None,
+            deliveries: Deliveries::default(),
+            received: observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE),
+        }
+    }
+
+    /// Reads and handles frames until reading ends, or a read starts handlers whose first
+    /// polls are ready to run ([`Step::Batch`]); calling it again then reads on.
+    pub(crate) async fn next<S: Side>(&mut self, side: &S) -> Step {
+        let link = side.link();
+        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received } = self;
+        loop {
+            let ready = {
+                // Handler tasks that this read's requests start are collected (sched/batch.rs)
+                // and handed over as the block ends; nothing in it awaits.
+                let batch = crate::sched::batch::Open::begin(S::ROLE == observe::Side::Server);
+                if let Some((body, len)) = &*large
+                    && body.len() == *len
+                {
+                    let Some((body, _)) = large.take() else { continue };
+                    let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(pool) });
+                    if let Err(ended) = on_frame(side, deliveries, &frame) {
+                        return Step::Ended(ended);
+                    }
+                }
+                while large.is_none() {
+                    match decoder.decode(buf) {
+                        Ok(Some(frame)) => {
+                            batch.more(!buf.is_empty());
+                            if let Err(ended) = on_frame(side, deliveries, &frame.freeze()) {
+                                return Step::Ended(ended);
+                            }
+                        }
+                        Ok(None) => {
+                            // A large frame: read the rest of it straight into a buffer of its own,
+                            // so the read buffer is not held while its value is decoded.
+                            if let Some(len) = decoder.take_large() {
+                                let mut body = pool.take(len);
+                                body.extend_from_slice(buf);
+                                buf.clear();
+                                *large = Some((body, len));
+                            }
+                            break;
+                        }
+                        Err(e) => return Step::Ended(Ended::TooLarge(e)),
+                    }
+                }
+                batch.finish()
+            };
+            if let Err((id, overrun)) = deliveries.flush() {
+                return Step::Ended(Ended::Refused(side.bad_items(id, Some(&overrun), "")));
+            }
+            if side.finished() {
+                return Step::Ended(Ended::Stopped);
+            }
+            if ready.is_some() {
+                // Coming back here reads on: the loop's next turn starts with what is left.
+                return Step::Batch(ready);
+            }
+            if large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
+                continue;
+            }
+            // A peer that does not read what it is sent is not read from either, so answers to
+            // its pings and requests cannot pile up without bound.
+            if !link.outbox.has_space() {
+                tokio::select! {
+                    biased;
+                    interrupt = side.interrupt() => match interrupt {
+                        Interrupt::Stop => return Step::Ended(Ended::Stopped),
+                        Interrupt::Continue => continue,
+                    },
+                    () = link.outbox.wait_for_space() => {}
                 }
             }
-            while large.is_none() {
-                match decoder.decode(&mut buf) {
-                    Ok(Some(frame)) => {
-                        batch.more(!buf.is_empty());
-                        if let Err(ended) = on_frame(side, &mut deliveries, &frame.freeze()) {
-                            return ended;
-                        }
-                    }
-                    Ok(None) => {
-                        // A large frame: read the rest of it straight into a buffer of its own, so
-                        // the read buffer is not held while its value is decoded.
-                        if let Some(len) = decoder.take_large() {
-                            let mut body = pool.take(len);
-                            body.extend_from_slice(&buf);
-                            buf.clear();
-                            large = Some((body, len));
-                        }
-                        break;
-                    }
-                    Err(e) => return Ended::TooLarge(e),
-                }
+            // Frames split off earlier may still hold the buffer; reading into its spare room
+            // reuses it, and only a nearly full buffer is replaced.
+            if buf.capacity() - buf.len() < READ_CHUNK / 16 {
+                buf.reserve(READ_CHUNK);
             }
-        }
-        if let Err((id, overrun)) = deliveries.flush() {
-            return Ended::Refused(side.bad_items(id, Some(&overrun), ""));
-        }
-        if side.finished() {
-            return Ended::Stopped;
-        }
-        if large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
-            continue;
-        }
-        // A peer that does not read what it is sent is not read from either, so answers to its
-        // pings and requests cannot pile up without bound.
-        if !link.outbox.has_space() {
-            tokio::select! {
+            let read_result = tokio::select! {
                 biased;
                 interrupt = side.interrupt() => match interrupt {
-                    Interrupt::Stop => return Ended::Stopped,
+                    Interrupt::Stop => return Step::Ended(Ended::Stopped),
                     Interrupt::Continue => continue,
                 },
-                () = link.outbox.wait_for_space() => {}
-            }
-        }
-        // Frames split off earlier may still hold the buffer; reading into its spare room
-        // reuses it, and only a nearly full buffer is replaced.
-        if buf.capacity() - buf.len() < READ_CHUNK / 16 {
-            buf.reserve(READ_CHUNK);
-        }
-        let read_result = tokio::select! {
-            biased;
-            interrupt = side.interrupt() => match interrupt {
-                Interrupt::Stop => return Ended::Stopped,
-                Interrupt::Continue => continue,
-            },
-            due = keepalive.due() => match due {
-                Due::Ping(nonce) => {
-                    // A quiet connection keeps no large buffers.
-                    pool.clear();
-                    let _ = link.outbox.push_header(&Header::Ping { nonce });
-                    continue;
+                due = keepalive.due() => match due {
+                    Due::Ping(nonce) => {
+                        // A quiet connection keeps no large buffers.
+                        pool.clear();
+                        let _ = link.outbox.push_header(&Header::Ping { nonce });
+                        continue;
+                    }
+                    Due::Dead(quiet) => return Step::Ended(Ended::Dead(quiet)),
+                },
+                read_result = read_some(read, buf, large) => read_result,
+            };
+            match read_result {
+                Ok(0) if buf.is_empty() && large.is_none() && decoder.is_between_frames() => {
+                    return Step::Ended(Ended::Closed);
                 }
-                Due::Dead(quiet) => return Ended::Dead(quiet),
-            },
-            read_result = read_some(read, &mut buf, &mut large) => read_result,
-        };
-        match read_result {
-            Ok(0) if buf.is_empty() && large.is_none() && decoder.is_between_frames() => return Ended::Closed,
-            Ok(0) => return Ended::ClosedMidFrame,
-            Ok(n) => {
-                received.add(n);
-                keepalive.heard();
+                Ok(0) => return Step::Ended(Ended::ClosedMidFrame),
+                Ok(n) => {
+                    received.add(n);
+                    keepalive.heard();
+                }
+                Err(e) => return Step::Ended(Ended::Io(e)),
             }
-            Err(e) => return Ended::Io(e),
         }
     }
 }

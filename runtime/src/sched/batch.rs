@@ -1,21 +1,29 @@
-//! The handler tasks that one read of a connection starts, run as one task.
+//! The handler tasks that one read of a connection starts, first polled together on the
+//! reader's own task.
 //!
 //! A connection's reader often finds many requests in one read. Spawned one task each, they
 //! cost a task apiece, and from the second on they wake an idle worker (tokio's LIFO slot holds
 //! one task: the next spawn pushes it to the run queue and wakes a parked worker to steal it),
 //! which then takes half of them and sends their replies from another thread. Instead, the
-//! reader collects the tasks of a read ([`Open`]) and spawns one task that polls each of them
-//! once ([`Batch::drain`]); a handler that answers at once never becomes a task of its own, and
-//! one that waits is spawned then. A read that starts one call spawns it as before.
+//! reader collects the tasks of a read ([`Open`]) and, once the read is handled, polls each of
+//! them once itself ([`Ready::run_here`]); a handler that answers at once never becomes a task
+//! of its own, and one that waits is spawned then. A read that starts one call spawns it as
+//! before. Polling on the reader, rather than in a task spawned for the batch, keeps each
+//! handler's allocations on the thread that made them: a batch task that another worker took
+//! freed them there, and the two threads then contended for glibc's arena lock (a futex call
+//! per read) and split each read's replies over two writes.
 //!
 //! A handler that computes for long in its first poll, or many that each take a while, would
-//! hold up the handlers after them in the batch. The watchdog samples the batch being drained
-//! as it samples handler polls, and when the same drain has been running for a whole period
-//! (about a millisecond) it starts a rescue ([`watchdog::Rescue`]): a task, which another worker
-//! can take, that drains the rest of the batch alongside. So the calls read with a slow handler
-//! wait about a millisecond for it, and other reads not at all. A batch that spends its task's
-//! cooperative budget goes on in a new task, and a panic in one first poll (outside the
-//! handler's own, which fails its call) ends that task only, as it would in a task of its own.
+//! hold up the handlers after them in the batch, and the reading of the connection. The
+//! watchdog samples the batch being drained as it samples handler polls, and when the same
+//! drain has been running for a whole period (about a millisecond) it starts a rescue
+//! ([`watchdog::Rescue`]): a task, which another worker can take, that drains the rest of the
+//! batch alongside, and, through [`Handoff`], a new task that reads the connection on (the
+//! reader's state is kept where that task can take it). So the calls read with a slow handler
+//! wait about a millisecond for it, later ones on its connection as long, and other reads not
+//! at all. A batch that spends its task's cooperative budget goes on in a new task, and a panic
+//! in one first poll (outside the handler's own, which fails its call) ends that poll's task
+//! only, as it would in a task of its own.
 
 use super::watchdog;
 use crate::sync::lock;
@@ -23,7 +31,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio_util::task::TaskTracker;
 
@@ -43,8 +51,8 @@ thread_local! {
     static OPEN: RefCell<Option<Collecting>> = const { RefCell::new(None) };
 }
 
-/// A read in progress on this thread: handler tasks spawned until it is dropped are collected,
-/// and then spawned together. Not `Send`: it must not be held across an `.await`.
+/// A read in progress on this thread: handler tasks spawned until it is finished are collected,
+/// to be first polled together. Not `Send`: it must not be held across an `.await`.
 #[derive(Debug)]
 pub(crate) struct Open {
     /// False for a read that collects nothing, or that began while another was open on this
@@ -80,25 +88,95 @@ impl Open {
             });
         }
     }
+
+    /// Ends the read: a task collected alone is spawned, and two or more are handed back, for
+    /// the reader to run their first polls ([`Ready::run_here`]) or spawn them ([`Ready::spawn`]).
+    pub(crate) fn finish(mut self) -> Ready {
+        let collected = self.take();
+        // Nothing left for `drop` to spawn.
+        self.owner = false;
+        Ready(collected.and_then(|(tasks, tracker)| batch(tasks, tracker)))
+    }
+
+    /// The tasks collected, and their tracker, if this read collected any.
+    fn take(&mut self) -> Option<(Vec<Task>, TaskTracker)> {
+        if !self.owner {
+            return None;
+        }
+        match OPEN.with(|open| open.borrow_mut().take()) {
+            Some(Collecting { tasks, tracker: Some(tracker), .. }) => Some((tasks, tracker)),
+            _ => None,
+        }
+    }
+}
+
+/// The batch of `tasks`, if there are two or more; a task alone is spawned at once.
+fn batch(tasks: Vec<Task>, tracker: TaskTracker) -> Option<Arc<Batch>> {
+    match <[Task; 1]>::try_from(tasks) {
+        Ok([task]) => {
+            drop(tracker.spawn(task));
+            None
+        }
+        Err(tasks) if tasks.is_empty() => None,
+        Err(tasks) => Some(Arc::new(Batch { tasks: Mutex::new(tasks.into_iter()), tracker, handoff: OnceLock::new() })),
+    }
 }
 
 impl Drop for Open {
+    /// A read that ends without [`finish`](Open::finish) (its connection closed) spawns what it
+    /// collected.
     fn drop(&mut self) {
-        if !self.owner {
-            return;
-        }
-        let Some(Collecting { tasks, tracker: Some(tracker), .. }) = OPEN.with(|open| open.borrow_mut().take()) else {
-            return;
-        };
-        match <[Task; 1]>::try_from(tasks) {
-            Ok([task]) => drop(tracker.spawn(task)),
-            Err(tasks) if tasks.is_empty() => {}
-            Err(tasks) => {
-                let batch = Arc::new(Batch { tasks: Mutex::new(tasks.into_iter()), tracker: tracker.clone() });
-                drop(tracker.spawn(async move { batch.drain() }));
-            }
+        if let Some((tasks, tracker)) = self.take() {
+            Ready(batch(tasks, tracker)).spawn();
         }
     }
+}
+
+/// The first polls of a read's handlers, to run or to spawn; spawned if dropped.
+#[derive(Debug)]
+pub(crate) struct Ready(Option<Arc<Batch>>);
+
+impl Ready {
+    /// Whether there is a batch to run.
+    pub(crate) fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Runs the first polls in a task of their own.
+    pub(crate) fn spawn(mut self) {
+        if let Some(batch) = self.0.take() {
+            let tracker = batch.tracker.clone();
+            drop(tracker.spawn(async move { batch.drain() }));
+        }
+    }
+
+    /// Runs the first polls here, on the reader's task, which then reads on: the handlers are
+    /// made, run and freed on the thread that read them, with no task in between. Should one
+    /// first poll take long, the watchdog's rescue spawns a task that drains the rest, and calls
+    /// `handoff`, which starts another task reading the connection, so that neither the calls
+    /// read with it nor the connection wait for it.
+    pub(crate) fn run_here(mut self, handoff: Arc<dyn Handoff>) {
+        if let Some(batch) = self.0.take() {
+            let _ = batch.handoff.set(handoff);
+            batch.drain();
+        }
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            Ready(self.0.take()).spawn();
+        }
+    }
+}
+
+/// Reading a connection, taken over by a new task when the task reading it is stuck in a first
+/// poll of the batch it read.
+pub(crate) trait Handoff: Send + Sync {
+    /// Starts, on `runtime`, a task that reads the connection on; the stuck one stops reading
+    /// once its poll returns.
+    fn hand_off(self: Arc<Self>, runtime: &tokio::runtime::Handle);
 }
 
 /// Spawns `task` on `tracker`, or, while a read is open on this thread, adds it to the read's
@@ -132,6 +210,14 @@ where
 struct Batch {
     tasks: Mutex<std::vec::IntoIter<Task>>,
     tracker: TaskTracker,
+    /// Set when the batch runs on its reader's task: what to call if it gets stuck there.
+    handoff: OnceLock<Arc<dyn Handoff>>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch").finish_non_exhaustive()
+    }
 }
 
 impl Batch {
@@ -167,6 +253,9 @@ impl Batch {
 
 impl watchdog::Rescue for Batch {
     fn rescue(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
+        if let Some(handoff) = self.handoff.get() {
+            handoff.clone().hand_off(runtime);
+        }
         let tracker = self.tracker.clone();
         let tracked = tracker.track_future(async move { self.drain() });
         // Spawned from the watchdog's thread: tokio queues it where any worker takes it. (A

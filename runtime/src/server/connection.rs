@@ -5,13 +5,14 @@ use super::Inner;
 use super::dispatch::Incoming;
 use super::in_flight::{InFlight, Refused};
 use crate::conn::outbox::Outbox;
-use crate::conn::reader::{self, Ended};
+use crate::conn::reader::{self, Ended, Reader, Step};
 use crate::conn::stream::{Overrun, Stream};
 use crate::conn::{Interrupt, Link, Settings, Side};
 use crate::deadline;
 use crate::error::{Code, Status};
 use crate::metadata::Metadata;
 use crate::observe::{self, Asked};
+use crate::sched::batch::Handoff;
 use crate::schema::{self, Shape};
 use crate::sync::lock;
 use crate::transport::Peer;
@@ -156,19 +157,96 @@ where
             }
         }
     });
-    if answer == Answer::Accepted
-        && let Some(status) = conn.read(&mut read).await
-    {
-        tracing::warn!(peer = %conn.name, "closed a tidl connection: {}", status.message());
-        let goaway = Header::GoAway { code: status.code().as_u16(), message: status.message().into() };
-        let _ = conn.link.outbox.push_header(&goaway);
+    if answer == Answer::Accepted {
+        let reading = Arc::new(Reading {
+            state: Mutex::new(Turn { reader: Some(Reader::new(read, &conn)), generation: 0, running: false }),
+            conn,
+            _permit,
+        });
+        // Reads, unless the task was stuck running a read's handlers and handed reading over: the
+        // task that reads last closes the connection.
+        if let Some(ended) = reading.run(0).await {
+            reading.conn.close(Some(ended)).await;
+        }
+    } else {
+        conn.close(None).await;
     }
-    // Stop every call still running for this connection, give the handlers a moment to queue
-    // their last statuses (when the server is stopping, clients are told so), then close.
-    conn.token.cancel();
-    conn.in_flight.cancel_all();
-    let _ = tokio::time::timeout(HANDLER_STOP_WAIT, conn.in_flight.idle()).await;
-    conn.link.outbox.close();
+}
+
+/// A connection's read loop, which the task running it hands to a new task when it gets stuck
+/// in a first poll of a batch it read (`sched::batch`).
+struct Reading<R> {
+    conn: Arc<Conn>,
+    state: Mutex<Turn<R>>,
+    /// Held while any task reads the connection.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Whose turn it is to read.
+struct Turn<R> {
+    /// The loop's state: taken by the task reading, put back while it runs a batch.
+    reader: Option<Reader<R>>,
+    /// Bumped at each handoff: a task of an older generation stops reading.
+    generation: u64,
+    /// Whether the reading task is running a batch it read (and so may be handed off).
+    running: bool,
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> Reading<R> {
+    /// Reads as generation `generation` until reading ends (how) or is handed over (`None`).
+    /// One task at a time reads: the reader's state is either here or with the task of the
+    /// newest generation.
+    async fn run(self: &Arc<Self>, generation: u64) -> Option<Ended> {
+        loop {
+            let mut reader = {
+                let mut turn = lock(&self.state);
+                if turn.generation != generation {
+                    return None;
+                }
+                turn.reader.take()?
+            };
+            match reader.next(&self.conn).await {
+                Step::Ended(ended) => return Some(ended),
+                Step::Batch(ready) => {
+                    {
+                        let mut turn = lock(&self.state);
+                        turn.reader = Some(reader);
+                        turn.running = true;
+                    }
+                    ready.run_here(self.clone());
+                    let mut turn = lock(&self.state);
+                    if turn.generation != generation {
+                        return None;
+                    }
+                    turn.running = false;
+                }
+            }
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> Handoff for Reading<R> {
+    /// Hands reading over if the reading task is running a batch; a batch that a rescue drains
+    /// elsewhere may call this later, when the reader is reading (and then nothing happens), or
+    /// running another batch (and then reading moves to a new task needlessly, but safely).
+    fn hand_off(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
+        let generation = {
+            let mut turn = lock(&self.state);
+            if !turn.running {
+                return;
+            }
+            turn.running = false;
+            turn.generation += 1;
+            turn.generation
+        };
+        tracing::debug!(peer = %self.conn.name, "a handler computes in its first poll: reading its connection goes on in a new task");
+        let tracker = self.conn.server.tracker.clone();
+        drop(runtime.spawn(tracker.track_future(async move {
+            if let Some(ended) = self.run(generation).await {
+                self.conn.close(Some(ended)).await;
+            }
+        })));
+    }
 }
 
 /// Refuses a connection because the server is at `ServerConfig::max_connections`: reads the
@@ -188,10 +266,26 @@ where
 }
 
 impl Conn {
-    /// Reads frames until the client closes the connection (`None`) or breaks the protocol (the
-    /// status to tell it).
-    async fn read<R: AsyncRead + Unpin>(self: &Arc<Self>, read: &mut R) -> Option<Status> {
-        match reader::run(read, self).await {
+    /// Ends the connection after reading ended (`None`: the handshake refused it): tells a
+    /// client that broke the protocol why, stops every call still running, gives the handlers a
+    /// moment to queue their last statuses (when the server is stopping, clients are told so),
+    /// then closes.
+    async fn close(&self, ended: Option<Ended>) {
+        if let Some(status) = ended.and_then(|ended| self.why(ended)) {
+            tracing::warn!(peer = %self.name, "closed a tidl connection: {}", status.message());
+            let goaway = Header::GoAway { code: status.code().as_u16(), message: status.message().into() };
+            let _ = self.link.outbox.push_header(&goaway);
+        }
+        self.token.cancel();
+        self.in_flight.cancel_all();
+        let _ = tokio::time::timeout(HANDLER_STOP_WAIT, self.in_flight.idle()).await;
+        self.link.outbox.close();
+    }
+
+    /// What to tell the client about why reading ended: `None` if it closed the connection, or
+    /// the status if it broke the protocol.
+    fn why(&self, ended: Ended) -> Option<Status> {
+        match ended {
             Ended::Closed | Ended::Stopped => None,
             Ended::ClosedMidFrame => {
                 tracing::info!(peer = %self.name, "a client closed its connection in the middle of a frame");
