@@ -122,6 +122,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 while large.is_none() {
                     match decoder.decode(buf) {
                         Ok(Some(frame)) => {
+                            batch.more(!buf.is_empty());
                             if let Err(ended) = on_frame(side, deliveries, &frame.freeze()) {
                                 return Step::Ended(ended);
                             }

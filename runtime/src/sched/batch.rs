@@ -7,9 +7,8 @@
 //! which then takes half of them and sends their replies from another thread. Instead, the
 //! reader collects the tasks of a read ([`Open`]) and, once the read is handled, polls each of
 //! them once itself ([`Ready::run_here`]); a handler that answers at once never becomes a task
-//! of its own, and one that waits is spawned then. A read of one request is run the same way,
-//! without the batch (and a sequential caller's reply is queued with no task switch). Polling
-//! on the reader, rather than in a task spawned for the batch, keeps each
+//! of its own, and one that waits is spawned then. A read that starts one call spawns it as
+//! before. Polling on the reader, rather than in a task spawned for the batch, keeps each
 //! handler's allocations on the thread that made them: a batch task that another worker took
 //! freed them there, and the two threads then contended for glibc's arena lock (a futex call
 //! per read) and split each read's replies over two writes.
@@ -19,8 +18,8 @@
 //! watchdog samples the batch being drained as it samples handler polls, and when the same
 //! drain has been running for a whole period (about a millisecond) it starts a rescue
 //! ([`watchdog::Rescue`]): a task, which another worker can take, that drains the rest of the
-//! batch alongside, and a rescue of the connection's reading: a new task that reads it on
-//! (the reader's state is kept where that task can take it). So the calls read with a slow handler
+//! batch alongside, and, through [`Handoff`], a new task that reads the connection on (the
+//! reader's state is kept where that task can take it). So the calls read with a slow handler
 //! wait about a millisecond for it, later ones on its connection as long, and other reads not
 //! at all. A batch that spends its task's cooperative budget goes on in a new task, and a panic
 //! in one first poll (outside the handler's own, which fails its call) ends that poll's task
@@ -41,12 +40,11 @@ type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The tasks collected so far in the read in progress on this thread.
 struct Collecting {
-    /// The first task (a read of one request needs no vector).
-    first: Option<Task>,
-    /// The tasks after the first.
-    rest: Vec<Task>,
+    tasks: Vec<Task>,
     /// The tracker the tasks belong to (that of the server whose connection is read).
     tracker: Option<TaskTracker>,
+    /// Whether the read holds bytes after the frame being handled: another request may follow.
+    more: bool,
 }
 
 thread_local! {
@@ -73,37 +71,54 @@ impl Open {
                 if open.is_some() {
                     return false;
                 }
-                *open = Some(Collecting { first: None, rest: Vec::new(), tracker: None });
+                *open = Some(Collecting { tasks: Vec::new(), tracker: None, more: false });
                 true
             });
         Open { owner, _not_send: std::marker::PhantomData }
     }
 
-    /// Ends the read, and hands back what it collected, for the reader to run the first polls
-    /// ([`Ready::run_here`]) or spawn them ([`Ready::spawn`]).
-    pub(crate) fn finish(mut self) -> Ready {
-        let ready = self.take();
-        // Nothing left for `drop` to spawn.
-        self.owner = false;
-        ready
+    /// Says whether the read holds more bytes after the frame about to be handled. A request
+    /// with nothing after it, and no task collected before it, is spawned at once, unboxed.
+    pub(crate) fn more(&self, more: bool) {
+        if self.owner {
+            OPEN.with(|open| {
+                if let Some(collecting) = open.borrow_mut().as_mut() {
+                    collecting.more = more;
+                }
+            });
+        }
     }
 
-    /// What this read collected.
-    fn take(&mut self) -> Ready {
+    /// Ends the read: a task collected alone is spawned, and two or more are handed back, for
+    /// the reader to run their first polls ([`Ready::run_here`]) or spawn them ([`Ready::spawn`]).
+    pub(crate) fn finish(mut self) -> Ready {
+        let collected = self.take();
+        // Nothing left for `drop` to spawn.
+        self.owner = false;
+        Ready(collected.and_then(|(tasks, tracker)| batch(tasks, tracker)))
+    }
+
+    /// The tasks collected, and their tracker, if this read collected any.
+    fn take(&mut self) -> Option<(Vec<Task>, TaskTracker)> {
         if !self.owner {
-            return Ready(Collected::Nothing);
+            return None;
         }
-        Ready(match OPEN.with(|open| open.borrow_mut().take()) {
-            Some(Collecting { first: Some(first), rest, tracker: Some(tracker) }) if rest.is_empty() => {
-                Collected::One(first, tracker)
-            }
-            Some(Collecting { first: Some(first), mut rest, tracker: Some(tracker) }) => {
-                rest.insert(0, first);
-                let tasks = Mutex::new(rest.into_iter());
-                Collected::Many(Arc::new(Batch { tasks, tracker, reading: OnceLock::new() }))
-            }
-            _ => Collected::Nothing,
-        })
+        match OPEN.with(|open| open.borrow_mut().take()) {
+            Some(Collecting { tasks, tracker: Some(tracker), .. }) => Some((tasks, tracker)),
+            _ => None,
+        }
+    }
+}
+
+/// The batch of `tasks`, if there are two or more; a task alone is spawned at once.
+fn batch(tasks: Vec<Task>, tracker: TaskTracker) -> Option<Arc<Batch>> {
+    match <[Task; 1]>::try_from(tasks) {
+        Ok([task]) => {
+            drop(tracker.spawn(task));
+            None
+        }
+        Err(tasks) if tasks.is_empty() => None,
+        Err(tasks) => Some(Arc::new(Batch { tasks: Mutex::new(tasks.into_iter()), tracker, handoff: OnceLock::new() })),
     }
 }
 
@@ -111,97 +126,57 @@ impl Drop for Open {
     /// A read that ends without [`finish`](Open::finish) (its connection closed) spawns what it
     /// collected.
     fn drop(&mut self) {
-        self.take().spawn();
+        if let Some((tasks, tracker)) = self.take() {
+            Ready(batch(tasks, tracker)).spawn();
+        }
     }
 }
 
 /// The first polls of a read's handlers, to run or to spawn; spawned if dropped.
-pub(crate) struct Ready(Collected);
-
-/// What a read collected.
-enum Collected {
-    /// The read started no handler.
-    Nothing,
-    /// One handler, and its tracker.
-    One(Task, TaskTracker),
-    /// Two or more.
-    Many(Arc<Batch>),
-}
-
-impl std::fmt::Debug for Ready {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match &self.0 {
-            Collected::Nothing => "nothing",
-            Collected::One(..) => "one",
-            Collected::Many(_) => "many",
-        };
-        f.debug_tuple("Ready").field(&what).finish()
-    }
-}
+#[derive(Debug)]
+pub(crate) struct Ready(Option<Arc<Batch>>);
 
 impl Ready {
-    /// Whether there is a first poll to run.
+    /// Whether there is a batch to run.
     pub(crate) fn is_some(&self) -> bool {
-        !matches!(self.0, Collected::Nothing)
+        self.0.is_some()
     }
 
-    /// Runs the first polls in tasks of their own.
+    /// Runs the first polls in a task of their own.
     pub(crate) fn spawn(mut self) {
-        match std::mem::replace(&mut self.0, Collected::Nothing) {
-            Collected::Nothing => {}
-            Collected::One(task, tracker) => drop(tracker.spawn(task)),
-            Collected::Many(batch) => {
-                let tracker = batch.tracker.clone();
-                drop(tracker.spawn(async move { batch.drain() }));
-            }
+        if let Some(batch) = self.0.take() {
+            let tracker = batch.tracker.clone();
+            drop(tracker.spawn(async move { batch.drain() }));
         }
     }
 
     /// Runs the first polls here, on the reader's task, which then reads on: the handlers are
     /// made, run and freed on the thread that read them, with no task in between. Should one
-    /// first poll take long, the watchdog's rescue spawns a task that drains the rest, and
-    /// rescues `reading`, which starts another task reading the connection, so that neither the
-    /// calls read with it nor the connection wait for it.
-    pub(crate) fn run_here(mut self, reading: Arc<dyn watchdog::Rescue>) {
-        match std::mem::replace(&mut self.0, Collected::Nothing) {
-            Collected::Nothing => {}
-            Collected::One(task, tracker) => {
-                if !tokio::task::coop::has_budget_remaining() {
-                    drop(tracker.spawn(task));
-                    return;
-                }
-                let _draining = watchdog::Draining::enter(reading);
-                first_poll(task, &tracker);
-            }
-            Collected::Many(batch) => {
-                let _ = batch.reading.set(reading);
-                batch.drain();
-            }
+    /// first poll take long, the watchdog's rescue spawns a task that drains the rest, and calls
+    /// `handoff`, which starts another task reading the connection, so that neither the calls
+    /// read with it nor the connection wait for it.
+    pub(crate) fn run_here(mut self, handoff: Arc<dyn Handoff>) {
+        if let Some(batch) = self.0.take() {
+            let _ = batch.handoff.set(handoff);
+            batch.drain();
         }
     }
 }
 
 impl Drop for Ready {
     fn drop(&mut self) {
-        if self.is_some() {
-            Ready(std::mem::replace(&mut self.0, Collected::Nothing)).spawn();
+        if self.0.is_some() {
+            Ready(self.0.take()).spawn();
         }
     }
 }
 
-/// Polls `task` once, and spawns it on `tracker` if it waits. The first poll registers a waker
-/// that wakes nothing: the spawned task's own first poll registers its own, as every future
-/// must expect. A panic (the handler's own is caught inside its task) ends this task alone, as
-/// tokio would end a task of its own.
-fn first_poll(mut task: Task, tracker: &TaskTracker) {
-    let mut cx = Context::from_waker(Waker::noop());
-    match std::panic::catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx))) {
-        Ok(Poll::Ready(())) => {}
-        Ok(Poll::Pending) => drop(tracker.spawn(task)),
-        Err(_) => {
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(task)));
-        }
-    }
+/// Reading a connection, taken over by a new task when the task reading it is stuck in a first
+/// poll of the batch it read.
+pub(crate) trait Handoff: Send + Sync {
+    /// Starts, on `runtime`, a task that reads the connection on; the stuck one stops reading
+    /// once its poll returns.
+    fn hand_off(self: Arc<Self>, runtime: &tokio::runtime::Handle);
 }
 
 /// Spawns `task` on `tracker`, or, while a read is open on this thread, adds it to the read's
@@ -212,20 +187,19 @@ where
 {
     let alone = OPEN.with(|open| {
         let mut open = open.borrow_mut();
-        let Some(collecting) = open.as_mut() else { return Some(task) };
-        let batch_tracker = collecting.tracker.get_or_insert_with(|| tracker.clone());
-        // One read is one connection's, of one server.
-        debug_assert!(TaskTracker::ptr_eq(batch_tracker, tracker), "a batch mixes two servers' tasks");
-        let task: Task = Box::pin(task);
-        if collecting.first.is_none() {
-            collecting.first = Some(task);
-        } else {
-            if collecting.rest.is_empty() {
-                collecting.rest.reserve(16);
+        match open.as_mut() {
+            Some(collecting) if collecting.more || !collecting.tasks.is_empty() => {
+                if collecting.tasks.is_empty() {
+                    collecting.tasks.reserve(16);
+                }
+                let batch_tracker = collecting.tracker.get_or_insert_with(|| tracker.clone());
+                // One read is one connection's, of one server.
+                debug_assert!(TaskTracker::ptr_eq(batch_tracker, tracker), "a batch mixes two servers' tasks");
+                collecting.tasks.push(Box::pin(task));
+                None
             }
-            collecting.rest.push(task);
+            _ => Some(task),
         }
-        None
     });
     if let Some(task) = alone {
         drop(tracker.spawn(task));
@@ -236,9 +210,8 @@ where
 struct Batch {
     tasks: Mutex<std::vec::IntoIter<Task>>,
     tracker: TaskTracker,
-    /// Set when the batch runs on its reader's task: the reading to rescue if it gets stuck
-    /// there.
-    reading: OnceLock<Arc<dyn watchdog::Rescue>>,
+    /// Set when the batch runs on its reader's task: what to call if it gets stuck there.
+    handoff: OnceLock<Arc<dyn Handoff>>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -253,6 +226,7 @@ impl Batch {
     fn drain(self: &Arc<Self>) {
         // Lets the watchdog hand the rest of the batch to a rescue while this drain runs long.
         let _draining = watchdog::Draining::enter(self.clone());
+        let mut cx = Context::from_waker(Waker::noop());
         loop {
             if !tokio::task::coop::has_budget_remaining() {
                 // Every task polled now would return `Pending` at once: the rest goes on in a
@@ -262,16 +236,25 @@ impl Batch {
                 return;
             }
             let next = lock(&self.tasks).next();
-            let Some(task) = next else { return };
-            first_poll(task, &self.tracker);
+            let Some(mut task) = next else { return };
+            // The first poll registers a waker that wakes nothing: the spawned task's own first
+            // poll registers its own, as every future must expect. A panic (the handler's own is
+            // caught inside its task) ends this task alone, as tokio would end a task of its own.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(&mut cx))) {
+                Ok(Poll::Ready(())) => {}
+                Ok(Poll::Pending) => drop(self.tracker.spawn(task)),
+                Err(_) => {
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(task)));
+                }
+            }
         }
     }
 }
 
 impl watchdog::Rescue for Batch {
     fn rescue(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
-        if let Some(reading) = self.reading.get() {
-            reading.clone().rescue(runtime);
+        if let Some(handoff) = self.handoff.get() {
+            handoff.clone().hand_off(runtime);
         }
         let tracker = self.tracker.clone();
         let tracked = tracker.track_future(async move { self.drain() });
