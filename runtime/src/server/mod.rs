@@ -82,14 +82,15 @@ pub struct ServerConfig {
     /// refused with `ResourceExhausted`, unstarted. Default: 8 KiB.
     pub max_metadata_bytes: usize,
     /// Polls each handler once on its connection's reader, as the request is read, and makes a
-    /// task of it only if it then waits (gRPC-Java's `directExecutor`). By default the handlers
-    /// of one read are first polled together by one spawned task, so that a handler that
-    /// answers without waiting never becomes a task of its own either; polling on the reader
-    /// saves that one task per read: an echo costs 13-20 % less CPU, with 0-13 % more
-    /// throughput at 256 in flight (case 17 of BENCHMARKS.md). Cancellation is unchanged once a
-    /// handler waits. Only for servers whose handlers never compute for long before their first
-    /// `.await`: while one does, its connection reads nothing, neither other calls nor
-    /// cancels, and the worker it runs on accepts nothing. Default: `false`.
+    /// task of it only if it then waits (gRPC-Java's `directExecutor`). By default the reader
+    /// first polls the handlers of one read together, after it has handled the read, under the
+    /// watchdog, which hands the rest of them, and the reading of the connection, to new tasks
+    /// when one computes for long; polling each as it is read costs less still:
+    /// an echo costs about 8 % less CPU, with about 12 % more throughput at 256 in flight (case
+    /// 17 of BENCHMARKS.md). Cancellation is unchanged once a handler waits. Only for servers
+    /// whose handlers never compute for long before their first `.await`: while one does, its
+    /// connection reads nothing, neither other calls nor cancels, and the worker it runs on
+    /// accepts nothing. Default: `false`.
     pub inline_handlers: bool,
 }
 
