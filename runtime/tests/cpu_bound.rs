@@ -7,7 +7,7 @@ mod raw;
 
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
-use tidl_runtime::{CallOptions, Client, Context, Error, Incoming, Invoke, Method, Server, Service};
+use tidl_runtime::{CallOptions, Client, Context, Error, Incoming, Invoke, Method, Server, ServerConfig, Service};
 use tokio::sync::mpsc;
 
 /// What the handlers report: that one started, and when one stopped.
@@ -110,6 +110,11 @@ fn server() -> (String, mpsc::UnboundedReceiver<Event>) {
 
 /// A server as [`server`] makes, on `workers` workers.
 fn server_on(workers: usize) -> (String, mpsc::UnboundedReceiver<Event>) {
+    server_with(workers, ServerConfig::default())
+}
+
+/// A server as [`server`] makes, on `workers` workers, with `config`.
+fn server_with(workers: usize, config: ServerConfig) -> (String, mpsc::UnboundedReceiver<Event>) {
     let (events_tx, events) = mpsc::unbounded_channel();
     let (addr_tx, addr_rx) = std_mpsc::channel();
     std::thread::spawn(move || {
@@ -119,7 +124,7 @@ fn server_on(workers: usize) -> (String, mpsc::UnboundedReceiver<Event>) {
             .build()
             .expect("server runtime");
         runtime.block_on(async move {
-            let server = Server::builder().register(Busy(events_tx)).build();
+            let server = Server::builder().register(Busy(events_tx)).config(config).build();
             let addr = server.listen("127.0.0.1:0").await.expect("bind loopback");
             addr_tx.send(addr.to_string()).expect("report the address");
             std::future::pending::<()>().await;
@@ -315,4 +320,86 @@ async fn two_computing_handlers_read_together_do_not_stop_their_connection_being
         assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { .. }));
     }
     assert!(sent_at.elapsed() < PROMPTLY, "the connection was not read after its handlers finished");
+}
+
+/// A server on a 2-worker runtime of its own, with `config`, serving each connection it accepts
+/// with `Server::serve_connection`; its address, the handlers' events, and a message each time a
+/// `serve_connection` returns.
+fn serving_each(config: ServerConfig) -> (String, mpsc::UnboundedReceiver<Event>, mpsc::UnboundedReceiver<()>) {
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (served_tx, served) = mpsc::unbounded_channel();
+    let (addr_tx, addr_rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            let server = Server::builder().register(Busy(events_tx)).config(config).build();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+            addr_tx.send(listener.local_addr().expect("an address").to_string()).expect("report the address");
+            loop {
+                let (stream, _) = listener.accept().await.expect("accept");
+                let (server, served_tx) = (server.clone(), served_tx.clone());
+                tokio::spawn(async move {
+                    server.serve_connection(stream).await;
+                    let _ = served_tx.send(());
+                });
+            }
+        });
+    });
+    (addr_rx.recv().expect("server address"), events, served)
+}
+
+/// Sends a busy call of `ms` and an echo in one write, and waits for the echo's reply: the
+/// busy handler then computes on the reader's task, and reading has been handed to another.
+async fn busy_with_an_echo(conn: &mut raw::Raw, events: &mut mpsc::UnboundedReceiver<Event>, ms: u64) {
+    let mut requests = raw::request(1, "Busy", "plain", None, &raw::varint(ms));
+    requests.extend(raw::request(2, "Busy", "echo", None, &raw::string("with it")));
+    conn.send(&requests).await;
+    started(events).await;
+    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 2, .. }));
+}
+
+/// `serve_connection` returns when its connection closes, not when the task that started
+/// reading it hands reading over and finishes its stuck poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_connection_returns_when_the_connection_closes_not_at_a_handoff() {
+    let (addr, mut events, mut served) = serving_each(ServerConfig::default());
+    let mut conn = raw::Raw::connect(addr.parse().expect("an address")).await;
+    busy_with_an_echo(&mut conn, &mut events, 300).await;
+    // The busy call's reply: the task that read it has finished its poll.
+    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 1, .. }));
+    // The connection is still served, and `serve_connection` has not returned.
+    conn.send(&raw::request(3, "Busy", "echo", None, &raw::string("still"))).await;
+    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 3, .. }));
+    assert!(served.try_recv().is_err(), "serve_connection returned while its connection was open");
+    drop(conn);
+    let returned = tokio::time::timeout(Duration::from_secs(5), served.recv()).await;
+    assert!(matches!(returned, Ok(Some(()))), "serve_connection did not return after the client left");
+}
+
+/// A connection closed while a handler read on it still computes in its first poll gives its
+/// place under `max_connections` back at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_frees_its_place_while_a_handler_read_on_it_computes() {
+    let mut config = ServerConfig::default();
+    config.max_connections = 1;
+    let (addr, mut events) = server_with(3, config);
+    let mut conn = raw::Raw::connect(addr.parse().expect("an address")).await;
+    busy_with_an_echo(&mut conn, &mut events, 3_000).await;
+    drop(conn);
+    // The server sees the close, then its place is free: a new client is served, well before
+    // the handler's 3 s are over.
+    let start = Instant::now();
+    loop {
+        let client = Client::dial(&addr).await;
+        if let Ok(client) = client {
+            let echo: Result<String, Error> =
+                client.call(Method::new("Busy", "echo"), "next", &CallOptions::default()).await;
+            if echo.is_ok() {
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_millis(1_500), "no place was freed for a new client");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -70,7 +70,7 @@ pub(crate) struct Conn {
 }
 
 /// Serves one connection: the handshake, then frames until it closes.
-pub(super) async fn serve<R, W>(server: Arc<Inner>, mut read: R, write: W, peer: Peer, _permit: OwnedSemaphorePermit)
+pub(super) async fn serve<R, W>(server: Arc<Inner>, mut read: R, write: W, peer: Peer, permit: OwnedSemaphorePermit)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -159,14 +159,21 @@ where
     });
     if answer == Answer::Accepted {
         let reading = Arc::new(Reading {
-            state: Mutex::new(Turn { reader: Some(Reader::new(read, &conn)), generation: 0, running: false }),
+            state: Mutex::new(Turn {
+                reader: Some(Reader::new(read, &conn)),
+                generation: 0,
+                running: false,
+                permit: Some(permit),
+            }),
             conn,
-            _permit,
+            closed: CancellationToken::new(),
         });
         // Reads, unless the task was stuck running a read's handlers and handed reading over: the
-        // task that reads last closes the connection.
-        if let Some(ended) = reading.run(0).await {
-            reading.conn.close(Some(ended)).await;
+        // task that reads last closes the connection; this one (which `serve_connection` awaits)
+        // returns once it has.
+        match reading.run(0).await {
+            Some(ended) => reading.close(ended).await,
+            None => reading.closed.cancelled().await,
         }
     } else {
         conn.close(None).await;
@@ -178,8 +185,8 @@ where
 struct Reading<R> {
     conn: Arc<Conn>,
     state: Mutex<Turn<R>>,
-    /// Held while any task reads the connection.
-    _permit: OwnedSemaphorePermit,
+    /// Fires once the connection is closed.
+    closed: CancellationToken,
 }
 
 /// Whose turn it is to read.
@@ -190,9 +197,20 @@ struct Turn<R> {
     generation: u64,
     /// Whether the reading task is running a batch it read (and so may be handed off).
     running: bool,
+    /// The connection's place under `ServerConfig::max_connections`, given back as it closes
+    /// (not when the last task stuck in a handler's first poll lets go of the `Reading`).
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> Reading<R> {
+    /// Closes the connection after reading `ended`, gives its place back, and says so.
+    async fn close(&self, ended: Ended) {
+        self.conn.close(Some(ended)).await;
+        let permit = lock(&self.state).permit.take();
+        drop(permit);
+        self.closed.cancel();
+    }
+
     /// Reads as generation `generation` until reading ends (how) or is handed over (`None`).
     /// One task at a time reads: the reader's state is either here or with the task of the
     /// newest generation.
@@ -243,7 +261,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> Handoff for Reading<R> {
         let tracker = self.conn.server.tracker.clone();
         drop(runtime.spawn(tracker.track_future(async move {
             if let Some(ended) = self.run(generation).await {
-                self.conn.close(Some(ended)).await;
+                self.close(ended).await;
             }
         })));
     }

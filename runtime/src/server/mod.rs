@@ -347,7 +347,8 @@ impl Server {
         });
     }
 
-    /// Serves one connection over any byte stream, until it closes.
+    /// Serves one connection over any byte stream, until it closes (or, if a handler is then
+    /// computing in its first poll without awaiting, until that poll returns).
     pub async fn serve_connection<IO>(&self, io: IO)
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
