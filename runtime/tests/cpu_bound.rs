@@ -255,12 +255,7 @@ async fn a_computing_handler_does_not_hold_up_the_calls_read_with_it() {
 async fn a_computing_handler_read_with_others_does_not_stop_its_connection_being_read() {
     let (addr, mut events) = server();
     let mut conn = raw::Raw::connect(addr.parse().expect("an address")).await;
-    // One write, so that the server reads the two requests together and runs them on its reader.
-    let mut requests = raw::request(1, "Busy", "plain", None, &raw::varint(1_500));
-    requests.extend(raw::request(2, "Busy", "echo", None, &raw::string("read with it")));
-    conn.send(&requests).await;
-    started(&mut events).await;
-    assert!(matches!(conn.recv().await, raw::Frame::ResponseOk { id: 2, .. }));
+    busy_with_an_echo(&mut conn, &mut events, 1_500).await;
     // A request sent after them, while the first still computes, is read and answered.
     let sent_at = Instant::now();
     conn.send(&raw::request(3, "Busy", "echo", None, &raw::string("later"))).await;
