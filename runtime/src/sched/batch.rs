@@ -18,7 +18,7 @@
 //! watchdog samples the batch being drained as it samples handler polls, and when the same
 //! drain has been running for a whole period (about a millisecond) it starts a rescue
 //! ([`watchdog::Rescue`]): a task, which another worker can take, that drains the rest of the
-//! batch alongside, and, through [`Handoff`], a new task that reads the connection on (the
+//! batch alongside, and a rescue of the connection's reading: a new task that reads it on (the
 //! reader's state is kept where that task can take it). So the calls read with a slow handler
 //! wait about a millisecond for it, later ones on its connection as long, and other reads not
 //! at all. A batch that spends its task's cooperative budget goes on in a new task, and a panic
@@ -118,7 +118,7 @@ fn batch(tasks: Vec<Task>, tracker: TaskTracker) -> Option<Arc<Batch>> {
             None
         }
         Err(tasks) if tasks.is_empty() => None,
-        Err(tasks) => Some(Arc::new(Batch { tasks: Mutex::new(tasks.into_iter()), tracker, handoff: OnceLock::new() })),
+        Err(tasks) => Some(Arc::new(Batch { tasks: Mutex::new(tasks.into_iter()), tracker, reading: OnceLock::new() })),
     }
 }
 
@@ -152,12 +152,12 @@ impl Ready {
 
     /// Runs the first polls here, on the reader's task, which then reads on: the handlers are
     /// made, run and freed on the thread that read them, with no task in between. Should one
-    /// first poll take long, the watchdog's rescue spawns a task that drains the rest, and calls
-    /// `handoff`, which starts another task reading the connection, so that neither the calls
-    /// read with it nor the connection wait for it.
-    pub(crate) fn run_here(mut self, handoff: Arc<dyn Handoff>) {
+    /// first poll take long, the watchdog's rescue spawns a task that drains the rest, and
+    /// rescues `reading`, which starts another task reading the connection, so that neither the
+    /// calls read with it nor the connection wait for it.
+    pub(crate) fn run_here(mut self, reading: Arc<dyn watchdog::Rescue>) {
         if let Some(batch) = self.0.take() {
-            let _ = batch.handoff.set(handoff);
+            let _ = batch.reading.set(reading);
             batch.drain();
         }
     }
@@ -169,14 +169,6 @@ impl Drop for Ready {
             Ready(self.0.take()).spawn();
         }
     }
-}
-
-/// Reading a connection, taken over by a new task when the task reading it is stuck in a first
-/// poll of the batch it read.
-pub(crate) trait Handoff: Send + Sync {
-    /// Starts, on `runtime`, a task that reads the connection on; the stuck one stops reading
-    /// once its poll returns.
-    fn hand_off(self: Arc<Self>, runtime: &tokio::runtime::Handle);
 }
 
 /// Spawns `task` on `tracker`, or, while a read is open on this thread, adds it to the read's
@@ -210,8 +202,9 @@ where
 struct Batch {
     tasks: Mutex<std::vec::IntoIter<Task>>,
     tracker: TaskTracker,
-    /// Set when the batch runs on its reader's task: what to call if it gets stuck there.
-    handoff: OnceLock<Arc<dyn Handoff>>,
+    /// Set when the batch runs on its reader's task: the connection's reading, to rescue too if
+    /// the batch gets stuck there.
+    reading: OnceLock<Arc<dyn watchdog::Rescue>>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -253,8 +246,8 @@ impl Batch {
 
 impl watchdog::Rescue for Batch {
     fn rescue(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
-        if let Some(handoff) = self.handoff.get() {
-            handoff.clone().hand_off(runtime);
+        if let Some(reading) = self.reading.get() {
+            reading.clone().rescue(runtime);
         }
         let tracker = self.tracker.clone();
         let tracked = tracker.track_future(async move { self.drain() });

@@ -12,7 +12,7 @@ use crate::deadline;
 use crate::error::{Code, Status};
 use crate::metadata::Metadata;
 use crate::observe::{self, Asked};
-use crate::sched::batch::Handoff;
+use crate::sched::watchdog::Rescue;
 use crate::schema::{self, Shape};
 use crate::sync::lock;
 use crate::transport::Peer;
@@ -243,11 +243,11 @@ impl<R: AsyncRead + Unpin + Send + 'static> Reading<R> {
     }
 }
 
-impl<R: AsyncRead + Unpin + Send + 'static> Handoff for Reading<R> {
+impl<R: AsyncRead + Unpin + Send + 'static> Rescue for Reading<R> {
     /// Hands reading over if the reading task is running a batch; a batch that a rescue drains
     /// elsewhere may call this later, when the reader is reading (and then nothing happens), or
     /// running another batch (and then reading moves to a new task needlessly, but safely).
-    fn hand_off(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
+    fn rescue(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
         let generation = {
             let mut turn = lock(&self.state);
             if !turn.running {
