@@ -126,6 +126,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                             if let Err(ended) = on_frame(side, deliveries, &frame.freeze()) {
                                 return Step::Ended(ended);
                             }
+                            if batch.is_full() {
+                                // The rest of the buffer is handled once this batch has run.
+                                break;
+                            }
                         }
                         Ok(None) => {
                             // A large frame: read the rest of it straight into a buffer of its own,

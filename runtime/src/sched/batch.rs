@@ -5,9 +5,10 @@
 //! cost a task apiece, and from the second on they wake an idle worker (tokio's LIFO slot holds
 //! one task: the next spawn pushes it to the run queue and wakes a parked worker to steal it),
 //! which then takes half of them and sends their replies from another thread. Instead, the
-//! reader collects the tasks of a read ([`Open`]) and, once the read is handled, polls each of
-//! them once itself ([`Ready::run_here`]); a handler that answers at once never becomes a task
-//! of its own, and one that waits is spawned then. A read that starts one call spawns it as
+//! reader collects the tasks of a read ([`Open`]), a few at a time ([`BATCH_MAX`]: the reader
+//! stops handling the read's frames while a full batch runs), and polls each of them once itself
+//! ([`Ready::run_here`]); a handler that answers at once never becomes a task of its own, and one
+//! that waits is spawned then. A read that starts one call spawns it as
 //! before. Polling on the reader, rather than in a task spawned for the batch, keeps each
 //! handler's allocations on the thread that made them: a batch task that another worker took
 //! freed them there, and the two threads then contended for glibc's arena lock (a futex call
@@ -34,6 +35,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use tokio_util::task::TaskTracker;
+
+/// The most tasks a batch collects. Their boxes are all alive from the first one's collection to
+/// their first polls: a batch of a few lets the allocator hand the same few blocks round
+/// (glibc's per-thread cache holds 7 of each size), where a batch of a read of dozens of
+/// requests took each block from the arena, under its lock, and freed it there.
+const BATCH_MAX: usize = 6;
 
 /// A handler's task, boxed to be held in a batch.
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -87,6 +94,13 @@ impl Open {
                 }
             });
         }
+    }
+
+    /// Whether the read has collected as many tasks as a batch takes: the reader then hands the
+    /// batch over ([`Open::finish`]) and handles the rest of what it read after it.
+    pub(crate) fn is_full(&self) -> bool {
+        self.owner
+            && OPEN.with(|open| open.borrow().as_ref().is_some_and(|collecting| collecting.tasks.len() >= BATCH_MAX))
     }
 
     /// Ends the read: a task collected alone is spawned, and two or more are handed back, for
@@ -254,5 +268,34 @@ impl watchdog::Rescue for Batch {
         // Spawned from the watchdog's thread: tokio queues it where any worker takes it. (A
         // runtime that has shut down drops it here; the watchdog survives a panic in that.)
         drop(runtime.spawn(tracked));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_is_full_at_the_batch_limit_and_its_tasks_run_once_each() {
+        let tracker = TaskTracker::new();
+        let polled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let open = Open::begin(true);
+        open.more(true);
+        for n in 0..BATCH_MAX {
+            assert!(!open.is_full(), "full after {n} tasks");
+            let polled = polled.clone();
+            spawn(&tracker, async move {
+                polled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        assert!(open.is_full());
+        assert_eq!(polled.load(std::sync::atomic::Ordering::SeqCst), 0, "collected, not run");
+        let ready = open.finish();
+        assert!(ready.is_some());
+        ready.spawn();
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(polled.load(std::sync::atomic::Ordering::SeqCst), BATCH_MAX);
+        assert!(!Open::begin(false).is_full(), "a reader that collects nothing is never full");
     }
 }

@@ -232,11 +232,18 @@ impl<R: AsyncRead + Unpin + Send + 'static> Reading<R> {
                         turn.running = true;
                     }
                     ready.run_here(self.clone());
-                    let mut turn = lock(&self.state);
-                    if turn.generation != generation {
-                        return None;
+                    {
+                        let mut turn = lock(&self.state);
+                        if turn.generation != generation {
+                            return None;
+                        }
+                        turn.running = false;
                     }
-                    turn.running = false;
+                    // A read's batches share this task's cooperative budget: once it is spent
+                    // (and the rest of the batch went on in a task of its own), other tasks run
+                    // before the next batch does, rather than every later batch of the read
+                    // going on in a task of its own.
+                    tokio::task::coop::consume_budget().await;
                 }
             }
         }
