@@ -1,7 +1,10 @@
 //! The one place that knows the body encoding: bincode 2 (standard configuration: little endian,
 //! variable-length integers) driven through serde.
 //!
-//! Swapping the encoding means rewriting this module and nothing else.
+//! Swapping the encoding means rewriting this module and nothing else. (The headers of the most
+//! frequent frames are written and read by hand with [`put_varint`], [`put_str`] and [`Take`],
+//! byte for byte as this encoding writes them; `wire::header`'s tests compare the two, so a new
+//! encoding shows there.)
 //!
 //! Decoding always reads from a complete frame held in memory, and never allocates more than the
 //! bytes that are really there: bincode's own `String`/`Vec<u8>` decoding allocates the length a
@@ -203,6 +206,87 @@ fn describe(e: bincode::error::DecodeError) -> String {
         bincode::error::DecodeError::OtherString(message) => message,
         bincode::error::DecodeError::Other(message) => message.to_owned(),
         e => e.to_string(),
+    }
+}
+
+/// bincode's encoding of an unsigned integer (standard configuration: one byte below 251, else
+/// a marker byte and the value in 2, 4 or 8 little-endian bytes), written by hand: the headers
+/// of the most frequent frames are encoded with it without serde (`wire::header`). Tests check
+/// it against bincode.
+pub(crate) fn put_varint(buf: &mut BytesMut, n: u64) {
+    use bytes::BufMut;
+    if let Ok(small @ 0..251) = u8::try_from(n) {
+        buf.put_u8(small);
+    } else if let Ok(n) = u16::try_from(n) {
+        buf.put_u8(251);
+        buf.put_u16_le(n);
+    } else if let Ok(n) = u32::try_from(n) {
+        buf.put_u8(252);
+        buf.put_u32_le(n);
+    } else {
+        buf.put_u8(253);
+        buf.put_u64_le(n);
+    }
+}
+
+/// bincode's encoding of a string: its length, then its bytes.
+pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
+    put_varint(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// A reader of what [`put_varint`] and [`put_str`] write, from the front of a frame: each read
+/// returns `None` where bincode would fail, or where the bytes are not the short form a fast
+/// path handles, and the caller then decodes the frame with bincode.
+#[derive(Debug)]
+pub(crate) struct Take<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Take<'a> {
+    /// Reads `bytes` from the start.
+    pub(crate) fn new(bytes: &'a [u8]) -> Take<'a> {
+        Take { bytes, at: 0 }
+    }
+
+    /// How many bytes have been read.
+    pub(crate) fn used(&self) -> usize {
+        self.at
+    }
+
+    /// The next byte.
+    pub(crate) fn byte(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let array = self.bytes.get(self.at..self.at + N)?.try_into().ok()?;
+        self.at += N;
+        Some(array)
+    }
+
+    /// An unsigned integer as [`put_varint`] writes it (bincode also reads a value written
+    /// longer than it needs, and so does this).
+    pub(crate) fn varint(&mut self) -> Option<u64> {
+        match self.byte()? {
+            small @ 0..251 => Some(u64::from(small)),
+            251 => self.array().map(|b| u64::from(u16::from_le_bytes(b))),
+            252 => self.array().map(|b| u64::from(u32::from_le_bytes(b))),
+            253 => self.array().map(u64::from_le_bytes),
+            _ => None,
+        }
+    }
+
+    /// A string as [`put_str`] writes it, borrowed; `None` if it is not UTF-8.
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        let end = self.at.checked_add(len)?;
+        let s = std::str::from_utf8(self.bytes.get(self.at..end)?).ok()?;
+        self.at = end;
+        Some(s)
     }
 }
 

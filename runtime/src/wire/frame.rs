@@ -7,7 +7,7 @@
 
 use super::LEN_PREFIX;
 use super::header::Header;
-use crate::codec::{self, EncodeFailure};
+use crate::codec::EncodeFailure;
 use crate::error::{Code, Status};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -48,7 +48,7 @@ pub(crate) fn write_frame(
     let start = buf.len();
     buf.put_u32(0);
     let limit = start + LEN_PREFIX + max_frame_len;
-    let result = codec::encode_into(header, buf, limit).and_then(|()| payload(buf, limit));
+    let result = header.encode_into(buf, limit).and_then(|()| payload(buf, limit));
     match result {
         Ok(()) => {
             let len = buf.len() - start - LEN_PREFIX;
@@ -181,7 +181,7 @@ pub(crate) fn write_header(buf: &mut BytesMut, max_frame_len: usize, header: &He
 
 /// A received frame: its header borrowed from `bytes`, and its payload as a zero-copy slice.
 pub(crate) fn parse(bytes: &Bytes) -> Result<(Header<'_>, Bytes), String> {
-    let (header, used) = codec::decode_borrowed::<Header<'_>>(bytes)?;
+    let (header, used) = Header::decode(bytes)?;
     Ok((header, bytes.slice(used..)))
 }
 
@@ -264,7 +264,7 @@ mod tests {
     fn writing_past_the_limit_fails_and_leaves_the_buffer_untouched() {
         let mut buf = BytesMut::from(&b"earlier frames"[..]);
         let err = write_frame(&mut buf, 64, &Header::Cancel { id: 1 }, |b, limit| {
-            codec::encode_into(&"x".repeat(100), b, limit)
+            crate::codec::encode_into(&"x".repeat(100), b, limit)
         })
         .unwrap_err();
         assert!(matches!(err, WriteFailure::TooLarge { limit: 64 }));

@@ -3,7 +3,9 @@
 //! Encoded with the body codec, borrowing strings from the frame. docs/PROTOCOL.md is the
 //! normative description.
 
+use crate::codec::{self, EncodeFailure, Take};
 use crate::error::Status;
+use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -108,6 +110,106 @@ pub(crate) enum Header<'a> {
     },
 }
 
+impl<'a> Header<'a> {
+    /// Appends the header as the body codec encodes it, failing once `buf` would grow past
+    /// `limit` bytes (the caller then truncates `buf`). The frequent kinds (a request without
+    /// metadata, a successful or application-error response, a stream's item, credit and cancel)
+    /// are written by hand, byte for byte as bincode writes them ([`codec::put_varint`]): through
+    /// serde, a header took about eight small writes.
+    pub(crate) fn encode_into(&self, buf: &mut BytesMut, limit: usize) -> Result<(), EncodeFailure> {
+        match self {
+            Header::Request { id, service, method, timeout_micros } => {
+                buf.reserve(32 + service.len() + method.len());
+                buf.put_u8(REQUEST);
+                codec::put_varint(buf, *id);
+                codec::put_str(buf, service);
+                codec::put_str(buf, method);
+                match timeout_micros {
+                    None => buf.put_u8(0),
+                    Some(micros) => {
+                        buf.put_u8(1);
+                        codec::put_varint(buf, *micros);
+                    }
+                }
+            }
+            Header::Response { id, outcome: outcome @ (Outcome::Ok | Outcome::AppError) } => {
+                buf.reserve(16);
+                buf.put_u8(RESPONSE);
+                codec::put_varint(buf, *id);
+                buf.put_u8(if *outcome == Outcome::Ok { OK } else { APP_ERROR });
+            }
+            Header::Item { id } | Header::Cancel { id } => {
+                buf.reserve(16);
+                buf.put_u8(if matches!(self, Header::Item { .. }) { ITEM } else { CANCEL });
+                codec::put_varint(buf, *id);
+            }
+            Header::Credit { id, bytes } => {
+                buf.reserve(24);
+                buf.put_u8(CREDIT);
+                codec::put_varint(buf, *id);
+                codec::put_varint(buf, *bytes);
+            }
+            header => return codec::encode_into(header, buf, limit),
+        }
+        if buf.len() > limit {
+            return Err(EncodeFailure::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// Decodes the header at the front of `frame`, and how many bytes it takes. The kinds that
+    /// [`Header::encode_into`] writes by hand are read by hand when they are in the form it
+    /// writes; anything else, malformed headers included, is decoded (or refused) by the body
+    /// codec, which then says what is wrong.
+    pub(crate) fn decode(frame: &'a [u8]) -> Result<(Header<'a>, usize), String> {
+        match Header::decode_short(frame) {
+            Some(decoded) => Ok(decoded),
+            None => codec::decode_borrowed::<Header<'_>>(frame),
+        }
+    }
+
+    /// [`Header::decode`] of the kinds written by hand, or `None`.
+    fn decode_short(frame: &'a [u8]) -> Option<(Header<'a>, usize)> {
+        let mut take = Take::new(frame);
+        let header = match take.byte()? {
+            REQUEST => Header::Request {
+                id: take.varint()?,
+                service: Cow::Borrowed(take.str()?),
+                method: Cow::Borrowed(take.str()?),
+                timeout_micros: match take.byte()? {
+                    0 => None,
+                    1 => Some(take.varint()?),
+                    _ => return None,
+                },
+            },
+            RESPONSE => Header::Response {
+                id: take.varint()?,
+                outcome: match take.byte()? {
+                    OK => Outcome::Ok,
+                    APP_ERROR => Outcome::AppError,
+                    _ => return None,
+                },
+            },
+            ITEM => Header::Item { id: take.varint()? },
+            CANCEL => Header::Cancel { id: take.varint()? },
+            CREDIT => Header::Credit { id: take.varint()?, bytes: take.varint()? },
+            _ => return None,
+        };
+        Some((header, take.used()))
+    }
+}
+
+/// The variant indexes of the kinds written by hand, as serde numbers them (in declaration
+/// order), each a one-byte varint.
+const REQUEST: u8 = 0;
+const CANCEL: u8 = 1;
+const RESPONSE: u8 = 2;
+const ITEM: u8 = 6;
+const CREDIT: u8 = 8;
+/// The variant indexes of [`Outcome::Ok`] and [`Outcome::AppError`].
+const OK: u8 = 0;
+const APP_ERROR: u8 = 1;
+
 /// The most metadata entries a `Call` may carry: a frame of empty entries would otherwise
 /// decode into far more memory than its bytes (an entry takes two bytes on the wire and about
 /// forty in memory). A peer that sends more broke the protocol.
@@ -172,5 +274,119 @@ pub(crate) enum Outcome<'a> {
 impl Outcome<'_> {
     pub(crate) fn status(status: &Status) -> Outcome<'_> {
         Outcome::Status { code: status.code().as_u16(), message: Cow::Borrowed(status.message()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the body codec writes for `header`.
+    fn by_codec(header: &Header<'_>) -> BytesMut {
+        let mut buf = BytesMut::new();
+        codec::encode_into(header, &mut buf, usize::MAX).expect("encodes");
+        buf
+    }
+
+    /// Values at the edges of each length of bincode's varints.
+    const EDGES: [u64; 9] = [0, 250, 251, 65_535, 65_536, 4_294_967_295, 4_294_967_296, 1 << 62, u64::MAX];
+
+    fn every_kind(n: u64) -> Vec<Header<'static>> {
+        let long = "m".repeat(300);
+        vec![
+            Header::Request { id: n, service: "Example".into(), method: "echo".into(), timeout_micros: None },
+            Header::Request { id: n, service: "".into(), method: long.clone().into(), timeout_micros: Some(n) },
+            Header::Request { id: 1, service: "Ünï".into(), method: "ok".into(), timeout_micros: Some(n) },
+            Header::Response { id: n, outcome: Outcome::Ok },
+            Header::Response { id: n, outcome: Outcome::AppError },
+            Header::Response { id: n, outcome: Outcome::Status { code: 13, message: "broke".into() } },
+            Header::Response { id: n, outcome: Outcome::Refused { code: 14, message: long.into() } },
+            Header::Item { id: n },
+            Header::Cancel { id: n },
+            Header::Credit { id: n, bytes: n / 3 },
+            Header::Ping { nonce: n },
+            Header::Pong { nonce: n },
+            Header::HalfClose { id: n },
+            Header::GoAway { code: 14, message: "bye".into() },
+            Header::Bind { service: "S".into(), method: "m".into(), fingerprint: n },
+            Header::Call {
+                id: n,
+                service: "S".into(),
+                method: "m".into(),
+                timeout_micros: Some(n),
+                metadata: MetadataEntries(vec![("k".into(), b"v".as_slice())]),
+            },
+        ]
+    }
+
+    #[test]
+    fn headers_written_and_read_by_hand_are_the_codecs_bytes_and_values() {
+        for n in EDGES {
+            for header in every_kind(n) {
+                let expected = by_codec(&header);
+                let mut buf = BytesMut::from(&b"prefix"[..]);
+                header.encode_into(&mut buf, usize::MAX).expect("encodes");
+                assert_eq!(&buf[6..], &expected[..], "{header:?}");
+                let mut frame = expected.to_vec();
+                frame.extend_from_slice(b"payload");
+                let by_hand = matches!(
+                    header,
+                    Header::Request { .. }
+                        | Header::Response { outcome: Outcome::Ok | Outcome::AppError, .. }
+                        | Header::Item { .. }
+                        | Header::Cancel { .. }
+                        | Header::Credit { .. }
+                );
+                assert_eq!(Header::decode_short(&frame).is_some(), by_hand, "read by hand: {header:?}");
+                let (decoded, used) = Header::decode(&frame).expect("decodes");
+                assert_eq!((&decoded, used), (&header, expected.len()));
+                assert_eq!(Ok((decoded, used)), codec::decode_borrowed::<Header<'_>>(&frame));
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_past_the_limit_is_too_large() {
+        let header = Header::Request { id: 1, service: "Example".into(), method: "echo".into(), timeout_micros: None };
+        let mut buf = BytesMut::new();
+        assert!(matches!(header.encode_into(&mut buf, 5), Err(EncodeFailure::TooLarge)));
+        assert!(header.encode_into(&mut BytesMut::new(), by_codec(&header).len()).is_ok());
+    }
+
+    #[test]
+    fn malformed_headers_of_the_kinds_read_by_hand_fail_as_the_codec_says() {
+        for frame in [
+            &[REQUEST][..],
+            &[REQUEST, 1, 200, b'x'],
+            &[REQUEST, 1, 1, 0xff, 0, 0],
+            &[REQUEST, 1, 0, 0, 2],
+            &[RESPONSE, 251, 1],
+            &[RESPONSE, 1, 9],
+            &[ITEM, 254, 0],
+            &[CREDIT, 1],
+        ] {
+            let codec = codec::decode_borrowed::<Header<'_>>(frame);
+            assert!(codec.is_err(), "{frame:?}");
+            assert_eq!(Header::decode(frame), codec, "{frame:?}");
+        }
+        // Longer forms of a varint than needed are read as bincode reads them.
+        let frame = [RESPONSE, 251, 7, 0, 251, 1, 0];
+        assert_eq!(Header::decode(&frame), codec::decode_borrowed::<Header<'_>>(&frame));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        /// Whatever bytes come, the header read by hand, or the failure, is the codec's.
+        #[test]
+        fn any_bytes_decode_as_the_codec_decodes_them(
+            kind in prop_oneof![Just(REQUEST), Just(RESPONSE), Just(ITEM), Just(CANCEL), Just(CREDIT), any::<u8>()],
+            rest in proptest::collection::vec(prop_oneof![0u8..4, 248u8..=255, any::<u8>(), Just(b'a')], 0..24),
+        ) {
+            let mut frame = vec![kind];
+            frame.extend_from_slice(&rest);
+            prop_assert_eq!(Header::decode(&frame), codec::decode_borrowed::<Header<'_>>(&frame));
+        }
     }
 }
