@@ -135,6 +135,7 @@ impl Drop for ServerCall {
 
 /// Spawns the handler's `task` on `tracker`, in `span` if it has one: a call nobody traces
 /// carries no span. If `inline`, polls it once here first, and spawns it only if it waits.
+#[inline]
 pub(crate) fn spawn<F>(tracker: &TaskTracker, task: F, span: Option<Span>, inline: bool)
 where
     F: Future<Output = ()> + Send + 'static,

@@ -136,8 +136,7 @@ pub(super) fn run<T, E, F, Fut>(
     F: FnOnce(Context) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, Error<E>>> + Send + 'static,
 {
-    call.set_method(method);
-    let ctx = Context::for_call(call, deadline);
+    let ctx = Context::for_call(call, Some(method), deadline);
     let (observed, span) = observe::ServerCall::start(method, &ctx);
     let tracker = conn.server.tracker.clone();
     let inline = conn.server.config.inline_handlers;
