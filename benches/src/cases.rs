@@ -104,7 +104,7 @@ impl Case {
     ];
 
     /// The cases also run with client and server in separate processes.
-    pub const TWO_PROCESS: [Case; 2] = [Case::Seq, Case::Tput(256)];
+    pub const TWO_PROCESS: [Case; 4] = [Case::Seq, Case::Tput(64), Case::Tput(256), Case::Tput(1024)];
 
     /// The case called `name` (as printed by `Display`).
     pub fn parse(name: &str) -> Option<Case> {

@@ -457,6 +457,10 @@ fn suite(options: &Options, counts: &Counts) {
     if streaming {
         md.push_str(&report::stream_targets(&one));
     }
+    if unary {
+        md.push_str("\n## Targets of \"Close to the wire\" (one and two processes)\n\n");
+        md.push_str(&report::wire_targets(&one, &two));
+    }
     if !failures.is_empty() {
         md.push_str("\n## Failed runs\n\n");
         for failure in &failures {
