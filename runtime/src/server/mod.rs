@@ -85,8 +85,8 @@ pub struct ServerConfig {
     /// task of it only if it then waits (gRPC-Java's `directExecutor`). By default the reader
     /// first polls the handlers of one read together, after it has handled the read, under the
     /// watchdog, which hands the rest of them, and the reading of the connection, to new tasks
-    /// when one computes for long; polling each as it is read costs less still:
-    /// an echo costs about 8 % less CPU, with about 12 % more throughput at 256 in flight (case
+    /// when one computes for long; polling each as it is read costs a little less still:
+    /// an echo costs about 4-6 % less CPU, with 1-4 % more throughput at 256 in flight (case
     /// 17 of BENCHMARKS.md). Cancellation is unchanged once a handler waits. Only for servers
     /// whose handlers never compute for long before their first `.await`: while one does, its
     /// connection reads nothing, neither other calls nor cancels, and the worker it runs on
