@@ -155,6 +155,31 @@ async fn a_panic_while_a_call_of_the_batch_is_polled_loses_no_other_call() {
     assert_eq!(conn.recv().await, raw::Frame::ResponseOk { id: 20, payload: raw::string("after") });
 }
 
+/// A read holding more requests than a batch takes is handled a batch at a time: the frames after
+/// a full batch (more requests, a cancel, a ping) are all handled, none lost.
+#[tokio::test]
+async fn frames_after_a_full_batch_in_the_same_read_are_all_handled() {
+    let (addr, _) = server();
+    let mut conn = raw::Raw::connect(addr).await;
+    let mut bytes: Vec<u8> =
+        (1..=7).flat_map(|id| raw::request(id, "Batch", "echo", None, &raw::string("a"))).collect();
+    bytes.extend(raw::cancel(99));
+    bytes.extend(raw::ping(5));
+    bytes.extend((8..=20).flat_map(|id| raw::request(id, "Batch", "echo", None, &raw::string("b"))));
+    conn.send(&bytes).await;
+    let (mut answered, mut ponged) = (HashSet::new(), false);
+    while answered.len() < 20 || !ponged {
+        match conn.recv().await {
+            raw::Frame::ResponseOk { id, payload } => {
+                assert_eq!(payload, raw::string(if id <= 7 { "a" } else { "b" }));
+                assert!(answered.insert(id), "call {id} answered twice");
+            }
+            raw::Frame::Pong { nonce: 5 } => ponged = true,
+            other => panic!("expected the calls' replies and a pong, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_batch_that_takes_long_is_shared_with_another_worker() {
     let (addr, threads) = server();

@@ -454,11 +454,38 @@ mod tests {
             assert!(!in_flight.complete(id, Reply::Ok(Bytes::new())), "an ended call's id {id} found a call");
             assert!(in_flight.take(id).is_none());
         }
+        // An id nobody was given, naming a live call's slot (the same sequence number modulo any
+        // table size), finds nothing.
+        assert!(!in_flight.complete(long + ((SHARDS as u64) << 20), Reply::Ok(Bytes::new())));
         for &id in live.iter().chain([&long]) {
             assert!(in_flight.complete(id, Reply::Ok(Bytes::from(id.to_string()))), "call {id} was lost");
             assert!(matches!(in_flight.take(id), Some(Reply::Ok(b)) if b == id.to_string()));
         }
         assert_eq!(in_flight.len(), 0);
+    }
+
+    #[test]
+    fn failing_all_reaches_every_call_of_a_grown_table_and_keeps_outcomes_already_in() {
+        let in_flight = InFlight::default();
+        let ids: Vec<u64> = (0..500).map(|_| in_flight.start(None).expect("open")).collect();
+        // Every third call has its reply in and not taken: it keeps it.
+        for &id in ids.iter().step_by(3) {
+            assert!(in_flight.complete(id, Reply::Ok(Bytes::from(id.to_string()))));
+        }
+        // More calls, so that the table grows with ended calls in it.
+        let more: Vec<u64> = (0..500).map(|_| in_flight.start(None).expect("open")).collect();
+        in_flight.fail_all(&Status::unavailable("gone"));
+        assert_eq!(in_flight.len(), 0);
+        for (i, &id) in ids.iter().enumerate() {
+            match in_flight.take(id) {
+                Some(Reply::Ok(b)) => assert!(i % 3 == 0 && b == id.to_string(), "call {id}"),
+                Some(Reply::Status(s)) => assert!(i % 3 != 0 && s.message() == "gone", "call {id}"),
+                other => panic!("call {id}: {other:?}"),
+            }
+        }
+        for id in more {
+            assert!(matches!(in_flight.take(id), Some(Reply::Status(s)) if s.message() == "gone"), "call {id}");
+        }
     }
 
     #[test]

@@ -173,7 +173,9 @@ impl Ready {
         if let Some(mut batch) = self.0.take() {
             // Not shared yet: the batch is set up without a lock (a `OnceLock` cost about 2 %
             // of a busy server's time).
-            if let Some(unshared) = Arc::get_mut(&mut batch) {
+            let unshared = Arc::get_mut(&mut batch);
+            debug_assert!(unshared.is_some(), "a batch is shared before it runs: its reading cannot be rescued");
+            if let Some(unshared) = unshared {
                 unshared.reading = Some(reading);
             }
             batch.drain();

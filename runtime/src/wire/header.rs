@@ -370,9 +370,15 @@ mod tests {
             assert!(codec.is_err(), "{frame:?}");
             assert_eq!(Header::decode(frame), codec, "{frame:?}");
         }
-        // Longer forms of a varint than needed are read as bincode reads them.
-        let frame = [RESPONSE, 251, 7, 0, 251, 1, 0];
-        assert_eq!(Header::decode(&frame), codec::decode_borrowed::<Header<'_>>(&frame));
+        // Longer forms of a varint than needed are read by hand as bincode reads them.
+        for frame in [
+            &[RESPONSE, 251, 7, 0, OK][..],
+            &[CREDIT, 252, 1, 0, 0, 0, 251, 2, 0],
+            &[ITEM, 253, 9, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            assert!(Header::decode_short(frame).is_some(), "{frame:?}");
+            assert_eq!(Header::decode(frame), codec::decode_borrowed::<Header<'_>>(frame));
+        }
     }
 
     proptest! {
