@@ -120,8 +120,8 @@ impl Context {
     }
 
     /// The context of a call of `method` the server runs.
-    pub(crate) fn for_call(call: Arc<CallState>, method: Option<Method>, deadline: Option<Instant>) -> Context {
-        Context { call, method, deadline, metadata: None }
+    pub(crate) fn for_call(call: Arc<CallState>, method: Method, deadline: Option<Instant>) -> Context {
+        Context { call, method: Some(method), deadline, metadata: None }
     }
 
     /// The call's shared state.
@@ -272,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn cancelling_wakes_waiters_and_tokens_made_before_or_after() {
         let state = call();
-        let ctx = Context::for_call(state.clone(), Some(Method::new("S", "m")), None);
+        let ctx = Context::for_call(state.clone(), Method::new("S", "m"), None);
         let before = ctx.token().clone();
         let waiter = tokio::spawn({
             let ctx = ctx.clone();
@@ -287,7 +287,7 @@ mod tests {
         // A context that made no token before the cancel gets a cancelled one.
         let later = call();
         later.cancel();
-        assert!(Context::for_call(later, Some(Method::new("S", "m")), None).token().is_cancelled());
+        assert!(Context::for_call(later, Method::new("S", "m"), None).token().is_cancelled());
     }
 
     #[tokio::test]
@@ -332,7 +332,7 @@ mod tests {
     #[tokio::test]
     async fn blocking_work_sees_the_cancel() {
         let state = call();
-        let ctx = Context::for_call(state.clone(), Some(Method::new("S", "m")), None);
+        let ctx = Context::for_call(state.clone(), Method::new("S", "m"), None);
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let work = tokio::spawn(async move {
             ctx.run_blocking(move |ctx| {

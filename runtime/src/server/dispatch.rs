@@ -136,7 +136,7 @@ pub(super) fn run<T, E, F, Fut>(
     F: FnOnce(Context) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, Error<E>>> + Send + 'static,
 {
-    let ctx = Context::for_call(call, Some(method), deadline);
+    let ctx = Context::for_call(call, method, deadline);
     let (observed, span) = observe::ServerCall::start(method, &ctx);
     let tracker = conn.server.tracker.clone();
     let inline = conn.server.config.inline_handlers;

@@ -202,7 +202,7 @@ mod tests {
         let second = admit(&in_flight, 2, 10).expect("admitted");
         assert_eq!(Arc::as_ptr(&second), first_at, "the state was reused");
         assert!(!second.is_cancelled(), "a reused state starts afresh");
-        let ctx = crate::Context::for_call(second.clone(), None, None);
+        let ctx = crate::Context::for_call(second.clone(), crate::Method::new("S", "m"), None);
         assert!(ctx.metadata().get("k").is_none(), "a reused state holds no old metadata");
         assert!(matches!(ctx.peer(), Peer::Unknown));
 

@@ -138,9 +138,14 @@ impl<'a> Header<'a> {
                 codec::put_varint(buf, *id);
                 buf.put_u8(if *outcome == Outcome::Ok { OK } else { APP_ERROR });
             }
-            Header::Item { id } | Header::Cancel { id } => {
+            Header::Item { id } => {
                 buf.reserve(16);
-                buf.put_u8(if matches!(self, Header::Item { .. }) { ITEM } else { CANCEL });
+                buf.put_u8(ITEM);
+                codec::put_varint(buf, *id);
+            }
+            Header::Cancel { id } => {
+                buf.reserve(16);
+                buf.put_u8(CANCEL);
                 codec::put_varint(buf, *id);
             }
             Header::Credit { id, bytes } => {
