@@ -1,7 +1,7 @@
 """Writes the seed corpus in corpus/wire/ (run from runtime/fuzz/: python3 make_seeds.py).
 
 Each seed is the fuzz target's input: 4 bytes of settings, the 8-byte hello, then frames laid
-out as docs/PROTOCOL.md (and runtime/tests/raw/mod.rs) describe them.
+out as docs/PROTOCOL.md (and runtime/tests/behaviour/raw/mod.rs) describe them.
 """
 
 import struct

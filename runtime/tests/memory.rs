@@ -2,6 +2,7 @@
 //! thousand cancels) is never allocated. Every byte allocated while the server handles the
 //! attacks is counted (`allocation_counter` counts this thread, which runs the whole runtime).
 
+#[path = "behaviour/raw/mod.rs"]
 mod raw;
 
 use raw::{Frame, Raw, cancel, frame, request, string, varint};

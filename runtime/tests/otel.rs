@@ -5,7 +5,9 @@
 
 #![cfg(feature = "otel")]
 
+#[path = "behaviour/common/mod.rs"]
 mod common;
+#[path = "behaviour/raw/mod.rs"]
 mod raw;
 
 use common::{Probe, call};

@@ -2,7 +2,7 @@
 //! closed, the server logs one line about it, and a well-behaved client on another connection
 //! keeps getting correct answers throughout.
 
-mod raw;
+use crate::raw;
 
 use raw::{Frame, Raw, cancel, frame, request, string};
 use std::io::Write;

@@ -5,7 +5,7 @@
 
 #![cfg(feature = "tower")]
 
-mod common;
+use crate::common;
 
 use common::{EVENT_TIMEOUT, Probe, call, serve_alone, status};
 use std::sync::Arc;

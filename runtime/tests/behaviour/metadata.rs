@@ -1,7 +1,7 @@
 //! Request metadata (protocol 1.4): key/value pairs set per client and per call, read by the
 //! handler, with size limits on both sides and a clear error towards servers that have none.
 
-mod raw;
+use crate::raw;
 
 use tidl_runtime::{
     CallOptions, Client, ClientConfig, Code, Error, Incoming, Invoke, Method, Server, ServerConfig, Service,

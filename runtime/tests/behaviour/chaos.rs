@@ -5,7 +5,7 @@
 //! once the servers stop; and that memory stays flat. It prints its figures.
 //!
 //! It runs for 4 s by default (CI); `TIDL_CHAOS_SECS=60 cargo test -p tidl-runtime
-//! --all-features --test chaos -- --nocapture` runs it longer.
+//! --all-features --test behaviour -- chaos:: --nocapture` runs it longer.
 
 #![cfg(feature = "balance")]
 

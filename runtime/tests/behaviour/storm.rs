@@ -36,8 +36,12 @@ const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The client's hello, protocol 1.2, and the server's answer when it accepts it.
 const HELLO: &[u8; 8] = b"TIDL\x01\x02\x00\x00";
 
-/// This test's name, to run it again in a child with `--exact`.
-const TEST: &str = "ten_thousand_connections_at_once_all_complete_their_handshake";
+/// This test's name in its binary (module path without the crate), to run it again in a child
+/// with `--exact`.
+fn test_name() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, path)| path);
+    format!("{module}::ten_thousand_connections_at_once_all_complete_their_handshake")
+}
 /// Tells a child which side it is: `server` or `client`.
 const ROLE: &str = "TIDL_STORM_ROLE";
 /// Tells the client where the server listens.
@@ -145,7 +149,7 @@ impl Side {
             .arg(r#"ulimit -n "$0" && exec "$@""#)
             .arg(nofile.to_string())
             .arg(exe)
-            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+            .args(["--exact", &test_name(), "--nocapture", "--test-threads=1"])
             .env(ROLE, role)
             .envs(env.iter().copied())
             .stdin(Stdio::piped())

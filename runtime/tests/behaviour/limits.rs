@@ -2,8 +2,8 @@
 //! where it stops — frames over the limit either way, calls over the concurrency limit,
 //! connections over the connection limit — with a message naming the setting that raises it.
 
-mod common;
-mod raw;
+use crate::common;
+use crate::raw;
 
 use common::{Probe, call, connected, serve, serve_with, status};
 use raw::{Frame, response_ok, scripted_server, string};

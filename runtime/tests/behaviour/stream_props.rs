@@ -15,7 +15,7 @@
 //! Every wait is for a frame or an event, bounded by a timeout; a ping, answered by the peer's
 //! reader after everything sent before it, is the barrier that makes credit exact.
 
-mod raw;
+use crate::raw;
 
 use proptest::prelude::*;
 use raw::{Frame, varint};

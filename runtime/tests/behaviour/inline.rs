@@ -2,7 +2,7 @@
 //! connection's reader before the request is handed on, and a handler that waits is still a
 //! task that a cancel stops. The servers run on runtimes of their own.
 
-mod common;
+use crate::common;
 
 use common::{Probe, call, serve_alone, status};
 use std::sync::Arc;

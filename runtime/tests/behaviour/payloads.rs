@@ -3,7 +3,7 @@
 //! undecoded. The built-in health service, whose encodings docs/PROTOCOL.md gives, serves, on a
 //! runtime of its own.
 
-mod common;
+use crate::common;
 
 use common::{EVENT_TIMEOUT, Probe};
 use tidl_runtime::bytes::Bytes;

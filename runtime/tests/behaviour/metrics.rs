@@ -7,7 +7,7 @@
 
 #![cfg(feature = "metrics")]
 
-mod common;
+use crate::common;
 
 use common::{Probe, call, call_with, connected, status};
 use metrics_util::MetricKind;

@@ -3,7 +3,7 @@
 //! nothing. (That a cancel stops the handler over every transport, and that a closed connection
 //! cancels all its handlers, is in transports.rs.)
 
-mod common;
+use crate::common;
 
 use common::{Probe, call, chain, connected, status};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! refuses the calls of a method whose client schema it cannot read, or whose replies the client
 //! could not read, with `FailedPrecondition`, and takes the other methods' calls as before.
 
-mod raw;
+use crate::raw;
 
 use raw::{Frame, Raw};
 use tidl_runtime::{CallOptions, Client, Code, Incoming, Invoke, Method, Schema, Server, Service};

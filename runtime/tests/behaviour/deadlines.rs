@@ -3,8 +3,8 @@
 //! servers, never getting later. (That a deadline exceeds and stops the handler over every
 //! transport is in transports.rs.)
 
-mod common;
-mod raw;
+use crate::common;
+use crate::raw;
 
 use common::{Probe, call, call_with, chain, connected, serve, status};
 use raw::{Frame, scripted_server};

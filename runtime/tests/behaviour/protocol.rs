@@ -3,7 +3,7 @@
 //! server does with bad input is in bad_input.rs; scripted keepalive, deadline and frame-limit
 //! cases are in keepalive.rs, deadlines.rs and limits.rs.)
 
-mod raw;
+use crate::raw;
 
 use raw::{Frame, Raw, cancel, echo_server, hello, request, response_ok, scripted_server, string};
 use tidl_runtime::{CallOptions, Client, Code, Invoke, Method};

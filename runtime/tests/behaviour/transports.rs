@@ -3,7 +3,7 @@
 //! in-memory pipe. Then what only one transport has: a TCP peer's address, a Unix peer's
 //! credentials, a bare byte stream, and connecting to nothing.
 
-mod common;
+use crate::common;
 
 use common::{Probe, Served, Stats, Transport, call, call_with, serve_over, status};
 use std::net::SocketAddr;

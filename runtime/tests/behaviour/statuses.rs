@@ -2,7 +2,7 @@
 //! its code and message, `?` on an inner call's error forwards the inner status, and a panic
 //! fails that call only, with `Internal`.
 
-mod common;
+use crate::common;
 
 use common::{Probe, call, connected, serve, status};
 use tidl_runtime::{Client, Code};

@@ -2,8 +2,8 @@
 //! that answers nothing — failing its calls or closing its connection — while an idle
 //! connection whose peer answers stays up.
 
-mod common;
-mod raw;
+use crate::common;
+use crate::raw;
 
 use common::{Probe, call, serve_with};
 use raw::{Frame, Raw, request, scripted_server};

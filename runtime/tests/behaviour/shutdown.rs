@@ -2,8 +2,8 @@
 //! running calls finish within the grace period, cancels the rest telling their callers why,
 //! and returns once every task has ended.
 
-mod common;
-mod raw;
+use crate::common;
+use crate::raw;
 
 use common::{Probe, call, connected, serve, status};
 use std::time::Duration;

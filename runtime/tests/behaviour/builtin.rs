@@ -5,7 +5,7 @@
 //! implemented by hand (which has none). The root crate's tests check what reflection reveals
 //! of generated services.
 
-mod common;
+use crate::common;
 
 use common::{EVENT_TIMEOUT, Probe};
 use std::net::SocketAddr;

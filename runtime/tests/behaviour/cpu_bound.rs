@@ -3,7 +3,7 @@
 //! busy, keeps the server from reading other connections. The server runs on a 2-worker runtime
 //! of its own, as in production: a client sharing its workers could hide a stall.
 
-mod raw;
+use crate::raw;
 
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};

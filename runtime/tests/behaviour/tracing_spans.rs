@@ -5,7 +5,7 @@
 //! Each test collects spans with a layer of its own, set as the default subscriber of its
 //! thread: `#[tokio::test]` runs on one thread, servers and clients included.
 
-mod common;
+use crate::common;
 
 use common::{EVENT_TIMEOUT, Probe, call, call_with, chain, connected, serve, status};
 use std::collections::HashMap;

@@ -4,8 +4,8 @@
 //! 2-worker runtime of its own, as in production; requests are written as raw frames, in one
 //! write, so that the server reads them together.
 
-mod common;
-mod raw;
+use crate::common;
+use crate::raw;
 
 use serde::{Serialize, Serializer};
 use std::collections::HashSet;
