@@ -5,6 +5,14 @@
 //! swaps the buffer out and writes everything queued with one `write_all`. Producers never wait
 //! for a task switch, many frames share one system call under load, and no frame is copied into a
 //! per-frame allocation on its way to the socket.
+//!
+//! A server's reader *holds* the outbox while it handles what one read brought
+//! ([`hold`](Outbox::hold)): the replies its handlers queue meanwhile do not wake the writer,
+//! and when the reader is done ([`release`](Outbox::release)) it writes them itself, with one
+//! system call, if the writer is idle and the socket takes them at once. A busy connection's
+//! replies then reach the socket without a wake of another task, often on another thread: what
+//! one read asked is answered by one write, in the task that read it. Whatever the socket does
+//! not take at once goes to the writer task.
 
 use crate::codec::EncodeFailure;
 use crate::observe;
@@ -12,10 +20,12 @@ use crate::sched::YieldOnce;
 use crate::sync::lock;
 use crate::wire::{self, Header, WriteFailure};
 use bytes::BytesMut;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -28,10 +38,16 @@ const KEEP_CAPACITY: usize = 1024 * 1024;
 /// See [`KEEP_CAPACITY`].
 const SMALL_WRITES_BEFORE_SHRINK: u32 = 64;
 
+/// The write half of a connection's byte stream, shared by the writer task and a reader's
+/// direct writes (one at a time: whoever set [`State::writing`]).
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// The shared write buffer of one connection.
-#[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
+    /// The write half, once the writer has started and until it ends. Locked only while
+    /// polling it, by whoever set [`State::writing`].
+    io: Mutex<Option<WriteHalf>>,
     /// Wakes the writer when the buffer goes from empty to non-empty, or on close.
     wake_writer: Notify,
     /// Wakes producers waiting for the buffer to drain below the high-water mark.
@@ -43,6 +59,16 @@ pub(crate) struct Outbox {
     /// Bytes queued, as of the last push or swap: lets `wait_for_space` skip the lock when
     /// there is plenty of room.
     queued: AtomicUsize,
+    /// Set by [`hold`](Outbox::hold): frames queued do not wake the writer; `release` writes
+    /// them. Cleared under the state's lock, and read under it by every push, so a push either
+    /// sees it cleared (and wakes the writer) or comes before the release (which writes it).
+    held: AtomicBool,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("state", &self.state).finish_non_exhaustive()
+    }
 }
 
 /// How long a closed connection may take to flush its last frames before the writer gives up
@@ -59,6 +85,13 @@ struct State {
     /// The `Item` frame at the end of `buf`, if the last frame queued is one: its call and
     /// where it starts. The next item of that call joins it.
     open_item: Option<(u64, usize)>,
+    /// The write half is being written to, by the writer or by a direct write.
+    writing: bool,
+    /// Bytes a direct write left unwritten, and where they start: the writer writes them before
+    /// anything queued after them.
+    leftover: Option<(BytesMut, usize)>,
+    /// The buffer of direct writes, kept for reuse.
+    spare: BytesMut,
 }
 
 /// A frame could not be queued.
@@ -86,13 +119,18 @@ impl Outbox {
                 closing: false,
                 dead: false,
                 open_item: None,
+                writing: false,
+                leftover: None,
+                spare: BytesMut::new(),
             }),
+            io: Mutex::new(None),
             wake_writer: Notify::new(),
             drained: Notify::new(),
             max_frame_len,
             high_water,
             closing: CancellationToken::new(),
             queued: AtomicUsize::new(0),
+            held: AtomicBool::new(false),
         }
     }
 
@@ -111,7 +149,7 @@ impl Outbox {
         if state.closing || state.dead {
             return Err(PushError::Closed);
         }
-        let was_empty = state.buf.is_empty();
+        let was_empty = state.buf.is_empty() && !self.held.load(Ordering::Relaxed);
         write(&mut state.buf, self.max_frame_len).map_err(PushError::Frame)?;
         state.open_item = None;
         self.queued.store(state.buf.len(), Ordering::Relaxed);
@@ -134,7 +172,7 @@ impl Outbox {
         if state.closing || state.dead {
             return Err(PushError::Closed);
         }
-        let was_empty = state.buf.is_empty();
+        let was_empty = state.buf.is_empty() && !self.held.load(Ordering::Relaxed);
         let len = self.put_item(&mut state, id, encode)?;
         self.queued.store(state.buf.len(), Ordering::Relaxed);
         drop(state);
@@ -158,7 +196,7 @@ impl Outbox {
         if state.closing || state.dead {
             return (0, 0, Some(PushError::Closed));
         }
-        let was_empty = state.buf.is_empty();
+        let was_empty = state.buf.is_empty() && !self.held.load(Ordering::Relaxed);
         let (mut count, mut bytes, mut failed) = (0, 0, None);
         for item in items {
             // Large items go one at a time: encoding them is what takes the time, and the writer
@@ -269,6 +307,113 @@ impl Outbox {
         self.drained.notify_waiters();
     }
 
+    /// Holds the outbox while the reader handles what it read: frames queued until
+    /// [`release`](Self::release) do not wake the writer.
+    pub(crate) fn hold(&self) {
+        self.held.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends a [`hold`](Self::hold) without writing: wakes the writer if anything is queued (the
+    /// task that held it is stuck, and another reads on).
+    pub(crate) fn unhold(&self) {
+        let state = self.lock();
+        self.held.store(false, Ordering::Relaxed);
+        let queued = !state.buf.is_empty();
+        drop(state);
+        if queued {
+            self.wake_writer.notify_one();
+        }
+    }
+
+    /// Ends a [`hold`](Self::hold): writes what is queued now, if the writer is idle, with one
+    /// system call that must not wait (the socket takes what it can; the writer writes the
+    /// rest), else leaves it to the writer, waking it if need be. `sent` counts what is written.
+    pub(crate) fn release(&self, sent: &observe::ByteCount) {
+        let mut out = {
+            let mut state = self.lock();
+            self.held.store(false, Ordering::Relaxed);
+            if state.buf.is_empty() || state.writing {
+                // Nothing to write, or the writer is writing and looks again when done.
+                return;
+            }
+            if state.closing || state.dead || state.leftover.is_some() {
+                drop(state);
+                self.wake_writer.notify_one();
+                return;
+            }
+            let mut out = std::mem::take(&mut state.spare);
+            std::mem::swap(&mut state.buf, &mut out);
+            state.open_item = None;
+            state.writing = true;
+            self.queued.store(0, Ordering::Relaxed);
+            out
+        };
+        let (written, done) = self.write_now(&out);
+        sent.add(written);
+        let mut state = self.lock();
+        state.writing = false;
+        let wake = if done {
+            out.clear();
+            if out.capacity() <= KEEP_CAPACITY {
+                state.spare = out;
+            }
+            // The writer writes what was queued meanwhile, or ends a close.
+            !state.buf.is_empty() || state.closing
+        } else {
+            // The writer writes the rest (or meets the error again, and ends the connection).
+            state.leftover = Some((out, written));
+            true
+        };
+        drop(state);
+        if wake {
+            self.wake_writer.notify_one();
+        }
+        if written > 0 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Writes `out` to the write half and flushes it, without waiting: how many bytes the write
+    /// half took, and whether it took them all and flushed (`false` too if it failed, or the
+    /// writer has not started or has ended).
+    fn write_now(&self, out: &[u8]) -> (usize, bool) {
+        let mut io = lock(&self.io);
+        let Some(io) = io.as_mut() else { return (0, false) };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut written = 0;
+        while written < out.len() {
+            match Pin::new(&mut **io).poll_write(&mut cx, &out[written..]) {
+                Poll::Ready(Ok(n)) if n > 0 => written += n,
+                _ => return (written, false),
+            }
+        }
+        (written, matches!(Pin::new(&mut **io).poll_flush(&mut cx), Poll::Ready(Ok(()))))
+    }
+
+    /// Polls the write half with `op`; fails if it is gone.
+    fn poll_io<T>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut WriteHalf>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match lock(&self.io).as_mut() {
+            Some(io) => op(Pin::new(io), cx),
+            None => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    /// Writes all of `out` from `from` on, and flushes, waiting as the socket needs.
+    async fn write_all(&self, out: &[u8], mut from: usize) -> std::io::Result<()> {
+        while from < out.len() {
+            let n = std::future::poll_fn(|cx| self.poll_io(cx, |io, cx| io.poll_write(cx, &out[from..]))).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            from += n;
+        }
+        std::future::poll_fn(|cx| self.poll_io(cx, |io, cx| io.poll_flush(cx))).await
+    }
+
     /// Writes queued frames to `io` until the outbox is closed and flushed, `abort` fires, a
     /// write fails, or the flush after `close` takes longer than [`FLUSH_LINGER`]. Always marks
     /// the outbox dead on return.
@@ -276,13 +421,14 @@ impl Outbox {
     /// `busy` says whether other calls are in flight on the connection: their frames are then
     /// usually microseconds away, so the writer lets them be queued first and writes them all
     /// with one system call.
-    pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
+    pub(crate) async fn run_writer<W: AsyncWrite + Send + Unpin + 'static>(
         &self,
-        mut io: W,
+        io: W,
         abort: CancellationToken,
         busy: impl Fn() -> bool,
         role: observe::Side,
     ) -> std::io::Result<()> {
+        *lock(&self.io) = Some(Box::new(io));
         let linger = async {
             self.closing.cancelled().await;
             tokio::time::sleep(FLUSH_LINGER).await;
@@ -294,43 +440,51 @@ impl Outbox {
                 std::io::ErrorKind::TimedOut,
                 format!("the peer read nothing for {FLUSH_LINGER:?} after the connection was closed"),
             )),
-            result = self.write_loop(&mut io, busy, role) => result,
+            result = self.write_loop(busy, role) => result,
         };
         self.mark_dead();
-        if result.is_ok() {
+        // A direct write in progress finishes first: it holds the write half while it polls.
+        let io = lock(&self.io).take();
+        if let (Ok(()), Some(mut io)) = (&result, io) {
             // Best effort: the peer may already be gone.
-            let _ = io.shutdown().await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
         }
         result
     }
 
-    async fn write_loop<W: AsyncWrite + Unpin>(
-        &self,
-        io: &mut W,
-        busy: impl Fn() -> bool,
-        role: observe::Side,
-    ) -> std::io::Result<()> {
+    async fn write_loop(&self, busy: impl Fn() -> bool, role: observe::Side) -> std::io::Result<()> {
         let mut out = BytesMut::with_capacity(8 * 1024);
         let sent = observe::ByteCount::new(observe::ByteCount::SENT, role);
         // Writes in a row that would have fitted in `KEEP_CAPACITY`.
         let mut small_writes = 0;
         loop {
-            let has_data = {
+            let from = {
                 let mut state = self.lock();
-                if state.buf.is_empty() {
+                if state.writing {
+                    // A direct write is under way; it wakes the writer if it leaves anything.
+                    None
+                } else if let Some((leftover, from)) = state.leftover.take() {
+                    state.writing = true;
+                    let emptied = std::mem::replace(&mut out, leftover);
+                    if state.spare.capacity() == 0 {
+                        state.spare = emptied;
+                    }
+                    Some(from)
+                } else if state.buf.is_empty() {
                     if state.closing {
                         return Ok(());
                     }
                     shrink_if_unused(&mut state.buf, small_writes);
-                    false
+                    None
                 } else {
                     std::mem::swap(&mut state.buf, &mut out);
                     state.open_item = None;
+                    state.writing = true;
                     self.queued.store(0, Ordering::Relaxed);
-                    true
+                    Some(0)
                 }
             };
-            if !has_data {
+            let Some(from) = from else {
                 self.wake_writer.notified().await;
                 // With other calls in flight, step aside once so the tasks that are about to
                 // queue their frames do so, and one write carries them all. A lone call (a
@@ -339,10 +493,11 @@ impl Outbox {
                     YieldOnce::default().await;
                 }
                 continue;
-            }
-            io.write_all(&out).await?;
-            io.flush().await?;
-            sent.add(out.len());
+            };
+            let written = self.write_all(&out, from).await;
+            self.lock().writing = false;
+            written?;
+            sent.add(out.len() - from);
             small_writes = if out.len() <= KEEP_CAPACITY { small_writes.saturating_add(1) } else { 0 };
             out.clear();
             shrink_if_unused(&mut out, small_writes);
@@ -430,6 +585,143 @@ mod tests {
     #[tokio::test]
     async fn a_lone_call_is_written_at_once() {
         assert_eq!(two_frames(false).await, vec![b"A".to_vec(), b"B".to_vec()]);
+    }
+
+    /// A sink that takes at most `budget` bytes more (then is pending until given more), and
+    /// records each write it is given.
+    #[derive(Clone, Default)]
+    struct Gated(Arc<Mutex<Gate>>);
+
+    #[derive(Default)]
+    struct Gate {
+        writes: Vec<Vec<u8>>,
+        budget: usize,
+        waker: Option<std::task::Waker>,
+    }
+
+    impl Gated {
+        fn with_budget(budget: usize) -> Gated {
+            Gated(Arc::new(Mutex::new(Gate { budget, ..Gate::default() })))
+        }
+
+        fn give(&self, bytes: usize) {
+            let waker = {
+                let mut gate = self.0.lock().expect("lock");
+                gate.budget += bytes;
+                gate.waker.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+
+        fn writes(&self) -> Vec<Vec<u8>> {
+            self.0.lock().expect("lock").writes.clone()
+        }
+    }
+
+    impl AsyncWrite for Gated {
+        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let mut gate = self.0.lock().expect("lock");
+            if gate.budget == 0 {
+                gate.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.len().min(gate.budget);
+            gate.budget -= n;
+            gate.writes.push(buf[..n].to_vec());
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// An outbox and its writer, on this one-thread runtime, writing to `sink`; the writer has
+    /// started and waits for frames.
+    async fn writing_to(sink: Gated) -> (Arc<Outbox>, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let outbox = Arc::new(Outbox::new(1024, usize::MAX));
+        let writer = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.run_writer(sink, CancellationToken::new(), || false, crate::observe::Side::Server).await }
+        });
+        tokio::task::yield_now().await;
+        (outbox, writer)
+    }
+
+    fn sent() -> crate::observe::ByteCount {
+        crate::observe::ByteCount::new(crate::observe::ByteCount::SENT, crate::observe::Side::Server)
+    }
+
+    #[tokio::test]
+    async fn frames_queued_while_held_are_written_by_the_release_in_one_write() {
+        let sink = Gated::with_budget(usize::MAX);
+        let (outbox, writer) = writing_to(sink.clone()).await;
+        outbox.hold();
+        push(&outbox, b"A");
+        push(&outbox, b"B");
+        tokio::task::yield_now().await;
+        assert!(sink.writes().is_empty(), "the writer was not woken while the outbox was held");
+        outbox.release(&sent());
+        // No task ran in between: the release wrote them itself.
+        assert_eq!(sink.writes(), vec![b"AB".to_vec()]);
+        push(&outbox, b"C");
+        outbox.close();
+        writer.await.expect("writer").expect("writes");
+        assert_eq!(sink.writes(), vec![b"AB".to_vec(), b"C".to_vec()], "unheld, the writer writes");
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_does_not_take_at_once_the_writer_writes_before_later_frames() {
+        let sink = Gated::with_budget(2);
+        let (outbox, writer) = writing_to(sink.clone()).await;
+        outbox.hold();
+        push(&outbox, b"ABCDEF");
+        outbox.release(&sent());
+        assert_eq!(sink.writes(), vec![b"AB".to_vec()], "the release wrote what the socket took");
+        push(&outbox, b"GH");
+        sink.give(usize::MAX / 2);
+        outbox.close();
+        writer.await.expect("writer").expect("writes");
+        assert_eq!(sink.writes().concat(), b"ABCDEFGH".to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_release_while_the_writer_writes_leaves_its_frames_to_the_writer() {
+        let sink = Gated::with_budget(0);
+        let (outbox, writer) = writing_to(sink.clone()).await;
+        push(&outbox, b"A");
+        // The writer takes "A" and waits for the socket.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        outbox.hold();
+        push(&outbox, b"B");
+        outbox.release(&sent());
+        assert!(sink.writes().is_empty(), "the write half is the writer's until its write is done");
+        sink.give(usize::MAX / 2);
+        outbox.close();
+        writer.await.expect("writer").expect("writes");
+        assert_eq!(sink.writes(), vec![b"A".to_vec(), b"B".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn unhold_wakes_the_writer_for_what_was_held() {
+        let sink = Gated::with_budget(usize::MAX);
+        let (outbox, writer) = writing_to(sink.clone()).await;
+        outbox.hold();
+        push(&outbox, b"A");
+        tokio::task::yield_now().await;
+        assert!(sink.writes().is_empty());
+        outbox.unhold();
+        tokio::task::yield_now().await;
+        assert_eq!(sink.writes(), vec![b"A".to_vec()], "the writer wrote it");
+        outbox.close();
+        writer.await.expect("writer").expect("writes");
     }
 
     /// Each `Item` frame's call and items.

@@ -82,6 +82,8 @@ pub(crate) struct Reader<R> {
     /// Stream items read and not yet handed to their streams.
     deliveries: Deliveries,
     received: observe::ByteCount,
+    /// Counts what the reader writes itself ([`Outbox::release`](super::outbox::Outbox::release)).
+    sent: observe::ByteCount,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -97,14 +99,27 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             large: None,
             deliveries: Deliveries::default(),
             received: observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE),
+            sent: observe::ByteCount::new(observe::ByteCount::SENT, S::ROLE),
         }
     }
 
     /// Reads and handles frames until reading ends, or a read starts handlers whose first
     /// polls are ready to run ([`Step::Batch`]); calling it again then reads on.
+    ///
+    /// A server holds its outbox from each read until it has handled all of it, and then writes
+    /// the replies queued meanwhile itself ([`Outbox::hold`](super::outbox::Outbox::hold)).
     pub(crate) async fn next<S: Side>(&mut self, side: &S) -> Step {
+        let step = self.read_on(side).await;
+        if S::ROLE == observe::Side::Server && matches!(step, Step::Ended(_)) {
+            side.link().outbox.release(&self.sent);
+        }
+        step
+    }
+
+    async fn read_on<S: Side>(&mut self, side: &S) -> Step {
         let link = side.link();
-        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received } = self;
+        let holds = S::ROLE == observe::Side::Server;
+        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received, sent } = self;
         loop {
             let ready = {
                 // Handler tasks that this read's requests start are collected (sched/batch.rs)
@@ -160,6 +175,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             if large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
                 continue;
             }
+            if holds {
+                link.outbox.release(sent);
+            }
             // A peer that does not read what it is sent is not read from either, so answers to
             // its pings and requests cannot pile up without bound.
             if !link.outbox.has_space() {
@@ -202,6 +220,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 Ok(n) => {
                     received.add(n);
                     keepalive.heard();
+                    if holds {
+                        link.outbox.hold();
+                    }
                 }
                 Err(e) => return Step::Ended(Ended::Io(e)),
             }

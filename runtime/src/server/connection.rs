@@ -265,6 +265,8 @@ impl<R: AsyncRead + Unpin + Send + 'static> Rescue for Reading<R> {
             turn.generation
         };
         tracing::debug!(peer = %self.conn.name, "a handler computes in its first poll: reading its connection goes on in a new task");
+        // The replies the stuck task held go out now, not when the new task has read.
+        self.conn.link.outbox.unhold();
         let tracker = self.conn.server.tracker.clone();
         drop(runtime.spawn(tracker.track_future(async move {
             if let Some(ended) = self.run(generation).await {
