@@ -6,13 +6,14 @@
 //! for a task switch, many frames share one system call under load, and no frame is copied into a
 //! per-frame allocation on its way to the socket.
 //!
-//! A server's reader *holds* the outbox while it handles what one read brought
-//! ([`hold`](Outbox::hold)): the replies its handlers queue meanwhile do not wake the writer,
-//! and when the reader is done ([`release`](Outbox::release)) it writes them itself, with one
-//! system call, if the writer is idle and the socket takes them at once. A busy connection's
-//! replies then reach the socket without a wake of another task, often on another thread: what
-//! one read asked is answered by one write, in the task that read it. Whatever the socket does
-//! not take at once goes to the writer task.
+//! The connection's reader *holds* the outbox while it handles what one read brought
+//! ([`hold`](Outbox::hold)): frames queued meanwhile (a server's replies from the handlers the
+//! read started, a client's next requests from the callers its replies woke on other threads)
+//! do not wake the writer, and when the reader is done ([`release`](Outbox::release)) it writes
+//! them itself, with one system call, if the writer is idle and the socket takes them at once.
+//! A busy connection's frames then reach the socket without a wake of another task, often on
+//! another thread: on a server, what one read asked is answered by one write, in the task that
+//! read it. Whatever the socket does not take at once goes to the writer task.
 
 use crate::codec::EncodeFailure;
 use crate::observe;

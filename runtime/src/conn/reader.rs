@@ -106,11 +106,11 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads and handles frames until reading ends, or a read starts handlers whose first
     /// polls are ready to run ([`Step::Batch`]); calling it again then reads on.
     ///
-    /// A server holds its outbox from each read until it has handled all of it, and then writes
-    /// the replies queued meanwhile itself ([`Outbox::hold`](super::outbox::Outbox::hold)).
+    /// The reader holds its outbox from each read until it has handled all of it, and then
+    /// writes the frames queued meanwhile itself ([`Outbox::hold`](super::outbox::Outbox::hold)).
     pub(crate) async fn next<S: Side>(&mut self, side: &S) -> Step {
         let step = self.read_on(side).await;
-        if S::ROLE == observe::Side::Server && matches!(step, Step::Ended(_)) {
+        if matches!(step, Step::Ended(_)) {
             side.link().outbox.release(&self.sent);
         }
         step
@@ -118,7 +118,6 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
     async fn read_on<S: Side>(&mut self, side: &S) -> Step {
         let link = side.link();
-        let holds = S::ROLE == observe::Side::Server;
         let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received, sent } = self;
         loop {
             let ready = {
@@ -175,9 +174,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             if large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
                 continue;
             }
-            if holds {
-                link.outbox.release(sent);
-            }
+            link.outbox.release(sent);
             // A peer that does not read what it is sent is not read from either, so answers to
             // its pings and requests cannot pile up without bound.
             if !link.outbox.has_space() {
@@ -220,9 +217,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 Ok(n) => {
                     received.add(n);
                     keepalive.heard();
-                    if holds {
-                        link.outbox.hold();
-                    }
+                    link.outbox.hold();
                 }
                 Err(e) => return Step::Ended(Ended::Io(e)),
             }
