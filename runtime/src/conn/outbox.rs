@@ -337,7 +337,9 @@ impl Outbox {
                 // Nothing to write, or the writer is writing and looks again when done.
                 return;
             }
-            if state.closing || state.dead || state.leftover.is_some() {
+            // A task whose cooperative budget is spent would find the socket "not ready" (tokio's
+            // I/O charges the budget): the writer does better then.
+            if state.closing || state.dead || state.leftover.is_some() || !tokio::task::coop::has_budget_remaining() {
                 drop(state);
                 self.wake_writer.notify_one();
                 return;
@@ -349,7 +351,10 @@ impl Outbox {
             self.queued.store(0, Ordering::Relaxed);
             out
         };
-        let (written, done) = self.write_now(&out);
+        let (written, done) = {
+            let _unwinding = WritingGuard(self);
+            self.write_now(&out)
+        };
         sent.add(written);
         let mut state = self.lock();
         state.writing = false;
@@ -372,6 +377,20 @@ impl Outbox {
         if written > 0 {
             self.drained.notify_waiters();
         }
+    }
+
+    /// Ends the connection's writing after a direct write panicked (a user's stream may): the
+    /// outbox is dead, and the writer, woken, ends.
+    #[cold]
+    fn abandon_direct_write(&self) {
+        {
+            let mut state = self.lock();
+            state.writing = false;
+            state.dead = true;
+        }
+        self.closing.cancel();
+        self.wake_writer.notify_one();
+        self.drained.notify_waiters();
     }
 
     /// Writes `out` to the write half and flushes it, without waiting: how many bytes the write
@@ -461,6 +480,9 @@ impl Outbox {
         loop {
             let from = {
                 let mut state = self.lock();
+                if state.dead {
+                    return Err(std::io::Error::other("a direct write to the connection's stream panicked"));
+                }
                 if state.writing {
                     // A direct write is under way; it wakes the writer if it leaves anything.
                     None
@@ -503,6 +525,17 @@ impl Outbox {
             out.clear();
             shrink_if_unused(&mut out, small_writes);
             self.drained.notify_waiters();
+        }
+    }
+}
+
+/// Abandons the connection's writing if dropped while a direct write unwinds.
+struct WritingGuard<'a>(&'a Outbox);
+
+impl Drop for WritingGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon_direct_write();
         }
     }
 }
@@ -598,6 +631,8 @@ mod tests {
         writes: Vec<Vec<u8>>,
         budget: usize,
         waker: Option<std::task::Waker>,
+        /// Panic on the next write.
+        panic: bool,
     }
 
     impl Gated {
@@ -624,6 +659,7 @@ mod tests {
     impl AsyncWrite for Gated {
         fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
             let mut gate = self.0.lock().expect("lock");
+            assert!(!std::mem::take(&mut gate.panic), "a stream that panics");
             if gate.budget == 0 {
                 gate.waker = Some(cx.waker().clone());
                 return Poll::Pending;
@@ -685,6 +721,9 @@ mod tests {
         push(&outbox, b"ABCDEF");
         outbox.release(&sent());
         assert_eq!(sink.writes(), vec![b"AB".to_vec()], "the release wrote what the socket took");
+        sink.give(usize::MAX / 2);
+        tokio::task::yield_now().await;
+        assert_eq!(sink.writes().concat(), b"ABCDEF".to_vec(), "the release woke the writer for the rest");
         push(&outbox, b"GH");
         sink.give(usize::MAX / 2);
         outbox.close();
@@ -705,9 +744,136 @@ mod tests {
         outbox.release(&sent());
         assert!(sink.writes().is_empty(), "the write half is the writer's until its write is done");
         sink.give(usize::MAX / 2);
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        assert_eq!(sink.writes(), vec![b"A".to_vec(), b"B".to_vec()], "the writer wrote both, in order");
         outbox.close();
         writer.await.expect("writer").expect("writes");
         assert_eq!(sink.writes(), vec![b"A".to_vec(), b"B".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn a_release_with_a_leftover_pending_leaves_its_frames_to_the_writer() {
+        let sink = Gated::with_budget(2);
+        let (outbox, writer) = writing_to(sink.clone()).await;
+        outbox.hold();
+        push(&outbox, b"ABCDEF");
+        outbox.release(&sent());
+        // A direct write would now succeed, but "CDEF" must go first.
+        sink.give(usize::MAX / 2);
+        outbox.hold();
+        push(&outbox, b"GH");
+        outbox.release(&sent());
+        assert_eq!(sink.writes(), vec![b"AB".to_vec()], "no direct write past a leftover");
+        tokio::task::yield_now().await;
+        assert_eq!(sink.writes(), vec![b"AB".to_vec(), b"CDEF".to_vec(), b"GH".to_vec()]);
+        outbox.close();
+        writer.await.expect("writer").expect("writes");
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_that_panics_ends_the_writer_instead_of_leaving_it_waiting() {
+        let sink = Gated::with_budget(usize::MAX);
+        let (outbox, writer) = writing_to(sink.clone()).await;
+        sink.0.lock().expect("lock").panic = true;
+        outbox.hold();
+        push(&outbox, b"A");
+        let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outbox.release(&sent())));
+        assert!(released.is_err(), "the stream's panic reached the releasing task");
+        let ended = tokio::time::timeout(Duration::from_secs(30), writer).await.expect("the writer ended");
+        let error = ended.expect("writer task").expect_err("the writer failed");
+        assert!(error.to_string().contains("panicked"), "{error}");
+    }
+
+    /// A sink that takes 1 to 7 bytes per write and is not ready every third poll (waking the
+    /// poller at once), recording the bytes.
+    struct Trickle {
+        out: Arc<Mutex<Vec<u8>>>,
+        polls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            self.polls += 1;
+            if self.polls.is_multiple_of(3) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(1 + self.polls % 7);
+            self.out.lock().expect("lock").extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Two producers on two workers and a reader holding and releasing in a loop, over a sink
+    /// that takes a few bytes at a time: every frame arrives whole, once, in its producer's
+    /// order, and the writer ends on close (a lost wake-up would leave it waiting).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn holds_releases_and_the_writer_together_lose_and_reorder_nothing() {
+        const FRAMES: u32 = 10_000;
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let outbox = Arc::new(Outbox::new(1024, usize::MAX));
+        let writer = tokio::spawn({
+            let (outbox, sink) = (outbox.clone(), Trickle { out: out.clone(), polls: 0 });
+            async move { outbox.run_writer(sink, CancellationToken::new(), || true, crate::observe::Side::Server).await }
+        });
+        let producers: Vec<_> = (0..2u8)
+            .map(|tag| {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    for seq in 0..FRAMES {
+                        outbox
+                            .push(|buf, _| {
+                                buf.extend_from_slice(&[tag]);
+                                buf.extend_from_slice(&seq.to_le_bytes());
+                                Ok(())
+                            })
+                            .expect("open");
+                        if seq.is_multiple_of(64) {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = tokio::spawn({
+            let (outbox, done) = (outbox.clone(), done.clone());
+            async move {
+                let sent = sent();
+                while !done.load(Ordering::Acquire) {
+                    outbox.hold();
+                    tokio::task::yield_now().await;
+                    outbox.release(&sent);
+                }
+            }
+        });
+        for producer in producers {
+            producer.await.expect("producer");
+        }
+        done.store(true, Ordering::Release);
+        reader.await.expect("reader");
+        outbox.close();
+        let ended = tokio::time::timeout(Duration::from_secs(30), writer).await.expect("the writer ended");
+        ended.expect("writer task").expect("writes");
+        let out = out.lock().expect("lock").clone();
+        assert_eq!(out.len(), 2 * FRAMES as usize * 5);
+        let mut next = [0u32; 2];
+        for frame in out.chunks(5) {
+            let tag = usize::from(frame[0]);
+            let seq = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
+            assert_eq!(seq, next[tag], "producer {tag}'s frames arrive whole and in order");
+            next[tag] += 1;
+        }
+        assert_eq!(next, [FRAMES, FRAMES]);
     }
 
     #[tokio::test]
