@@ -296,7 +296,11 @@ impl Client {
             keepalive_timeout: config.keepalive_timeout,
         };
         let conn = Arc::new(Conn {
-            link: Link { outbox: Outbox::new(config.max_frame_len, usize::MAX), peer: Arc::new(peer), settings },
+            link: Link {
+                outbox: Outbox::new(config.max_frame_len, usize::MAX, observe::Side::Client),
+                peer: Arc::new(peer),
+                settings,
+            },
             in_flight: InFlight::default(),
             closing: CancellationToken::new(),
             failed: CancellationToken::new(),
@@ -316,9 +320,7 @@ impl Client {
             let conn = conn.clone();
             async move {
                 let busy = || conn.in_flight.len() > 1;
-                if let Err(e) =
-                    conn.link.outbox.run_writer(write, conn.failed.clone(), busy, observe::Side::Client).await
-                {
+                if let Err(e) = conn.link.outbox.run_writer(write, conn.failed.clone(), busy).await {
                     let status = Status::unavailable(format!("writing to {} failed: {e}", conn.name)).with_source(e);
                     conn.in_flight.fail_all(&status);
                 }

@@ -60,6 +60,8 @@ pub(crate) struct Outbox {
     /// Bytes queued, as of the last push or swap: lets `wait_for_space` skip the lock when
     /// there is plenty of room.
     queued: AtomicUsize,
+    /// Counts the bytes written, by the writer and by direct writes.
+    sent: observe::ByteCount,
     /// Set by [`hold`](Outbox::hold): frames queued do not wake the writer; `release` writes
     /// them. Cleared under the state's lock, and read under it by every push, so a push either
     /// sees it cleared (and wakes the writer) or comes before the release (which writes it).
@@ -113,7 +115,8 @@ pub(crate) const BATCH_BYTES: usize = 16 * 1024;
 const ITEM_ALONE: usize = 16 * 1024;
 
 impl Outbox {
-    pub(crate) fn new(max_frame_len: usize, high_water: usize) -> Outbox {
+    /// The outbox of a connection of `role`.
+    pub(crate) fn new(max_frame_len: usize, high_water: usize, role: observe::Side) -> Outbox {
         Outbox {
             state: Mutex::new(State {
                 buf: BytesMut::with_capacity(8 * 1024),
@@ -131,6 +134,7 @@ impl Outbox {
             high_water,
             closing: CancellationToken::new(),
             queued: AtomicUsize::new(0),
+            sent: observe::ByteCount::new(observe::ByteCount::SENT, role),
             held: AtomicBool::new(false),
         }
     }
@@ -328,8 +332,8 @@ impl Outbox {
 
     /// Ends a [`hold`](Self::hold): writes what is queued now, if the writer is idle, with one
     /// system call that must not wait (the socket takes what it can; the writer writes the
-    /// rest), else leaves it to the writer, waking it if need be. `sent` counts what is written.
-    pub(crate) fn release(&self, sent: &observe::ByteCount) {
+    /// rest), else leaves it to the writer, waking it if need be.
+    pub(crate) fn release(&self) {
         let mut out = {
             let mut state = self.lock();
             self.held.store(false, Ordering::Relaxed);
@@ -355,7 +359,7 @@ impl Outbox {
             let _unwinding = WritingGuard(self);
             self.write_now(&out)
         };
-        sent.add(written);
+        self.sent.add(written);
         let mut state = self.lock();
         state.writing = false;
         let wake = if done {
@@ -383,14 +387,10 @@ impl Outbox {
     /// outbox is dead, and the writer, woken, ends.
     #[cold]
     fn abandon_direct_write(&self) {
-        {
-            let mut state = self.lock();
-            state.writing = false;
-            state.dead = true;
-        }
+        self.lock().writing = false;
+        self.mark_dead();
         self.closing.cancel();
         self.wake_writer.notify_one();
-        self.drained.notify_waiters();
     }
 
     /// Writes `out` to the write half and flushes it, without waiting: how many bytes the write
@@ -446,7 +446,6 @@ impl Outbox {
         io: W,
         abort: CancellationToken,
         busy: impl Fn() -> bool,
-        role: observe::Side,
     ) -> std::io::Result<()> {
         *lock(&self.io) = Some(Box::new(io));
         let linger = async {
@@ -460,7 +459,7 @@ impl Outbox {
                 std::io::ErrorKind::TimedOut,
                 format!("the peer read nothing for {FLUSH_LINGER:?} after the connection was closed"),
             )),
-            result = self.write_loop(busy, role) => result,
+            result = self.write_loop(busy) => result,
         };
         self.mark_dead();
         // A direct write in progress finishes first: it holds the write half while it polls.
@@ -472,9 +471,8 @@ impl Outbox {
         result
     }
 
-    async fn write_loop(&self, busy: impl Fn() -> bool, role: observe::Side) -> std::io::Result<()> {
+    async fn write_loop(&self, busy: impl Fn() -> bool) -> std::io::Result<()> {
         let mut out = BytesMut::with_capacity(8 * 1024);
-        let sent = observe::ByteCount::new(observe::ByteCount::SENT, role);
         // Writes in a row that would have fitted in `KEEP_CAPACITY`.
         let mut small_writes = 0;
         loop {
@@ -520,7 +518,7 @@ impl Outbox {
             let written = self.write_all(&out, from).await;
             self.lock().writing = false;
             written?;
-            sent.add(out.len() - from);
+            self.sent.add(out.len() - from);
             small_writes = if out.len() <= KEEP_CAPACITY { small_writes.saturating_add(1) } else { 0 };
             out.clear();
             shrink_if_unused(&mut out, small_writes);
@@ -585,13 +583,11 @@ mod tests {
 
     /// Pushes a frame, and wakes a task that pushes another right after the writer is woken.
     async fn two_frames(busy: bool) -> Vec<Vec<u8>> {
-        let outbox = Arc::new(Outbox::new(1024, usize::MAX));
+        let outbox = Arc::new(Outbox::new(1024, usize::MAX, crate::observe::Side::Server));
         let writes = Arc::new(Mutex::new(Vec::new()));
         let writer = tokio::spawn({
             let (outbox, sink) = (outbox.clone(), Writes(writes.clone()));
-            async move {
-                outbox.run_writer(sink, CancellationToken::new(), move || busy, crate::observe::Side::Client).await
-            }
+            async move { outbox.run_writer(sink, CancellationToken::new(), move || busy).await }
         });
         let go = Arc::new(tokio::sync::Notify::new());
         let second = tokio::spawn({
@@ -682,17 +678,13 @@ mod tests {
     /// An outbox and its writer, on this one-thread runtime, writing to `sink`; the writer has
     /// started and waits for frames.
     async fn writing_to(sink: Gated) -> (Arc<Outbox>, tokio::task::JoinHandle<std::io::Result<()>>) {
-        let outbox = Arc::new(Outbox::new(1024, usize::MAX));
+        let outbox = Arc::new(Outbox::new(1024, usize::MAX, crate::observe::Side::Server));
         let writer = tokio::spawn({
             let outbox = outbox.clone();
-            async move { outbox.run_writer(sink, CancellationToken::new(), || false, crate::observe::Side::Server).await }
+            async move { outbox.run_writer(sink, CancellationToken::new(), || false).await }
         });
         tokio::task::yield_now().await;
         (outbox, writer)
-    }
-
-    fn sent() -> crate::observe::ByteCount {
-        crate::observe::ByteCount::new(crate::observe::ByteCount::SENT, crate::observe::Side::Server)
     }
 
     #[tokio::test]
@@ -704,7 +696,7 @@ mod tests {
         push(&outbox, b"B");
         tokio::task::yield_now().await;
         assert!(sink.writes().is_empty(), "the writer was not woken while the outbox was held");
-        outbox.release(&sent());
+        outbox.release();
         // No task ran in between: the release wrote them itself.
         assert_eq!(sink.writes(), vec![b"AB".to_vec()]);
         push(&outbox, b"C");
@@ -719,7 +711,7 @@ mod tests {
         let (outbox, writer) = writing_to(sink.clone()).await;
         outbox.hold();
         push(&outbox, b"ABCDEF");
-        outbox.release(&sent());
+        outbox.release();
         assert_eq!(sink.writes(), vec![b"AB".to_vec()], "the release wrote what the socket took");
         sink.give(usize::MAX / 2);
         tokio::task::yield_now().await;
@@ -741,7 +733,7 @@ mod tests {
         tokio::task::yield_now().await;
         outbox.hold();
         push(&outbox, b"B");
-        outbox.release(&sent());
+        outbox.release();
         assert!(sink.writes().is_empty(), "the write half is the writer's until its write is done");
         sink.give(usize::MAX / 2);
         tokio::task::yield_now().await;
@@ -758,12 +750,12 @@ mod tests {
         let (outbox, writer) = writing_to(sink.clone()).await;
         outbox.hold();
         push(&outbox, b"ABCDEF");
-        outbox.release(&sent());
+        outbox.release();
         // A direct write would now succeed, but "CDEF" must go first.
         sink.give(usize::MAX / 2);
         outbox.hold();
         push(&outbox, b"GH");
-        outbox.release(&sent());
+        outbox.release();
         assert_eq!(sink.writes(), vec![b"AB".to_vec()], "no direct write past a leftover");
         tokio::task::yield_now().await;
         assert_eq!(sink.writes(), vec![b"AB".to_vec(), b"CDEF".to_vec(), b"GH".to_vec()]);
@@ -778,7 +770,7 @@ mod tests {
         sink.0.lock().expect("lock").panic = true;
         outbox.hold();
         push(&outbox, b"A");
-        let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outbox.release(&sent())));
+        let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outbox.release()));
         assert!(released.is_err(), "the stream's panic reached the releasing task");
         let ended = tokio::time::timeout(Duration::from_secs(30), writer).await.expect("the writer ended");
         let error = ended.expect("writer task").expect_err("the writer failed");
@@ -820,10 +812,10 @@ mod tests {
     async fn holds_releases_and_the_writer_together_lose_and_reorder_nothing() {
         const FRAMES: u32 = 10_000;
         let out = Arc::new(Mutex::new(Vec::new()));
-        let outbox = Arc::new(Outbox::new(1024, usize::MAX));
+        let outbox = Arc::new(Outbox::new(1024, usize::MAX, crate::observe::Side::Server));
         let writer = tokio::spawn({
             let (outbox, sink) = (outbox.clone(), Trickle { out: out.clone(), polls: 0 });
-            async move { outbox.run_writer(sink, CancellationToken::new(), || true, crate::observe::Side::Server).await }
+            async move { outbox.run_writer(sink, CancellationToken::new(), || true).await }
         });
         let producers: Vec<_> = (0..2u8)
             .map(|tag| {
@@ -848,11 +840,10 @@ mod tests {
         let reader = tokio::spawn({
             let (outbox, done) = (outbox.clone(), done.clone());
             async move {
-                let sent = sent();
                 while !done.load(Ordering::Acquire) {
                     outbox.hold();
                     tokio::task::yield_now().await;
-                    outbox.release(&sent);
+                    outbox.release();
                 }
             }
         });
@@ -917,7 +908,7 @@ mod tests {
 
     #[test]
     fn items_of_one_call_queued_in_a_row_share_a_frame() {
-        let outbox = Outbox::new(1024, usize::MAX);
+        let outbox = Outbox::new(1024, usize::MAX, crate::observe::Side::Server);
         assert_eq!(item(&outbox, 1, b"a").expect("queued"), 1);
         item(&outbox, 1, b"bc").expect("queued");
         item(&outbox, 2, b"d").expect("queued");
@@ -933,7 +924,7 @@ mod tests {
 
     #[test]
     fn an_item_that_does_not_fit_beside_the_others_gets_a_frame_of_its_own() {
-        let outbox = Outbox::new(16, usize::MAX);
+        let outbox = Outbox::new(16, usize::MAX, crate::observe::Side::Server);
         item(&outbox, 1, b"0123456789").expect("queued");
         item(&outbox, 1, b"0123456789").expect("queued, in a new frame");
         let (items, frames) = queued_items(&outbox);
@@ -944,7 +935,7 @@ mod tests {
     #[test]
     fn a_large_item_closes_its_frame() {
         static LARGE: [u8; ITEM_ALONE] = [7; ITEM_ALONE];
-        let outbox = Outbox::new(1024 * 1024, usize::MAX);
+        let outbox = Outbox::new(1024 * 1024, usize::MAX, crate::observe::Side::Server);
         item(&outbox, 1, b"a").expect("queued");
         item(&outbox, 1, &LARGE).expect("queued after the small one");
         item(&outbox, 1, &LARGE).expect("queued in a frame of its own");

@@ -82,8 +82,6 @@ pub(crate) struct Reader<R> {
     /// Stream items read and not yet handed to their streams.
     deliveries: Deliveries,
     received: observe::ByteCount,
-    /// Counts what the reader writes itself ([`Outbox::release`](super::outbox::Outbox::release)).
-    sent: observe::ByteCount,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -99,7 +97,6 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             large: None,
             deliveries: Deliveries::default(),
             received: observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE),
-            sent: observe::ByteCount::new(observe::ByteCount::SENT, S::ROLE),
         }
     }
 
@@ -111,14 +108,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub(crate) async fn next<S: Side>(&mut self, side: &S) -> Step {
         let step = self.read_on(side).await;
         if matches!(step, Step::Ended(_)) {
-            side.link().outbox.release(&self.sent);
+            side.link().outbox.release();
         }
         step
     }
 
     async fn read_on<S: Side>(&mut self, side: &S) -> Step {
         let link = side.link();
-        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received, sent } = self;
+        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received } = self;
         loop {
             let ready = {
                 // Handler tasks that this read's requests start are collected (sched/batch.rs)
@@ -174,7 +171,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             if large.as_ref().is_some_and(|(body, len)| body.len() == *len) {
                 continue;
             }
-            link.outbox.release(sent);
+            link.outbox.release();
             // A peer that does not read what it is sent is not read from either, so answers to
             // its pings and requests cannot pile up without bound.
             if !link.outbox.has_space() {

@@ -118,7 +118,7 @@ where
     };
     let conn = Arc::new(Conn {
         link: Link {
-            outbox: Outbox::new(config.max_frame_len, config.max_queued_reply_bytes),
+            outbox: Outbox::new(config.max_frame_len, config.max_queued_reply_bytes, crate::observe::Side::Server),
             peer: Arc::new(peer),
             settings,
         },
@@ -148,9 +148,7 @@ where
         let conn = conn.clone();
         async move {
             let busy = || conn.in_flight.len() > 1;
-            if let Err(e) =
-                conn.link.outbox.run_writer(write, CancellationToken::new(), busy, crate::observe::Side::Server).await
-            {
+            if let Err(e) = conn.link.outbox.run_writer(write, CancellationToken::new(), busy).await {
                 tracing::debug!(peer = %conn.name, error = %e, "writing to a tidl client failed");
                 // The reader notices too; cancel the calls now rather than at its next read.
                 conn.token.cancel();
