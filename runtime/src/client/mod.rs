@@ -209,7 +209,7 @@ impl Client {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (read, write) = tokio::io::split(io);
+        let (read, write) = crate::transport::halves::split(io);
         Client::start(read, write, config, Peer::Unknown)
     }
 
@@ -268,7 +268,7 @@ impl Client {
                 Status::unavailable(format!("could not connect within {timeout:?} (ClientConfig::connect_timeout)"))
             })?
             .map_err(|e| Status::unavailable(format!("could not connect: {e}")).with_source(e))?;
-        let (read, write) = tokio::io::split(io);
+        let (read, write) = crate::transport::halves::split(io);
         let client = Client::start(read, write, config, peer);
         match tokio::time::timeout_at(deadline, client.ready()).await {
             Ok(result) => result.map(|()| client),

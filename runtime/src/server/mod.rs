@@ -342,7 +342,7 @@ impl Server {
         let inner = self.inner.clone();
         self.inner.tracker.spawn(async move {
             tcp::prepare_accepted(&io);
-            let (read, write) = tokio::io::split(io);
+            let (read, write) = crate::transport::halves::split(io);
             run_connection(inner, read, write, peer).await;
         });
     }
@@ -353,7 +353,7 @@ impl Server {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (read, write) = tokio::io::split(io);
+        let (read, write) = crate::transport::halves::split(io);
         let task = self.inner.tracker.spawn(run_connection(self.inner.clone(), read, write, Peer::Unknown));
         // The connection task logs its own failures; a panic in it is a bug in tidl.
         let _ = task.await;

@@ -13,6 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub(crate) mod halves;
 pub mod memory;
 pub mod tcp;
 #[cfg(feature = "tls")]
