@@ -377,7 +377,7 @@ fn suite(options: &Options, counts: &Counts) {
                 match run_child(&exe, case, imp, options.quick, None) {
                     Ok(parsed) => {
                         eprintln!("[run {run}/{}] {case} {imp}: {}", options.runs, summary(&parsed));
-                        one.add(case, imp, parsed);
+                        one.add(case, imp, run, parsed);
                     }
                     Err(e) => {
                         eprintln!("[run {run}/{}] {case} {imp}: FAILED: {e}", options.runs);
@@ -391,7 +391,7 @@ fn suite(options: &Options, counts: &Counts) {
                 match run_two_process(&exe, case, imp, options.quick) {
                     Ok(parsed) => {
                         eprintln!("[run {run}/{}] two processes, {case} {imp}: {}", options.runs, summary(&parsed));
-                        two.add(case, imp, parsed);
+                        two.add(case, imp, run, parsed);
                     }
                     Err(e) => {
                         eprintln!("[run {run}/{}] two processes, {case} {imp}: FAILED: {e}", options.runs);

@@ -12,19 +12,35 @@ pub type Parsed = Vec<(String, f64)>;
 /// Every run's numbers, for one table, by case and implementation.
 #[derive(Debug, Default)]
 pub struct Table {
-    runs: HashMap<(Case, Impl), Vec<Parsed>>,
+    /// Each run's numbers, with the round of the suite (1 to `--runs`) it was made in.
+    runs: HashMap<(Case, Impl), Vec<(usize, Parsed)>>,
 }
 
 impl Table {
-    /// Adds one run's numbers.
-    pub fn add(&mut self, case: Case, imp: Impl, parsed: Parsed) {
-        self.runs.entry((case, imp)).or_default().push(parsed);
+    /// Adds the numbers of one run, made in round `round` of the suite.
+    pub fn add(&mut self, case: Case, imp: Impl, round: usize, parsed: Parsed) {
+        self.runs.entry((case, imp)).or_default().push((round, parsed));
+    }
+
+    /// Every run's value of `key` for `case` and `imp`, with its round.
+    fn rounds(&self, case: Case, imp: Impl, key: &str) -> Vec<(usize, f64)> {
+        let Some(runs) = self.runs.get(&(case, imp)) else { return Vec::new() };
+        runs.iter().filter_map(|(round, run)| run.iter().find(|(k, _)| k == key).map(|&(_, v)| (*round, v))).collect()
     }
 
     /// Every run's value of `key` for `case` and `imp`.
     pub fn values(&self, case: Case, imp: Impl, key: &str) -> Vec<f64> {
-        let Some(runs) = self.runs.get(&(case, imp)) else { return Vec::new() };
-        runs.iter().filter_map(|run| run.iter().find(|(k, _)| k == key).map(|&(_, v)| v)).collect()
+        self.rounds(case, imp, key).into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// `a`'s value of `key` over `b`'s, round by round (each round runs the implementations one
+    /// right after the other), for the rounds both have.
+    pub fn paired_ratios(&self, case: Case, a: Impl, b: Impl, key: &str) -> Vec<f64> {
+        let bs = self.rounds(case, b, key);
+        self.rounds(case, a, key)
+            .into_iter()
+            .filter_map(|(round, va)| bs.iter().find(|(r, _)| *r == round).map(|(_, vb)| va / vb))
+            .collect()
     }
 
     /// The median over runs of `key` for `case` and `imp`.
@@ -261,11 +277,17 @@ pub fn wire_targets(one: &Table, two: &Table) -> String {
             if calls(tidl).is_none() {
                 continue;
             }
+            let paired = |other| match median_min_max(&table.paired_ratios(Case::Tput(n), tidl, other, "calls_per_s")) {
+                Some((median, min, max)) => format!("{median:.2}x ({min:.2}–{max:.2})"),
+                None => "n/a".to_owned(),
+            };
             let detail = format!(
-                "tidl {}, raw {}, tarpc {} calls/s",
+                "tidl {}, raw {}, tarpc {} calls/s; tidl's round by round: {} raw's, {} tarpc's",
                 fmt(calls(tidl), 0),
                 fmt(calls(raw), 0),
-                fmt(calls(tarpc), 0)
+                fmt(calls(tarpc), 0),
+                paired(raw),
+                paired(tarpc)
             );
             let what = format!("{processes}, {label} in flight");
             out.push_str(&verdict(
