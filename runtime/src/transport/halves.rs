@@ -54,25 +54,27 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Send + 'static>(io: S) -> (ReadH
     }
 }
 
+/// Runs `$body` with `$half` bound to whichever stream a half holds.
+macro_rules! on_half {
+    ($value:expr, $kind:ident, $half:ident => $body:expr) => {
+        match $value {
+            $kind::Tcp($half) => $body,
+            #[cfg(unix)]
+            $kind::Unix($half) => $body,
+            $kind::Shared($half) => $body,
+        }
+    };
+}
+
 impl<S: AsyncRead> AsyncRead for ReadHalf<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ReadHalf::Tcp(read) => Pin::new(read).poll_read(cx, buf),
-            #[cfg(unix)]
-            ReadHalf::Unix(read) => Pin::new(read).poll_read(cx, buf),
-            ReadHalf::Shared(read) => Pin::new(read).poll_read(cx, buf),
-        }
+        on_half!(self.get_mut(), ReadHalf, read => Pin::new(read).poll_read(cx, buf))
     }
 }
 
 impl<S: AsyncWrite> AsyncWrite for WriteHalf<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(write) => Pin::new(write).poll_write(cx, buf),
-            #[cfg(unix)]
-            WriteHalf::Unix(write) => Pin::new(write).poll_write(cx, buf),
-            WriteHalf::Shared(write) => Pin::new(write).poll_write(cx, buf),
-        }
+        on_half!(self.get_mut(), WriteHalf, write => Pin::new(write).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -80,39 +82,19 @@ impl<S: AsyncWrite> AsyncWrite for WriteHalf<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(write) => Pin::new(write).poll_write_vectored(cx, bufs),
-            #[cfg(unix)]
-            WriteHalf::Unix(write) => Pin::new(write).poll_write_vectored(cx, bufs),
-            WriteHalf::Shared(write) => Pin::new(write).poll_write_vectored(cx, bufs),
-        }
+        on_half!(self.get_mut(), WriteHalf, write => Pin::new(write).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            WriteHalf::Tcp(write) => write.is_write_vectored(),
-            #[cfg(unix)]
-            WriteHalf::Unix(write) => write.is_write_vectored(),
-            WriteHalf::Shared(write) => write.is_write_vectored(),
-        }
+        on_half!(self, WriteHalf, write => write.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(write) => Pin::new(write).poll_flush(cx),
-            #[cfg(unix)]
-            WriteHalf::Unix(write) => Pin::new(write).poll_flush(cx),
-            WriteHalf::Shared(write) => Pin::new(write).poll_flush(cx),
-        }
+        on_half!(self.get_mut(), WriteHalf, write => Pin::new(write).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(write) => Pin::new(write).poll_shutdown(cx),
-            #[cfg(unix)]
-            WriteHalf::Unix(write) => Pin::new(write).poll_shutdown(cx),
-            WriteHalf::Shared(write) => Pin::new(write).poll_shutdown(cx),
-        }
+        on_half!(self.get_mut(), WriteHalf, write => Pin::new(write).poll_shutdown(cx))
     }
 }
 
