@@ -213,14 +213,32 @@ pub(crate) fn compatible(client: &Shape, server: &Shape) -> Result<(), String> {
             kind_name(server.kind)
         ));
     }
+    let mut steps = 0;
     for (i, what) in ROOTS.iter().enumerate() {
         let (writer, reader, w_side, r_side) =
             if i == 0 { (client, server, "client", "server") } else { (server, client, "server", "client") };
-        let mut cmp = Compare { w: writer, r: reader, seen: HashSet::new(), w_side, r_side };
-        cmp.ty(&writer.roots[i], &reader.roots[i]).map_err(|e| format!("{what}: {e}"))?;
+        let mut cmp = Compare { w: writer, r: reader, seen: HashSet::new(), w_side, r_side, depth: 0, steps };
+        let compared = cmp.ty(&writer.roots[i], &reader.roots[i]);
+        if cmp.steps > MAX_COMPARE_STEPS || cmp.depth > MAX_COMPARE_DEPTH {
+            return Err(TOO_BIG.into());
+        }
+        compared.map_err(|e| format!("{what}: {e}"))?;
+        steps = cmp.steps;
     }
     Ok(())
 }
+
+/// How deep a comparison follows a type into the types it holds, definitions included. The
+/// descriptor's own limit ([`MAX_NESTING`]) bounds nesting within one definition, not a chain of
+/// definitions each holding the next, which a peer's descriptor can make as long as its frame.
+const MAX_COMPARE_DEPTH: usize = 512;
+
+/// How many pairs of types one comparison looks at, at most: a bound on the work a peer's
+/// descriptor can ask of a connection's reader (a real method's shapes take a few hundred).
+const MAX_COMPARE_STEPS: usize = 1 << 18;
+
+/// Why a comparison that went past its limits failed.
+const TOO_BIG: &str = "the schemas nest too deep or are too large to compare";
 
 fn kind_name(kind: u8) -> &'static str {
     match kind {
@@ -247,10 +265,31 @@ struct Compare<'a> {
     seen: HashSet<(usize, usize)>,
     w_side: &'static str,
     r_side: &'static str,
+    /// How deep the comparison is now; past [`MAX_COMPARE_DEPTH`] once it gave up on depth.
+    depth: usize,
+    /// Pairs of types looked at so far, in this comparison and the ones of the method before it.
+    steps: usize,
 }
 
 impl Compare<'_> {
+    /// Compares a type the writer sends with the one the reader reads, within the limits.
     fn ty(&mut self, w: &Type, r: &Type) -> Result<(), String> {
+        self.steps += 1;
+        if self.depth >= MAX_COMPARE_DEPTH || self.steps > MAX_COMPARE_STEPS {
+            // Left as it is (depth past the limit), so that `compatible` tells the real reason
+            // instead of the path of fields that led here.
+            self.depth = MAX_COMPARE_DEPTH + 1;
+            return Err(TOO_BIG.into());
+        }
+        self.depth += 1;
+        let compared = self.ty_within(w, r);
+        if self.depth <= MAX_COMPARE_DEPTH {
+            self.depth -= 1;
+        }
+        compared
+    }
+
+    fn ty_within(&mut self, w: &Type, r: &Type) -> Result<(), String> {
         match (w, r) {
             (Type::Prim(a), Type::Prim(b)) => {
                 // u16 < u32 < u64 (tags 7..=9) and i16 < i32 < i64 (tags 3..=5) are varints: a
@@ -386,6 +425,52 @@ mod tests {
         let mut d = vec![FORMAT, 0, 18, 0, 12, 12, 1];
         d.extend_from_slice(def);
         d
+    }
+
+    /// A unary method whose argument is a chain of `links` evolvable structs, each holding a
+    /// `u32` and an option of the next (the last only the `u32`).
+    fn chain(links: usize) -> Vec<u8> {
+        let mut d = vec![FORMAT, 0, 18, 0, 12, 12];
+        d.extend(varint(links as u64));
+        for i in 1..links {
+            d.extend([0x21, 2, 0, 8, 0, 16, 18]);
+            d.extend(varint(i as u64));
+        }
+        d.extend([0x21, 1, 0, 8]);
+        d
+    }
+
+    fn varint(mut n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
+    }
+
+    /// `struct Node { v: u32, next: option<Node> = none }`, recursive.
+    fn node() -> Shape {
+        Shape::parse(&method(&[0x21, 2, 0, 8, 1, 16, 18, 0])).unwrap()
+    }
+
+    #[test]
+    fn a_chain_of_definitions_as_long_as_a_frame_is_refused_without_exhausting_the_stack() {
+        // Each link pairs a new definition of the client's with the server's one recursive
+        // definition: without a limit, the comparison recursed once per link. Run on a stack the
+        // size of a tokio worker's.
+        let long = Shape::parse(&chain(200_000)).unwrap();
+        let compared = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || (compatible(&long, &node()), compatible(&node(), &long)))
+            .unwrap()
+            .join()
+            .expect("the comparison overflowed its stack");
+        assert_eq!(compared, (Err(TOO_BIG.to_owned()), Err(TOO_BIG.to_owned())));
+        // A chain within the limit is compared as ever.
+        let short = Shape::parse(&chain(100)).unwrap();
+        assert_eq!(compatible(&short, &node()), Ok(()));
     }
 
     #[test]

@@ -15,6 +15,10 @@ static GET_U32: Schema = Schema { fingerprint: 1, descriptor: &[1, 0, 8, 8, 12, 
 static PUT_RECORD: Schema =
     Schema { fingerprint: 5, descriptor: &[1, 0, 18, 0, 8, 12, 1, 0x21, 1, 0, 8], idempotent: false };
 
+/// `rpc walk(Node) -> u32;` where `Node { v: u32, next: option<Node> = none }` is recursive.
+static WALK_NODE: Schema =
+    Schema { fingerprint: 9, descriptor: &[1, 0, 18, 0, 8, 12, 1, 0x21, 2, 0, 8, 1, 16, 18, 0], idempotent: false };
+
 /// A hand-written service whose method `get` declares a schema, as generated services do.
 struct Shaped;
 
@@ -36,6 +40,7 @@ impl Service for Shaped {
         match method {
             "get" | "other" => Some(&GET_U32),
             "put" => Some(&PUT_RECORD),
+            "walk" => Some(&WALK_NODE),
             _ => None,
         }
     }
@@ -150,4 +155,45 @@ async fn a_1_1_peer_cannot_call_or_serve_a_method_with_evolvable_types() {
     let call = client.call::<_, u32, String>(get, &1u32, &CallOptions::default());
     assert!(matches!(server.recv().await, Frame::Request { method, .. } if method == "get"), "put was never sent");
     drop(call);
+}
+
+#[test]
+fn a_bind_whose_schema_chains_definitions_as_long_as_a_frame_is_refused_and_the_server_lives() {
+    // Each definition of the client's holds an option of the next, 100,000 of them (1 MB): each
+    // pairs with the server's one recursive `Node`. Compared link by link without a limit, it
+    // overflowed the stack of the server's worker, which aborts the whole process.
+    let addr = crate::common::serve_alone(|| Server::builder().register(Shaped).build());
+    let links = 100_000u64;
+    // Descriptors count in LEB128.
+    let leb128 = |mut n: u64| {
+        let mut out = Vec::new();
+        while n >= 0x80 {
+            out.push((n & 0x7f) as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
+    };
+    let mut descriptor = vec![1, 0, 18, 0, 8, 12];
+    descriptor.extend(leb128(links));
+    for i in 1..links {
+        descriptor.extend([0x21, 2, 0, 8, 0, 16, 18]);
+        descriptor.extend(leb128(i));
+    }
+    descriptor.extend([0x21, 1, 0, 8]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client runtime");
+    runtime.block_on(async {
+        let mut raw = Raw::connect(addr).await;
+        raw.send(&raw::bind("Shaped", "walk", 10, &descriptor)).await;
+        raw.send(&raw::request(1, "Shaped", "walk", None, &[4, 1, 0])).await;
+        let (code, message) = status(raw.recv().await);
+        assert_eq!(code, Code::FailedPrecondition.as_u16(), "{message}");
+        assert!(message.contains("the schemas nest too deep or are too large to compare"), "{message}");
+        // The connection, and the server, go on.
+        raw.send(&raw::request(2, "Shaped", "get", None, &[3])).await;
+        assert_eq!(raw.recv().await, Frame::ResponseOk { id: 2, payload: vec![4] });
+        let mut other = Raw::connect(addr).await;
+        other.send(&raw::request(1, "Shaped", "get", None, &[6])).await;
+        assert_eq!(other.recv().await, Frame::ResponseOk { id: 1, payload: vec![7] });
+    });
 }
