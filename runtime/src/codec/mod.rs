@@ -84,7 +84,18 @@ pub(crate) fn encode_item_into<T: Serialize + 'static>(
         buf.extend_from_slice(bytes);
         return Ok(());
     }
-    encode_into(value, buf, limit)
+    let start = buf.len();
+    encode_into(value, buf, limit)?;
+    if buf.len() == start {
+        // Flow control counts an item's bytes: one of none would cost nothing, and the receiver
+        // refuses it (docs/PROTOCOL.md, "Streams").
+        return Err(EncodeFailure::Invalid(
+            "a stream item must take up space on the wire, and this one encodes to no bytes \
+             (stream a type with a value, such as a u64 count)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Appends already encoded `bytes` to `buf`, failing once `buf` would grow past `limit` bytes.
@@ -419,6 +430,16 @@ mod tests {
         let mut other = BytesMut::new();
         encode_item_into(&"text".to_owned(), &mut other, usize::MAX).unwrap();
         assert_eq!(decode::<String>(&other).unwrap(), "text");
+    }
+
+    #[test]
+    fn an_item_that_encodes_to_no_bytes_is_refused_and_leaves_the_buffer_as_it_was() {
+        let mut buf = BytesMut::from(&b"head"[..]);
+        let Err(EncodeFailure::Invalid(e)) = encode_item_into(&(), &mut buf, usize::MAX) else {
+            panic!("a unit item was encoded")
+        };
+        assert!(e.contains("encodes to no bytes"), "{e}");
+        assert_eq!(&buf[..], b"head");
     }
 
     // Without the `Strict` adapter each of these would try to allocate 4 EiB and abort.

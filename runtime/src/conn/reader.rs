@@ -228,7 +228,14 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Re
     let (header, payload) = wire::parse(frame).map_err(Ended::NotAFrame)?;
     if let Header::Item { id } = header {
         for len in wire::item_lengths(&payload) {
-            len.map_err(|e| Ended::Refused(side.bad_items(id, None, &e)))?;
+            // An item of no bytes would cost no credit: a peer could send them without end.
+            if len.map_err(|e| Ended::Refused(side.bad_items(id, None, &e)))? == 0 {
+                return Err(Ended::Refused(side.bad_items(
+                    id,
+                    None,
+                    "an item of no bytes; every item takes at least one",
+                )));
+            }
         }
         if payload.is_empty() {
             // No items: nothing to hand over (a taker must never see an empty chunk).

@@ -1094,6 +1094,45 @@ fn items_sent_with_no_credit_left_close_the_connection() {
     });
 }
 
+/// An item of no bytes costs no credit (credit counts items' bytes), so a client could send
+/// them without end, and the server would hold every one for a handler that takes none. The
+/// server closes the connection instead, with a `GoAway` (`InvalidArgument`).
+#[test]
+fn items_of_no_bytes_close_the_connection() {
+    runtime().block_on(async {
+        let (mut client, server) = scripted_client().await;
+        let c = client.open(false).await;
+        let id = client.calls[c].id;
+        let none: Vec<&[u8]> = vec![&[]; 4_096];
+        let _ = client.write.write_all(&raw::items(id, &none)).await;
+        client.nonce += 1;
+        let nonce = client.nonce;
+        let _ = client.write.write_all(&raw::ping(nonce)).await;
+        let mut closed = false;
+        loop {
+            match client.next_frame().await {
+                None => {
+                    closed = true;
+                    break;
+                }
+                Some(frame) => {
+                    if client.process(frame) == Some(nonce) {
+                        break;
+                    }
+                }
+            }
+        }
+        let goaway = client.goaway.take();
+        assert!(
+            closed
+                && goaway.as_ref().is_some_and(|(code, message)| *code == Code::InvalidArgument.as_u16()
+                    && message.contains("an item of no bytes")),
+            "4,096 items of no bytes, and the server answered the ping instead of closing (GoAway: {goaway:?})"
+        );
+        server.shutdown(Duration::ZERO).await;
+    });
+}
+
 /// A `Props.feed` server stream from a real client to a scripted server: the client, the
 /// stream, the frames the client sends, the scripted server's write half, and the call's id.
 async fn scripted_feed() -> (Client, Streaming<Vec<u8>, String>, mpsc::UnboundedReceiver<Frame>, OwnedWriteHalf, u64) {
