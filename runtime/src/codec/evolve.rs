@@ -383,4 +383,33 @@ mod tests {
         }
         assert!(decode::<Tree>(&encode(&tree).unwrap()).is_ok());
     }
+
+    /// bincode's varint (standard configuration).
+    fn varint(n: usize) -> Vec<u8> {
+        let mut buf = bytes::BytesMut::new();
+        super::super::put_varint(&mut buf, n as u64);
+        buf.to_vec()
+    }
+
+    #[test]
+    fn list_claims_nested_in_evolvable_structs_share_one_budget() {
+        // 120 evolvable structs, each the first child of a list claiming 50,000 children of the one
+        // around it; the innermost ends its (empty) list with 45,000 bytes of fields unknown to
+        // this reader, so that every level's bytes are at least that long. Each level's struct is
+        // decoded from its own bytes: with a budget per decoding, each list reserved room for
+        // as many children as its struct had bytes (capped at 1 MiB by serde), about 120 MiB
+        // for 46 KB of input.
+        let mut content = vec![0u8];
+        content.extend(std::iter::repeat_n(0u8, 45_000));
+        for _ in 0..120 {
+            let inner = [varint(content.len()), content].concat();
+            content = [varint(50_000), inner].concat();
+        }
+        let bytes = [varint(content.len()), content].concat();
+        let info = allocation_counter::measure(|| {
+            let err = decode::<Tree>(&bytes).unwrap_err();
+            assert!(err.contains("UnexpectedEnd") || err.contains("end"), "{err}");
+        });
+        assert!(info.bytes_max < 4 << 20, "decoding {} bytes held {} bytes at once", bytes.len(), info.bytes_max);
+    }
 }
