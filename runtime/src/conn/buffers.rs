@@ -13,6 +13,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Frames at least this long are read into a buffer of their own.
 pub(crate) const LARGE_FRAME: usize = 64 * 1024;
 
+/// Room a large frame's buffer gets before its bytes arrive, at most: a header alone, which
+/// may claim up to the frame length limit, does not make the reader allocate the whole claim.
+/// The buffer then doubles as the frame's bytes fill it (a reused buffer usually has the room).
+const FIRST_ROOM: usize = 256 * 1024;
+
 /// Reads into the large frame being read, if there is one (no further than its end), else into
 /// the read buffer.
 pub(crate) async fn read_some<R: AsyncRead + Unpin>(
@@ -23,6 +28,12 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
     match large {
         Some((body, len)) => {
             let want = *len - body.len();
+            if body.capacity() == body.len() {
+                // Room grows with what arrives (doubling), not with what the header claimed;
+                // the last step takes the rest at once rather than leave less than a first room.
+                let grow = body.len().max(FIRST_ROOM);
+                body.reserve_exact(if want < grow + FIRST_ROOM { want } else { grow });
+            }
             let mut rest = bytes::BufMut::limit(&mut *body, want);
             read.read_buf(&mut rest).await
         }
@@ -41,11 +52,11 @@ impl LargeBuffers {
     const KEPT: usize = 4;
     const LARGEST: usize = 4 * 1024 * 1024;
 
-    /// An empty buffer with room for `len` bytes.
+    /// An empty buffer for a frame of `len` bytes, with room for them or [`FIRST_ROOM`] of them.
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let mut body = lock(&self.0).pop().unwrap_or_default();
         body.clear();
-        body.reserve_exact(len);
+        body.reserve_exact(len.min(FIRST_ROOM));
         body
     }
 
@@ -102,6 +113,34 @@ mod tests {
         let again = pool.take(50_000);
         assert_eq!(again.as_ptr(), address, "the same memory is used for the next large reply");
         assert!(again.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_gets_room_as_its_bytes_arrive_not_as_its_header_claims() {
+        let pool = LargeBuffers::default();
+        let claimed = 8 * 1024 * 1024;
+        let body = pool.take(claimed);
+        assert!(body.capacity() <= FIRST_ROOM, "a header claiming 8 MiB reserved {}", body.capacity());
+        // 1 MiB arrives in pieces: all of it is read, into a buffer at most twice its size.
+        let sent: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let (mut near, mut far) = tokio::io::duplex(64 * 1024);
+        let writing = tokio::spawn({
+            let sent = sent.clone();
+            async move { tokio::io::AsyncWriteExt::write_all(&mut far, &sent).await }
+        });
+        let mut large = Some((body, claimed));
+        let mut buf = BytesMut::new();
+        let mut read = 0;
+        while read < sent.len() {
+            read += read_some(&mut near, &mut buf, &mut large).await.expect("reading");
+        }
+        writing.await.expect("the writer").expect("writing");
+        let (body, _) = large.expect("still the large frame");
+        assert_eq!(body, sent);
+        assert!(body.capacity() <= 2 * sent.len(), "1 MiB read into {} bytes of room", body.capacity());
+        assert!(buf.is_empty(), "nothing went to the read buffer");
+        // A frame shorter than the first room gets exactly its room.
+        assert_eq!(pool.take(100_000).capacity(), 100_000);
     }
 
     #[test]
