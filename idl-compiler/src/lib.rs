@@ -384,6 +384,15 @@ impl Config {
         Ok(compat::compare(&old.0, &old.1, &new.0, &new.1))
     }
 
+    /// Checks `text` as a file of its own: its model, or its diagnostics as the user sees them.
+    #[cfg(test)]
+    pub(crate) fn checked_text(text: &str) -> Result<model::Model, String> {
+        let sources = [Source { path: "test.tidl", text }];
+        let mut memory = MemoryLoader::new(&sources, &[]);
+        let roots = [loader::normalize(Path::new("test.tidl"))];
+        Config::new().checked_model(&roots, &mut memory).map(|(model, _)| model).map_err(|e| e.to_string())
+    }
+
     /// Loads and checks `roots` as one model, with the files read.
     fn checked_model(&self, roots: &[String], loader: &mut dyn Loader) -> Result<(model::Model, SourceMap), Error> {
         let (outputs, sources) = self.checked_with_sources(roots, loader, Together::Yes)?;

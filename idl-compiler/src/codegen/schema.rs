@@ -42,7 +42,9 @@ impl<'m> Schemas<'m> {
 
     /// The descriptor of `method`.
     pub(super) fn descriptor(&self, method: &MethodDef) -> Vec<u8> {
-        let mut b = Builder { schemas: self, defs: Vec::new(), index: HashMap::new() };
+        let roots = [&method.arg, &method.reply, &method.error];
+        let mut b = Builder { schemas: self, order: Vec::new(), index: HashMap::new() };
+        b.number(&roots);
         let kind = match method.kind {
             MethodKind::Unary => 0,
             MethodKind::ServerStreaming => 1,
@@ -50,12 +52,12 @@ impl<'m> Schemas<'m> {
             MethodKind::Bidi => 3,
         };
         let mut out = vec![1, kind];
-        for t in [&method.arg, &method.reply, &method.error] {
+        for t in roots {
             b.ty(t, &mut out);
         }
-        varint(b.defs.len() as u64, &mut out);
-        for def in b.defs {
-            out.extend(def);
+        varint(b.order.len() as u64, &mut out);
+        for decl in &b.order {
+            b.def(decl, &mut out);
         }
         out
     }
@@ -85,13 +87,64 @@ fn varint(mut n: u64, out: &mut Vec<u8>) {
 
 struct Builder<'s, 'm> {
     schemas: &'s Schemas<'m>,
-    /// Definitions in the order first met (each filled in once built).
-    defs: Vec<Vec<u8>>,
+    /// The structs and enums, in the order first met: a walk of the roots that, at each
+    /// definition met for the first time, walks that definition's types before going on.
+    order: Vec<&'m Decl>,
+    /// Each one's index in `order`.
     index: HashMap<String, usize>,
 }
 
-impl Builder<'_, '_> {
-    fn ty(&mut self, t: &Ty, out: &mut Vec<u8>) {
+impl<'m> Builder<'_, 'm> {
+    /// Numbers the structs and enums `roots` use in the order first met, without recursing from
+    /// one definition into the next (a chain of definitions, each holding the next, is as long as
+    /// a file makes it): a stack of the definitions still to walk stands in for the call stack.
+    fn number(&mut self, roots: &[&Ty]) {
+        let mut met = Vec::new();
+        for t in roots {
+            self.named_in(t, &mut met);
+        }
+        let mut stack = vec![met.into_iter()];
+        while let Some(walk) = stack.last_mut() {
+            let Some((key, decl)) = walk.next() else {
+                stack.pop();
+                continue;
+            };
+            if self.index.contains_key(&key) {
+                continue;
+            }
+            self.index.insert(key, self.order.len());
+            self.order.push(decl);
+            let mut met = Vec::new();
+            for t in def_types(decl) {
+                self.named_in(t, &mut met);
+            }
+            stack.push(met.into_iter());
+        }
+    }
+
+    /// The structs and enums `t` names, in order, with aliases walked through (their chains are
+    /// bounded by the validator, and types' nesting by the parser).
+    fn named_in(&self, t: &Ty, met: &mut Vec<(String, &'m Decl)>) {
+        match t {
+            Ty::List(e) | Ty::Option(e) | Ty::Array(e, _) => self.named_in(e, met),
+            Ty::Map(k, v) => {
+                self.named_in(k, met);
+                self.named_in(v, met);
+            }
+            Ty::Named { module, name, .. } | Ty::Alias { module, name } => {
+                let key = key(module, name);
+                if let Some(decl) = self.schemas.decls.get(&key) {
+                    match &decl.kind {
+                        DeclKind::Alias(a) => self.named_in(&a.target, met),
+                        _ => met.push((key, *decl)),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn ty(&self, t: &Ty, out: &mut Vec<u8>) {
         let tag = match t {
             Ty::Unit | Ty::Error => 0,
             Ty::Bool => 1,
@@ -132,7 +185,7 @@ impl Builder<'_, '_> {
         out.push(tag);
     }
 
-    fn named(&mut self, module: &[String], name: &str, out: &mut Vec<u8>) {
+    fn named(&self, module: &[String], name: &str, out: &mut Vec<u8>) {
         let key = key(module, name);
         let Some(&decl) = self.schemas.decls.get(&key) else {
             out.push(0);
@@ -141,56 +194,117 @@ impl Builder<'_, '_> {
         if let DeclKind::Alias(a) = &decl.kind {
             return self.ty(&a.target, out);
         }
-        let index = match self.index.get(&key) {
-            Some(index) => *index,
-            None => {
-                let index = self.defs.len();
-                self.index.insert(key, index);
-                self.defs.push(Vec::new());
-                let def = self.def(decl);
-                self.defs[index] = def;
-                index
-            }
-        };
+        // Numbered by `number`, which met every definition this walk meets.
+        let index = self.index.get(&key).copied().unwrap_or_default();
         out.push(18);
         varint(index as u64, out);
     }
 
-    fn def(&mut self, decl: &Decl) -> Vec<u8> {
-        let mut out = Vec::new();
+    fn def(&self, decl: &Decl, out: &mut Vec<u8>) {
         match &decl.kind {
             DeclKind::Struct(s) if s.frozen => {
                 out.push(0x20);
-                varint(s.fields.len() as u64, &mut out);
+                varint(s.fields.len() as u64, out);
                 for f in &s.fields {
-                    self.ty(&f.ty, &mut out);
+                    self.ty(&f.ty, out);
                 }
             }
             DeclKind::Struct(s) => {
                 out.push(0x21);
-                varint(s.fields.len() as u64, &mut out);
+                varint(s.fields.len() as u64, out);
                 for f in &s.fields {
                     out.push(u8::from(f.default.is_some()));
-                    self.ty(&f.ty, &mut out);
+                    self.ty(&f.ty, out);
                 }
             }
             DeclKind::Enum(e) => {
                 out.push(if e.open { 0x23 } else { 0x22 });
-                varint(e.variants.len() as u64, &mut out);
+                varint(e.variants.len() as u64, out);
                 for v in &e.variants {
                     let types: Vec<&Ty> = match &v.shape {
                         Shape::Unit => Vec::new(),
                         Shape::Tuple(ts) => ts.iter().collect(),
                         Shape::Struct(fs) => fs.iter().map(|f| &f.ty).collect(),
                     };
-                    varint(types.len() as u64, &mut out);
+                    varint(types.len() as u64, out);
                     for t in types {
-                        self.ty(t, &mut out);
+                        self.ty(t, out);
                     }
                 }
             }
             DeclKind::Alias(_) | DeclKind::Service(_) => {}
         }
-        out
+    }
+}
+
+/// The types a struct's fields or an enum's variants hold, in order.
+fn def_types(decl: &Decl) -> Vec<&Ty> {
+    match &decl.kind {
+        DeclKind::Struct(s) => s.fields.iter().map(|f| &f.ty).collect(),
+        DeclKind::Enum(e) => e
+            .variants
+            .iter()
+            .flat_map(|v| -> Vec<&Ty> {
+                match &v.shape {
+                    Shape::Unit => Vec::new(),
+                    Shape::Tuple(ts) => ts.iter().collect(),
+                    Shape::Struct(fs) => fs.iter().map(|f| &f.ty).collect(),
+                }
+            })
+            .collect(),
+        DeclKind::Alias(_) | DeclKind::Service(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use std::fmt::Write;
+
+    /// The descriptors of the methods of `text`.
+    fn descriptors(text: &str) -> Vec<Vec<u8>> {
+        let model = Config::checked_text(text).unwrap();
+        let schemas = Schemas::new(&model);
+        let services = model.decls.iter().filter_map(|d| match &d.kind {
+            DeclKind::Service(s) => Some(s),
+            _ => None,
+        });
+        services.flat_map(|s| s.methods.iter().map(|m| schemas.descriptor(m))).collect()
+    }
+
+    #[test]
+    fn definitions_are_numbered_in_the_order_first_met_each_walked_before_the_next() {
+        let d = descriptors(
+            "struct A { b: B, d: D }\nstruct B { c: C }\nstruct C { v: u32 }\nstruct D { v: u64 }\n\
+             service S { rpc get(A) -> u32; }",
+        );
+        // A 0, B 1, C 2 (met inside B, before A's next field), D 3.
+        let a = [0x21, 2, 0, 18, 1, 0, 18, 3];
+        let (b, c, d_) = ([0x21, 1, 0, 18, 2], [0x21, 1, 0, 8], [0x21, 1, 0, 9]);
+        assert_eq!(d, vec![[&[1, 0, 18, 0, 8, 12, 4][..], &a, &b, &c, &d_].concat()]);
+    }
+
+    #[test]
+    fn a_chain_of_definitions_as_long_as_a_file_makes_it_is_checked_and_described_without_recursion() {
+        // Each struct holds the next, declared in the order that took the validator's passes
+        // over every declaration one pass per link; building the descriptor recursed once per
+        // link. On a stack the size of a build script's thread.
+        const LINKS: usize = 20_000;
+        let mut text = String::new();
+        for i in 0..LINKS - 1 {
+            writeln!(text, "struct S{i} {{ a: S{} }}", i + 1).unwrap();
+        }
+        writeln!(text, "struct S{} {{ v: u32 }}\nservice Chain {{ rpc get(S0) -> u32; }}", LINKS - 1).unwrap();
+        let described = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || descriptors(&text))
+            .unwrap()
+            .join()
+            .expect("checking or describing the chain overflowed its stack");
+        let d = &described[0];
+        // The roots, 20,000 definitions (LEB128 `a0 9c 01`), S0 holding S1 ...
+        assert_eq!(&d[..11], &[1, 0, 18, 0, 8, 12, 0xa0, 0x9c, 0x01, 0x21, 1]);
+        assert!(d.ends_with(&[0x21, 1, 0, 18, 0x9f, 0x9c, 0x01, 0x21, 1, 0, 8]), "... S19998 holding S19999, a u32");
     }
 }

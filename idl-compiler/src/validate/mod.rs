@@ -80,8 +80,9 @@ pub(crate) fn validate(units: &[Unit<'_>], sources: &SourceMap, include_dirs: &[
             _ => None,
         })
         .collect();
-    checker.check_list_elements(&model, &lists, &aliases);
-    checker.check_stream_items(&model, &aliases);
+    let zero_sized = recursion::zero_sized_structs(&model, &aliases);
+    checker.check_list_elements(&lists, &zero_sized, &aliases);
+    checker.check_stream_items(&zero_sized, &aliases);
     checker.check_recursion(&mut model, &aliases);
     errors::mark_error_types(&mut model, &aliases);
     let mut diagnostics = checker.diagnostics;

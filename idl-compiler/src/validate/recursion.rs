@@ -3,23 +3,20 @@
 
 use super::{Checker, node_key};
 use crate::diagnostic::{Diagnostic, Span};
-use crate::model::{Decl, DeclKind, Model, Shape, StructDef, Ty};
+use crate::model::{Decl, DeclKind, Model, Shape, Ty};
 use std::collections::{HashMap, HashSet};
 
 impl<'a> Checker<'a> {
     /// A `list` of a type that encodes to zero bytes would let a peer claim billions of
     /// elements in a tiny frame; such lists are rejected.
-    pub(super) fn check_list_elements(&mut self, model: &Model, lists: &[(Span, Ty)], aliases: &HashMap<String, Ty>) {
-        let structs: HashMap<String, &StructDef> = model
-            .decls
-            .iter()
-            .filter_map(|d| match &d.kind {
-                DeclKind::Struct(s) => Some((node_key(&d.module, &s.name), s)),
-                _ => None,
-            })
-            .collect();
+    pub(super) fn check_list_elements(
+        &mut self,
+        lists: &[(Span, Ty)],
+        zero_sized: &HashSet<String>,
+        aliases: &HashMap<String, Ty>,
+    ) {
         for (span, element) in lists {
-            if encodes_to_nothing(element, &structs, aliases, &mut HashSet::new()) {
+            if encodes_to_nothing(element, zero_sized, aliases) {
                 self.error(
                     Diagnostic::error(*span, "list elements must take up space on the wire")
                         .label("this type encodes to zero bytes")
@@ -54,10 +51,6 @@ impl<'a> Checker<'a> {
         let graph: Vec<Vec<usize>> =
             edges.iter().map(|targets| targets.iter().filter_map(|t| index.get(t).copied()).collect()).collect();
         let component = strongly_connected_components(&graph);
-        // In a loop: a component of several declarations, or one that holds itself.
-        let looped = |node: usize| {
-            graph[node].contains(&node) || component.iter().filter(|c| **c == component[node]).count() > 1
-        };
         let same_component = |from: &str, to: &str| -> bool {
             match (index.get(from), index.get(to)) {
                 (Some(a), Some(b)) => component[*a] == component[*b],
@@ -79,30 +72,14 @@ impl<'a> Checker<'a> {
                 box_cycles(ty, &owner, &same_component);
             }
         }
-        // Which types can have a value at all: a least fixpoint.
-        let mut inhabited: HashSet<String> = HashSet::new();
-        loop {
-            let before = inhabited.len();
-            for decl in &model.decls {
-                let (name, ok) = match &decl.kind {
-                    DeclKind::Struct(s) => (&s.name, s.fields.iter().all(|f| has_value(&f.ty, &inhabited, aliases, 0))),
-                    DeclKind::Enum(e) => (
-                        &e.name,
-                        e.variants.is_empty()
-                            || e.variants
-                                .iter()
-                                .any(|v| shape_types(&v.shape).all(|t| has_value(t, &inhabited, aliases, 0))),
-                    ),
-                    _ => continue,
-                };
-                if ok {
-                    inhabited.insert(node_key(&decl.module, name));
-                }
-            }
-            if inhabited.len() == before {
-                break;
-            }
+        // Which types can have a value at all.
+        let inhabited = inhabited(model, aliases);
+        let mut component_sizes: HashMap<usize, usize> = HashMap::new();
+        for c in &component {
+            *component_sizes.entry(*c).or_default() += 1;
         }
+        // In a loop: a component of several declarations, or one that holds itself.
+        let looped = |node: usize| graph[node].contains(&node) || component_sizes.get(&component[node]) > Some(&1);
         for decl in &model.decls {
             let name = match &decl.kind {
                 DeclKind::Struct(s) => &s.name,
@@ -230,60 +207,144 @@ fn box_cycles(ty: &mut Ty, owner: &str, same_component: &dyn Fn(&str, &str) -> b
     }
 }
 
-/// Whether `ty` can have a value, given the declarations known to; `depth` bounds the walk
-/// through aliases (whose chains are bounded anyway).
-fn has_value(ty: &Ty, inhabited: &HashSet<String>, aliases: &HashMap<String, Ty>, depth: usize) -> bool {
-    match ty {
-        Ty::Named { module, name, .. } => inhabited.contains(&node_key(module, name)),
-        Ty::Alias { module, name } => {
-            depth > crate::parser::MAX_NESTING
-                || aliases.get(&node_key(module, name)).is_none_or(|t| has_value(t, inhabited, aliases, depth + 1))
+/// Follows `ty` through aliases and arrays (a chain of aliases is bounded by the validator, and
+/// an array's element type by the parser's nesting limit): the type it comes down to, or `None`
+/// if an alias is unknown or the walk goes on past those limits.
+fn through_aliases_and_arrays<'t>(mut ty: &'t Ty, aliases: &'t HashMap<String, Ty>) -> Option<&'t Ty> {
+    for _ in 0..=4 * crate::parser::MAX_NESTING {
+        match ty {
+            Ty::Array(inner, _) => ty = inner,
+            Ty::Alias { module, name } => ty = aliases.get(&node_key(module, name))?,
+            _ => return Some(ty),
         }
-        Ty::Array(inner, _) => has_value(inner, inhabited, aliases, depth + 1),
-        _ => true,
+    }
+    None
+}
+
+/// The structs and enums that can have a value at all: a struct once all its fields can, an
+/// enum once it has no variants or one whose values all can. A list, map, option or primitive
+/// always has a value; an array or alias as its element or target does.
+fn inhabited(model: &Model, aliases: &HashMap<String, Ty>) -> HashSet<String> {
+    // The declaration a type needs a value of, if any (an unknown alias is reported elsewhere).
+    let needs = |ty: &Ty| match through_aliases_and_arrays(ty, aliases) {
+        Some(Ty::Named { module, name, .. }) => Some(node_key(module, name)),
+        _ => None,
+    };
+    let nodes: Vec<_> = model
+        .decls
+        .iter()
+        .filter_map(|decl| {
+            let (name, groups) = match &decl.kind {
+                DeclKind::Struct(s) => (&s.name, vec![s.fields.iter().filter_map(|f| needs(&f.ty)).collect()]),
+                DeclKind::Enum(e) if e.variants.is_empty() => (&e.name, vec![Vec::new()]),
+                DeclKind::Enum(e) => {
+                    (&e.name, e.variants.iter().map(|v| shape_types(&v.shape).filter_map(needs).collect()).collect())
+                }
+                _ => return None,
+            };
+            Some((node_key(&decl.module, name), groups))
+        })
+        .collect();
+    least_fixpoint(&nodes)
+}
+
+/// The structs every value of which encodes to zero bytes: those whose fields are all `()`,
+/// arrays of such, or such structs (an enum always writes its variant).
+pub(super) fn zero_sized_structs(model: &Model, aliases: &HashMap<String, Ty>) -> HashSet<String> {
+    let nodes: Vec<_> = model
+        .decls
+        .iter()
+        .filter_map(|decl| {
+            let DeclKind::Struct(s) = &decl.kind else { return None };
+            let mut needs = Vec::new();
+            for field in &s.fields {
+                match through_aliases_and_arrays(&field.ty, aliases) {
+                    Some(Ty::Unit) => {}
+                    Some(Ty::Named { module, name, .. }) => needs.push(node_key(module, name)),
+                    // A field that takes space: the struct never is zero-sized.
+                    _ => return Some((node_key(&decl.module, &s.name), Vec::new())),
+                }
+            }
+            Some((node_key(&decl.module, &s.name), vec![needs]))
+        })
+        .collect();
+    least_fixpoint(&nodes)
+}
+
+/// Whether every value of `ty` encodes to zero bytes (`()`, a zero-sized struct, arrays of
+/// them), given [`zero_sized_structs`].
+pub(super) fn encodes_to_nothing(ty: &Ty, zero_sized: &HashSet<String>, aliases: &HashMap<String, Ty>) -> bool {
+    match through_aliases_and_arrays(ty, aliases) {
+        Some(Ty::Unit) => true,
+        Some(Ty::Named { module, name, .. }) => zero_sized.contains(&node_key(module, name)),
+        _ => false,
     }
 }
 
-/// Whether every value of `ty` encodes to zero bytes (`()`, empty structs, arrays of them).
-pub(super) fn encodes_to_nothing(
-    ty: &Ty,
-    structs: &HashMap<String, &StructDef>,
-    aliases: &HashMap<String, Ty>,
-    visiting: &mut HashSet<String>,
-) -> bool {
-    match ty {
-        Ty::Unit => true,
-        Ty::Array(target, _) => encodes_to_nothing(target, structs, aliases, visiting),
-        Ty::Alias { module, name } => {
-            let key = node_key(module, name);
-            match aliases.get(&key) {
-                // `visiting` doubles as the depth of the walk, which long alias chains bound.
-                Some(target) if visiting.len() <= 2 * crate::parser::MAX_NESTING && visiting.insert(key.clone()) => {
-                    let zero = encodes_to_nothing(target, structs, aliases, visiting);
-                    visiting.remove(&key);
-                    zero
-                }
-                _ => false,
+/// A least fixpoint over declarations, each given as its key and groups of keys it needs: a
+/// declaration holds once every key of one of its groups holds (a declaration with no groups
+/// never does). Solved by counting each group's unmet needs, in time linear in the needs: passes
+/// over every declaration until nothing changed took one pass per link of a chain.
+fn least_fixpoint(nodes: &[(String, Vec<Vec<String>>)]) -> HashSet<String> {
+    let mut unmet: Vec<Vec<usize>> = nodes.iter().map(|(_, groups)| groups.iter().map(Vec::len).collect()).collect();
+    let mut waiting: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    let mut ready = Vec::new();
+    for (node, (_, groups)) in nodes.iter().enumerate() {
+        for (group, needs) in groups.iter().enumerate() {
+            if needs.is_empty() {
+                ready.push(node);
+            }
+            for need in needs {
+                waiting.entry(need.as_str()).or_default().push((node, group));
             }
         }
-        Ty::Named { module, name, .. } => {
-            let key = node_key(module, name);
-            match structs.get(&key) {
-                Some(s) if visiting.insert(key.clone()) => {
-                    let zero = s.fields.iter().all(|f| encodes_to_nothing(&f.ty, structs, aliases, visiting));
-                    visiting.remove(&key);
-                    zero
-                }
-                _ => false,
-            }
-        }
-        _ => false,
     }
+    let mut holds = HashSet::new();
+    while let Some(node) = ready.pop() {
+        let key = &nodes[node].0;
+        if !holds.insert(key.clone()) {
+            continue;
+        }
+        for &(other, group) in waiting.get(key.as_str()).into_iter().flatten() {
+            unmet[other][group] -= 1;
+            if unmet[other][group] == 0 {
+                ready.push(other);
+            }
+        }
+    }
+    holds
 }
 
 #[cfg(test)]
 mod tests {
     use super::strongly_connected_components;
+    use crate::Config;
+    use std::fmt::Write;
+
+    /// `struct {prefix}0 { a: {prefix}1 }` ... up to `{prefix}{links - 1}`, which is `last`.
+    fn chain(prefix: &str, links: usize, last: &str) -> String {
+        let mut text = String::new();
+        for i in 0..links - 1 {
+            writeln!(text, "struct {prefix}{i} {{ a: {prefix}{} }}", i + 1).unwrap();
+        }
+        writeln!(text, "struct {prefix}{} {{ {last} }}", links - 1).unwrap();
+        text
+    }
+
+    #[test]
+    fn a_long_chain_of_structs_is_judged_by_its_last_link() {
+        // Zero-sized all the way down: not a list's element type.
+        let text = chain("Z", 5_000, "") + "struct Many { zs: list<Z0> }\n";
+        let err = Config::checked_text(&text).unwrap_err();
+        assert_eq!(err.matches("list elements must take up space on the wire").count(), 1, "{err}");
+        // A last link that only contains itself: it, and only it (the others are not in the
+        // loop), is reported.
+        let err = Config::checked_text(&chain("S", 5_000, "a: S4999")).unwrap_err();
+        assert_eq!(err.matches("can never have a value").count(), 1, "{err}");
+        assert!(err.contains("`S4999` can never have a value"), "{err}");
+        // A last link with a value: every struct of the chain has one.
+        assert!(Config::checked_text(&(chain("S", 5_000, "v: u32") + "struct Many { ss: list<S0> }\n")).is_ok());
+    }
 
     #[test]
     fn components_group_exactly_the_nodes_on_a_loop() {

@@ -6,10 +6,10 @@
 //! and reports every misplaced `stream`; resolution then reads `stream T` as `T` (the methods'
 //! own streams are taken off before resolving, in `services.rs`).
 
-use super::{Checker, node_key};
+use super::Checker;
 use crate::ast::{self, Item, TypeRef, VariantShape};
 use crate::diagnostic::Diagnostic;
-use crate::model::{DeclKind, Model, StructDef, Ty};
+use crate::model::Ty;
 use std::collections::{HashMap, HashSet};
 
 /// Where a type is written, for the label of a misplaced `stream`.
@@ -150,17 +150,9 @@ impl Checker<'_> {
 
     /// Stream items that encode to zero bytes are rejected: such an item tells the receiver
     /// nothing but that it arrived. (Allowing them later breaks no schema.)
-    pub(super) fn check_stream_items(&mut self, model: &Model, aliases: &HashMap<String, Ty>) {
-        let structs: HashMap<String, &StructDef> = model
-            .decls
-            .iter()
-            .filter_map(|d| match &d.kind {
-                DeclKind::Struct(s) => Some((node_key(&d.module, &s.name), s)),
-                _ => None,
-            })
-            .collect();
+    pub(super) fn check_stream_items(&mut self, zero_sized: &HashSet<String>, aliases: &HashMap<String, Ty>) {
         for (span, item) in std::mem::take(&mut self.stream_items) {
-            if super::recursion::encodes_to_nothing(&item, &structs, aliases, &mut HashSet::new()) {
+            if super::recursion::encodes_to_nothing(&item, zero_sized, aliases) {
                 self.error(
                     Diagnostic::error(span, "stream items must take up space on the wire")
                         .label("this type encodes to zero bytes")
