@@ -119,6 +119,23 @@ fn fast_config() -> EndpointConfig {
     config
 }
 
+/// Waits until `condition` holds, looking every millisecond; fails after 10 s.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Waits until `endpoint` is connected; fails after 10 s.
+async fn connected(endpoint: &Endpoint) {
+    tokio::time::timeout(Duration::from_secs(10), endpoint.ready())
+        .await
+        .expect("connected within 10 s")
+        .expect("the endpoint keeps trying");
+}
+
 async fn name<I: Invoke>(via: &I, delay_ms: u64) -> Result<String, Error> {
     via.call::<_, String, String>(Method::new("Who", "name"), &delay_ms, &CallOptions::default()).await
 }
@@ -136,7 +153,7 @@ async fn an_endpoint_reconnects_to_a_server_that_came_back() {
         let endpoint = endpoint.clone();
         tokio::spawn(async move { name(&endpoint, 60_000).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until("the call to be sent", || endpoint.calls_in_flight() == 1).await;
     let crashed = std::time::Instant::now();
     server.stop(Stop::Crash);
     let err = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("no hang").expect("task");
@@ -184,10 +201,11 @@ async fn the_balancer_prefers_fast_servers_skips_dead_ones_and_takes_them_back()
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let (a, b) = (TestServer::start("a", any), TestServer::start("b", any));
     let (changes_tx, changes_rx) = mpsc::unbounded_channel::<Result<Change<String, Endpoint>, std::io::Error>>();
-    for server in [&a, &b] {
-        let addr = server.addr.to_string();
-        changes_tx.send(Ok(Change::Insert(addr.clone(), Endpoint::new(addr, fast_config())))).expect("insert");
+    let endpoints: Vec<Endpoint> = [&a, &b].iter().map(|s| Endpoint::new(s.addr.to_string(), fast_config())).collect();
+    for (server, endpoint) in [&a, &b].iter().zip(&endpoints) {
+        changes_tx.send(Ok(Change::Insert(server.addr.to_string(), endpoint.clone()))).expect("insert");
     }
+    let b_endpoint = endpoints[1].clone();
     let balancer = Balancer::new(tokio_stream(changes_rx));
     let counts = spread(&balancer, 400, 16, 1).await;
     assert_eq!(counts.values().sum::<u64>(), 400);
@@ -197,10 +215,9 @@ async fn the_balancer_prefers_fast_servers_skips_dead_ones_and_takes_them_back()
     // balancer sees its calls pile up.
     let slow = TestServer::start_slow("slow", any, 30);
     let slow_addr = slow.addr.to_string();
-    changes_tx
-        .send(Ok(Change::Insert(slow_addr.clone(), Endpoint::new(slow_addr.clone(), fast_config()))))
-        .expect("insert");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let slow_endpoint = Endpoint::new(slow_addr.clone(), fast_config());
+    changes_tx.send(Ok(Change::Insert(slow_addr.clone(), slow_endpoint.clone()))).expect("insert");
+    connected(&slow_endpoint).await;
     let counts = spread(&balancer, 600, 16, 1).await;
     let slow_share = counts.get("slow").copied().unwrap_or(0);
     assert!(slow_share > 0, "an endpoint added by discovery gets calls: {counts:?}");
@@ -211,14 +228,14 @@ async fn the_balancer_prefers_fast_servers_skips_dead_ones_and_takes_them_back()
     // A dead server gets no calls and fails none: the balancer skips it while it reconnects.
     let b_addr = b.addr;
     b.stop(Stop::Crash);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until("the crash to be noticed", || !matches!(b_endpoint.state(), EndpointState::Ready)).await;
     let counts = spread(&balancer, 300, 16, 1).await;
     assert_eq!(counts.get("b"), None, "{counts:?}");
     assert!(counts.keys().all(|k| !k.starts_with("failed")), "{counts:?}");
 
     // It comes back on its address, and gets its share again.
     let _b = TestServer::start("b", b_addr);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    connected(&b_endpoint).await;
     let counts = spread(&balancer, 400, 16, 1).await;
     assert!(counts.get("b").copied().unwrap_or(0) > 40, "{counts:?}");
     drop((a, slow));
@@ -294,7 +311,7 @@ async fn an_idempotent_call_whose_connection_is_lost_is_sent_again() {
     };
     let plain = slow(CallOptions::default());
     let idempotent = slow(CallOptions::default().idempotent(true));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until("both calls to be sent", || endpoint.calls_in_flight() == 2).await;
     server.stop(Stop::Crash);
     let _second = TestServer::start("second", addr);
     // The plain call may have run: it fails. The idempotent one is sent again, on the new

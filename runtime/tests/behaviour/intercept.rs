@@ -114,11 +114,12 @@ async fn a_cancel_stops_an_interceptor_that_is_still_waiting() {
     let client = Client::dial(addr).await.expect("dial");
 
     let call = run(&client, &CallOptions::default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while started.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the interceptor did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     call.cancel();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while dropped.load(Ordering::SeqCst) == 0 {
         assert!(std::time::Instant::now() < deadline, "the interceptor was not stopped");
         tokio::time::sleep(Duration::from_millis(5)).await;
