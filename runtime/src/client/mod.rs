@@ -556,7 +556,7 @@ impl Client {
 
 impl Client {
     /// `metadata` if a call of `method` may carry it on this connection (within the size limit,
-    /// to a server that speaks 1.4), or the status the call fails with, unstarted.
+    /// to a server that speaks 1.4), or the status the call fails with, nothing sent.
     fn check_metadata(&self, method: Method, metadata: crate::Metadata, minor: u8) -> Result<crate::Metadata, Status> {
         let conn = &self.handle.conn;
         let limit = conn.config.max_metadata_bytes;
