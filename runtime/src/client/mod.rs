@@ -71,7 +71,9 @@ pub struct ClientConfig {
     /// handshake. Default: 10 s.
     pub connect_timeout: Duration,
     /// After this long without hearing from the server, send it a ping; `None` turns keepalive
-    /// off. Default: 30 s.
+    /// off. Default: 30 s. With keepalive on, a server whose socket takes no bytes at all for
+    /// this plus `keepalive_timeout` while frames wait for it (it reads nothing) is given up on
+    /// too, as a dead one is.
     pub keepalive_interval: Option<Duration>,
     /// If nothing arrives within this long of a ping, the server is considered dead: the
     /// connection closes and every pending call fails with `Unavailable`. Default: 20 s.
@@ -297,7 +299,8 @@ impl Client {
         };
         let conn = Arc::new(Conn {
             link: Link {
-                outbox: Outbox::new(config.max_frame_len, usize::MAX, observe::Side::Client),
+                outbox: Outbox::new(config.max_frame_len, usize::MAX, observe::Side::Client)
+                    .stalls_after(config.keepalive_interval.map(|interval| interval + config.keepalive_timeout)),
                 peer: Arc::new(peer),
                 settings,
             },

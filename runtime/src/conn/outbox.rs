@@ -66,6 +66,9 @@ pub(crate) struct Outbox {
     /// them. Cleared under the state's lock, and read under it by every push, so a push either
     /// sees it cleared (and wakes the writer) or comes before the release (which writes it).
     held: AtomicBool,
+    /// How long the socket may take no bytes at all before the writer gives up on the peer
+    /// ([`stalls_after`](Outbox::stalls_after)); `None`: for ever.
+    stall_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -136,7 +139,16 @@ impl Outbox {
             queued: AtomicUsize::new(0),
             sent: observe::ByteCount::new(observe::ByteCount::SENT, role),
             held: AtomicBool::new(false),
+            stall_limit: None,
         }
+    }
+
+    /// The outbox, its writer giving up (and the connection with it) once the socket has taken
+    /// no bytes for `limit`: a peer that stops reading does not keep its connection, its
+    /// queued frames and the calls waiting to queue theirs for ever.
+    pub(crate) fn stalls_after(mut self, limit: Option<Duration>) -> Outbox {
+        self.stall_limit = limit;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -422,16 +434,44 @@ impl Outbox {
         }
     }
 
-    /// Writes all of `out` from `from` on, and flushes, waiting as the socket needs.
+    /// Writes all of `out` from `from` on, and flushes, waiting as the socket needs (each wait
+    /// at most the stall limit).
     async fn write_all(&self, out: &[u8], mut from: usize) -> std::io::Result<()> {
         while from < out.len() {
-            let n = std::future::poll_fn(|cx| self.poll_io(cx, |io, cx| io.poll_write(cx, &out[from..]))).await?;
+            let n = self.io_within(|io, cx| io.poll_write(cx, &out[from..])).await?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
             from += n;
         }
-        std::future::poll_fn(|cx| self.poll_io(cx, |io, cx| io.poll_flush(cx))).await
+        self.io_within(|io, cx| io.poll_flush(cx)).await
+    }
+
+    /// Polls the write half with `op` until it is ready; fails if it stays pending for the
+    /// stall limit. The timer starts only once the socket is full.
+    async fn io_within<T>(
+        &self,
+        mut op: impl FnMut(Pin<&mut WriteHalf>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> std::io::Result<T> {
+        let mut ready = None;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = self.poll_io(cx, &mut op) {
+                ready = Some(result);
+            }
+            Poll::Ready(())
+        })
+        .await;
+        if let Some(result) = ready {
+            return result;
+        }
+        let waiting = std::future::poll_fn(|cx| self.poll_io(cx, &mut op));
+        let Some(limit) = self.stall_limit else { return waiting.await };
+        tokio::time::timeout(limit, waiting).await.unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer read nothing for {limit:?} (keepalive_interval + keepalive_timeout)"),
+            ))
+        })
     }
 
     /// Writes queued frames to `io` until the outbox is closed and flushed, `abort` fires, a

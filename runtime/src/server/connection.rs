@@ -118,7 +118,8 @@ where
     };
     let conn = Arc::new(Conn {
         link: Link {
-            outbox: Outbox::new(config.max_frame_len, config.max_queued_reply_bytes, crate::observe::Side::Server),
+            outbox: Outbox::new(config.max_frame_len, config.max_queued_reply_bytes, crate::observe::Side::Server)
+                .stalls_after(config.keepalive_interval.map(|interval| interval + config.keepalive_timeout)),
             peer: Arc::new(peer),
             settings,
         },

@@ -49,7 +49,9 @@ pub struct ServerConfig {
     /// sees `ResourceExhausted`. Default: 10,000.
     pub max_connections: usize,
     /// After this long without hearing from a client, send it a ping; `None` turns keepalive
-    /// off. Default: 30 s.
+    /// off. Default: 30 s. With keepalive on, a client whose socket takes no bytes at all for
+    /// this plus `keepalive_timeout` while frames wait for it (it reads nothing) is given up on
+    /// too, as a dead one is.
     pub keepalive_interval: Option<Duration>,
     /// If nothing arrives within this long of a ping, the client is considered gone: the
     /// connection closes and its calls are cancelled. Default: 20 s.

@@ -236,3 +236,46 @@ async fn a_client_bounds_the_requests_it_queues() {
 async fn futures_now(call: &mut Call<String>) -> Option<Result<String, tidl_runtime::Error>> {
     tokio::time::timeout(Duration::from_millis(1), call).await.ok()
 }
+
+/// A client that stops reading holds its connection only for so long: once the socket has
+/// taken no bytes for `keepalive_interval + keepalive_timeout`, the server gives up on it and
+/// closes the connection, instead of keeping the connection, its queued replies and the handlers
+/// waiting to queue theirs for ever. The keepalive alone cannot tell: such a client keeps
+/// sending (here a ping every 20 ms). Other clients are served throughout.
+#[test]
+fn a_client_that_stops_reading_is_dropped_once_its_socket_takes_nothing_for_the_keepalive_period() {
+    let mut config = ServerConfig::default();
+    config.keepalive_interval = Some(Duration::from_millis(200));
+    config.keepalive_timeout = Duration::from_millis(200);
+    let addr =
+        common::serve_alone(move || tidl_runtime::Server::builder().register(Probe::default()).config(config).build());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client runtime");
+    runtime.block_on(async {
+        let raw::Raw { stream } = raw::Raw::connect(addr).await;
+        let (_read, mut write) = stream.into_split();
+        // 64 calls answering 1 MiB each: more than the server's reply queue (4 MiB) and both
+        // sockets' buffers hold, so the server's writer finds the socket full.
+        let large = [raw::varint(1 << 20), raw::varint(0)].concat();
+        let requests: Vec<u8> = (1..=64).flat_map(|id| raw::request(id, "Probe", "large", None, &large)).collect();
+        tokio::io::AsyncWriteExt::write_all(&mut write, &requests).await.expect("sending the calls");
+        // The client goes on sending, and reads nothing, until the server closes the connection.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut nonce = 0;
+        loop {
+            nonce += 1;
+            let ping = raw::ping(nonce);
+            let ping = tokio::io::AsyncWriteExt::write_all(&mut write, &ping);
+            match tokio::time::timeout(Duration::from_secs(1), ping).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => panic!("the server stopped reading but kept the connection"),
+            }
+            assert!(std::time::Instant::now() < deadline, "the server kept a client that reads nothing for 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Another client is served.
+        let mut other = raw::Raw::connect(addr).await;
+        other.send(&raw::request(1, "Probe", "large", None, &[raw::varint(3), raw::varint(0)].concat())).await;
+        assert!(matches!(other.recv().await, Frame::ResponseOk { id: 1, .. }));
+    });
+}
