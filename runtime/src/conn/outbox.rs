@@ -22,7 +22,7 @@ use crate::sync::lock;
 use crate::wire::{self, Header, WriteFailure};
 use bytes::BytesMut;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -69,6 +69,23 @@ pub(crate) struct Outbox {
     /// How long the socket may take no bytes at all before the writer gives up on the peer
     /// ([`stalls_after`](Outbox::stalls_after)); `None`: for ever.
     stall_limit: Option<Duration>,
+    /// When the writer's current wait for the socket began, in milliseconds since
+    /// [`clock_base`] plus one; 0 while it is not waiting. Timed without a timer: the reader
+    /// looks at it ([`check_stall`](Outbox::check_stall)), so a write costs no timer.
+    waiting_since: AtomicU64,
+    /// Fired by [`check_stall`](Outbox::check_stall): the writer gives up.
+    stalled: CancellationToken,
+}
+
+/// The origin of [`Outbox::waiting_since`].
+fn clock_base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+/// Milliseconds since [`clock_base`], plus one (so never 0).
+fn clock_now() -> u64 {
+    u64::try_from(clock_base().elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
 }
 
 impl std::fmt::Debug for Outbox {
@@ -140,6 +157,8 @@ impl Outbox {
             sent: observe::ByteCount::new(observe::ByteCount::SENT, role),
             held: AtomicBool::new(false),
             stall_limit: None,
+            waiting_since: AtomicU64::new(0),
+            stalled: CancellationToken::new(),
         }
     }
 
@@ -149,6 +168,24 @@ impl Outbox {
     pub(crate) fn stalls_after(mut self, limit: Option<Duration>) -> Outbox {
         self.stall_limit = limit;
         self
+    }
+
+    /// Gives the writer up, and the connection with it, if it has waited for the socket to take
+    /// a byte for longer than the stall limit. Called by the reader after each read and while
+    /// it waits for room.
+    pub(crate) fn check_stall(&self) {
+        let since = self.waiting_since.load(Ordering::Relaxed);
+        if let Some(limit) = self.stall_limit
+            && since != 0
+            && u128::from(clock_now().saturating_sub(since)) > limit.as_millis()
+        {
+            self.stalled.cancel();
+        }
+    }
+
+    /// The stall limit, if there is one.
+    pub(crate) fn stall_limit(&self) -> Option<Duration> {
+        self.stall_limit
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -434,44 +471,38 @@ impl Outbox {
         }
     }
 
-    /// Writes all of `out` from `from` on, and flushes, waiting as the socket needs (each wait
-    /// at most the stall limit).
+    /// Writes all of `out` from `from` on, and flushes, waiting as the socket needs.
     async fn write_all(&self, out: &[u8], mut from: usize) -> std::io::Result<()> {
         while from < out.len() {
-            let n = self.io_within(|io, cx| io.poll_write(cx, &out[from..])).await?;
+            let n = self.io_timed(|io, cx| io.poll_write(cx, &out[from..])).await?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
             from += n;
         }
-        self.io_within(|io, cx| io.poll_flush(cx)).await
+        self.io_timed(|io, cx| io.poll_flush(cx)).await
     }
 
-    /// Polls the write half with `op` until it is ready; fails if it stays pending for the
-    /// stall limit. The timer starts only once the socket is full.
-    async fn io_within<T>(
+    /// Polls the write half with `op` until it is ready, noting when a wait for the socket began
+    /// and ended ([`waiting_since`](Self::waiting_since)).
+    async fn io_timed<T>(
         &self,
         mut op: impl FnMut(Pin<&mut WriteHalf>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
     ) -> std::io::Result<T> {
-        let mut ready = None;
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = self.poll_io(cx, &mut op) {
-                ready = Some(result);
+        let mut waited = false;
+        let result = std::future::poll_fn(|cx| {
+            let polled = self.poll_io(cx, &mut op);
+            if polled.is_pending() && !waited && self.stall_limit.is_some() {
+                waited = true;
+                self.waiting_since.store(clock_now(), Ordering::Relaxed);
             }
-            Poll::Ready(())
+            polled
         })
         .await;
-        if let Some(result) = ready {
-            return result;
+        if waited {
+            self.waiting_since.store(0, Ordering::Relaxed);
         }
-        let waiting = std::future::poll_fn(|cx| self.poll_io(cx, &mut op));
-        let Some(limit) = self.stall_limit else { return waiting.await };
-        tokio::time::timeout(limit, waiting).await.unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("the peer read nothing for {limit:?} (keepalive_interval + keepalive_timeout)"),
-            ))
-        })
+        result
     }
 
     /// Writes queued frames to `io` until the outbox is closed and flushed, `abort` fires, a
@@ -495,6 +526,13 @@ impl Outbox {
         let result = tokio::select! {
             biased;
             () = abort.cancelled() => Ok(()),
+            () = self.stalled.cancelled() => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the peer read nothing for {:?} (keepalive_interval + keepalive_timeout)",
+                    self.stall_limit.unwrap_or_default()
+                ),
+            )),
             () = linger => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("the peer read nothing for {FLUSH_LINGER:?} after the connection was closed"),

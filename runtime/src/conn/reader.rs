@@ -175,6 +175,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             // A peer that does not read what it is sent is not read from either, so answers to
             // its pings and requests cannot pile up without bound.
             if !link.outbox.has_space() {
+                // A peer that reads nothing is given up on (`Outbox::check_stall`) while the
+                // reader waits here too.
+                let stall_check = async {
+                    match link.outbox.stall_limit() {
+                        Some(limit) => tokio::time::sleep(limit / 4).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     interrupt = side.interrupt() => match interrupt {
@@ -182,6 +190,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                         Interrupt::Continue => continue,
                     },
                     () = link.outbox.wait_for_space() => {}
+                    () = stall_check => {
+                        link.outbox.check_stall();
+                        continue;
+                    }
                 }
             }
             // Frames split off earlier may still hold the buffer; reading into its spare room
@@ -214,6 +226,8 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 Ok(n) => {
                     received.add(n);
                     keepalive.heard();
+                    // A peer may keep sending and read nothing: the keepalive cannot tell.
+                    link.outbox.check_stall();
                     link.outbox.hold();
                 }
                 Err(e) => return Step::Ended(Ended::Io(e)),
