@@ -29,6 +29,12 @@ pub(crate) struct Deliveries {
     chunks: Vec<Bytes>,
 }
 
+/// `Item` frame payloads shorter than this are copied out of the read buffer they arrived in
+/// rather than shared: a shared chunk holds at most twice its own length of read buffer beside it
+/// (read buffers are 16 KiB), so the memory held for a stream stays within a small multiple of
+/// its window.
+const COPY_BELOW: usize = 8 * 1024;
+
 impl Deliveries {
     /// Holds the items of a valid `Item` frame payload (`chunk`) for call `id`, whose stream
     /// `find` looks up when the call changes; items of a call that is not a running streaming
@@ -46,7 +52,10 @@ impl Deliveries {
                 None => return Ok(()),
             }
         }
-        self.chunks.push(chunk);
+        // A short chunk is copied out: shared, it would keep its whole read buffer (16 KiB or
+        // more) alive for a few bytes of credit, and a peer could pin gigabytes with a window
+        // of one megabyte by sending one small item per read.
+        self.chunks.push(if chunk.len() < COPY_BELOW { Bytes::copy_from_slice(&chunk) } else { chunk });
         Ok(())
     }
 
@@ -389,6 +398,30 @@ mod tests {
 
     fn take(stream: &Stream, taker: &mut Taker) -> Poll<Option<Taken>> {
         taker.poll_take(stream, &mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_short_chunk_is_copied_out_of_its_read_buffer_and_a_long_one_shared() {
+        let stream = std::sync::Arc::new(Stream::new(1024 * 1024));
+        let mut one = 5u32.to_le_bytes().to_vec();
+        one.extend_from_slice(b"hello");
+        let mut long = 9_000u32.to_le_bytes().to_vec();
+        long.resize(9_004, 7);
+        let (short_at, long_at) = (1000..1000 + one.len(), 4000..4000 + long.len());
+        let mut block_bytes = vec![0u8; 16 * 1024];
+        block_bytes[short_at.clone()].copy_from_slice(&one);
+        block_bytes[long_at.clone()].copy_from_slice(&long);
+        let block = Bytes::from(block_bytes);
+        let within = |chunk: &Bytes| block.as_ptr_range().contains(&chunk.as_ptr());
+        let mut deliveries = Deliveries::default();
+        deliveries.add(1, block.slice(short_at), |_| Some(stream.clone())).expect("within credit");
+        deliveries.add(1, block.slice(long_at), |_| Some(stream.clone())).expect("within credit");
+        deliveries.flush().expect("within credit");
+        let inbox = lock(&stream.inbox);
+        assert_eq!(inbox.chunks.len(), 2);
+        assert!(!within(&inbox.chunks[0]), "a 9-byte chunk keeps its 16 KiB read buffer");
+        assert_eq!(&inbox.chunks[0][..], &one[..]);
+        assert!(within(&inbox.chunks[1]), "a 9 KiB chunk is shared, not copied");
     }
 
     #[test]
