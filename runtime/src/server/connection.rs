@@ -27,6 +27,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+/// The longest schema descriptor a server parses and compares: a real method's takes tens to
+/// thousands of bytes, and parsing one allocates per byte.
+const MAX_DESCRIPTOR_LEN: usize = 64 * 1024;
+
 /// The nonce of the ping that follows a GoAway (keepalive nonces count up from 1).
 const GOAWAY_PING: u64 = u64::MAX;
 
@@ -440,8 +444,18 @@ impl Conn {
             lock(&self.refused).remove(&key);
             return;
         }
-        let verdict = Shape::parse(descriptor)
-            .map_err(|e| format!("the client's description of it is malformed ({e})"))
+        let verdict = (descriptor.len() <= MAX_DESCRIPTOR_LEN)
+            .then_some(descriptor)
+            .ok_or_else(|| {
+                format!(
+                    "the client's description of it takes {} bytes, more than the {MAX_DESCRIPTOR_LEN} \
+                     a server compares",
+                    descriptor.len()
+                )
+            })
+            .and_then(|descriptor| {
+                Shape::parse(descriptor).map_err(|e| format!("the client's description of it is malformed ({e})"))
+            })
             .and_then(|theirs| {
                 let ours = Shape::parse(ours.descriptor)
                     .map_err(|e| format!("this server's description is malformed ({e})"))?;
@@ -457,8 +471,13 @@ impl Conn {
                     "`{key}`: the client and the server were built from incompatible schemas: {why}. \
                      Run `tidl compat OLD.tidl NEW.tidl` on the two versions of the .tidl file to see every change"
                 );
-                tracing::warn!(peer = %self.name, "refusing calls: {message}");
-                lock(&self.refused).insert(key, message);
+                let mut refused = lock(&self.refused);
+                // Logged once per method and connection: a client may bind again and again.
+                if !refused.contains_key(&key) {
+                    tracing::warn!(peer = %self.name, "refusing calls: {message}");
+                }
+                refused.insert(key, message);
+                drop(refused);
                 self.any_refused.store(true, Ordering::Release);
             }
         }

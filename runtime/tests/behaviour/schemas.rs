@@ -159,11 +159,12 @@ async fn a_1_1_peer_cannot_call_or_serve_a_method_with_evolvable_types() {
 
 #[test]
 fn a_bind_whose_schema_chains_definitions_as_long_as_a_frame_is_refused_and_the_server_lives() {
-    // Each definition of the client's holds an option of the next, 100,000 of them (1 MB): each
-    // pairs with the server's one recursive `Node`. Compared link by link without a limit, it
-    // overflowed the stack of the server's worker, which aborts the whole process.
+    // Each definition of the client's holds an option of the next, 6,000 of them (60 KB, under
+    // the 64 KiB a server compares): each pairs with the server's one recursive `Node`.
+    // Compared link by link without a limit, it overflowed the stack of the server's worker,
+    // which aborts the whole process.
     let addr = crate::common::serve_alone(|| Server::builder().register(Shaped).build());
-    let links = 100_000u64;
+    let links = 6_000u64;
     // Descriptors count in LEB128.
     let leb128 = |mut n: u64| {
         let mut out = Vec::new();
@@ -189,6 +190,14 @@ fn a_bind_whose_schema_chains_definitions_as_long_as_a_frame_is_refused_and_the_
         let (code, message) = status(raw.recv().await);
         assert_eq!(code, Code::FailedPrecondition.as_u16(), "{message}");
         assert!(message.contains("the schemas nest too deep or are too large to compare"), "{message}");
+        // A longer description is not parsed at all.
+        let mut long = descriptor.clone();
+        long.resize(70_000, 0);
+        raw.send(&raw::bind("Shaped", "walk", 11, &long)).await;
+        raw.send(&raw::request(3, "Shaped", "walk", None, &[4, 1, 0])).await;
+        let (code, message) = status(raw.recv().await);
+        assert_eq!(code, Code::FailedPrecondition.as_u16(), "{message}");
+        assert!(message.contains("takes 70000 bytes, more than the 65536 a server compares"), "{message}");
         // The connection, and the server, go on.
         raw.send(&raw::request(2, "Shaped", "get", None, &[3])).await;
         assert_eq!(raw.recv().await, Frame::ResponseOk { id: 2, payload: vec![4] });
