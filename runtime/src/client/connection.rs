@@ -164,6 +164,21 @@ impl Conn {
     }
 }
 
+/// The longest message kept from a status the server sent; the rest is cut (a GoAway's message
+/// is copied into every call it fails, and a server may send megabytes of it).
+const MAX_PEER_MESSAGE: usize = 4 * 1024;
+
+/// A status the server sent, its message cut to [`MAX_PEER_MESSAGE`] bytes.
+fn from_peer(code: u16, message: &str) -> Status {
+    let message = if message.len() <= MAX_PEER_MESSAGE {
+        message.to_owned()
+    } else {
+        let cut = (0..=MAX_PEER_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+        format!("{}... (cut; {} bytes in all)", &message[..cut], message.len())
+    };
+    Status::new(Code::from_u16(code), message)
+}
+
 impl Side for Conn {
     const ROLE: crate::observe::Side = crate::observe::Side::Client;
 
@@ -177,18 +192,14 @@ impl Side for Conn {
                 let reply = match outcome {
                     Outcome::Ok => Reply::Ok(payload),
                     Outcome::AppError => Reply::App(payload),
-                    Outcome::Status { code, message } => {
-                        Reply::Status(Status::new(Code::from_u16(code), message.into_owned()))
-                    }
-                    Outcome::Refused { code, message } => {
-                        Reply::Status(Status::new(Code::from_u16(code), message.into_owned()).unstarted())
-                    }
+                    Outcome::Status { code, message } => Reply::Status(from_peer(code, &message)),
+                    Outcome::Refused { code, message } => Reply::Status(from_peer(code, &message).unstarted()),
                 };
                 // A reply to a call that was cancelled or forgotten is dropped silently.
                 self.in_flight.complete(id, reply);
             }
             Header::GoAway { code, message } => {
-                self.in_flight.refuse(Status::new(Code::from_u16(code), message.into_owned()));
+                self.in_flight.refuse(from_peer(code, &message));
                 self.retired.set();
             }
             Header::Credit { id, bytes } => {
@@ -230,5 +241,20 @@ impl Side for Conn {
                 self.name
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_from_the_server_is_cut_at_a_character_boundary() {
+        assert_eq!(from_peer(14, "short").message(), "short");
+        let long = "é".repeat(5_000);
+        let status = from_peer(14, &long);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().len() < MAX_PEER_MESSAGE + 64, "{} bytes kept", status.message().len());
+        assert!(status.message().ends_with("... (cut; 10000 bytes in all)"), "{}", &status.message()[4000..]);
     }
 }
