@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::codec::Decoder;
 
+/// Pings are answered only while less than this is queued for the peer.
+const PONG_ROOM: usize = 1024 * 1024;
+
 /// Bytes the reader asks the socket for at least, per read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -264,7 +267,11 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Re
     deliveries.flush().map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")))?;
     match header {
         Header::Ping { nonce } => {
-            let _ = side.link().outbox.push_header(&Header::Pong { nonce });
+            // A peer that pings and reads nothing gets no more pongs once this much waits for
+            // it: it would not see them anyway, and they must not pile up without bound.
+            if side.link().outbox.queued() < PONG_ROOM {
+                let _ = side.link().outbox.push_header(&Header::Pong { nonce });
+            }
             Ok(())
         }
         Header::Pong { nonce } => {

@@ -67,3 +67,34 @@ async fn an_idle_connection_with_keepalive_stays_up() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(call::<_, ()>(&client, "empty", &()).await, Ok(()));
 }
+
+/// A server that pings and reads nothing gets pongs only until a megabyte waits for it, not
+/// one for every ping: 2 million pings (22 MB) sent after a call's request and before its reply,
+/// without reading; then everything the client wrote, read back, holds far fewer pongs than
+/// pings (what the socket buffers took, and 1 MiB of them at most).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_pings_and_reads_nothing_gets_pongs_only_until_a_megabyte_waits() {
+    let (addr, accept) = scripted_server().await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let call: tidl_runtime::Call<u32> = client.call(Method::new("S", "m"), &1u32, &CallOptions::default());
+    let Frame::Request { id, .. } = server.recv().await else { panic!("expected the request") };
+    const PINGS: u64 = 2_000_000;
+    let mut bytes: Vec<u8> = (1..=PINGS).flat_map(raw::ping).collect();
+    bytes.extend(raw::response_ok(id, &[7]));
+    server.send(&bytes).await;
+    // The reply comes after every ping: the client has read (and answered, or not) them all.
+    assert_eq!(call.await, Ok(7));
+    drop(client);
+    let written = server.expect_closed().await;
+    let mut pongs = 0u64;
+    let mut at = 0;
+    while at + 4 <= written.len() {
+        let len = u32::from_be_bytes([written[at], written[at + 1], written[at + 2], written[at + 3]]) as usize;
+        let Some(body) = written.get(at + 4..at + 4 + len) else { break };
+        pongs += raw::parse_all(body).iter().filter(|f| matches!(f, Frame::Pong { .. })).count() as u64;
+        at += 4 + len;
+    }
+    assert!(pongs > 0, "pings are answered at first");
+    assert!(pongs < PINGS / 2, "{pongs} pongs for {PINGS} pings from a server that read nothing");
+}
