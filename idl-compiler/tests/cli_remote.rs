@@ -114,3 +114,55 @@ fn ctrl_c_cancels_the_call_and_the_handler_stops() {
     wait_for(&mut loops, |l| l.running == 0);
     assert_eq!(*loops.borrow(), Loops { running: 0, started: 1 });
 }
+
+/// A service named like reflection whose `schema` never answers.
+struct Silent;
+
+impl tidl_runtime::Service for Silent {
+    fn name(&self) -> &'static str {
+        "tidl.Reflection"
+    }
+
+    fn call(&self, method: &str, request: tidl_runtime::Incoming) -> Result<(), tidl_runtime::Incoming> {
+        match method {
+            "schema" => request.spawn(tidl_runtime::Method::new("tidl.Reflection", "schema"), |_ctx, (): ()| async {
+                std::future::pending::<Result<(), Error>>().await
+            }),
+            _ => return Err(request),
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_server_that_never_sends_its_schema_does_not_hang_the_tool() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            let server = Server::builder().register(Silent).build();
+            tx.send(server.listen("127.0.0.1:0").await.expect("bind loopback")).expect("report the address");
+            std::future::pending::<()>().await;
+        });
+    });
+    let addr: SocketAddr = rx.recv().expect("server address");
+    let mut child = tidl()
+        .args(["call", &addr.to_string(), "Example.echo", "\"hi\"", "--timeout", "300ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tidl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("tidl runs").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tidl call waited 20 s for a schema that never came");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("tidl's output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("asking the server for its schema failed"), "{stderr}");
+    assert!(stderr.contains("deadline"), "{stderr}");
+}

@@ -43,7 +43,9 @@ async fn call(
     let (schema, argument) = match (&files, early) {
         (Some(schema), Some(argument)) => (schema, argument),
         _ => {
-            served = remote::schema(out, cancel, &args.schema, &client, &args.addr).await?;
+            // The call's own timeout bounds asking for the schema too.
+            let timeout = args.timeout.map_or(remote::SCHEMA_TIMEOUT, |t| t.min(remote::SCHEMA_TIMEOUT));
+            served = remote::schema(out, cancel, &args.schema, &client, &args.addr, timeout).await?;
             let method = method(out, &served, &args.method)?;
             let argument = argument(stdin, out, cancel, &method, args.json.as_deref()).await?;
             (&served, argument)

@@ -105,18 +105,24 @@ pub(super) fn failed(out: &mut Out<'_>, what: &str, status: &Status) -> Exit {
     status_exit(status.code())
 }
 
-/// The schema: from the files given, or else from the server's reflection (through `client`).
+/// How long the server may take to send its schema, at most: a server that never answers must
+/// not hang the tool.
+pub(super) const SCHEMA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The schema: from the files given, or else from the server's reflection (through `client`),
+/// within `timeout`.
 pub(super) async fn schema(
     out: &mut Out<'_>,
     cancel: &mut Cancel<'_>,
     args: &SchemaArgs,
     client: &Client,
     addr: &str,
+    timeout: std::time::Duration,
 ) -> Result<Schema, Exit> {
     if !args.schema.is_empty() {
         return from_files(out, args);
     }
-    let reply = or_cancelled(out, cancel, client.reflection().schema(())).await?;
+    let reply = or_cancelled(out, cancel, client.reflection().timeout(timeout).schema(())).await?;
     let served = match reply {
         Ok(served) => served,
         Err(Error::Status(status)) if status.code() == Code::Unimplemented => {

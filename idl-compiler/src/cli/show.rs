@@ -94,7 +94,7 @@ async fn fetch(
         return remote::from_files(out, args);
     }
     let client = remote::connect(out, cancel, addr, tls, None).await?;
-    remote::schema(out, cancel, args, &client, addr).await
+    remote::schema(out, cancel, args, &client, addr, remote::SCHEMA_TIMEOUT).await
 }
 
 /// A usage error for a name that is not there, with the closest there is.
