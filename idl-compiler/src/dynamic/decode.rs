@@ -30,11 +30,47 @@ impl<'a> Seed<'a> {
     }
 }
 
+thread_local! {
+    /// What the JSON being built may still take: one per value, and one per byte of an
+    /// object's keys ([`decoding`]).
+    static LEFT: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+}
+
+/// Decodes with `decode` within a budget of JSON for `len` bytes of payload: a reply of a few
+/// bytes must not make a million values (an array of arrays of `()` takes no bytes at all, and
+/// every element of a list of structs repeats their field names).
+pub(crate) fn decoding<T>(len: usize, decode: impl FnOnce() -> T) -> T {
+    let budget = 1_000_000 + 64 * len as u64;
+    let before = LEFT.with(|left| left.replace(budget));
+    let result = decode();
+    LEFT.with(|left| left.set(before));
+    result
+}
+
+/// Takes `n` from the budget, or fails.
+fn spend<E: de::Error>(n: u64) -> Result<(), E> {
+    LEFT.with(|left| match left.get().checked_sub(n) {
+        Some(rest) => {
+            left.set(rest);
+            Ok(())
+        }
+        None => {
+            Err(E::custom("the value is too large to show as JSON (over a million values, or 64 per byte received)"))
+        }
+    })
+}
+
+/// One per byte of the keys of an object with `fields`.
+fn keys(fields: &[FieldDef]) -> u64 {
+    fields.iter().map(|f| f.tidl_name.len() as u64).sum()
+}
+
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
     type Value = Json;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
         let unit = self.unit;
+        spend(1)?;
         Ok(match unit.resolve(self.ty) {
             Ty::Unit => {
                 <()>::deserialize(d)?;
@@ -66,11 +102,13 @@ impl<'de> DeserializeSeed<'de> for Seed<'_> {
             }
             Ty::Named { module, name, .. } => match unit.decl(module, name).map(|decl| (&decl.kind, &decl.tidl_path)) {
                 Some((DeclKind::Struct(s), _)) if s.frozen => {
+                    spend(keys(&s.fields))?;
                     let types: Vec<Ty> = s.fields.iter().map(|f| f.ty.clone()).collect();
                     let values = Row { unit, types: &types }.deserialize(d)?;
                     object(&s.fields, values)
                 }
                 Some((DeclKind::Struct(s), path)) => {
+                    spend(keys(&s.fields))?;
                     tidl_runtime::__evolve::deserialize_struct(d, "struct", |fields| {
                         evolvable(unit, path, &s.fields, fields)
                     })?
@@ -260,5 +298,24 @@ impl<'de> Visitor<'de> for Closed<'_> {
         }
         let values = access.tuple_variant(types.len(), Row { unit: self.unit, types: &types })?;
         Ok(variant_json(&variant.name, &variant.shape, values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Source;
+    use crate::dynamic::{Part, Schema};
+
+    #[test]
+    fn a_reply_of_no_bytes_cannot_make_millions_of_json_values() {
+        let text = "service S { rpc boom() -> [[[[[(); 32]; 32]; 32]; 32]; 32]; rpc small() -> [[(); 32]; 32]; }";
+        let schema = Schema::from_files(&[Source { path: "t.tidl", text }]).unwrap();
+        // 32^5 nulls from an empty payload.
+        match schema.method("S.boom").unwrap().decode(Part::Reply, &[]) {
+            Err(err) => assert!(err.contains("too large to show as JSON"), "{err}"),
+            Ok(_) => panic!("an empty reply was shown as 32^5 nulls"),
+        }
+        let small = schema.method("S.small").unwrap().decode(Part::Reply, &[]).unwrap();
+        assert_eq!(small.as_array().map(Vec::len), Some(32));
     }
 }

@@ -313,7 +313,9 @@ impl MethodSchema<'_> {
 
     /// Decodes `bytes`, which must be all of one `part` of the method, as JSON.
     pub fn decode(&self, part: Part, bytes: &[u8]) -> Result<Json, String> {
-        tidl_runtime::payload::decode_seed(decode::Seed::new(self.unit, self.ty(part)), bytes)
+        decode::decoding(bytes.len(), || {
+            tidl_runtime::payload::decode_seed(decode::Seed::new(self.unit, self.ty(part)), bytes)
+        })
     }
 
     /// The method as the runtime calls it, with its schema, so that the server checks it
