@@ -179,42 +179,57 @@ fn signature(unit: &Unit, m: &MethodDef) -> String {
     out
 }
 
-/// The declarations `roots` use, each once, in the order first met.
+/// The declarations `roots` use, each once, in the order first met (each walked before the
+/// next type after it). Walked with a stack of its own: a chain of declarations, each holding
+/// the next, is as long as the schema a server sends makes it.
 fn used_types<'u>(unit: &'u Unit, roots: &[&'u Ty]) -> Vec<&'u Decl> {
-    fn visit<'u>(unit: &'u Unit, ty: &'u Ty, seen: &mut Vec<&'u Decl>) {
+    /// The declarations `ty` names, in order.
+    fn named_in<'u>(unit: &'u Unit, ty: &'u Ty, met: &mut Vec<&'u Decl>) {
         match ty {
-            Ty::List(e) | Ty::Option(e) | Ty::Array(e, _) => visit(unit, e, seen),
+            Ty::List(e) | Ty::Option(e) | Ty::Array(e, _) => named_in(unit, e, met),
             Ty::Map(k, v) => {
-                visit(unit, k, seen);
-                visit(unit, v, seen);
+                named_in(unit, k, met);
+                named_in(unit, v, met);
             }
-            Ty::Named { module, name, .. } | Ty::Alias { module, name } => {
-                let Some(decl) = unit.decl(module, name) else { return };
-                if seen.iter().any(|d| std::ptr::eq(*d, decl)) {
-                    return;
-                }
-                seen.push(decl);
-                match &decl.kind {
-                    DeclKind::Struct(s) => s.fields.iter().for_each(|f| visit(unit, &f.ty, seen)),
-                    DeclKind::Enum(e) => {
-                        for v in &e.variants {
-                            match &v.shape {
-                                Shape::Unit => {}
-                                Shape::Tuple(types) => types.iter().for_each(|t| visit(unit, t, seen)),
-                                Shape::Struct(fields) => fields.iter().for_each(|f| visit(unit, &f.ty, seen)),
-                            }
-                        }
-                    }
-                    DeclKind::Alias(a) => visit(unit, &a.target, seen),
-                    DeclKind::Service(_) => {}
-                }
-            }
+            Ty::Named { module, name, .. } | Ty::Alias { module, name } => met.extend(unit.decl(module, name)),
             _ => {}
         }
     }
-    let mut seen = Vec::new();
+    /// The declarations the types of `decl` name, in order.
+    fn named_by<'u>(unit: &'u Unit, decl: &'u Decl) -> Vec<&'u Decl> {
+        let mut met = Vec::new();
+        match &decl.kind {
+            DeclKind::Struct(s) => s.fields.iter().for_each(|f| named_in(unit, &f.ty, &mut met)),
+            DeclKind::Enum(e) => {
+                for v in &e.variants {
+                    match &v.shape {
+                        Shape::Unit => {}
+                        Shape::Tuple(types) => types.iter().for_each(|t| named_in(unit, t, &mut met)),
+                        Shape::Struct(fields) => fields.iter().for_each(|f| named_in(unit, &f.ty, &mut met)),
+                    }
+                }
+            }
+            DeclKind::Alias(a) => named_in(unit, &a.target, &mut met),
+            DeclKind::Service(_) => {}
+        }
+        met
+    }
+    let mut met = Vec::new();
     for ty in roots {
-        visit(unit, ty, &mut seen);
+        named_in(unit, ty, &mut met);
+    }
+    let mut seen: Vec<&'u Decl> = Vec::new();
+    let mut known: std::collections::HashSet<*const Decl> = std::collections::HashSet::new();
+    let mut stack = vec![met.into_iter()];
+    while let Some(walk) = stack.last_mut() {
+        let Some(decl) = walk.next() else {
+            stack.pop();
+            continue;
+        };
+        if known.insert(std::ptr::from_ref(decl)) {
+            seen.push(decl);
+            stack.push(named_by(unit, decl).into_iter());
+        }
     }
     seen
 }
@@ -296,5 +311,51 @@ fn deprecated(text: &mut String, deprecated: Option<&Deprecated>, indent: &str) 
         Some(Deprecated { note: Some(note) }) => {
             let _ = writeln!(text, "{indent}@deprecated({note:?})");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Source;
+    use crate::dynamic::Schema;
+    use std::fmt::Write;
+
+    fn decls_used(text: &str) -> Vec<String> {
+        let schema = Schema::from_files(&[Source { path: "t.tidl", text }]).unwrap();
+        let (unit, _, service) = schema.services().next().unwrap();
+        let roots: Vec<&Ty> = service.methods.iter().map(|m| &m.arg).collect();
+        used_types(unit, &roots).iter().map(|d| d.tidl_path.clone()).collect()
+    }
+
+    #[test]
+    fn types_are_listed_once_in_the_order_first_met_each_walked_before_the_next() {
+        let used = decls_used(
+            "struct A { b: B, d: D, again: B }\nstruct B { c: C }\nstruct C { v: u32 }\nstruct D { a: option<A> }\n\
+             service S { rpc get(A) -> u32; }",
+        );
+        assert_eq!(used, ["A", "B", "C", "D"]);
+    }
+
+    #[test]
+    fn a_chain_of_twenty_thousand_types_is_walked_on_a_small_stack() {
+        let mut text = String::new();
+        for i in 0..19_999 {
+            writeln!(text, "struct S{i} {{ a: S{} }}", i + 1).unwrap();
+        }
+        text.push_str("struct S19999 { v: u32 }\nservice Chain { rpc get(S0) -> u32; }\n");
+        let schema = Schema::from_files(&[Source { path: "t.tidl", text: &text }]).unwrap();
+        let used = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn_scoped(scope, || {
+                    let (unit, _, service) = schema.services().next().unwrap();
+                    used_types(unit, &[&service.methods[0].arg]).len()
+                })
+                .unwrap()
+                .join()
+                .expect("walking the chain overflowed its stack")
+        });
+        assert_eq!(used, 20_000);
     }
 }
