@@ -127,6 +127,8 @@ pub(crate) struct Loaded {
     pub(crate) roots: Vec<FileId>,
     /// Syntax errors, missing imports and import cycles.
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Where each file is in `files`.
+    by_id: HashMap<FileId, usize>,
 }
 
 impl Loaded {
@@ -135,7 +137,7 @@ impl Loaded {
         let mut seen = HashSet::from([root]);
         let mut stack = vec![root];
         while let Some(file) = stack.pop() {
-            if let Some(loaded) = self.files.iter().find(|f| f.id == file) {
+            if let Some(loaded) = self.by_id.get(&file).and_then(|i| self.files.get(*i)) {
                 for import in &loaded.imports {
                     if seen.insert(*import) {
                         stack.push(*import);
@@ -150,7 +152,13 @@ impl Loaded {
 /// Loads and parses `roots` and everything they import.
 pub(crate) fn load(roots: &[String], loader: &mut dyn Loader) -> Result<Loaded, Error> {
     let mut state = State {
-        loaded: Loaded { sources: SourceMap::default(), files: Vec::new(), roots: Vec::new(), diagnostics: Vec::new() },
+        loaded: Loaded {
+            sources: SourceMap::default(),
+            files: Vec::new(),
+            roots: Vec::new(),
+            diagnostics: Vec::new(),
+            by_id: HashMap::new(),
+        },
         by_path: HashMap::new(),
         stack: Vec::new(),
     };
@@ -175,76 +183,161 @@ struct State {
     stack: Vec<FileId>,
 }
 
+/// A file being loaded: its imports are resolved one after another, and an import of a file not
+/// read yet loads that file (and what it imports) before the next import.
+struct Visit {
+    id: FileId,
+    ast: ast::File,
+    dir: std::path::PathBuf,
+    /// The next import to resolve.
+    next: usize,
+    imports: Vec<FileId>,
+    missing_import: bool,
+}
+
+/// Where an import leads.
+enum Found {
+    Loaded(FileId),
+    Read(String, String),
+}
+
 impl State {
-    /// Parses the file at `path` and, recursively, what it imports.
+    /// Parses the file at `path` and what it imports, directly or not, in the order a
+    /// depth-first walk meets them, with a stack of its own: a chain of imports is as long as
+    /// the files (or a server's reflection) make it.
     fn visit(&mut self, path: &str, text: String, loader: &mut dyn Loader) -> FileId {
-        let id = self.loaded.sources.add(path, text);
-        self.by_path.insert(path.to_owned(), id);
-        let (ast, mut errors) = parser::parse(id, self.loaded.sources.text(id));
-        self.loaded.diagnostics.append(&mut errors);
-        self.stack.push(id);
-        let dir = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut imports = Vec::new();
-        let mut missing_import = false;
-        for import in &ast.imports {
-            let candidates: Vec<String> = std::iter::once(dir.join(&import.path))
+        let root = self.open(path, text);
+        let root_id = root.id;
+        let mut visits = vec![root];
+        while let Some(visit) = visits.last_mut() {
+            let Some(import) = visit.ast.imports.get(visit.next).cloned() else {
+                // All its imports are resolved: the file is loaded.
+                if let Some(done) = visits.pop() {
+                    self.stack.pop();
+                    let id = done.id;
+                    self.loaded.by_id.insert(id, self.loaded.files.len());
+                    self.loaded.files.push(LoadedFile {
+                        id,
+                        ast: done.ast,
+                        imports: done.imports,
+                        missing_import: done.missing_import,
+                    });
+                    if let Some(parent) = visits.last_mut() {
+                        parent.imports.push(id);
+                    }
+                }
+                continue;
+            };
+            visit.next += 1;
+            let candidates: Vec<String> = std::iter::once(visit.dir.join(&import.path))
                 .chain(loader.include_dirs().iter().map(|d| d.join(&import.path)))
                 .map(|p| normalize(&p))
                 .collect();
             let mut found = None;
             for candidate in &candidates {
                 if let Some(id) = self.by_path.get(candidate) {
-                    found = Some(*id);
+                    found = Some(Found::Loaded(*id));
                     break;
                 }
                 if let Ok(text) = loader.read(candidate) {
-                    found = Some(self.visit(candidate, text, loader));
+                    found = Some(Found::Read(candidate.clone(), text));
                     break;
                 }
             }
-            let Some(target) = found else {
-                let mut looked: Vec<String> = candidates
-                    .iter()
-                    .map(|c| Path::new(c).parent().map(|p| p.display().to_string()).unwrap_or_default())
-                    .map(|d| if d.is_empty() { ".".to_owned() } else { d })
-                    .collect();
-                looked.dedup();
-                let mut d = Diagnostic::error(import.span, format!("cannot find the imported file `{}`", import.path));
-                // `import "geo";` for `geo.tidl`: imports name the file, extension and all.
-                if !import.path.ends_with(".tidl") {
-                    let with_extension = format!("{}.tidl", import.path);
-                    let exists = candidates.iter().any(|c| {
-                        let c = format!("{c}.tidl");
-                        self.by_path.contains_key(&c) || loader.exists(&c)
-                    });
-                    if exists {
-                        d = d.label(format!("did you mean `\"{with_extension}\"`?"));
-                    }
+            match found {
+                None => {
+                    visit.missing_import = true;
+                    self.report_missing(&import, &candidates, loader);
                 }
-                self.loaded.diagnostics.push(d.help(format!("looked in: {}", looked.join(", "))));
-                missing_import = true;
-                continue;
-            };
-            if let Some(start) = self.stack.iter().position(|f| *f == target) {
-                let mut chain: Vec<&str> = self.stack[start..].iter().map(|f| self.loaded.sources.path(*f)).collect();
-                chain.push(self.loaded.sources.path(target));
-                self.loaded.diagnostics.push(
-                    Diagnostic::error(import.span, format!("import cycle: {}", chain.join(" -> "))).help(
-                        "files cannot import each other in a circle; move what they share into a file both import",
-                    ),
-                );
+                Some(Found::Loaded(target)) => {
+                    if let Some(start) = self.stack.iter().position(|f| *f == target) {
+                        let mut chain: Vec<&str> =
+                            self.stack[start..].iter().map(|f| self.loaded.sources.path(*f)).collect();
+                        chain.push(self.loaded.sources.path(target));
+                        self.loaded
+                            .diagnostics
+                            .push(Diagnostic::error(import.span, format!("import cycle: {}", chain.join(" -> "))).help(
+                            "files cannot import each other in a circle; move what they share into a file both import",
+                        ));
+                    }
+                    visit.imports.push(target);
+                }
+                // Loaded now, before the next import; added to this file's imports when done.
+                Some(Found::Read(path, text)) => {
+                    let child = self.open(&path, text);
+                    visits.push(child);
+                }
             }
-            imports.push(target);
         }
-        self.stack.pop();
-        self.loaded.files.push(LoadedFile { id, ast, imports, missing_import });
-        id
+        root_id
+    }
+
+    /// Adds and parses the file at `path`, and marks it as being loaded.
+    fn open(&mut self, path: &str, text: String) -> Visit {
+        let id = self.loaded.sources.add(path, text);
+        self.by_path.insert(path.to_owned(), id);
+        let (ast, mut errors) = parser::parse(id, self.loaded.sources.text(id));
+        self.loaded.diagnostics.append(&mut errors);
+        self.stack.push(id);
+        let dir = Path::new(path).parent().map(Path::to_path_buf).unwrap_or_default();
+        Visit { id, ast, dir, next: 0, imports: Vec::new(), missing_import: false }
+    }
+
+    /// Reports an import found in none of `candidates`.
+    fn report_missing(&mut self, import: &ast::Import, candidates: &[String], loader: &mut dyn Loader) {
+        let mut looked: Vec<String> = candidates
+            .iter()
+            .map(|c| Path::new(c).parent().map(|p| p.display().to_string()).unwrap_or_default())
+            .map(|d| if d.is_empty() { ".".to_owned() } else { d })
+            .collect();
+        looked.dedup();
+        let mut d = Diagnostic::error(import.span, format!("cannot find the imported file `{}`", import.path));
+        // `import "geo";` for `geo.tidl`: imports name the file, extension and all.
+        if !import.path.ends_with(".tidl") {
+            let with_extension = format!("{}.tidl", import.path);
+            let exists = candidates.iter().any(|c| {
+                let c = format!("{c}.tidl");
+                self.by_path.contains_key(&c) || loader.exists(&c)
+            });
+            if exists {
+                d = d.label(format!("did you mean `\"{with_extension}\"`?"));
+            }
+        }
+        self.loaded.diagnostics.push(d.help(format!("looked in: {}", looked.join(", "))));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_of_twenty_thousand_imports_loads_on_a_small_stack_in_order() {
+        const FILES: usize = 20_000;
+        let texts: Vec<(String, String)> = (0..FILES)
+            .map(|i| {
+                let text = if i + 1 < FILES { format!("import \"f{}.tidl\";\n", i + 1) } else { String::new() };
+                (format!("f{i}.tidl"), text)
+            })
+            .collect();
+        let sources: Vec<crate::Source<'_>> = texts.iter().map(|(path, text)| crate::Source { path, text }).collect();
+        let loaded = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn_scoped(scope, || {
+                    let mut memory = MemoryLoader::new(&sources, &[]);
+                    load(&["f0.tidl".to_owned()], &mut memory).expect("loads")
+                })
+                .expect("a thread")
+                .join()
+                .expect("loading the chain overflowed its stack")
+        });
+        assert!(loaded.diagnostics.is_empty());
+        assert_eq!(loaded.files.len(), FILES);
+        // Each file is done once what it imports is: the last of the chain first.
+        assert_eq!(loaded.sources.path(loaded.files[0].id), "f19999.tidl");
+        assert_eq!(loaded.closure(loaded.roots[0]).len(), FILES);
+    }
 
     #[test]
     fn paths_are_normalised_lexically() {

@@ -193,6 +193,12 @@ impl Schema {
     /// A schema of one unit per group of files (what reflection serves), each counting only the
     /// services named with it.
     pub(crate) fn from_served(groups: &[(Vec<Source<'_>>, HashSet<String>)]) -> Result<Schema, Error> {
+        let files: usize = groups.iter().map(|(files, _)| files.len()).sum();
+        if files > MAX_SERVED_FILES {
+            return Err(Error::config(format!(
+                "the server serves {files} .tidl files, more than the {MAX_SERVED_FILES} this tool compiles"
+            )));
+        }
         let units = groups
             .iter()
             .map(|(files, services)| Unit::from_files(files, Some(services.clone())))
@@ -200,6 +206,10 @@ impl Schema {
         Ok(Schema { units })
     }
 }
+
+/// The most `.tidl` files a server's reflection may serve: compiling each root's imports costs
+/// up to the whole import graph, so files served by the ten thousand cost that squared.
+const MAX_SERVED_FILES: usize = 4096;
 
 impl Unit {
     fn new(model: Model, served: Option<HashSet<String>>) -> Unit {
@@ -353,3 +363,16 @@ impl MethodSchema<'_> {
 /// Runtime methods made so far, by service, method and descriptor: each is leaked once.
 #[allow(clippy::type_complexity)]
 static INTERNED: Mutex<Option<HashMap<(String, String, Vec<u8>), tidl_runtime::Method>>> = Mutex::new(None);
+
+#[cfg(test)]
+mod served_tests {
+    use super::*;
+
+    #[test]
+    fn a_server_serving_more_files_than_the_tool_compiles_is_refused() {
+        let paths: Vec<String> = (0..=MAX_SERVED_FILES).map(|i| format!("f{i}.tidl")).collect();
+        let files: Vec<Source<'_>> = paths.iter().map(|path| Source { path, text: "" }).collect();
+        let Err(e) = Schema::from_served(&[(files, HashSet::new())]) else { panic!("4,097 files compiled") };
+        assert!(e.to_string().contains("serves 4097 .tidl files, more than the 4096"), "{e}");
+    }
+}
