@@ -21,7 +21,8 @@ pub(crate) type EmbeddedFile = (String, String);
 /// errors: every import was found.
 pub(crate) fn embed(loaded: &Loaded, roots: &[FileId], closure: &HashSet<FileId>) -> Vec<EmbeddedFile> {
     let mut order: Vec<FileId> = roots.to_vec();
-    let mut rest: Vec<FileId> = closure.iter().copied().filter(|f| !roots.contains(f)).collect();
+    let root_set: HashSet<FileId> = roots.iter().copied().collect();
+    let mut rest: Vec<FileId> = closure.iter().copied().filter(|f| !root_set.contains(f)).collect();
     rest.sort_unstable();
     order.extend(rest);
     let paths: Vec<&str> = order.iter().map(|f| loaded.sources.path(*f)).collect();
@@ -32,7 +33,7 @@ pub(crate) fn embed(loaded: &Loaded, roots: &[FileId], closure: &HashSet<FileId>
     order
         .iter()
         .filter_map(|&id| {
-            let file = loaded.files.iter().find(|f| f.id == id)?;
+            let file = loaded.file(id)?;
             let own = relative(id);
             let dir = &own[..own.len().saturating_sub(1)];
             // Rewritten from the last import to the first, so that earlier spans stay valid.

@@ -132,12 +132,17 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
+    /// The loaded file `id`.
+    pub(crate) fn file(&self, id: FileId) -> Option<&LoadedFile> {
+        self.by_id.get(&id).and_then(|i| self.files.get(*i))
+    }
+
     /// `root` and every file it imports, directly or not.
     pub(crate) fn closure(&self, root: FileId) -> HashSet<FileId> {
         let mut seen = HashSet::from([root]);
         let mut stack = vec![root];
         while let Some(file) = stack.pop() {
-            if let Some(loaded) = self.by_id.get(&file).and_then(|i| self.files.get(*i)) {
+            if let Some(loaded) = self.file(file) {
                 for import in &loaded.imports {
                     if seen.insert(*import) {
                         stack.push(*import);
