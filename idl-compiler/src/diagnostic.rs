@@ -313,11 +313,19 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// The candidate closest to `name`, if it is close enough to be a likely typo.
+/// Names longer than this get no suggestion: the distance costs the product of two lengths.
+const SUGGEST_MAX_LEN: usize = 128;
+
+/// The candidate closest to `name`, if it is close enough to be a likely typo. Candidates whose
+/// length alone puts them too far are not measured.
 pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if name.len() > SUGGEST_MAX_LEN {
+        return None;
+    }
     let lower = name.to_lowercase();
     candidates
         .into_iter()
+        .filter(|c| c.len() <= SUGGEST_MAX_LEN && name.len().abs_diff(c.len()) <= (name.len().max(c.len()) / 3).max(1))
         .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
         .min_by_key(|(d, c)| (*d, *c))
@@ -327,6 +335,13 @@ pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_too_long_to_measure_gets_no_suggestion_and_lengths_alone_rule_out_far_ones() {
+        let long = "a".repeat(1_000_000);
+        assert_eq!(suggest(&long, [long.as_str()]), None);
+        assert_eq!(suggest("Pont", ["Point", "PointOfSaleTerminal"]), Some("Point"));
+    }
 
     #[test]
     fn primary_and_secondary_labels_render_like_rustc() {
