@@ -278,12 +278,19 @@ pub(crate) fn render_all_then(diagnostics: &[Diagnostic], sources: &SourceMap, a
     out
 }
 
-/// Renders several diagnostics, each followed by a blank line, with no summary.
+/// The most diagnostics rendered at once; a note counts the rest.
+const MAX_RENDERED: usize = 100;
+
+/// Renders several diagnostics (at most [`MAX_RENDERED`]), each followed by a blank line, with
+/// no summary.
 pub(crate) fn render_each(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
     let mut out = String::new();
-    for d in diagnostics {
+    for d in diagnostics.iter().take(MAX_RENDERED) {
         out.push_str(&d.render(sources));
         out.push('\n');
+    }
+    if diagnostics.len() > MAX_RENDERED {
+        let _ = writeln!(out, "note: {} more diagnostics are not shown\n", diagnostics.len() - MAX_RENDERED);
     }
     out
 }
@@ -335,6 +342,18 @@ pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_a_hundred_diagnostics_are_rendered() {
+        let mut sources = SourceMap::default();
+        let file = sources.add("a.tidl", "struct A {}\n");
+        let many: Vec<Diagnostic> =
+            (0..150).map(|i| Diagnostic::error(Span::new(file, 7, 8), format!("e{i}"))).collect();
+        let out = render_all(&many, &sources);
+        assert!(out.contains("error: e99\n") && !out.contains("error: e100\n"), "{out}");
+        assert!(out.contains("note: 50 more diagnostics are not shown"), "{out}");
+        assert!(out.ends_with("due to 150 previous errors\n"), "{out}");
+    }
 
     #[test]
     fn a_name_too_long_to_measure_gets_no_suggestion_and_lengths_alone_rule_out_far_ones() {

@@ -496,9 +496,11 @@ impl Config {
         }
         if diagnostics.iter().any(Diagnostic::is_error) {
             diagnostics.sort_by_key(Diagnostic::span);
+            // Sorted by span: a duplicate can only be among those of the same span, at the end.
             let mut unique: Vec<Diagnostic> = Vec::with_capacity(diagnostics.len());
             for d in diagnostics {
-                if !unique.contains(&d) {
+                let same_span = unique.iter().rev().take_while(|u| u.span() == d.span());
+                if !same_span.into_iter().any(|u| *u == d) {
                     unique.push(d);
                 }
             }
