@@ -166,3 +166,47 @@ fn a_server_that_never_sends_its_schema_does_not_hang_the_tool() {
     assert!(stderr.contains("asking the server for its schema failed"), "{stderr}");
     assert!(stderr.contains("deadline"), "{stderr}");
 }
+
+/// A service whose `say` fails with a status carrying terminal escape sequences.
+struct Evil;
+
+impl tidl_runtime::Service for Evil {
+    fn name(&self) -> &'static str {
+        "Evil"
+    }
+
+    fn call(&self, method: &str, request: tidl_runtime::Incoming) -> Result<(), tidl_runtime::Incoming> {
+        match method {
+            "say" => request.spawn(tidl_runtime::Method::new("Evil", "say"), |_ctx, (): ()| async {
+                let message = "\u{1b}]52;c;aGVsbG8=\u{7}\u{1b}[2Jgotcha\u{9b}";
+                Err::<String, Error>(Error::Status(tidl_runtime::Status::new(tidl_runtime::Code::Internal, message)))
+            }),
+            _ => return Err(request),
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn text_from_the_server_reaches_the_terminal_with_its_control_characters_escaped() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
+        runtime.block_on(async move {
+            let server = Server::builder().register(Evil).build();
+            tx.send(server.listen("127.0.0.1:0").await.expect("bind loopback")).expect("report the address");
+            std::future::pending::<()>().await;
+        });
+    });
+    let addr: SocketAddr = rx.recv().expect("server address");
+    let schema = std::env::temp_dir().join(format!("evil-{}.tidl", std::process::id()));
+    std::fs::write(&schema, "service Evil { rpc say() -> string; }\n").expect("write the schema");
+    let out = tidl().args(["call", &addr.to_string(), "Evil.say", "--schema"]).arg(&schema).output().expect("run tidl");
+    let _ = std::fs::remove_file(&schema);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\u{9b}']), "a control character reached the terminal: {text:?}");
+    }
+    assert!(stderr.contains("\\u{1b}]52;c;aGVsbG8=\\u{7}\\u{1b}[2Jgotcha\\u{9b}"), "{stderr}");
+}

@@ -100,9 +100,21 @@ fn tls_connector(addr: &str, ca: &Path, tls: &TlsArgs) -> Result<TlsConnector<Tc
 /// error) and returns the exit status: 64 and the code's number.
 pub(super) fn failed(out: &mut Out<'_>, what: &str, status: &Status) -> Exit {
     let json = serde_json::json!({ "code": format!("{:?}", status.code()), "message": status.message() });
-    let _ = writeln!(out.stdout, "{json}");
-    let _ = writeln!(out.stderr, "error: {what} failed: {status}");
+    let _ = writeln!(out.stdout, "{}", printable(&json.to_string()));
+    let _ = writeln!(out.stderr, "error: {what} failed: {}", printable(&status.to_string()));
     status_exit(status.code())
+}
+
+/// `text` (which may come from a server) with its control characters but line breaks and tabs
+/// shown escaped (`\u{1b}`), so that it cannot move the terminal's cursor, change its colours
+/// or set its clipboard. JSON escapes most of them itself, but not DEL or the C1 controls.
+pub(super) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
 }
 
 /// How long the server may take to send its schema, at most: a server that never answers must
@@ -135,7 +147,7 @@ pub(super) async fn schema(
         }
         Err(Error::Status(status)) => return Err(failed(out, "asking the server for its schema", &status)),
         Err(Error::App(message)) => {
-            let _ = writeln!(out.stderr, "error: asking {addr} for its schema failed: {message}");
+            let _ = writeln!(out.stderr, "error: asking {addr} for its schema failed: {}", printable(&message));
             return Err(FAILED);
         }
     };
@@ -148,7 +160,11 @@ pub(super) async fn schema(
         })
         .collect();
     Schema::from_served(&groups).map_err(|e| {
-        let _ = writeln!(out.stderr, "{e}\nerror: the schema {addr} serves does not compile (is it a tidl server?)");
+        let _ = writeln!(
+            out.stderr,
+            "{}\nerror: the schema {addr} serves does not compile (is it a tidl server?)",
+            printable(&e.to_string())
+        );
         FAILED
     })
 }

@@ -29,7 +29,7 @@ pub(super) async fn list(io: Io<'_>, args: ListArgs, mut cancel: Cancel<'_>) -> 
         }
         service_block(&mut text, unit, decl, service, &service.methods.iter().collect::<Vec<_>>(), false);
     }
-    let _ = out.stdout.write_all(text.as_bytes());
+    let _ = out.stdout.write_all(super::remote::printable(&text).as_bytes());
     OK
 }
 
@@ -78,7 +78,7 @@ fn finish(out: &mut Out<'_>, unit: &Unit, roots: &[&Ty], mut text: String) -> u8
         }
         declaration(&mut text, unit, decl);
     }
-    let _ = out.stdout.write_all(text.as_bytes());
+    let _ = out.stdout.write_all(super::remote::printable(&text).as_bytes());
     OK
 }
 
