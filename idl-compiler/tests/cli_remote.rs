@@ -209,4 +209,7 @@ fn text_from_the_server_reaches_the_terminal_with_its_control_characters_escaped
         assert!(!text.contains(['\u{1b}', '\u{7}', '\u{9b}']), "a control character reached the terminal: {text:?}");
     }
     assert!(stderr.contains("\\u{1b}]52;c;aGVsbG8=\\u{7}\\u{1b}[2Jgotcha\\u{9b}"), "{stderr}");
+    // Standard output stays JSON, with the same message.
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON on standard output");
+    assert_eq!(json["message"], "\u{1b}]52;c;aGVsbG8=\u{7}\u{1b}[2Jgotcha\u{9b}");
 }

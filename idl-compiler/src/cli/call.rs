@@ -224,7 +224,7 @@ impl Call<'_> {
     /// Prints one item of a stream from the server, on a line of its own.
     fn item(&self, out: &mut Out<'_>, bytes: &[u8]) -> Result<(), Exit> {
         let json = self.decode(out, Part::Reply, bytes)?;
-        let _ = writeln!(out.stdout, "{}", remote::printable(&json.to_string()));
+        let _ = writeln!(out.stdout, "{}", remote::printable_json(&json.to_string()));
         let _ = out.stdout.flush();
         Ok(())
     }
@@ -255,7 +255,7 @@ impl Call<'_> {
 
     fn print(&self, out: &mut Out<'_>, json: &Json) {
         let text = if self.compact { json.to_string() } else { format!("{json:#}") };
-        let _ = writeln!(out.stdout, "{}", remote::printable(&text));
+        let _ = writeln!(out.stdout, "{}", remote::printable_json(&text));
         let _ = out.stdout.flush();
     }
 

@@ -100,21 +100,31 @@ fn tls_connector(addr: &str, ca: &Path, tls: &TlsArgs) -> Result<TlsConnector<Tc
 /// error) and returns the exit status: 64 and the code's number.
 pub(super) fn failed(out: &mut Out<'_>, what: &str, status: &Status) -> Exit {
     let json = serde_json::json!({ "code": format!("{:?}", status.code()), "message": status.message() });
-    let _ = writeln!(out.stdout, "{}", printable(&json.to_string()));
+    let _ = writeln!(out.stdout, "{}", printable_json(&json.to_string()));
     let _ = writeln!(out.stderr, "error: {what} failed: {}", printable(&status.to_string()));
     status_exit(status.code())
 }
 
 /// `text` (which may come from a server) with its control characters but line breaks and tabs
 /// shown escaped (`\u{1b}`), so that it cannot move the terminal's cursor, change its colours
-/// or set its clipboard. JSON escapes most of them itself, but not DEL or the C1 controls.
+/// or set its clipboard.
 pub(super) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    escape_controls(text, |c| c.escape_unicode().to_string())
+}
+
+/// JSON text with the control characters serde_json leaves as they are (DEL and the C1
+/// controls, which can only be inside its strings) escaped as JSON escapes them (`\u009b`): the
+/// same value, harmless on a terminal.
+pub(super) fn printable_json(json: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(json, |c| format!("\\u{:04x}", u32::from(c)))
+}
+
+fn escape_controls(text: &str, escape: impl Fn(char) -> String) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(control) {
         return std::borrow::Cow::Borrowed(text);
     }
-    text.chars()
-        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
-        .collect()
+    text.chars().map(|c| if control(c) { escape(c) } else { c.to_string() }).collect()
 }
 
 /// How long the server may take to send its schema, at most: a server that never answers must
