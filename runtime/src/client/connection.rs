@@ -86,6 +86,9 @@ impl Conn {
         let status = tokio::select! {
             biased;
             () = self.closing.cancelled() => Status::unavailable("the client was closed"),
+            () = self.failed.cancelled() => {
+                Status::unavailable(format!("writing to {} failed; closed the connection", self.name))
+            }
             status = self.read(&mut read) => status,
         };
         if !self.closing.is_cancelled() {

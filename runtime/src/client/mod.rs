@@ -326,6 +326,9 @@ impl Client {
                 if let Err(e) = conn.link.outbox.run_writer(write, conn.failed.clone(), busy).await {
                     let status = Status::unavailable(format!("writing to {} failed: {e}", conn.name)).with_source(e);
                     conn.in_flight.fail_all(&status);
+                    // The reader stops too, and the connection is retired (an `Endpoint`
+                    // connects again): a server that reads nothing may still be sending.
+                    conn.failed.cancel();
                 }
             }
         });

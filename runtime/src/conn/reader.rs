@@ -268,8 +268,9 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Re
     match header {
         Header::Ping { nonce } => {
             // A peer that pings and reads nothing gets no more pongs once this much waits for
-            // it: it would not see them anyway, and they must not pile up without bound.
-            if side.link().outbox.queued() < PONG_ROOM {
+            // it: it would not see them anyway, and they must not pile up without bound. The
+            // ping that follows a GoAway is always answered: the server closes on its pong.
+            if side.link().outbox.queued() < PONG_ROOM || nonce == crate::wire::GOAWAY_PING {
                 let _ = side.link().outbox.push_header(&Header::Pong { nonce });
             }
             Ok(())

@@ -31,9 +31,6 @@ use tokio_util::sync::CancellationToken;
 /// thousands of bytes, and parsing one allocates per byte.
 const MAX_DESCRIPTOR_LEN: usize = 64 * 1024;
 
-/// The nonce of the ping that follows a GoAway (keepalive nonces count up from 1).
-const GOAWAY_PING: u64 = u64::MAX;
-
 /// The protocol minor version that added `Outcome::Refused`.
 const REFUSED_MINOR: u8 = 3;
 
@@ -518,7 +515,7 @@ impl Conn {
         if !self.goaway_sent.swap(true, Ordering::SeqCst) {
             let _ =
                 self.link.outbox.push_header(&Header::GoAway { code: Code::Unavailable.as_u16(), message: why.into() });
-            let _ = self.link.outbox.push_header(&Header::Ping { nonce: GOAWAY_PING });
+            let _ = self.link.outbox.push_header(&Header::Ping { nonce: crate::wire::GOAWAY_PING });
         }
     }
 }
@@ -613,7 +610,7 @@ impl Side for Arc<Conn> {
     }
 
     fn on_pong(&self, nonce: u64) {
-        if nonce == GOAWAY_PING && self.goaway_sent.load(Ordering::SeqCst) {
+        if nonce == crate::wire::GOAWAY_PING && self.goaway_sent.load(Ordering::SeqCst) {
             self.goaway_seen.store(true, Ordering::SeqCst);
         }
     }

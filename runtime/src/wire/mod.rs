@@ -17,5 +17,9 @@ pub(crate) use header::{Header, MAX_METADATA_ENTRIES, MetadataEntries, Outcome};
 /// Bytes in the length prefix of every frame.
 pub(crate) const LEN_PREFIX: usize = 4;
 
+/// The nonce of the ping that follows a GoAway (keepalive nonces count up from 1): the server
+/// closes the connection once its pong is back.
+pub(crate) const GOAWAY_PING: u64 = u64::MAX;
+
 /// The default maximum frame length (8 MiB), excluding the length prefix.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 8 * 1024 * 1024;

@@ -98,3 +98,57 @@ async fn a_server_that_pings_and_reads_nothing_gets_pongs_only_until_a_megabyte_
     assert!(pongs > 0, "pings are answered at first");
     assert!(pongs < PINGS / 2, "{pongs} pongs for {PINGS} pings from a server that read nothing");
 }
+
+/// The ping that follows a GoAway is answered however much the client has queued: the server
+/// closes the connection on its pong. 12 MiB of requests wait (the server reads nothing until
+/// it has sent the GoAway), then the pong comes after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ping_after_a_goaway_is_answered_however_much_is_queued() {
+    let (addr, accept) = scripted_server().await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let big = tidl_runtime::bytes::Bytes::from(vec![7u8; 6 << 20]);
+    let calls: Vec<tidl_runtime::Call<()>> =
+        (0..2).map(|_| client.call(Method::new("S", "m"), &big, &CallOptions::default())).collect();
+    // The client has queued both once the first request's header arrives... the GoAway goes
+    // out while most of the 12 MiB still waits on the client's side.
+    let frames = [raw::goaway(14, "draining"), raw::ping(u64::MAX)].concat();
+    server.send(&frames).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no pong to the GoAway's ping");
+        if let Frame::Pong { nonce: u64::MAX } = server.recv().await {
+            break;
+        }
+    }
+    drop(calls);
+}
+
+/// A server that reads nothing but keeps sending is given up on by the client too: once the
+/// socket has taken no bytes for keepalive_interval + keepalive_timeout, the connection is
+/// retired (not only its calls failed), so an `Endpoint` would connect again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gives_up_on_a_server_that_reads_nothing_and_keeps_sending() {
+    let (addr, accept) = scripted_server().await;
+    let mut config = ClientConfig::default();
+    config.keepalive_interval = Some(Duration::from_millis(200));
+    config.keepalive_timeout = Duration::from_millis(200);
+    let client = Client::dial_with(addr, config).await.expect("dial");
+    let server = accept.await.expect("accepted");
+    let Raw { stream } = server;
+    let (_read, mut write) = stream.into_split();
+    // 16 MiB of requests, more than the sockets hold: the client's writer waits.
+    let big = tidl_runtime::bytes::Bytes::from(vec![7u8; 4 << 20]);
+    let calls: Vec<tidl_runtime::Call<()>> =
+        (0..4).map(|_| client.call(Method::new("S", "m"), &big, &CallOptions::default())).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut nonce = 0;
+    while client.is_open() {
+        assert!(std::time::Instant::now() < deadline, "the client kept a server that read nothing for 10 s");
+        nonce += 1;
+        let ping = raw::ping(nonce);
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut write, &ping).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(calls);
+}

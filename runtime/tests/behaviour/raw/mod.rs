@@ -69,6 +69,11 @@ pub fn response_ok(id: u64, payload: &[u8]) -> Vec<u8> {
     frame(&[vec![2], varint(id), vec![0], payload.to_vec()].concat())
 }
 
+/// A GoAway frame with `code` and `message`.
+pub fn goaway(code: u16, message: &str) -> Vec<u8> {
+    frame(&[vec![5], varint(u64::from(code)), string(message)].concat())
+}
+
 /// A ping frame.
 pub fn ping(nonce: u64) -> Vec<u8> {
     frame(&[vec![3], varint(nonce)].concat())
