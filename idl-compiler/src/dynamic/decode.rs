@@ -47,17 +47,28 @@ pub(crate) fn decoding<T>(len: usize, decode: impl FnOnce() -> T) -> T {
     result
 }
 
+/// Why a value is not shown.
+const TOO_LARGE: &str = "the value is too large to show as JSON (over a million values, or 64 per byte received)";
+
 /// Takes `n` from the budget, or fails.
 fn spend<E: de::Error>(n: u64) -> Result<(), E> {
+    spend_or(n).map_err(E::custom)
+}
+
+/// [`spend`], for code that fails with a `String`.
+fn spend_or(n: u64) -> Result<(), String> {
     LEFT.with(|left| match left.get().checked_sub(n) {
         Some(rest) => {
             left.set(rest);
             Ok(())
         }
-        None => {
-            Err(E::custom("the value is too large to show as JSON (over a million values, or 64 per byte received)"))
-        }
+        None => Err(TOO_LARGE.to_owned()),
     })
+}
+
+/// What a variant's JSON costs beyond its values: its name, and its fields' names.
+fn variant_cost(name: &str, shape: &Shape) -> u64 {
+    name.len() as u64 + if let Shape::Struct(fields) = shape { keys(fields) } else { 0 }
 }
 
 /// One per byte of the keys of an object with `fields`.
@@ -120,6 +131,7 @@ impl<'de> DeserializeSeed<'de> for Seed<'_> {
                         };
                         let types = shape_types(&variant.shape);
                         let values = payload.decode_seed(Row { unit, types: &types })?;
+                        spend_or(variant_cost(&variant.name, &variant.shape))?;
                         Ok(variant_json(&variant.name, &variant.shape, values))
                     })?
                 }
@@ -143,7 +155,11 @@ fn evolvable(
         let value = match reader.next_seed(Seed { unit, ty: &field.ty })? {
             Some(value) => value,
             None => match &field.default {
-                Some(default) => literal(default),
+                Some(default) => {
+                    let value = literal(default);
+                    spend_or(1 + value.as_str().map_or(0, |text| text.len() as u64))?;
+                    value
+                }
                 None => {
                     return Err(format!(
                         "the field `{}` of `{owner}` is missing: the peer's schema does not have it, and it has no default",
@@ -291,6 +307,7 @@ impl<'de> Visitor<'de> for Closed<'_> {
         let variant = self.e.variants.get(index as usize).ok_or_else(|| {
             de::Error::custom(format!("`{}` has no variant {index} (it has {})", self.e.name, self.e.variants.len()))
         })?;
+        spend(variant_cost(&variant.name, &variant.shape))?;
         let types = shape_types(&variant.shape);
         if types.is_empty() {
             access.unit_variant()?;
@@ -305,6 +322,20 @@ impl<'de> Visitor<'de> for Closed<'_> {
 mod tests {
     use crate::Source;
     use crate::dynamic::{Part, Schema};
+
+    #[test]
+    fn long_variant_names_count_against_the_budget() {
+        // 100,000 one-byte elements, each naming a variant of 10,000 bytes: a gigabyte of JSON.
+        let name = format!("V{}", "x".repeat(9_999));
+        let text = format!("enum E {{ {name} }}\nservice S {{ rpc many() -> list<E>; }}");
+        let schema = Schema::from_files(&[Source { path: "t.tidl", text: &text }]).unwrap();
+        let mut reply = tidl_runtime::payload::encode(&(100_000u64)).unwrap().to_vec();
+        reply.extend(std::iter::repeat_n(0u8, 100_000));
+        match schema.method("S.many").unwrap().decode(Part::Reply, &reply) {
+            Err(err) => assert!(err.contains("too large to show as JSON"), "{err}"),
+            Ok(_) => panic!("100,000 variant names of 10 KB were shown"),
+        }
+    }
 
     #[test]
     fn a_reply_of_no_bytes_cannot_make_millions_of_json_values() {
