@@ -85,7 +85,7 @@ pub struct ClientConfig {
     /// read them, or the network is) beyond which a new call waits for room, within its
     /// deadline, or fails at once with `ResourceExhausted` (see [`when_full`](Self::when_full)),
     /// so that a client making calls faster than they can go out does not grow without bound.
-    /// Default: 16 MiB.
+    /// A stream's sender waits too, whatever credit the server has granted. Default: 16 MiB.
     pub max_queued_request_bytes: usize,
     /// What a call does when [`max_queued_request_bytes`](Self::max_queued_request_bytes) are
     /// queued. Default: [`WhenFull::Wait`].
@@ -376,6 +376,12 @@ impl Client {
     /// The connection's outbox.
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.handle.conn.link.outbox
+    }
+
+    /// Bytes this client queues for the server at most before a sender waits
+    /// ([`ClientConfig::max_queued_request_bytes`]).
+    pub(crate) fn queue_limit(&self) -> usize {
+        self.handle.conn.config.max_queued_request_bytes
     }
 
     /// Starts a streaming call of `method` whose request payload `arg` is; `Err` if the

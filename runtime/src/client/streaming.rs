@@ -312,6 +312,9 @@ impl<T: Serialize + 'static> RequestSink<T> {
                 open.method
             )));
         }
+        // Credit is the server's word; what waits in this client's queue is bounded here too
+        // (a server may grant without end and read nothing).
+        open.client.outbox().wait_below(open.client.queue_limit()).await;
         match open.stream.send_item(open.client.outbox(), open.id, &item) {
             Ok(()) => Ok(()),
             Err(PushError::Closed) => {

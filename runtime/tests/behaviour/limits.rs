@@ -279,3 +279,32 @@ fn a_client_that_stops_reading_is_dropped_once_its_socket_takes_nothing_for_the_
         assert!(matches!(other.recv().await, Frame::ResponseOk { id: 1, .. }));
     });
 }
+
+/// A server that grants a client stream all the credit there is and reads nothing does not make
+/// the client queue without end: a sender waits once `max_queued_request_bytes` (16 MiB) are
+/// queued, as a unary call does. 1,000 items of 64 KiB (64 MB) are offered; the sender is still
+/// waiting after 2 s, well short of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stream_queues_no_more_than_the_queue_limit_whatever_credit_the_server_grants() {
+    let (addr, accept) = scripted_server().await;
+    let client = Client::dial(addr).await.expect("dial");
+    let mut server = accept.await.expect("accepted");
+    let (mut sink, reply) = client.client_stream::<Bytes, u64, String>(Method::new("S", "up"), &CallOptions::default());
+    let item = Bytes::from(vec![7u8; 64 * 1024]);
+    sink.send(item.clone()).await.expect("the first item, within the initial window");
+    let id = match server.recv().await {
+        Frame::Request { id, .. } => id,
+        other => panic!("expected the stream's request, got {other:?}"),
+    };
+    server.send(&raw::credit(id, u64::MAX)).await;
+    let mut sent = 1u32;
+    let sending = async {
+        while sent < 1_000 {
+            sink.send(item.clone()).await.expect("sent");
+            sent += 1;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), sending).await;
+    assert!(sent < 500, "{sent} items of 64 KiB queued for a server that reads nothing");
+    drop((reply, server));
+}
