@@ -54,18 +54,25 @@ impl services::Example for Example {
 fn serve() -> (SocketAddr, watch::Receiver<Loops>) {
     let loops = watch::Sender::new(Loops::default());
     let seen = loops.subscribe();
+    let addr = serve_alone(move || {
+        Server::builder().register(services::ExampleServer::new(Example { loops })).reflection().build()
+    });
+    (addr, seen)
+}
+
+/// Serves the server `build` makes on a runtime of its own, in a thread of its own.
+fn serve_alone(build: impl FnOnce() -> Server + Send + 'static) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
         runtime.block_on(async move {
-            let server =
-                Server::builder().register(services::ExampleServer::new(Example { loops })).reflection().build();
+            let server = build();
             tx.send(server.listen("127.0.0.1:0").await.expect("bind loopback")).expect("report the address");
             std::future::pending::<()>().await;
         });
     });
-    (rx.recv().expect("server address"), seen)
+    rx.recv().expect("server address")
 }
 
 fn tidl() -> Command {
@@ -136,17 +143,7 @@ impl tidl_runtime::Service for Silent {
 
 #[test]
 fn a_server_that_never_sends_its_schema_does_not_hang_the_tool() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
-        runtime.block_on(async move {
-            let server = Server::builder().register(Silent).build();
-            tx.send(server.listen("127.0.0.1:0").await.expect("bind loopback")).expect("report the address");
-            std::future::pending::<()>().await;
-        });
-    });
-    let addr: SocketAddr = rx.recv().expect("server address");
+    let addr = serve_alone(|| Server::builder().register(Silent).build());
     let mut child = tidl()
         .args(["call", &addr.to_string(), "Example.echo", "\"hi\"", "--timeout", "300ms"])
         .stdout(Stdio::piped())
@@ -189,17 +186,7 @@ impl tidl_runtime::Service for Evil {
 
 #[test]
 fn text_from_the_server_reaches_the_terminal_with_its_control_characters_escaped() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("server runtime");
-        runtime.block_on(async move {
-            let server = Server::builder().register(Evil).build();
-            tx.send(server.listen("127.0.0.1:0").await.expect("bind loopback")).expect("report the address");
-            std::future::pending::<()>().await;
-        });
-    });
-    let addr: SocketAddr = rx.recv().expect("server address");
+    let addr = serve_alone(|| Server::builder().register(Evil).build());
     let schema = std::env::temp_dir().join(format!("evil-{}.tidl", std::process::id()));
     std::fs::write(&schema, "service Evil { rpc say() -> string; }\n").expect("write the schema");
     let out = tidl().args(["call", &addr.to_string(), "Evil.say", "--schema"]).arg(&schema).output().expect("run tidl");

@@ -382,6 +382,25 @@ impl ScriptedClient {
 
     /// A ping barrier: the pong comes after every frame queued before the server read the
     /// ping, so every credit the handlers' takes earned must have arrived by then.
+    /// Pings (a write may fail: the server may have closed the connection already) and reads
+    /// until the pong or the end of the connection: whether it ended, and the GoAway if one came.
+    async fn ping_or_closed(&mut self) -> (bool, Option<(u16, String)>) {
+        self.nonce += 1;
+        let nonce = self.nonce;
+        let _ = self.write.write_all(&raw::ping(nonce)).await;
+        let closed = loop {
+            match self.next_frame().await {
+                None => break true,
+                Some(frame) => {
+                    if self.process(frame) == Some(nonce) {
+                        break false;
+                    }
+                }
+            }
+        };
+        (closed, self.goaway.take())
+    }
+
     async fn sync(&mut self) {
         self.nonce += 1;
         let nonce = self.nonce;
@@ -1068,24 +1087,7 @@ fn items_sent_with_no_credit_left_close_the_connection() {
         for _ in 0..8 {
             let _ = client.write.write_all(&raw::item(id, &item_payload(&[7; 1_021]))).await;
         }
-        client.nonce += 1;
-        let nonce = client.nonce;
-        let _ = client.write.write_all(&raw::ping(nonce)).await;
-        let mut closed = false;
-        loop {
-            match client.next_frame().await {
-                None => {
-                    closed = true;
-                    break;
-                }
-                Some(frame) => {
-                    if client.process(frame) == Some(nonce) {
-                        break;
-                    }
-                }
-            }
-        }
-        let goaway = client.goaway.take();
+        let (closed, goaway) = client.ping_or_closed().await;
         assert!(
             closed && goaway.as_ref().is_some_and(|(code, _)| *code == Code::ResourceExhausted.as_u16()),
             "8 KiB past the credit, and the server answered the ping instead of closing (GoAway: {goaway:?})"
@@ -1105,24 +1107,7 @@ fn items_of_no_bytes_close_the_connection() {
         let id = client.calls[c].id;
         let none: Vec<&[u8]> = vec![&[]; 4_096];
         let _ = client.write.write_all(&raw::items(id, &none)).await;
-        client.nonce += 1;
-        let nonce = client.nonce;
-        let _ = client.write.write_all(&raw::ping(nonce)).await;
-        let mut closed = false;
-        loop {
-            match client.next_frame().await {
-                None => {
-                    closed = true;
-                    break;
-                }
-                Some(frame) => {
-                    if client.process(frame) == Some(nonce) {
-                        break;
-                    }
-                }
-            }
-        }
-        let goaway = client.goaway.take();
+        let (closed, goaway) = client.ping_or_closed().await;
         assert!(
             closed
                 && goaway.as_ref().is_some_and(|(code, message)| *code == Code::InvalidArgument.as_u16()
