@@ -108,6 +108,12 @@ impl Case {
 
     /// The case called `name` (as printed by `Display`).
     pub fn parse(name: &str) -> Option<Case> {
+        // Throughput with any number of calls in flight, not only the suite's.
+        if let Some(in_flight) = name.strip_prefix("tput-").and_then(|n| n.parse().ok())
+            && in_flight > 0
+        {
+            return Some(Case::Tput(in_flight));
+        }
         Case::ALL.into_iter().find(|c| c.to_string() == name)
     }
 

@@ -36,7 +36,7 @@ usage: suite [--quick] [--runs N (default 5)] [--cases CASE,...] [--one-process-
        suite --serve IMPL [--listen ADDR]   (ADDR: where to listen, default 127.0.0.1:0)
        suite --storm-server IMPL   (the storm case's server, raw or tidl; the case starts it)
 
-cases: seq tput-1 tput-64 tput-256 tput-1024 conns-16 payload-16 payload-1024 payload-65536
+cases: seq tput-1 tput-64 tput-256 tput-1024 (or tput-N for any N calls in flight) conns-16 payload-16 payload-1024 payload-65536
        payload-1048576 cancel cost busy stream-16 stream-65536 stream-pingpong stream-cancel
        stream-stall structs (tidl only: @frozen against evolvable structs) tls (tidl only: plain against TLS)
        layers (tidl only: with and without tower layers) inline (tidl only: handlers spawned or inline)

@@ -227,6 +227,13 @@ impl Side for Conn {
         Ok(())
     }
 
+    /// With more than one call in flight. A lone call's reply is left to the park: polling for
+    /// it draws the idle worker into what one worker does alone (a stream's ping-pong took twice
+    /// as long).
+    fn expecting(&self) -> bool {
+        self.in_flight.len() > 1
+    }
+
     async fn interrupt(&self) -> Interrupt {
         self.closing.cancelled().await;
         Interrupt::Stop

@@ -78,6 +78,13 @@ pub struct ClientConfig {
     /// If nothing arrives within this long of a ping, the server is considered dead: the
     /// connection closes and every pending call fails with `Unavailable`. Default: 20 s.
     pub keepalive_timeout: Duration,
+    /// While more than one call is in flight, how long the connection's reader, finding no
+    /// reply, keeps polling the socket (yielding to every other ready task in between) before
+    /// its worker thread parks: a reply that comes within it is read without a park and a
+    /// wake-up, which cost more. A wait that polls in vain makes the next reads skip polling,
+    /// more of them after each miss in a row (up to 64), so a server whose replies take long
+    /// costs little. `Duration::ZERO` never polls. Default: 100 µs.
+    pub busy_poll: Duration,
     /// Bytes of items a stream from the server may have in flight beyond what this side has
     /// taken: the server waits when a consumer falls this far behind. Default: 1 MiB.
     pub stream_window: usize,
@@ -120,6 +127,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_timeout: Duration::from_secs(20),
+            busy_poll: Duration::from_micros(100),
             stream_window: DEFAULT_STREAM_WINDOW,
             max_queued_request_bytes: 16 * 1024 * 1024,
             when_full: WhenFull::Wait,
@@ -296,6 +304,7 @@ impl Client {
             max_frame_len: config.max_frame_len,
             keepalive_interval: config.keepalive_interval,
             keepalive_timeout: config.keepalive_timeout,
+            busy_poll: config.busy_poll,
         };
         let conn = Arc::new(Conn {
             link: Link {

@@ -17,6 +17,7 @@ pub(crate) mod buffers;
 pub(crate) mod keepalive;
 pub(crate) mod outbox;
 pub(crate) mod reader;
+pub(crate) mod spin;
 pub(crate) mod stream;
 
 use crate::error::Status;
@@ -48,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) keepalive_interval: Option<Duration>,
     /// A pinged peer silent for this long is dead.
     pub(crate) keepalive_timeout: Duration,
+    /// How long a wait for the peer polls before it parks, while [`Side::expecting`] ([`spin`]).
+    pub(crate) busy_poll: Duration,
 }
 
 /// Something other than the peer that needs the read loop's attention.
@@ -84,6 +87,12 @@ pub(crate) trait Side: Send + Sync + 'static {
     /// Whether the loop should end now although the peer is still there (a draining server
     /// with nothing left to answer).
     fn finished(&self) -> bool {
+        false
+    }
+
+    /// Whether frames from the peer are due (a client with calls in flight): a read that finds
+    /// nothing then polls again for a while before it parks ([`spin`]).
+    fn expecting(&self) -> bool {
         false
     }
 

@@ -2,6 +2,7 @@
 
 use super::buffers::{LARGE_FRAME, LargeBuffers, Pooled, read_some};
 use super::keepalive::{Due, Keepalive};
+use super::spin::Spin;
 use super::stream::Deliveries;
 use super::{Interrupt, Side};
 use crate::error::Status;
@@ -85,6 +86,7 @@ pub(crate) struct Reader<R> {
     /// Stream items read and not yet handed to their streams.
     deliveries: Deliveries,
     received: observe::ByteCount,
+    spin: Spin,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -100,6 +102,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             large: None,
             deliveries: Deliveries::default(),
             received: observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE),
+            spin: Spin::new(settings.busy_poll),
         }
     }
 
@@ -118,7 +121,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
     async fn read_on<S: Side>(&mut self, side: &S) -> Step {
         let link = side.link();
-        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received } = self;
+        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received, spin } = self;
         loop {
             let ready = {
                 // Handler tasks that this read's requests start are collected (sched/batch.rs)
@@ -219,7 +222,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     }
                     Due::Dead(quiet) => return Step::Ended(Ended::Dead(quiet)),
                 },
-                read_result = read_some(read, buf, large) => read_result,
+                read_result = spin.read(read_some(read, buf, large), side.expecting()) => read_result,
             };
             match read_result {
                 Ok(0) if buf.is_empty() && large.is_none() && decoder.is_between_frames() => {

@@ -116,6 +116,8 @@ where
         max_frame_len: config.max_frame_len,
         keepalive_interval: config.keepalive_interval,
         keepalive_timeout: config.keepalive_timeout,
+        // Requests come when clients please: a server's reader does not poll for them.
+        busy_poll: Duration::ZERO,
     };
     let conn = Arc::new(Conn {
         link: Link {
