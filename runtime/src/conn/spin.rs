@@ -8,7 +8,7 @@
 //! instead yields (`tokio::task::yield_now`, which runs every other ready task first and then
 //! polls the I/O driver without blocking) and reads again, for up to
 //! [`ClientConfig::busy_poll`](crate::ClientConfig::busy_poll). Measured on the benchmark
-//! machine (one process, 64 calls in flight): about 1.35x the calls per second, at less CPU
+//! machine (one process, 64 calls in flight): about 1.3x the calls per second, at less CPU
 //! per call, since a park and its wake cost more than the polls they replace (BENCHMARKS.md,
 //! the tenth round).
 //!
