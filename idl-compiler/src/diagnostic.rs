@@ -219,16 +219,22 @@ impl Diagnostic {
             let mut previous_line: Option<usize> = None;
             for label in labels {
                 let (line, col) = sources.line_col(label.span.file, label.span.start);
-                if previous_line != Some(line) {
+                let text = expand_tabs(sources.line_text(label.span.file, line));
+                let text = text.trim_end();
+                let (indent, len) = underline(sources.line_text(label.span.file, line), col, label, sources);
+                // A long line is shown as a window around the label, for each of its labels.
+                let shown = Window::around(text, indent, len);
+                if previous_line != Some(line) || shown.is_some() {
                     if previous_line.is_some_and(|p| line > p + 1) {
                         writeln!(out, "...")?;
                     }
-                    let text = sources.line_text(label.span.file, line);
-                    writeln!(out, "{line:>width$} | {}", expand_tabs(text).trim_end())?;
+                    match &shown {
+                        Some(window) => writeln!(out, "{line:>width$} | {}", window.text)?,
+                        None => writeln!(out, "{line:>width$} | {text}")?,
+                    }
                 }
                 previous_line = Some(line);
-                let text = sources.line_text(label.span.file, line);
-                let (indent, len) = underline(text, col, label, sources);
+                let (indent, len) = shown.map_or((indent, len), |window| (window.indent, window.len));
                 let mark = if label.primary { "^" } else { "-" };
                 let mut underline = format!("{pad} | {}{}", " ".repeat(indent), mark.repeat(len));
                 if !label.message.is_empty() {
@@ -256,6 +262,41 @@ fn underline(text: &str, col: usize, label: &Label, sources: &SourceMap) -> (usi
     let first_line = span_text.split('\n').next().unwrap_or("");
     let len = expand_tabs(first_line).chars().count().max(1);
     (indent, len)
+}
+
+/// Source lines longer than this (in display columns) are shown as a window of this width.
+const MAX_SHOWN: usize = 160;
+
+/// Display columns a window shows before the label it is around.
+const SHOWN_BEFORE: usize = 40;
+
+/// The part of a long source line shown for one label, and where the label's underline falls
+/// in it.
+#[derive(Debug)]
+struct Window {
+    text: String,
+    indent: usize,
+    len: usize,
+}
+
+impl Window {
+    /// The window of `line` (tabs expanded) around a label underlined from display column
+    /// `indent` for `len` columns; `None` if the line is short enough to show whole.
+    fn around(line: &str, indent: usize, len: usize) -> Option<Window> {
+        let columns = line.chars().count();
+        if columns <= MAX_SHOWN {
+            return None;
+        }
+        let start = indent.saturating_sub(SHOWN_BEFORE).min(columns);
+        let end = (start + MAX_SHOWN).min(columns);
+        let before = if start > 0 { "..." } else { "" };
+        let after = if end < columns { "..." } else { "" };
+        let shown: String = line.chars().skip(start).take(end - start).collect();
+        let indent = indent - start + before.len();
+        // The underline stops where the window's text does.
+        let len = len.min((before.len() + end - start).saturating_sub(indent)).max(1);
+        Some(Window { text: format!("{before}{shown}{after}"), indent, len })
+    }
 }
 
 fn expand_tabs(text: &str) -> String {
@@ -401,6 +442,31 @@ mod tests {
   |             ^^^^^
 "
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_each_label() {
+        let mut sources = SourceMap::default();
+        let filler = "x".repeat(1_000_000);
+        let text = format!("struct A {{ a: {filler} , b: strng }}\n");
+        let start = text.find("strng").expect("the label");
+        let file = sources.add("long.tidl", text.as_str());
+        let d = Diagnostic::error(Span::new(file, start, start + 5), "unknown type `strng`")
+            .secondary(Span::new(file, 15, 15 + filler.len()), "not a type either");
+        let out = d.render(&sources);
+        assert!(out.len() < 1_000, "{} bytes rendered", out.len());
+        let lines: Vec<&str> = out.lines().collect();
+        // Each label gets its window: the line's start for the filler, its end for `strng`.
+        let filler_line = lines.iter().position(|l| l.starts_with("1 | struct A { a: xxx")).expect(&out);
+        assert!(lines[filler_line].ends_with("xxx..."), "{out}");
+        // The filler's underline starts under it and stops where the window's text does.
+        let dashes = format!("{}{} not a type either", " ".repeat(15), "-".repeat(MAX_SHOWN - 15));
+        assert_eq!(lines[filler_line + 1], format!("  | {dashes}"), "{out}");
+        let strng_line = lines.iter().position(|l| l.starts_with("1 | ...") && l.contains("strng")).expect(&out);
+        let caret = lines[strng_line + 1];
+        let column = |line: &str, what: &str| line.find(what).expect(what);
+        assert_eq!(column(caret, "^^^^^"), column(lines[strng_line], "strng"), "{out}");
+        assert!(!caret.contains("^^^^^^"), "{out}");
     }
 
     #[test]

@@ -1059,8 +1059,8 @@ fn brackets_nested_too_deeply() {
         r#"error: brackets nest more than 64 levels deep here
  --> test.tidl:2:327
   |
-2 |     x: list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<u8>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>,
-  |                                                                                                                                                                                                                                                                                                                                       ^
+2 | ...<list<list<list<list<list<list<list<list<u8>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>,
+  |                                            ^
   |
   = help: no schema needs this much nesting; give the inner types names of their own with `type` or `struct`
 
