@@ -46,7 +46,8 @@ pub struct ServerConfig {
     /// more, so a client that stops reading cannot grow the server's memory. Default: 4 MiB.
     pub max_queued_reply_bytes: usize,
     /// Connections served at once; further ones are refused at the handshake, and the client
-    /// sees `ResourceExhausted`. Default: 10,000.
+    /// sees `ResourceExhausted` (while 256 are being refused, any more are closed unanswered,
+    /// and their clients see `Unavailable`). Default: 10,000.
     pub max_connections: usize,
     /// After this long without hearing from a client, send it a ping; `None` turns keepalive
     /// off. Default: 30 s. With keepalive on, a client whose socket takes no bytes at all for
@@ -230,6 +231,7 @@ impl ServerBuilder {
         Server {
             inner: Arc::new(Inner {
                 connections: Arc::new(Semaphore::new(self.config.max_connections.min(Semaphore::MAX_PERMITS))),
+                refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
                 services: self.services.into_iter().collect(),
                 service_names: names.join(", "),
                 config: self.config,
@@ -255,6 +257,8 @@ pub struct Server {
 struct Inner {
     /// One permit per connection being served.
     connections: Arc<Semaphore>,
+    /// One permit per connection being refused for `max_connections` ([`MAX_REFUSING`]).
+    refusing: Arc<Semaphore>,
     /// Found by comparing names: a server has a handful, and that beats hashing the name.
     services: Vec<(&'static str, Arc<dyn Service>)>,
     /// For error messages: the registered services, sorted.
@@ -275,6 +279,11 @@ struct Inner {
     pub(crate) stack: Option<crate::tower::Stack>,
 }
 
+/// Connections refused for `max_connections` at once: each is told so in a "busy" hello, which
+/// waits up to a second for the client's. Beyond these, a connection over the limit is closed
+/// at once, unanswered, so that a storm of them holds no more than this many tasks and sockets.
+const MAX_REFUSING: usize = 256;
+
 /// Serves a connection, or refuses it if the server already has `max_connections`.
 async fn run_connection<R, W>(inner: Arc<Inner>, read: R, write: W, peer: Peer)
 where
@@ -283,7 +292,13 @@ where
 {
     match inner.connections.clone().try_acquire_owned() {
         Ok(permit) => connection::serve(inner, read, write, peer, permit).await,
-        Err(_) => connection::refuse_busy(read, write, peer, inner.config.max_connections).await,
+        Err(_) => match inner.refusing.clone().try_acquire_owned() {
+            Ok(_refusing) => connection::refuse_busy(read, write, peer, inner.config.max_connections).await,
+            Err(_) => tracing::debug!(
+                %peer,
+                "closed a connection unanswered: the server has max_connections and is refusing {MAX_REFUSING} more already"
+            ),
+        },
     }
 }
 

@@ -130,6 +130,43 @@ async fn connections_beyond_the_limit_are_refused_with_resource_exhausted() {
 }
 
 #[tokio::test]
+async fn a_storm_beyond_the_connection_limit_holds_a_bounded_number_of_refusals() {
+    // The server's refusals each wait up to 1 s for the client's hello; at most 256 at once.
+    const REFUSING: usize = 256;
+    const OVER: usize = REFUSING + 40;
+    let addr = common::serve_alone(|| {
+        let mut config = ServerConfig::default();
+        config.max_connections = 1;
+        tidl_runtime::Server::builder().register(Probe::default()).config(config).build()
+    });
+    let first = Client::dial(addr).await.expect("first");
+    // Connections over the limit that never send their hello.
+    let mut silent = Vec::with_capacity(OVER);
+    for _ in 0..OVER {
+        silent.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    // Those beyond the refusals in progress are closed at once, well before a refusal's second.
+    let reads: Vec<_> = silent
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                let read = tokio::io::AsyncReadExt::read(&mut socket, &mut byte);
+                matches!(tokio::time::timeout(Duration::from_millis(500), read).await, Ok(Ok(0) | Err(_)))
+            })
+        })
+        .collect();
+    let mut closed_at_once = 0;
+    for read in reads {
+        closed_at_once += usize::from(read.await.expect("a read task"));
+    }
+    assert!(closed_at_once >= OVER - REFUSING, "{closed_at_once} of {OVER} closed at once");
+    assert!(closed_at_once < OVER, "the refusals in progress wait for their hello");
+    // The connection being served is not disturbed.
+    assert_eq!(call::<_, ()>(&first, "empty", &()).await, Ok(()));
+}
+
+#[tokio::test]
 async fn a_request_over_the_frame_limit_fails_locally_and_the_connection_goes_on() {
     let (addr, _server) = serve(Probe::default()).await;
     let mut config = ClientConfig::default();
