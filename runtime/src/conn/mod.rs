@@ -90,8 +90,9 @@ pub(crate) trait Side: Send + Sync + 'static {
         false
     }
 
-    /// Whether frames from the peer are due (a client with calls in flight): a read that finds
-    /// nothing then polls again for a while before it parks ([`spin`]).
+    /// Whether frames from the peer are due soon enough to poll for (a client with more than one
+    /// call in flight): a read that finds nothing then polls again for a while before it parks
+    /// ([`spin`]).
     fn expecting(&self) -> bool {
         false
     }

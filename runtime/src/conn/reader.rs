@@ -222,7 +222,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     }
                     Due::Dead(quiet) => return Step::Ended(Ended::Dead(quiet)),
                 },
-                read_result = spin.read(read_some(read, buf, large), side.expecting()) => read_result,
+                read_result = spin.read(read_some(read, buf, large), || side.expecting()) => read_result,
             };
             match read_result {
                 Ok(0) if buf.is_empty() && large.is_none() && decoder.is_between_frames() => {
