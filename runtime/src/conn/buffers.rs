@@ -72,6 +72,12 @@ impl LargeBuffers {
     pub(crate) fn clear(&self) {
         lock(&self.0).clear();
     }
+
+    /// How many buffers the pool keeps now.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        lock(&self.0).len()
+    }
 }
 
 /// A large frame's buffer, as the owner of the frame's `Bytes`: back to the pool when the last

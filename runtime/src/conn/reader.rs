@@ -132,7 +132,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 {
                     let Some((body, _)) = large.take() else { continue };
                     let frame = Bytes::from_owner(Pooled { body, pool: Arc::downgrade(pool) });
-                    if let Err(ended) = on_frame(side, deliveries, &frame) {
+                    if let Err(ended) = on_frame(side, deliveries, pool, &frame) {
                         return Step::Ended(ended);
                     }
                 }
@@ -140,7 +140,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     match decoder.decode(buf) {
                         Ok(Some(frame)) => {
                             batch.more(!buf.is_empty());
-                            if let Err(ended) = on_frame(side, deliveries, &frame.freeze()) {
+                            if let Err(ended) = on_frame(side, deliveries, pool, &frame.freeze()) {
                                 return Step::Ended(ended);
                             }
                             if batch.is_full() {
@@ -244,7 +244,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
 /// Parses one frame and handles it: pings and stream items here, everything else by the side.
 /// Items are held until the end of the read batch, or until a frame of another kind comes.
-fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Result<(), Ended> {
+fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, pool: &LargeBuffers, frame: &Bytes) -> Result<(), Ended> {
     let (header, payload) = wire::parse(frame).map_err(Ended::NotAFrame)?;
     if let Header::Item { id } = header {
         for len in wire::item_lengths(&payload) {
@@ -270,6 +270,10 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Re
     deliveries.flush().map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")))?;
     match header {
         Header::Ping { nonce } => {
+            // A peer pings when it has heard nothing for its keepalive interval: the connection is
+            // quiet, and keeps no large buffers. (This side's own ping does the same, but a peer
+            // that pings first keeps this side from ever pinging.)
+            pool.clear();
             // A peer that pings and reads nothing gets no more pongs once this much waits for
             // it: it would not see them anyway, and they must not pile up without bound. The
             // ping that follows a GoAway is always answered: the server closes on its pong.
@@ -283,5 +287,88 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, frame: &Bytes) -> Re
             Ok(())
         }
         header => side.on_frame(header, payload).map_err(Ended::Refused),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::outbox::Outbox;
+    use crate::conn::{Link, Settings};
+    use crate::transport::Peer;
+    use tokio::io::AsyncWriteExt;
+
+    /// A side that takes every frame and drops it.
+    #[derive(Debug)]
+    struct Sink(Link);
+
+    impl Side for Sink {
+        const ROLE: observe::Side = observe::Side::Server;
+
+        fn link(&self) -> &Link {
+            &self.0
+        }
+
+        fn on_frame(&self, _header: Header<'_>, _payload: Bytes) -> Result<(), Status> {
+            Ok(())
+        }
+
+        async fn interrupt(&self) -> super::super::Interrupt {
+            std::future::pending().await
+        }
+
+        fn stream(&self, _id: u64) -> Option<Arc<crate::conn::stream::Stream>> {
+            None
+        }
+
+        fn bad_items(&self, _id: u64, _overrun: Option<&crate::conn::stream::Overrun>, what: &str) -> Status {
+            Status::unavailable(what.to_owned())
+        }
+    }
+
+    fn frame(header: &Header<'_>, payload: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        wire::write_frame(&mut buf, usize::MAX >> 8, header, |buf, _| {
+            buf.extend_from_slice(payload);
+            Ok(())
+        })
+        .expect("a frame");
+        buf
+    }
+
+    #[tokio::test]
+    async fn a_ping_from_the_peer_empties_the_large_frame_pool() {
+        let settings = Settings {
+            max_frame_len: 8 * 1024 * 1024,
+            keepalive_interval: None,
+            keepalive_timeout: Duration::from_secs(20),
+            busy_poll: Duration::ZERO,
+        };
+        let side = Sink(Link {
+            outbox: Outbox::new(settings.max_frame_len, usize::MAX, observe::Side::Server),
+            peer: Arc::new(Peer::Memory),
+            settings,
+        });
+        let (near, mut far) = tokio::io::duplex(1024 * 1024);
+        let mut reader = Reader::new(near, &side);
+        let reply = Header::Response { id: 1, outcome: wire::Outcome::Ok };
+        far.write_all(&frame(&reply, &vec![7; 2 * LARGE_FRAME])).await.expect("a large frame");
+        // The large frame's buffer goes back to the pool once the side has dropped it.
+        read_until(&mut reader, &side, 1).await;
+        far.write_all(&frame(&Header::Ping { nonce: 2 }, &[])).await.expect("a ping");
+        read_until(&mut reader, &side, 0).await;
+    }
+
+    /// Reads until the reader's pool keeps `kept` buffers; fails after 5 s.
+    async fn read_until<R: AsyncRead + Unpin>(reader: &mut Reader<R>, side: &Sink, kept: usize) {
+        let reading = async {
+            while reader.pool.kept() != kept {
+                let step = tokio::time::timeout(Duration::from_millis(20), reader.next(side)).await;
+                assert!(!matches!(step, Ok(Step::Ended(_))), "reading ended");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), reading)
+            .await
+            .unwrap_or_else(|_| panic!("the pool never kept {kept}"));
     }
 }
