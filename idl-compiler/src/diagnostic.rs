@@ -200,7 +200,7 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        writeln!(out, "{severity}: {}", self.message)?;
+        writeln!(out, "{severity}: {}", cut(&self.message))?;
         // Labels grouped by file, the primary's file first; within a file, by position.
         let mut files: Vec<FileId> = vec![primary.file];
         for label in &self.labels {
@@ -239,14 +239,14 @@ impl Diagnostic {
                 let mut underline = format!("{pad} | {}{}", " ".repeat(indent), mark.repeat(len));
                 if !label.message.is_empty() {
                     underline.push(' ');
-                    underline.push_str(&label.message);
+                    underline.push_str(&cut(&label.message));
                 }
                 writeln!(out, "{underline}")?;
             }
         }
         for help in &self.help {
             writeln!(out, "{pad} |")?;
-            writeln!(out, "{pad} = help: {help}")?;
+            writeln!(out, "{pad} = help: {}", cut(help))?;
         }
         Ok(())
     }
@@ -262,6 +262,22 @@ fn underline(text: &str, col: usize, label: &Label, sources: &SourceMap) -> (usi
     let first_line = span_text.split('\n').next().unwrap_or("");
     let len = expand_tabs(first_line).chars().count().max(1);
     (indent, len)
+}
+
+/// The longest message, label or help shown whole, in characters: a message that names what the
+/// input spelled (a 1 MB identifier) shows its start and end.
+const MAX_MESSAGE: usize = 400;
+
+/// `message`, or its first and last characters around a note of how many were left out if it
+/// is longer than [`MAX_MESSAGE`].
+fn cut(message: &str) -> std::borrow::Cow<'_, str> {
+    let chars = message.chars().count();
+    if chars <= MAX_MESSAGE {
+        return message.into();
+    }
+    let head: String = message.chars().take(MAX_MESSAGE - 100).collect();
+    let tail: String = message.chars().skip(chars - 100).collect();
+    format!("{head}... ({} characters left out) ...{tail}", chars - MAX_MESSAGE).into()
 }
 
 /// Source lines longer than this (in display columns) are shown as a window of this width.
@@ -455,6 +471,15 @@ mod tests {
             .secondary(Span::new(file, 15, 15 + filler.len()), "not a type either");
         let out = d.render(&sources);
         assert!(out.len() < 1_000, "{} bytes rendered", out.len());
+        // A message naming a long identifier shows its start and end.
+        let long = Diagnostic::error(Span::new(file, 15, 20), format!("unknown type `{filler}`"))
+            .label(format!("`{filler}` is not defined"))
+            .help(format!("define `{filler}`"));
+        let rendered = long.render(&sources);
+        assert!(rendered.len() < 3_000, "{} bytes rendered", rendered.len());
+        assert!(rendered.starts_with("error: unknown type `xxx"), "{rendered}");
+        let first = rendered.lines().next().unwrap_or_default();
+        assert!(first.contains("xxx... (999615 characters left out) ...xxx") && first.ends_with("xxx`"), "{first}");
         let lines: Vec<&str> = out.lines().collect();
         // Each label gets its window: the line's start for the filler, its end for `strng`.
         let filler_line = lines.iter().position(|l| l.starts_with("1 | struct A { a: xxx")).expect(&out);
