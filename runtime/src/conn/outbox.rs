@@ -115,6 +115,8 @@ struct State {
     leftover: Option<(BytesMut, usize)>,
     /// The buffer of direct writes, kept for reuse.
     spare: BytesMut,
+    /// Set by [`trim`](Outbox::trim): the writer gives back its large buffers when next idle.
+    trim: bool,
 }
 
 /// A frame could not be queued.
@@ -146,6 +148,7 @@ impl Outbox {
                 writing: false,
                 leftover: None,
                 spare: BytesMut::new(),
+                trim: false,
             }),
             io: Mutex::new(None),
             wake_writer: Notify::new(),
@@ -361,6 +364,14 @@ impl Outbox {
         self.drained.notify_waiters();
     }
 
+    /// The connection is quiet: buffers grown past [`KEEP_CAPACITY`] for large frames are given
+    /// back now (by the writer, once it is idle), not after [`SMALL_WRITES_BEFORE_SHRINK`]
+    /// more writes, which a quiet connection may never make.
+    pub(crate) fn trim(&self) {
+        self.lock().trim = true;
+        self.wake_writer.notify_one();
+    }
+
     /// Holds the outbox while the reader handles what it read: frames queued until
     /// [`release`](Self::release) do not wake the writer.
     pub(crate) fn hold(&self) {
@@ -573,6 +584,11 @@ impl Outbox {
                     if state.closing {
                         return Ok(());
                     }
+                    if std::mem::take(&mut state.trim) {
+                        small_writes = SMALL_WRITES_BEFORE_SHRINK;
+                        shrink_if_unused(&mut out, small_writes);
+                        shrink_if_unused(&mut state.spare, small_writes);
+                    }
                     shrink_if_unused(&mut state.buf, small_writes);
                     None
                 } else {
@@ -683,6 +699,41 @@ mod tests {
         outbox.close();
         writer.await.expect("writer").expect("writes");
         Arc::try_unwrap(writes).expect("one owner").into_inner().expect("lock")
+    }
+
+    #[tokio::test]
+    async fn a_trimmed_outbox_gives_back_the_buffer_a_large_frame_grew() {
+        let outbox = Arc::new(Outbox::new(8 * 1024 * 1024, usize::MAX, crate::observe::Side::Server));
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let writer = tokio::spawn({
+            let (outbox, sink) = (outbox.clone(), Writes(writes.clone()));
+            async move { outbox.run_writer(sink, CancellationToken::new(), || false).await }
+        });
+        let written = |n: usize| {
+            let writes = writes.clone();
+            async move {
+                while writes.lock().expect("lock").len() < n {
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        static LARGE: [u8; 2 * KEEP_CAPACITY] = [7; 2 * KEEP_CAPACITY];
+        push(&outbox, &LARGE);
+        written(1).await;
+        outbox.trim();
+        while outbox.lock().trim {
+            tokio::task::yield_now().await;
+        }
+        // The next write swaps the writer's buffer into the outbox: the large one, unless trimmed.
+        push(&outbox, b"A");
+        written(2).await;
+        while outbox.lock().writing {
+            tokio::task::yield_now().await;
+        }
+        let capacity = outbox.lock().buf.capacity();
+        assert!(capacity <= KEEP_CAPACITY, "a {capacity}-byte buffer kept");
+        outbox.close();
+        writer.await.expect("writer").expect("writes");
     }
 
     #[tokio::test]

@@ -217,6 +217,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     Due::Ping(nonce) => {
                         // A quiet connection keeps no large buffers.
                         pool.clear();
+                        link.outbox.trim();
                         let _ = link.outbox.push_header(&Header::Ping { nonce });
                         continue;
                     }
@@ -274,6 +275,7 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, pool: &LargeBuffers,
             // quiet, and keeps no large buffers. (This side's own ping does the same, but a peer
             // that pings first keeps this side from ever pinging.)
             pool.clear();
+            side.link().outbox.trim();
             // A peer that pings and reads nothing gets no more pongs once this much waits for
             // it: it would not see them anyway, and they must not pile up without bound. The
             // ping that follows a GoAway is always answered: the server closes on its pong.
