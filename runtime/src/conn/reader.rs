@@ -19,6 +19,9 @@ use tokio_util::codec::Decoder;
 /// Pings are answered only while less than this is queued for the peer.
 const PONG_ROOM: usize = 1024 * 1024;
 
+/// How often (in frames) the read loop looks whether the outbox is full.
+const CHECK_ROOM_EVERY: usize = 8;
+
 /// Bytes the reader asks the socket for at least, per read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -87,6 +90,8 @@ pub(crate) struct Reader<R> {
     deliveries: Deliveries,
     received: observe::ByteCount,
     spin: Spin,
+    /// Frames decoded, modulo the word size.
+    decoded: usize,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -103,6 +108,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             deliveries: Deliveries::default(),
             received: observe::ByteCount::new(observe::ByteCount::RECEIVED, S::ROLE),
             spin: Spin::new(settings.busy_poll),
+            decoded: 0,
         }
     }
 
@@ -121,8 +127,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
 
     async fn read_on<S: Side>(&mut self, side: &S) -> Step {
         let link = side.link();
-        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received, spin } = self;
+        let Reader { read, decoder, buf, keepalive, pool, large, deliveries, received, spin, decoded } = self;
         loop {
+            // Set when the outbox filled up before the buffer's frames were all handled.
+            let mut full = false;
             let ready = {
                 // Handler tasks that this read's requests start are collected (sched/batch.rs)
                 // and handed over as the block ends; nothing in it awaits.
@@ -139,9 +147,21 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 while large.is_none() {
                     match decoder.decode(buf) {
                         Ok(Some(frame)) => {
+                            *decoded = decoded.wrapping_add(1);
                             batch.more(!buf.is_empty());
                             if let Err(ended) = on_frame(side, deliveries, pool, &frame.freeze()) {
                                 return Step::Ended(ended);
+                            }
+                            // What this read's frames answered (refusals, pongs) may fill the
+                            // outbox: the rest of the buffer then waits for room, as unread bytes
+                            // do. Looked at every few frames, on a server only: the count is a
+                            // cache line every producer writes, and a client queues no answers.
+                            if S::ROLE == observe::Side::Server
+                                && *decoded % CHECK_ROOM_EVERY == 0
+                                && !link.outbox.has_space()
+                            {
+                                full = true;
+                                break;
                             }
                             if batch.is_full() {
                                 // The rest of the buffer is handled once this batch has run.
@@ -201,6 +221,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                         continue;
                     }
                 }
+            }
+            if full {
+                // The release made room: the frames left in the buffer come first.
+                continue;
             }
             // Frames split off earlier may still hold the buffer; reading into its spare room
             // reuses it, and only a nearly full buffer is replaced.
@@ -300,9 +324,9 @@ mod tests {
     use crate::transport::Peer;
     use tokio::io::AsyncWriteExt;
 
-    /// A side that takes every frame and drops it.
+    /// A side that takes every frame and drops it, answering each with `.1` bytes; counts them.
     #[derive(Debug)]
-    struct Sink(Link);
+    struct Sink(Link, usize, std::sync::atomic::AtomicUsize);
 
     impl Side for Sink {
         const ROLE: observe::Side = observe::Side::Server;
@@ -312,6 +336,14 @@ mod tests {
         }
 
         fn on_frame(&self, _header: Header<'_>, _payload: Bytes) -> Result<(), Status> {
+            self.2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.1 > 0 {
+                let answer = vec![0; self.1];
+                let _ = self.0.outbox.push(|buf, _| {
+                    buf.extend_from_slice(&answer);
+                    Ok(())
+                });
+            }
             Ok(())
         }
 
@@ -338,19 +370,61 @@ mod tests {
         buf
     }
 
-    #[tokio::test]
-    async fn a_ping_from_the_peer_empties_the_large_frame_pool() {
+    /// A side answering each frame with `answer` bytes into an outbox whose high-water mark is
+    /// `high_water` (and that nothing writes out).
+    fn sink(high_water: usize, answer: usize) -> Sink {
         let settings = Settings {
             max_frame_len: 8 * 1024 * 1024,
             keepalive_interval: None,
             keepalive_timeout: Duration::from_secs(20),
             busy_poll: Duration::ZERO,
         };
-        let side = Sink(Link {
-            outbox: Outbox::new(settings.max_frame_len, usize::MAX, observe::Side::Server),
+        let link = Link {
+            outbox: Outbox::new(settings.max_frame_len, high_water, observe::Side::Server),
             peer: Arc::new(Peer::Memory),
             settings,
-        });
+        };
+        Sink(link, answer, std::sync::atomic::AtomicUsize::new(0))
+    }
+
+    #[tokio::test]
+    async fn answers_within_one_read_stop_at_the_outbox_high_water_mark() {
+        let side = sink(4 * 1024, 1024);
+        let (near, mut far) = tokio::io::duplex(1024 * 1024);
+        let mut reader = Reader::new(near, &side);
+        let mut frames = BytesMut::new();
+        for id in 0..200 {
+            frames.extend_from_slice(&frame(&Header::Cancel { id }, &[]));
+        }
+        far.write_all(&frames).await.expect("200 frames in one write");
+        // Nothing writes the outbox out: the reader stops once it is full (its release moved
+        // one outbox's worth aside for the writer, so twice), and waits for room.
+        let step = tokio::time::timeout(Duration::from_millis(100), reader.next(&side)).await;
+        assert!(step.is_err(), "the reader waits for room");
+        let handled = side.2.load(std::sync::atomic::Ordering::Relaxed);
+        let most = 2 * (4 + CHECK_ROOM_EVERY);
+        assert!(handled <= most, "{handled} frames answered with 1 KiB each past a mark of 4 KiB");
+        assert!(!reader.buf.is_empty(), "the rest of the read waits in the buffer");
+        // Once the outbox is written out, the frames left in the buffer are all handled, with no
+        // more bytes from the peer.
+        let writer = side.0.outbox.run_writer(tokio::io::sink(), tokio_util::sync::CancellationToken::new(), || false);
+        let handled_all = async {
+            while side.2.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        let within = tokio::time::sleep(Duration::from_secs(5));
+        tokio::select! {
+            ended = writer => panic!("the writer ended: {ended:?}"),
+            _ = reader.next(&side) => panic!("the reader stopped"),
+            () = within => panic!("{} of 200 frames handled", side.2.load(std::sync::atomic::Ordering::Relaxed)),
+            () = handled_all => {}
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ping_from_the_peer_empties_the_large_frame_pool() {
+        let side = sink(usize::MAX, 0);
         let (near, mut far) = tokio::io::duplex(1024 * 1024);
         let mut reader = Reader::new(near, &side);
         let reply = Header::Response { id: 1, outcome: wire::Outcome::Ok };
