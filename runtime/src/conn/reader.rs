@@ -239,9 +239,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 },
                 due = keepalive.due() => match due {
                     Due::Ping(nonce) => {
-                        // A quiet connection keeps no large buffers.
-                        pool.clear();
-                        link.outbox.trim();
+                        quiet(pool, link);
                         let _ = link.outbox.push_header(&Header::Ping { nonce });
                         continue;
                     }
@@ -265,6 +263,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             }
         }
     }
+}
+
+/// A ping either way shows the connection quiet: it keeps no buffers grown for large frames.
+fn quiet(pool: &LargeBuffers, link: &super::Link) {
+    pool.clear();
+    link.outbox.trim();
 }
 
 /// Parses one frame and handles it: pings and stream items here, everything else by the side.
@@ -295,11 +299,9 @@ fn on_frame<S: Side>(side: &S, deliveries: &mut Deliveries, pool: &LargeBuffers,
     deliveries.flush().map_err(|(id, overrun)| Ended::Refused(side.bad_items(id, Some(&overrun), "")))?;
     match header {
         Header::Ping { nonce } => {
-            // A peer pings when it has heard nothing for its keepalive interval: the connection is
-            // quiet, and keeps no large buffers. (This side's own ping does the same, but a peer
-            // that pings first keeps this side from ever pinging.)
-            pool.clear();
-            side.link().outbox.trim();
+            // A peer pings when it has heard nothing for its keepalive interval. (This side's
+            // own ping means the same, but a peer that pings first keeps it from ever pinging.)
+            quiet(pool, side.link());
             // A peer that pings and reads nothing gets no more pongs once this much waits for
             // it: it would not see them anyway, and they must not pile up without bound. The
             // ping that follows a GoAway is always answered: the server closes on its pong.
